@@ -1,0 +1,45 @@
+import Crypto
+
+/// A blob's name: `sha256:<64 lowercase hex>` of its original bytes (OCI digest form).
+public struct BlobDigest: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The 64 lowercase hex characters.
+    public let hex: String
+
+    public init?(hex: String) {
+        guard hex.utf8.count == 64,
+              hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+        else { return nil }
+        self.hex = hex
+    }
+
+    /// Parses `sha256:<hex>`, or bare hex, as users paste either.
+    public init?(parsing text: String) {
+        let body = text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text
+        self.init(hex: body)
+    }
+
+    init(_ digest: SHA256Digest) {
+        var hex = ""
+        hex.reserveCapacity(64)
+        let digits = Array("0123456789abcdef".utf8)
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(128)
+        for byte in digest {
+            bytes.append(digits[Int(byte >> 4)])
+            bytes.append(digits[Int(byte & 0x0F)])
+        }
+        hex = String(decoding: bytes, as: UTF8.self)
+        self.hex = hex
+    }
+
+    public var description: String { "sha256:" + hex }
+
+    public static func < (lhs: BlobDigest, rhs: BlobDigest) -> Bool { lhs.hex < rhs.hex }
+
+    /// SHA-256 of an in-memory buffer (tests, small payloads).
+    public static func of<Bytes: Sequence>(_ bytes: Bytes) -> BlobDigest where Bytes.Element == UInt8 {
+        var hasher = SHA256()
+        hasher.update(data: Array(bytes))
+        return BlobDigest(hasher.finalize())
+    }
+}

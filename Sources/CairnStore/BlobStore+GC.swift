@@ -1,0 +1,82 @@
+import Foundation
+import GRDB
+import Glibc
+
+/// What `gc` removed (or, dry, would remove).
+public struct GCReport: Sendable {
+    public var unreferenced: [BlobDigest] = []
+    public var bytesFreed: UInt64 = 0
+    public var orphanFiles: [String] = []
+}
+
+extension BlobStore {
+    /// Files younger than this are never treated as orphans: they may be in-flight writes.
+    public static let orphanGracePeriod: TimeInterval = 3600
+    static let gcLeaseSeconds: TimeInterval = 600
+
+    /// Mark and sweep. Roots are the blobs that some dataset references; everything else goes.
+    /// Runs under a lease in the index so two collectors never sweep at once. Each batch deletes
+    /// files and rows inside one write transaction, which serialises it with writers: a writer that
+    /// deduplicated against a blob checks the file still exists inside its own commit.
+    public func collectGarbage(dryRun: Bool) throws -> GCReport {
+        let holder = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        try acquireLease(holder)
+        defer { try? releaseLease(holder) }
+        var report = GCReport()
+        let candidates: [BlobRecord] = try index.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM dataset_blobs d WHERE d.digest = b.digest)
+                """).map(BlobRecord.init)
+        }
+        for batch in stride(from: 0, to: candidates.count, by: 500).map({ Array(candidates[$0..<min($0 + 500, candidates.count)]) }) {
+            try index.write { db in
+                for blob in batch {
+                    let stillUnreferenced = try Bool.fetchOne(db, sql: "SELECT 1 FROM dataset_blobs WHERE digest = ?",
+                                                              arguments: [blob.digest.hex]) == nil
+                    guard stillUnreferenced else { continue }
+                    report.unreferenced.append(blob.digest)
+                    report.bytesFreed += blob.storedSize
+                    if dryRun { continue }
+                    FileSystem.remove(path(of: blob.digest))
+                    try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex])
+                }
+            }
+            try renewLease(holder)
+        }
+        report.orphanFiles = try orphanFiles(olderThan: Self.orphanGracePeriod)
+        if !dryRun {
+            for orphan in report.orphanFiles {
+                report.bytesFreed += FileSystem.fileSize(orphan) ?? 0
+                FileSystem.remove(orphan)
+            }
+        }
+        return report
+    }
+
+    private func acquireLease(_ holder: String) throws {
+        let now = Date().timeIntervalSince1970
+        let acquired: Bool = try index.write { db in
+            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'gc_lease'"),
+               let expiry = Double(value.split(separator: " ").last ?? ""), expiry > now {
+                return false
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES ('gc_lease', ?)",
+                           arguments: ["\(holder) \(now + Self.gcLeaseSeconds)"])
+            return true
+        }
+        guard acquired else { throw StoreError.invalidArgument("another gc holds the lease; try again later") }
+    }
+
+    private func renewLease(_ holder: String) throws {
+        try index.write { db in
+            try db.execute(sql: "UPDATE settings SET value = ? WHERE key = 'gc_lease' AND value LIKE ?",
+                           arguments: ["\(holder) \(Date().timeIntervalSince1970 + Self.gcLeaseSeconds)", holder + " %"])
+        }
+    }
+
+    private func releaseLease(_ holder: String) throws {
+        try index.write { db in
+            try db.execute(sql: "DELETE FROM settings WHERE key = 'gc_lease' AND value LIKE ?", arguments: [holder + " %"])
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// One line of `cairn ls`.
+public struct ListedBlob: Sendable {
+    public var record: BlobRecord
+    public var dataset: String?
+    public var name: String?
+}
+
+/// Totals for `cairn stats`.
+public struct StoreStats: Sendable {
+    public var blobs = 0
+    public var bytes: UInt64 = 0
+    public var storedBytes: UInt64 = 0
+    public var byCodec: [String: Int] = [:]
+    public var missing = 0
+    public var corrupt = 0
+    public var datasets = 0
+    public var datasetEntries = 0
+    public var frameSize = 0
+    public var diskFree: UInt64?
+}
+
+extension BlobStore {
+    /// Blobs of one dataset (with their names), or every blob; in digest order.
+    public func list(dataset: String?, limit: Int? = nil) throws -> [ListedBlob] {
+        try index.read { db in
+            let limitClause = limit.map { " LIMIT \($0)" } ?? ""
+            if let dataset {
+                return try Row.fetchAll(db, sql: """
+                    SELECT b.*, d.dataset_id, d.name FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
+                    WHERE d.dataset_id = ? ORDER BY d.digest\(limitClause)
+                    """, arguments: [dataset]).map { ListedBlob(record: BlobRecord(row: $0), dataset: $0["dataset_id"], name: $0["name"]) }
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM blobs ORDER BY digest\(limitClause)")
+                .map { ListedBlob(record: BlobRecord(row: $0), dataset: nil, name: nil) }
+        }
+    }
+
+    public func stats() throws -> StoreStats {
+        var stats = try index.read { db in
+            var stats = StoreStats()
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(sum(stored_size), 0) AS stored,
+                       coalesce(sum(state = 'missing'), 0) AS missing, coalesce(sum(state = 'corrupt'), 0) AS corrupt
+                FROM blobs
+                """) {
+                stats.blobs = row["n"]
+                stats.bytes = UInt64(row["bytes"] as Int64)
+                stats.storedBytes = UInt64(row["stored"] as Int64)
+                stats.missing = row["missing"]
+                stats.corrupt = row["corrupt"]
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT codec, count(*) AS n FROM blobs GROUP BY codec") {
+                stats.byCodec[row["codec"]] = row["n"]
+            }
+            stats.datasets = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets") ?? 0
+            stats.datasetEntries = try Int.fetchOne(db, sql: "SELECT count(*) FROM dataset_blobs") ?? 0
+            return stats
+        }
+        stats.frameSize = frameSize
+        stats.diskFree = FileSystem.freeBytes(root)
+        return stats
+    }
+}

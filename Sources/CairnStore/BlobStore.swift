@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import Glibc
+
+/// A Cairn data directory: content-addressed blob files under `blobs/sha256/`, write-in-progress
+/// files under `tmp/`, and the SQLite index. Safe to share between threads and between processes.
+public final class BlobStore: Sendable {
+    public let root: String
+    let index: StoreIndex
+    /// Frame size for new blobs, kept in the index so every writer of this store agrees.
+    public let frameSize: Int
+
+    public static let defaultDataset = "default"
+    static let formatVersion = "1"
+
+    var blobsRoot: String { root + "/blobs/sha256" }
+    var tmpRoot: String { root + "/tmp" }
+    var indexPath: String { root + "/index.sqlite" }
+
+    private init(root: String, index: StoreIndex, frameSize: Int) {
+        self.root = root
+        self.index = index
+        self.frameSize = frameSize
+    }
+
+    /// Creates the layout and index if missing (idempotent), then opens the store.
+    @discardableResult
+    public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize) throws -> BlobStore {
+        let root = absolute(root)
+        try createDirectories(root: root)
+        let index = try StoreIndex(path: root + "/index.sqlite")
+        try index.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
+                           arguments: [formatVersion])
+            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('frame_size', ?)",
+                           arguments: [String(frameSize)])
+            try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, 'Default dataset', ?)",
+                           arguments: [defaultDataset, Date().timeIntervalSince1970])
+        }
+        return try open(at: root)
+    }
+
+    /// Opens an initialised store and recovers from any crashed writer (see `recoverTemporaryFiles`).
+    public static func open(at root: String) throws -> BlobStore {
+        let root = absolute(root)
+        guard FileSystem.exists(root + "/index.sqlite"), FileSystem.exists(root + "/blobs/sha256") else {
+            throw StoreError.notInitialized(path: root)
+        }
+        try createDirectories(root: root)
+        let index = try StoreIndex(path: root + "/index.sqlite")
+        let frameSize = try index.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'frame_size'").flatMap { Int($0) }
+        } ?? WriteOptions.defaultFrameSize
+        let store = BlobStore(root: root, index: index, frameSize: frameSize)
+        try store.recoverTemporaryFiles()
+        return store
+    }
+
+    private static func createDirectories(root: String) throws {
+        for path in [root, root + "/blobs", root + "/blobs/sha256", root + "/tmp"] {
+            try FileSystem.makeDirectory(path)
+        }
+    }
+
+    private static func absolute(_ path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        return url.standardizedFileURL.path
+    }
+
+    /// Where a blob's file lives: `blobs/sha256/<hex[0:2]>/<hex[2:4]>/<hex>`.
+    public func path(of digest: BlobDigest) -> String {
+        let hex = digest.hex
+        return "\(blobsRoot)/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))/\(hex)"
+    }
+
+    func directory(of digest: BlobDigest) -> String {
+        let hex = digest.hex
+        return "\(blobsRoot)/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))"
+    }
+
+    // MARK: - Reading
+
+    public func record(_ digest: BlobDigest) throws -> BlobRecord? {
+        try index.read { db in try StoreIndex.blob(db, digest) }
+    }
+
+    /// Opens a reader for an indexed blob.
+    public func reader(_ digest: BlobDigest) throws -> BlobReader {
+        guard let record = try record(digest) else { throw StoreError.notFound(digest) }
+        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec)
+    }
+
+    // MARK: - Recovery
+
+    /// Temp files are named `<random>.partial` while being written and `<hex>.<random>.ready` once
+    /// complete and fsynced, and are removed only after the index commit. A live writer holds an
+    /// flock on its temp file; an unlocked one belongs to a dead process. For a `.ready` file whose
+    /// blob was linked but never committed, the blob file (same inode) is removed as well, so the
+    /// store holds exactly what was reported — without walking the whole blob tree at start-up.
+    func recoverTemporaryFiles() throws {
+        for name in try FileSystem.list(tmpRoot) {
+            let path = tmpRoot + "/" + name
+            guard let file = try? PosixFile.openForReading(path) else { continue }
+            guard file.tryLockExclusive() else { continue }
+            if name.hasSuffix(".ready"), let digest = BlobDigest(hex: String(name.prefix(64))) {
+                let blobPath = self.path(of: digest)
+                try index.write { db in
+                    if try StoreIndex.blob(db, digest) == nil,
+                       let blob = FileSystem.inode(blobPath), let temp = FileSystem.inode(path),
+                       blob == temp {
+                        FileSystem.remove(blobPath)
+                    }
+                }
+            }
+            FileSystem.remove(path)
+        }
+    }
+
+    // MARK: - Datasets
+
+    public func createDataset(id: String, title: String?) throws {
+        try Self.validateDatasetID(id)
+        try index.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, ?, ?)",
+                           arguments: [id, title, Date().timeIntervalSince1970])
+        }
+    }
+
+    public func datasetExists(_ id: String) throws -> Bool {
+        try index.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [id]) ?? false }
+    }
+
+    /// Dataset ids are used in URLs and file names: letters, digits, `.`, `_`, `-`; 1–128 characters.
+    public static func validateDatasetID(_ id: String) throws {
+        let allowed = id.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
+                || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
+        }
+        guard allowed, (1...128).contains(id.utf8.count), id.first != ".", id.first != "-" else {
+            throw StoreError.invalidArgument("dataset id '\(id)' must be 1-128 of A-Z a-z 0-9 . _ - and not start with . or -")
+        }
+    }
+}

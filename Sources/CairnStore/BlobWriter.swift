@@ -1,0 +1,190 @@
+import Crypto
+import Glibc
+
+/// Which encoding a write should produce. `auto` is zstd unless compression saves under
+/// `autoRawThreshold` of the bytes (JPEG, JPEG 2000 pixel data), which are stored raw.
+public enum CodecChoice: String, Sendable, CaseIterable {
+    case auto, zstd, lz4, raw
+}
+
+public struct WriteOptions: Sendable {
+    public var codec: CodecChoice
+    /// Compression level; nil takes the codec's default.
+    public var level: Int?
+    /// Largest number of original bytes in one frame; nil takes the store's setting.
+    public var frameSize: Int?
+
+    /// The default frame size, chosen from `Tools/bench` measurements (see README).
+    public static let defaultFrameSize = 256 * 1024
+    /// Compression must save at least this fraction for `auto` to keep it.
+    public static let autoRawThreshold = 0.05
+    /// Frame sizes a store accepts.
+    public static let frameSizes = 4096...(64 * 1024 * 1024)
+
+    public init(codec: CodecChoice = .auto, level: Int? = nil, frameSize: Int? = nil) {
+        self.codec = codec
+        self.level = level
+        self.frameSize = frameSize
+    }
+}
+
+/// What a finished write produced, before it is linked into the store.
+public struct WrittenBlob: Sendable {
+    public var digest: BlobDigest
+    public var size: UInt64
+    public var storedSize: UInt64
+    public var codec: BlobCodec
+    public var frames: Int
+}
+
+/// Streams original bytes into a temp file: hashes them (SHA-256), cuts them into frames at
+/// `frameSize` and at caller-given cut points, compresses each frame, records its checksum,
+/// and appends the seek table. Memory is bounded by one frame.
+final class BlobWriter {
+    private let tempPath: String
+    private var file: PosixFile
+    private let options: WriteOptions
+    private var codec: BlobCodec
+    private var compressor: FrameCompressor?
+    private var hasher = SHA256()
+    private var table = SeekTable()
+    private let frameBuffer: UnsafeMutableRawBufferPointer
+    private var frameFill = 0
+    private var totalIn: UInt64 = 0
+    /// Original offsets where a frame must start (e.g. DICOM Pixel Data), ascending.
+    private var cutPoints: [UInt64]
+    private var nextCut = 0
+    private let isAuto: Bool
+    private var finished = false
+
+    /// Bytes after which `auto` gives up on compression if it is not paying off.
+    private static let autoProbeBytes: UInt64 = 4 * 1024 * 1024
+
+    init(tempPath: String, options: WriteOptions, frameSize: Int, cutPoints: [UInt64] = []) throws {
+        guard WriteOptions.frameSizes.contains(frameSize) else {
+            throw StoreError.invalidArgument("frame size \(frameSize) is outside 4 KiB ... 64 MiB")
+        }
+        self.tempPath = tempPath
+        self.options = options
+        self.cutPoints = cutPoints.sorted()
+        isAuto = options.codec == .auto
+        switch options.codec {
+        case .auto, .zstd: codec = .zstd
+        case .lz4: codec = .lz4
+        case .raw: codec = .raw
+        }
+        file = try PosixFile.createExclusive(tempPath)
+        guard file.tryLockExclusive() else { throw StoreError.io(op: "lock", path: tempPath, errno: errno) }
+        frameBuffer = .allocate(byteCount: frameSize, alignment: 64)
+        if codec != .raw {
+            compressor = try FrameCompressor(codec: codec, level: options.level ?? codec.defaultLevel,
+                                             maxFrameSize: frameSize)
+        }
+    }
+
+    deinit { frameBuffer.deallocate() }
+
+    /// Appends original bytes.
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        hasher.update(bufferPointer: bytes)
+        var rest = bytes
+        while !rest.isEmpty {
+            if codec == .raw && frameFill == 0 && rest.count >= frameBuffer.count {
+                try file.write(rest)
+                totalIn += UInt64(rest.count)
+                return
+            }
+            var room = frameBuffer.count - frameFill
+            if nextCut < cutPoints.count {
+                let position = totalIn + UInt64(frameFill)
+                while nextCut < cutPoints.count && cutPoints[nextCut] <= position { nextCut += 1 }
+                if nextCut < cutPoints.count {
+                    room = min(room, Int(min(cutPoints[nextCut] - position, UInt64(Int.max))))
+                }
+            }
+            let take = min(room, rest.count)
+            (frameBuffer.baseAddress! + frameFill).copyMemory(from: rest.baseAddress!, byteCount: take)
+            frameFill += take
+            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
+            if frameFill == frameBuffer.count || take == room {
+                try flushFrame()
+            }
+        }
+    }
+
+    private func flushFrame() throws {
+        guard frameFill > 0 else { return }
+        let original = UnsafeRawBufferPointer(rebasing: frameBuffer[0..<frameFill])
+        if let compressor {
+            let frame = try compressor.compress(original)
+            try file.write(frame)
+            table.append(.init(compressedSize: UInt32(frame.count), decompressedSize: UInt32(frameFill),
+                               checksum: frameChecksum(original)))
+        } else {
+            try file.write(original)
+        }
+        totalIn += UInt64(frameFill)
+        frameFill = 0
+        if isAuto && codec != .raw && totalIn >= Self.autoProbeBytes && table.frameCount > 0 && !paysOff(margin: 0.02) {
+            try switchToRaw()
+        }
+    }
+
+    private func paysOff(margin: Double) -> Bool {
+        Double(table.compressedSize) <= Double(table.decompressedSize) * (1 - margin)
+    }
+
+    /// Rewrites the frames written so far as raw bytes and continues raw.
+    private func switchToRaw() throws {
+        let rawPath = tempPath + ".raw"
+        let rawFile = try PosixFile.createExclusive(rawPath)
+        do {
+            guard rawFile.tryLockExclusive() else { throw StoreError.io(op: "lock", path: rawPath, errno: errno) }
+            let source = try PosixFile.openForReading(tempPath)
+            let decompressor = try FrameDecompressor(codec: codec)
+            var compressed = [UInt8](repeating: 0, count: 0)
+            for (index, entry) in table.entries.enumerated() {
+                compressed = [UInt8](repeating: 0, count: Int(entry.compressedSize))
+                try compressed.withUnsafeMutableBytes { (buffer) throws in
+                    try source.readExactly(into: buffer, at: table.compressedOffsets[index])
+                }
+                let restored = UnsafeMutableRawBufferPointer(rebasing: frameBuffer[0..<Int(entry.decompressedSize)])
+                guard compressed.withUnsafeBytes({ decompressor.decompress($0, into: restored) }) else {
+                    throw StoreError.codec("re-reading frame \(index) of \(tempPath) failed")
+                }
+                try rawFile.write(UnsafeRawBufferPointer(restored))
+            }
+        } catch {
+            FileSystem.remove(rawPath)
+            throw error
+        }
+        guard rename(rawPath, tempPath) == 0 else {
+            let code = errno
+            FileSystem.remove(rawPath)
+            throw StoreError.io(op: "rename", path: rawPath, errno: code)
+        }
+        file = rawFile
+        codec = .raw
+        compressor = nil
+        table = SeekTable()
+    }
+
+    /// Flushes the last frame, writes the seek table, fsyncs, and returns what was written.
+    func finish() throws -> WrittenBlob {
+        precondition(!finished)
+        try flushFrame()
+        finished = true
+        if isAuto && codec != .raw && (totalIn == 0 || !paysOff(margin: WriteOptions.autoRawThreshold)) {
+            try switchToRaw()
+        }
+        var stored = totalIn
+        if codec != .raw {
+            let encoded = table.encoded()
+            try encoded.withUnsafeBytes { (buffer) throws in try file.write(buffer) }
+            stored = table.compressedSize + UInt64(encoded.count)
+        }
+        try file.sync()
+        return WrittenBlob(digest: BlobDigest(hasher.finalize()), size: totalIn, storedSize: stored,
+                           codec: codec, frames: codec == .raw ? 0 : table.frameCount)
+    }
+}

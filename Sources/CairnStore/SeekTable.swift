@@ -1,0 +1,117 @@
+/// The zstd seekable-format seek table that ends every zstd and lz4 blob:
+/// a skippable frame (magic 0x184D2A5E, frame size) holding one 12-byte entry per frame
+/// (compressed size, decompressed size, XXH64 low 32 bits), then the 9-byte footer
+/// (frame count, descriptor with bit 7 = checksums, magic 0x8F92EAB1). All little-endian.
+public struct SeekTable: Equatable, Sendable {
+    public struct Entry: Equatable, Sendable {
+        public var compressedSize: UInt32
+        public var decompressedSize: UInt32
+        public var checksum: UInt32
+    }
+
+    static let skippableMagic: UInt32 = 0x184D_2A5E
+    static let seekableMagic: UInt32 = 0x8F92_EAB1
+    static let footerSize = 9
+    static let entrySize = 12
+    static let headerSize = 8
+    /// The format's own bound on frames per table.
+    static let maxFrames = 0x800_0000
+
+    public private(set) var entries: [Entry] = []
+    /// Prefix sums: start of frame i in the blob file and in the original bytes; one extra at the end.
+    private(set) var compressedOffsets: [UInt64] = [0]
+    private(set) var decompressedOffsets: [UInt64] = [0]
+
+    public init() {}
+
+    public init(entries: [Entry]) {
+        for entry in entries { append(entry) }
+    }
+
+    mutating func append(_ entry: Entry) {
+        entries.append(entry)
+        compressedOffsets.append(compressedOffsets.last! + UInt64(entry.compressedSize))
+        decompressedOffsets.append(decompressedOffsets.last! + UInt64(entry.decompressedSize))
+    }
+
+    public var frameCount: Int { entries.count }
+    public var compressedSize: UInt64 { compressedOffsets.last! }
+    public var decompressedSize: UInt64 { decompressedOffsets.last! }
+    /// Bytes the encoded table occupies at the end of the file.
+    public var encodedSize: Int { Self.headerSize + entries.count * Self.entrySize + Self.footerSize }
+
+    /// The frame holding original byte `offset` (which must be < decompressedSize).
+    func frameIndex(containing offset: UInt64) -> Int {
+        var low = 0, high = entries.count - 1
+        while low < high {
+            let mid = (low + high + 1) / 2
+            if decompressedOffsets[mid] <= offset { low = mid } else { high = mid - 1 }
+        }
+        return low
+    }
+
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(encodedSize)
+        func put(_ value: UInt32) {
+            withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+        }
+        put(Self.skippableMagic)
+        put(UInt32(encodedSize - Self.headerSize))
+        for entry in entries {
+            put(entry.compressedSize)
+            put(entry.decompressedSize)
+            put(entry.checksum)
+        }
+        put(UInt32(entries.count))
+        out.append(0x80)
+        put(Self.seekableMagic)
+        return out
+    }
+
+    enum ParseError: Error, Equatable {
+        case tooShort
+        case badFooterMagic
+        case reservedBits
+        case missingChecksums
+        case badHeader
+        case tooManyFrames
+    }
+
+    /// Number of bytes at the end of a file needed to read the table, given its 9-byte footer.
+    static func tableSize(fromFooter footer: [UInt8]) throws(ParseError) -> Int {
+        guard footer.count == footerSize else { throw .tooShort }
+        guard readU32(footer, 5) == seekableMagic else { throw .badFooterMagic }
+        let descriptor = footer[4]
+        guard descriptor & 0x7C == 0 else { throw .reservedBits }
+        guard descriptor & 0x80 != 0 else { throw .missingChecksums }
+        let frames = Int(readU32(footer, 0))
+        guard frames <= maxFrames else { throw .tooManyFrames }
+        return headerSize + frames * entrySize + footerSize
+    }
+
+    /// Parses the whole table (the last `tableSize` bytes of a blob file).
+    static func parse(_ bytes: [UInt8]) throws(ParseError) -> SeekTable {
+        guard bytes.count >= headerSize + footerSize else { throw .tooShort }
+        let footer = Array(bytes[(bytes.count - footerSize)...])
+        let size = try tableSize(fromFooter: footer)
+        guard size == bytes.count else { throw .tooShort }
+        guard readU32(bytes, 0) == skippableMagic,
+              Int(readU32(bytes, 4)) == size - headerSize
+        else { throw .badHeader }
+        var table = SeekTable()
+        table.entries.reserveCapacity((size - headerSize - footerSize) / entrySize)
+        var at = headerSize
+        while at < size - footerSize {
+            table.append(Entry(compressedSize: readU32(bytes, at),
+                               decompressedSize: readU32(bytes, at + 4),
+                               checksum: readU32(bytes, at + 8)))
+            at += entrySize
+        }
+        return table
+    }
+
+    private static func readU32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+
+/// A blob's row in the index.
+public struct BlobRecord: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// Present and, as far as the last check knows, intact.
+        case ok
+        /// The file was not found where it should be.
+        case missing
+        /// The file exists but fails its checksums or digest.
+        case corrupt
+    }
+
+    public var digest: BlobDigest
+    public var size: UInt64
+    public var storedSize: UInt64
+    public var codec: BlobCodec
+    public var frames: Int
+    public var state: State
+    public var createdAt: Date
+
+    init(row: Row) {
+        digest = BlobDigest(hex: row["digest"])!
+        size = UInt64(row["size"] as Int64)
+        storedSize = UInt64(row["stored_size"] as Int64)
+        codec = BlobCodec(rawValue: row["codec"]) ?? .raw
+        frames = row["frames"]
+        state = State(rawValue: row["state"]) ?? .corrupt
+        createdAt = Date(timeIntervalSince1970: row["created_at"])
+    }
+}
+
+/// The SQLite index (GRDB, WAL, synchronous=FULL so a reported commit survives power loss).
+/// Schema changes go through migrations, from the first version on.
+struct StoreIndex: Sendable {
+    let pool: DatabasePool
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(60)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StoreError.index("opening \(path): \(error)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-blobs-datasets") { db in
+            try db.execute(sql: """
+                CREATE TABLE settings (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE blobs (
+                    digest TEXT PRIMARY KEY,
+                    size INTEGER NOT NULL,
+                    stored_size INTEGER NOT NULL,
+                    codec TEXT NOT NULL,
+                    frames INTEGER NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'ok',
+                    created_at REAL NOT NULL,
+                    verified_at REAL
+                ) WITHOUT ROWID;
+                CREATE INDEX blobs_state ON blobs(state) WHERE state != 'ok';
+                CREATE TABLE datasets (
+                    id TEXT PRIMARY KEY,
+                    title TEXT,
+                    created_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE dataset_blobs (
+                    dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                    digest TEXT NOT NULL,
+                    name TEXT,
+                    added_at REAL NOT NULL,
+                    PRIMARY KEY (dataset_id, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX dataset_blobs_digest ON dataset_blobs(digest);
+                """)
+        }
+        return migrator
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError.index("\(error)")
+        }
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.write(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError.index("\(error)")
+        }
+    }
+
+    static func blob(_ db: Database, _ digest: BlobDigest) throws -> BlobRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM blobs WHERE digest = ?", arguments: [digest.hex]).map(BlobRecord.init)
+    }
+
+    static func upsertBlob(_ db: Database, _ blob: WrittenBlob, now: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO blobs (digest, size, stored_size, codec, frames, state, created_at)
+            VALUES (?, ?, ?, ?, ?, 'ok', ?)
+            ON CONFLICT(digest) DO UPDATE SET
+                size = excluded.size, stored_size = excluded.stored_size, codec = excluded.codec,
+                frames = excluded.frames, state = 'ok', verified_at = NULL
+            """, arguments: [blob.digest.hex, Int64(blob.size), Int64(blob.storedSize), blob.codec.rawValue,
+                             blob.frames, now.timeIntervalSince1970])
+    }
+
+    static func setState(_ db: Database, _ digest: BlobDigest, _ state: BlobRecord.State, verifiedAt: Date?) throws {
+        try db.execute(sql: "UPDATE blobs SET state = ?, verified_at = COALESCE(?, verified_at) WHERE digest = ?",
+                       arguments: [state.rawValue, verifiedAt?.timeIntervalSince1970, digest.hex])
+    }
+}

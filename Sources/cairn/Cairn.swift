@@ -1,0 +1,72 @@
+import ArgumentParser
+import CairnStore
+import Glibc
+
+/// `cairn`: one binary for the node's operators. Exit status: 0 success, 1 the command ran and
+/// found a problem, 2 bad usage or input.
+@main
+struct Cairn: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Cairn: a content-addressed, compressed imaging store for federated AI.",
+        subcommands: [
+            InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
+            StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self,
+        ])
+
+    @OptionGroup var global: GlobalOptions
+
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CommandFailure {
+            if let message = failure.message { Terminal.error(message) }
+            Glibc.exit(failure.status)
+        } catch let error as StoreError {
+            Terminal.error(error.description)
+            Glibc.exit(error.exitStatus)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success || code == .validationFailure || code.rawValue == 64 {
+                let message = fullMessage(for: error)
+                if code == .success { print(message) } else { Terminal.error(message) }
+                Glibc.exit(code == .success ? 0 : 2)
+            }
+            Terminal.error(fullMessage(for: error))
+            Glibc.exit(code.rawValue == 1 ? 1 : 2)
+        }
+    }
+}
+
+/// A command's chosen exit status, with an optional message for stderr.
+struct CommandFailure: Error {
+    var status: Int32
+    var message: String?
+}
+
+extension StoreError {
+    /// Bad input is 2; a store that is damaged or failing is 1 (a problem found).
+    var exitStatus: Int32 {
+        switch self {
+        case .notInitialized, .notFound, .invalidArgument, .rangeNotSatisfiable: return 2
+        default: return 1
+        }
+    }
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Data directory (default: $CAIRN_DATA, else ./cairn-data).", valueName: "DIR"))
+    var data: String?
+
+    @Flag(name: .long, help: "Machine-readable JSON output.")
+    var json = false
+
+    var dataDirectory: String {
+        if let data { return data }
+        if let fromEnvironment = getenv("CAIRN_DATA") { return String(cString: fromEnvironment) }
+        return "./cairn-data"
+    }
+
+    func openStore() throws -> BlobStore { try BlobStore.open(at: dataDirectory) }
+}

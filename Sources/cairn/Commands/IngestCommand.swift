@@ -1,0 +1,93 @@
+import ArgumentParser
+import CairnIngest
+import CairnStore
+import Foundation
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Store files and folders (recursively) as content-addressed blobs.",
+        discussion: "A file is reported stored only once its blob is fsynced and its index rows are committed.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "Files or folders to ingest.")
+    var paths: [String]
+
+    @Option(help: "Dataset to add the files to.")
+    var dataset: String = BlobStore.defaultDataset
+
+    @Option(help: "auto (zstd, or raw when compression saves under 5%), zstd, lz4 or raw.")
+    var codec: String = "auto"
+
+    @Option(help: "Compression level (zstd 1-19, lz4 0-12; default zstd 3, lz4 0).")
+    var level: Int?
+
+    @Option(help: "Files stored in parallel (default: number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Override the store's frame size (bytes) for these files.")
+    var frameSize: Int?
+
+    @Flag(name: .shortAndLong, help: "Print one line per file as soon as it is durable (NDJSON with --json).")
+    var verbose = false
+
+    func validate() throws {
+        guard CodecChoice(rawValue: codec) != nil else {
+            throw ValidationError("--codec must be one of auto, zstd, lz4, raw")
+        }
+        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
+        if let level, !(-7...22).contains(level) { throw ValidationError("--level must be between -7 and 22") }
+        if let frameSize, !WriteOptions.frameSizes.contains(frameSize) {
+            throw ValidationError("--frame-size must be between 4096 and 67108864")
+        }
+    }
+
+    func run() throws {
+        let store = try global.openStore()
+        guard try store.datasetExists(dataset) else {
+            throw StoreError.invalidArgument("dataset '\(dataset)' does not exist (create it with `cairn dataset create \(dataset)`)")
+        }
+        let walk = FileWalker(paths: paths)
+        for failure in walk.failures { Terminal.error("cannot read \(failure.path): \(failure.reason)") }
+        let options = WriteOptions(codec: CodecChoice(rawValue: codec)!, level: level, frameSize: frameSize)
+        let runner = IngestRunner(store: store, options: options, dataset: dataset, jobs: jobs)
+        let totalBytes = walk.files.reduce(0) { $0 + $1.size }
+        let progress = ProgressBar(label: "ingest", totalItems: walk.files.count, totalBytes: totalBytes,
+                                   enabled: Terminal.stderrIsTerminal && !verbose)
+        let json = global.json, verbose = verbose
+        var summary = runner.run(walk.files) { event, summary in
+            switch event {
+            case .stored(let file, let result):
+                if verbose {
+                    let status = result.deduplicated ? "dedup" : "stored"
+                    if json {
+                        Terminal.printJSON(["digest": result.blob.digest.description, "path": file.path, "status": status,
+                                            "size": result.blob.size, "stored_size": result.blob.storedSize,
+                                            "codec": result.blob.codec.rawValue])
+                    } else {
+                        print("\(result.blob.digest)\t\(status)\t\(file.path)")
+                    }
+                    Terminal.flushStdout()
+                }
+            case .failed(let path, let reason):
+                progress.finish()
+                Terminal.error("failed \(path): \(reason)")
+            }
+            progress.update(items: summary.files, bytes: summary.bytesIn)
+        }
+        progress.finish()
+        summary.failed += walk.failures.count
+        if global.json {
+            Terminal.printJSON(encodable: summary)
+        } else {
+            let ratio = summary.bytesStored > 0 && summary.ingested > 0
+                ? String(format: ", %.2fx smaller", Double(summary.bytesIn) / Double(max(summary.bytesStored, 1))) : ""
+            print("ingested \(summary.files) files in \(String(format: "%.2f", summary.seconds)) s: "
+                  + "\(summary.ingested) new, \(summary.deduplicated) deduplicated, \(summary.failed) failed; "
+                  + "\(Terminal.bytes(summary.bytesIn)) in, \(Terminal.bytes(summary.bytesStored)) stored"
+                  + "\(summary.deduplicated == 0 ? ratio : ""), \(Terminal.rate(summary.bytesIn, seconds: summary.seconds))")
+        }
+        if summary.failed > 0 { throw CommandFailure(status: 1, message: nil) }
+    }
+}

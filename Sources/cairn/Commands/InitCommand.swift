@@ -1,0 +1,23 @@
+import ArgumentParser
+import CairnStore
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Create a data directory (idempotent).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "Largest number of original bytes per compressed frame for new blobs.")
+    var frameSize: Int = WriteOptions.defaultFrameSize
+
+    func run() throws {
+        guard WriteOptions.frameSizes.contains(frameSize) else {
+            throw StoreError.invalidArgument("--frame-size must be between 4096 and 67108864")
+        }
+        let store = try BlobStore.initialize(at: global.dataDirectory, frameSize: frameSize)
+        if global.json {
+            Terminal.printJSON(["data": store.root, "frame_size": store.frameSize])
+        } else {
+            print("initialised Cairn store at \(store.root) (frame size \(store.frameSize) bytes)")
+        }
+    }
+}

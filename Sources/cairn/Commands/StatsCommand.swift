@@ -1,0 +1,36 @@
+import ArgumentParser
+import CairnStore
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stats", abstract: "Totals of the store.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        let store = try global.openStore()
+        let stats = try store.stats()
+        let ratio = stats.storedBytes > 0 ? Double(stats.bytes) / Double(stats.storedBytes) : 1
+        if global.json {
+            var object: [String: Any] = [
+                "data": store.root, "blobs": stats.blobs, "bytes": stats.bytes, "stored_bytes": stats.storedBytes,
+                "ratio": (ratio * 1000).rounded() / 1000, "by_codec": stats.byCodec, "missing": stats.missing,
+                "corrupt": stats.corrupt, "datasets": stats.datasets, "dataset_entries": stats.datasetEntries,
+                "frame_size": stats.frameSize,
+            ]
+            if let free = stats.diskFree { object["disk_free"] = free }
+            Terminal.printJSON(object)
+            return
+        }
+        let codecs = stats.byCodec.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        print("""
+            data:        \(store.root)
+            blobs:       \(stats.blobs) (\(codecs.isEmpty ? "none" : codecs))
+            original:    \(Terminal.bytes(stats.bytes))
+            stored:      \(Terminal.bytes(stats.storedBytes)) (\(String(format: "%.2f", ratio))x smaller)
+            datasets:    \(stats.datasets) (\(stats.datasetEntries) entries)
+            damaged:     \(stats.missing) missing, \(stats.corrupt) corrupt (as of the last verify or read)
+            frame size:  \(stats.frameSize) bytes
+            disk free:   \(stats.diskFree.map(Terminal.bytes) ?? "unknown")
+            """)
+    }
+}
