@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import CairnStore
+
+@Suite struct BlobRoundTripTests {
+    static let sizes = [0, 1, 4095, 4096, 4097, 65_536, 200_000, 1_000_003]
+
+    @Test(arguments: [CodecChoice.zstd, .lz4, .raw, .auto])
+    func everyRangeReadsBackExactly(codec: CodecChoice) throws {
+        let temp = try TempStore(frameSize: 65_536)
+        defer { temp.cleanup() }
+        var rng = SeededRandom(seed: 42)
+        for (index, size) in Self.sizes.enumerated() {
+            let original = index % 2 == 0 ? Bytes.imageLike(size, seed: UInt64(index)) : Bytes.random(size, seed: UInt64(index))
+            let result = try temp.store.put(bytes: original, options: .init(codec: codec))
+            #expect(result.blob.digest == BlobDigest.of(original))
+            #expect(result.blob.size == UInt64(size))
+            let reader = try temp.store.reader(result.blob.digest)
+            #expect(reader.size == UInt64(size))
+            #expect(try reader.bytes(0..<UInt64(size)) == original)
+            for _ in 0..<50 where size > 0 {
+                let a = Int(rng.next() % UInt64(size))
+                let b = a + Int(rng.next() % UInt64(size - a + 1))
+                #expect(try reader.bytes(UInt64(a)..<UInt64(b)) == Array(original[a..<b]), "range \(a)..<\(b) of \(size)")
+            }
+            #expect(throws: StoreError.self) { try reader.bytes(0..<UInt64(size + 1)) }
+        }
+    }
+
+    @Test func rangedReadsDecompressOnlyOverlappingFrames() throws {
+        let temp = try TempStore(frameSize: 65_536)
+        defer { temp.cleanup() }
+        let original = Bytes.imageLike(10 * 65_536, seed: 3)
+        let digest = try temp.store.put(bytes: original, options: .init(codec: .zstd)).blob.digest
+        let reader = try temp.store.reader(digest)
+        #expect(reader.frameCount == 10)
+        _ = try reader.bytes(65_536 * 3 + 10..<65_536 * 3 + 20)
+        #expect(reader.framesDecompressed == 1)
+        _ = try reader.bytes(65_536 * 5 - 1..<65_536 * 5 + 1)
+        #expect(reader.framesDecompressed == 3)
+        #expect(reader.bytesDecompressed == 3 * 65_536)
+    }
+
+    @Test func autoStoresIncompressibleBytesRaw() throws {
+        let temp = try TempStore()
+        defer { temp.cleanup() }
+        let noise = try temp.store.put(bytes: Bytes.random(300_000, seed: 1))
+        #expect(noise.blob.codec == .raw)
+        #expect(noise.blob.storedSize == 300_000)
+        let bigNoise = try temp.store.put(bytes: Bytes.random(6_000_000, seed: 2))
+        #expect(bigNoise.blob.codec == .raw)
+        #expect(try temp.store.reader(bigNoise.blob.digest).bytes(0..<6_000_000) == Bytes.random(6_000_000, seed: 2))
+        let image = try temp.store.put(bytes: Bytes.imageLike(300_000, seed: 1))
+        #expect(image.blob.codec == .zstd)
+        #expect(image.blob.storedSize < 200_000)
+        #expect(try temp.store.put(bytes: []).blob.codec == .raw)
+    }
+
+    @Test func cutPointsStartNewFrames() throws {
+        let temp = try TempStore(frameSize: 65_536)
+        defer { temp.cleanup() }
+        let original = Bytes.imageLike(300_000, seed: 9)
+        let cuts: [UInt64] = [1_000, 70_000, 70_001, 250_000]
+        let digest = try temp.store.put(bytes: original, options: .init(codec: .zstd), cutPoints: cuts).blob.digest
+        let reader = try temp.store.reader(digest)
+        #expect(try reader.bytes(0..<300_000) == original)
+        let path = temp.store.path(of: digest)
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let footer = Array(data.suffix(SeekTable.footerSize))
+        let table = try SeekTable.parse(Array(data.suffix(try SeekTable.tableSize(fromFooter: footer))))
+        let starts = Set((0..<table.frameCount).map { table.decompressedOffsets[$0] })
+        for cut in cuts { #expect(starts.contains(cut), "a frame starts at \(cut)") }
+        #expect(table.entries.allSatisfy { $0.decompressedSize <= 65_536 })
+    }
+
+    @Test func levelsAndFrameSizesAreRespected() throws {
+        let temp = try TempStore()
+        defer { temp.cleanup() }
+        let original = Bytes.imageLike(1_000_000, seed: 4)
+        let fast = try temp.store.put(bytes: original, options: .init(codec: .zstd, level: 1, frameSize: 1 << 20))
+        #expect(fast.blob.frames == 1)
+        let temp2 = try TempStore()
+        defer { temp2.cleanup() }
+        let strong = try temp2.store.put(bytes: original, options: .init(codec: .zstd, level: 19, frameSize: 1 << 20))
+        #expect(strong.blob.storedSize <= fast.blob.storedSize)
+        let small = try TempStore(frameSize: 4096)
+        defer { small.cleanup() }
+        #expect(try small.store.put(bytes: original, options: .init(codec: .lz4)).blob.frames == 245)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+@testable import CairnStore
+
+/// A fresh data directory under the system temp dir, removed by `cleanup()`.
+struct TempStore {
+    let root: String
+    let store: BlobStore
+
+    init(frameSize: Int = WriteOptions.defaultFrameSize) throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-test-\(UUID().uuidString)").path
+        store = try BlobStore.initialize(at: root, frameSize: frameSize)
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// Deterministic pseudo-random bytes (SplitMix64), so failures reproduce from the seed.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum Bytes {
+    static func random(_ count: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededRandom(seed: seed)
+        var out = [UInt8](repeating: 0, count: count)
+        var i = 0
+        while i < count {
+            let word = rng.next()
+            for shift in stride(from: 0, to: 64, by: 8) where i < count {
+                out[i] = UInt8(truncatingIfNeeded: word >> UInt64(shift))
+                i += 1
+            }
+        }
+        return out
+    }
+
+    /// Compressible: 16-bit "image" samples with small noise, like a CT slice.
+    static func imageLike(_ count: Int, seed: UInt64) -> [UInt8] {
+        var rng = SeededRandom(seed: seed)
+        var out = [UInt8](repeating: 0, count: count)
+        var i = 0
+        while i + 1 < count {
+            let value = UInt16(1000 + (i / 2) % 512 + Int(rng.next() % 16))
+            out[i] = UInt8(value & 0xFF)
+            out[i + 1] = UInt8(value >> 8)
+            i += 2
+        }
+        return out
+    }
+}
+
+func flipByte(at offset: UInt64, in path: String) throws {
+    chmod(path, 0o644)
+    let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+    try handle.seek(toOffset: offset)
+    let byte = try handle.read(upToCount: 1)![0]
+    try handle.seek(toOffset: offset)
+    try handle.write(contentsOf: Data([byte ^ 0x5A]))
+    try handle.close()
+}
