@@ -57,7 +57,14 @@ extension BlobStore {
                 throw StoreError.io(op: "rename", path: partialPath, errno: errno)
             }
             defer { FileSystem.remove(readyPath) }
-            let deduplicated = try link(written, from: readyPath, dataset: dataset, name: name)
+            let deduplicated: Bool
+            do {
+                deduplicated = try link(written, from: readyPath, dataset: dataset, name: name)
+            } catch {
+                // The commit failed (disk full, say): leave no blob that the index does not know.
+                try? discardUncommitted(written.digest, tempPath: readyPath)
+                throw error
+            }
             // The lock on the temp file is held until `writer` goes away, after the commit.
             withExtendedLifetime(writer) {}
             return PutResult(blob: written, deduplicated: deduplicated)

@@ -103,16 +103,27 @@ public final class BlobStore: Sendable {
             guard let file = try? PosixFile.openForReading(path) else { continue }
             guard file.tryLockExclusive() else { continue }
             if name.hasSuffix(".ready"), let digest = BlobDigest(hex: String(name.prefix(64))) {
-                let blobPath = self.path(of: digest)
-                try index.write { db in
-                    if try StoreIndex.blob(db, digest) == nil,
-                       let blob = FileSystem.inode(blobPath), let temp = FileSystem.inode(path),
-                       blob == temp {
-                        FileSystem.remove(blobPath)
-                    }
-                }
+                try discardUncommitted(digest, tempPath: path)
             }
             FileSystem.remove(path)
+        }
+    }
+
+    /// Removes the blob file that the temp file `tempPath` was linked to, if no index row claims
+    /// it. Runs inside a write transaction so it is ordered with writers' commits.
+    func discardUncommitted(_ digest: BlobDigest, tempPath: String) throws {
+        let blobPath = path(of: digest)
+        let removeIfOurs = { (db: Database) throws in
+            if try StoreIndex.blob(db, digest) == nil,
+               let blob = FileSystem.inode(blobPath), let temp = FileSystem.inode(tempPath), blob == temp {
+                FileSystem.remove(blobPath)
+            }
+        }
+        do {
+            try index.write(removeIfOurs)
+        } catch {
+            // A full disk can refuse even an empty write transaction; a read still orders us after commits.
+            try index.read(removeIfOurs)
         }
     }
 

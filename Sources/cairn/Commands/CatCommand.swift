@@ -9,7 +9,7 @@ struct CatCommand: ParsableCommand {
     @Argument(help: "sha256:<hex> (or bare hex).")
     var digest: String
 
-    @Option(help: "START-END (END inclusive), START- (to the end) or -N (the last N bytes).")
+    @Option(parsing: .unconditional, help: "START-END (END inclusive), START- (to the end) or -N (the last N bytes).")
     var range: String?
 
     func run() throws {
