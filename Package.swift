@@ -36,6 +36,7 @@ let package = Package(
                 "CairnStore", "CairnIngest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
     ],
     swiftLanguageModes: [.v6]

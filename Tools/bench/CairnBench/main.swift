@@ -1,0 +1,75 @@
+import CairnStore
+import Foundation
+
+/// In-process read benchmarks over a Cairn data directory, one thread, for Tools/bench/bench.py.
+///   cairn-bench read-all DATA            whole-blob reads of every blob: MB/s of original bytes
+///   cairn-bench ranges DATA SIZE SECONDS random SIZE-byte ranges from zstd blobs: reads/s
+/// Prints one JSON object.
+@main
+struct CairnBench {
+    static func main() throws {
+        let arguments = CommandLine.arguments
+        guard arguments.count >= 3 else {
+            FileHandle.standardError.write(Data("usage: cairn-bench read-all DATA | ranges DATA SIZE SECONDS\n".utf8))
+            exit(2)
+        }
+        let store = try BlobStore.open(at: arguments[2])
+        switch arguments[1] {
+        case "read-all":
+            try readAll(store)
+        case "ranges":
+            try ranges(store, size: UInt64(arguments[3])!, seconds: Double(arguments[4])!)
+        default:
+            exit(2)
+        }
+    }
+
+    static func readAll(_ store: BlobStore) throws {
+        let blobs = try store.list(dataset: nil)
+        var bytes: UInt64 = 0
+        var checksum: UInt8 = 0
+        let start = Date()
+        for blob in blobs {
+            let reader = try store.reader(blob.record.digest)
+            try reader.read(0..<reader.size) { chunk in
+                bytes += UInt64(chunk.count)
+                checksum ^= chunk.last ?? 0
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        emit(["blobs": blobs.count, "bytes": bytes, "seconds": seconds, "mb_per_s": Double(bytes) / seconds / 1e6,
+              "xor": Int(checksum)])
+    }
+
+    static func ranges(_ store: BlobStore, size: UInt64, seconds: Double) throws {
+        let blobs = try store.list(dataset: nil).filter { $0.record.codec != .raw && $0.record.size > size }
+        guard !blobs.isEmpty else { throw StoreError.invalidArgument("no compressed blob larger than \(size) bytes") }
+        var readers = try blobs.map { try store.reader($0.record.digest) }
+        var rng = SystemRandomNumberGenerator()
+        var latencies: [Double] = []
+        var bytes: UInt64 = 0
+        let start = Date()
+        var count = 0
+        while Date().timeIntervalSince(start) < seconds {
+            let index = Int.random(in: 0..<readers.count, using: &rng)
+            // A fresh reader per request, as a server handling unrelated requests would have.
+            readers[index] = try store.reader(blobs[index].record.digest)
+            let reader = readers[index]
+            let offset = UInt64.random(in: 0...(reader.size - size), using: &rng)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try reader.read(offset..<offset + size) { bytes += UInt64($0.count) }
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+            count += 1
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        latencies.sort()
+        emit(["reads": count, "seconds": elapsed, "reads_per_s": Double(count) / elapsed,
+              "p50_us": latencies[latencies.count / 2], "p99_us": latencies[latencies.count * 99 / 100],
+              "blobs": blobs.count, "bytes": bytes])
+    }
+
+    static func emit(_ object: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
