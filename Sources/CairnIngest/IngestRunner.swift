@@ -25,8 +25,10 @@ public enum IngestEvent: Sendable {
     case failed(path: String, reason: String)
 }
 
-/// Stores many files with `jobs` worker threads. Each file is one `BlobStore.put`: when an event
-/// says `stored`, the blob is fsynced and its index rows committed.
+/// Stores many files as a two-stage pipeline: `jobs` threads read, hash and compress into
+/// `tmp/` (CPU), while as many committer threads fsync, link and index what they staged (I/O
+/// waits), so the compressors never sit idle on a disk flush. A file's `stored` event comes
+/// from its committer, after its transaction: it is durable when reported.
 public struct IngestRunner: Sendable {
     public var store: BlobStore
     public var options: WriteOptions
@@ -40,20 +42,19 @@ public struct IngestRunner: Sendable {
         self.jobs = max(1, jobs)
     }
 
+    private enum Staged: Sendable {
+        case ready(FoundFile, StagedBlob)
+        case failed(path: String, reason: String)
+    }
+
     /// Ingests `files`; `onEvent` is called once per file, serialised, with the running summary.
     public func run(_ files: [FoundFile], onEvent: @escaping @Sendable (IngestEvent, IngestSummary) -> Void) -> IngestSummary {
         let start = Date()
         let state = Mutex(IngestSummary())
         let store = store, options = options, dataset = dataset
-        WorkerPool.forEach(count: files.count, jobs: jobs) { index in
-            let file = files[index]
-            let event: IngestEvent
-            do {
-                let result = try store.put(fileAt: file.path, options: options, dataset: dataset, name: file.name)
-                event = .stored(file, result)
-            } catch {
-                event = .failed(path: file.path, reason: "\(error)")
-            }
+        // Bounded, so at most this many staged temp files (open descriptors) wait for a committer.
+        let queue = BlockingQueue<Staged>(capacity: 8 * jobs)
+        let report: @Sendable (IngestEvent) -> Void = { event in
             state.withLock { summary in
                 summary.files += 1
                 switch event {
@@ -72,6 +73,35 @@ public struct IngestRunner: Sendable {
                 onEvent(event, summary)
             }
         }
+        let committed = DispatchSemaphore(value: 0)
+        let committers = Thread {
+            WorkerPool.forEach(count: 2 * jobs, jobs: 2 * jobs) { _ in
+                while let item = queue.take() {
+                    switch item {
+                    case .ready(let file, let staged):
+                        do {
+                            report(.stored(file, try store.commit(staged)))
+                        } catch {
+                            report(.failed(path: file.path, reason: "\(error)"))
+                        }
+                    case .failed(let path, let reason):
+                        report(.failed(path: path, reason: reason))
+                    }
+                }
+            }
+            committed.signal()
+        }
+        committers.start()
+        WorkerPool.forEach(count: files.count, jobs: jobs) { index in
+            let file = files[index]
+            do {
+                queue.put(.ready(file, try store.stage(fileAt: file.path, options: options, dataset: dataset, name: file.name)))
+            } catch {
+                queue.put(.failed(path: file.path, reason: "\(error)"))
+            }
+        }
+        queue.close()
+        committed.wait()
         var summary = state.withLock { $0 }
         summary.seconds = Date().timeIntervalSince(start)
         return summary

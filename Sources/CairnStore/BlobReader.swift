@@ -11,9 +11,9 @@ public final class BlobReader {
     public let size: UInt64
     private let file: PosixFile
     private let table: SeekTable
+    private let scratch: ReadScratch
+    private let pool: ReadScratchPool?
     private var decompressor: FrameDecompressor?
-    private var compressed: UnsafeMutableRawBufferPointer
-    private var decompressed: UnsafeMutableRawBufferPointer
     /// The frame whose checked bytes `decompressed` holds, so sequential small reads decode once.
     private var cachedFrame = -1
 
@@ -23,7 +23,7 @@ public final class BlobReader {
 
     public var frameCount: Int { table.frameCount }
 
-    init(path: String, digest: BlobDigest, codec: BlobCodec) throws {
+    init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil) throws {
         self.path = path
         self.digest = digest
         self.codec = codec
@@ -34,8 +34,8 @@ public final class BlobReader {
             throw error
         }
         let fileSize = try file.size
-        compressed = .allocate(byteCount: 0, alignment: 16)
-        decompressed = .allocate(byteCount: 0, alignment: 16)
+        self.pool = pool
+        scratch = pool?.take() ?? ReadScratch()
         if codec == .raw {
             table = SeekTable()
             size = fileSize
@@ -43,13 +43,10 @@ public final class BlobReader {
         }
         table = try Self.readTable(file, fileSize: fileSize, digest: digest)
         size = table.decompressedSize
-        decompressor = try FrameDecompressor(codec: codec)
+        decompressor = try scratch.decompressor(for: codec)
     }
 
-    deinit {
-        compressed.deallocate()
-        decompressed.deallocate()
-    }
+    deinit { pool?.give(scratch) }
 
     private static func readTable(_ file: PosixFile, fileSize: UInt64, digest: BlobDigest) throws -> SeekTable {
         func corrupt(_ reason: String) -> StoreError { .corruptBlob(digest, path: file.path, reason: reason) }
@@ -84,17 +81,45 @@ public final class BlobReader {
             return
         }
         var frame = table.frameIndex(containing: range.lowerBound)
+        let lastFrame = table.frameIndex(containing: range.upperBound - 1)
         var position = range.lowerBound
-        while position < range.upperBound {
-            let frameStart = table.decompressedOffsets[frame]
-            let frameEnd = table.decompressedOffsets[frame + 1]
-            try loadFrame(frame)
-            let from = Int(position - frameStart)
-            let to = Int(min(range.upperBound, frameEnd) - frameStart)
-            try sink(UnsafeRawBufferPointer(rebasing: decompressed[from..<to]))
-            position = frameStart + UInt64(to)
-            frame += 1
+        while frame <= lastFrame {
+            if frame == cachedFrame {
+                try emit(frame, range: range, position: &position, to: sink)
+                frame += 1
+                continue
+            }
+            // One pread for a run of frames (up to ~1 MiB compressed): whole-blob reads of 64 KiB
+            // frames otherwise spend a syscall per 30 KiB.
+            var batchEnd = frame + 1
+            while batchEnd <= lastFrame
+                && table.compressedOffsets[batchEnd + 1] - table.compressedOffsets[frame] <= Self.batchBytes {
+                batchEnd += 1
+            }
+            let batchStart = table.compressedOffsets[frame]
+            let batchCount = Int(table.compressedOffsets[batchEnd] - batchStart)
+            ReadScratch.ensure(&scratch.compressed, batchCount)
+            try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: scratch.compressed[0..<batchCount]), at: batchStart)
+            for member in frame..<batchEnd {
+                let from = Int(table.compressedOffsets[member] - batchStart)
+                let to = Int(table.compressedOffsets[member + 1] - batchStart)
+                try decode(member, from: UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to]))
+                try emit(member, range: range, position: &position, to: sink)
+            }
+            frame = batchEnd
         }
+    }
+
+    /// Compressed bytes fetched with one read when a range spans several frames.
+    static let batchBytes: UInt64 = 1 << 20
+
+    private func emit(_ frame: Int, range: Range<UInt64>, position: inout UInt64,
+                      to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let frameStart = table.decompressedOffsets[frame]
+        let from = Int(position - frameStart)
+        let to = Int(min(range.upperBound, table.decompressedOffsets[frame + 1]) - frameStart)
+        try sink(UnsafeRawBufferPointer(rebasing: scratch.decompressed[from..<to]))
+        position = frameStart + UInt64(to)
     }
 
     /// Reads a range into one array (small reads, tests).
@@ -107,38 +132,29 @@ public final class BlobReader {
 
     private func readRaw(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let chunk = 1 << 20
-        ensureCapacity(&decompressed, chunk)
+        cachedFrame = -1
+        ReadScratch.ensure(&scratch.decompressed, chunk)
         var position = range.lowerBound
         while position < range.upperBound {
             let count = Int(min(UInt64(chunk), range.upperBound - position))
-            let buffer = UnsafeMutableRawBufferPointer(rebasing: decompressed[0..<count])
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<count])
             try file.readExactly(into: buffer, at: position)
             try sink(UnsafeRawBufferPointer(buffer))
             position += UInt64(count)
         }
     }
 
-    private func loadFrame(_ frame: Int) throws {
-        if frame == cachedFrame { return }
+    /// Decompresses one frame into the scratch buffer and checks its XXH64 before anyone sees it.
+    private func decode(_ frame: Int, from source: UnsafeRawBufferPointer) throws {
         cachedFrame = -1
         let entry = table.entries[frame]
-        ensureCapacity(&compressed, Int(entry.compressedSize))
-        ensureCapacity(&decompressed, Int(entry.decompressedSize))
-        let source = UnsafeMutableRawBufferPointer(rebasing: compressed[0..<Int(entry.compressedSize)])
-        try file.readExactly(into: source, at: table.compressedOffsets[frame])
-        let target = UnsafeMutableRawBufferPointer(rebasing: decompressed[0..<Int(entry.decompressedSize)])
-        guard decompressor!.decompress(UnsafeRawBufferPointer(source), into: target),
+        ReadScratch.ensure(&scratch.decompressed, Int(entry.decompressedSize))
+        let target = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<Int(entry.decompressedSize)])
+        guard decompressor!.decompress(source, into: target),
               frameChecksum(UnsafeRawBufferPointer(target)) == entry.checksum
         else { throw StoreError.corruptFrame(digest, frame: frame, path: path) }
         framesDecompressed += 1
         bytesDecompressed += UInt64(entry.decompressedSize)
         cachedFrame = frame
-    }
-
-    private func ensureCapacity(_ buffer: inout UnsafeMutableRawBufferPointer, _ count: Int) {
-        if buffer.count >= count { return }
-        buffer.deallocate()
-        buffer = .allocate(byteCount: count, alignment: 16)
-        cachedFrame = -1
     }
 }

@@ -10,17 +10,56 @@ public struct PutResult: Sendable {
     public var deduplicated: Bool
 }
 
+/// A blob written to `tmp/` but not yet durable or visible. `BlobStore.commit` makes it both;
+/// dropping it uncommitted removes the temp file. Splitting the two lets ingest compress the
+/// next file while this one waits for its fsyncs.
+public final class StagedBlob: @unchecked Sendable {
+    // @unchecked: handed from the thread that wrote it to the one that commits it, never shared.
+    public let blob: WrittenBlob
+    let file: PosixFile
+    let path: String
+    let token: String
+    let dataset: String
+    let name: String?
+
+    init(blob: WrittenBlob, file: PosixFile, path: String, token: String, dataset: String, name: String?) {
+        self.blob = blob
+        self.file = file
+        self.path = path
+        self.token = token
+        self.dataset = dataset
+        self.name = name
+    }
+
+    deinit { FileSystem.remove(path) }
+}
+
 extension BlobStore {
     /// Stores a file's bytes and adds the blob to `dataset` under `name`.
     /// Follows DESIGN.md "Writing": temp file + fsync, link without replacing + fsync dir,
     /// one SQLite transaction, and only then returns.
     public func put(fileAt path: String, options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
                     name: String? = nil, cutPoints: [UInt64] = []) throws -> PutResult {
+        try commit(stage(fileAt: path, options: options, dataset: dataset, name: name, cutPoints: cutPoints))
+    }
+
+    /// Stores bytes held in memory.
+    public func put(bytes: [UInt8], options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
+                    name: String? = nil, cutPoints: [UInt64] = []) throws -> PutResult {
+        let staged = try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { writer in
+            try bytes.withUnsafeBytes { try writer.write($0) }
+        }
+        return try commit(staged)
+    }
+
+    /// Streams a file into `tmp/`: hashed, framed, compressed; not yet fsynced, linked or indexed.
+    public func stage(fileAt path: String, options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
+                      name: String? = nil, cutPoints: [UInt64] = []) throws -> StagedBlob {
         let source = try PosixFile.openForReading(path)
         source.adviseSequential()
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { chunk.deallocate() }
-        return try put(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { (writer) throws in
+        return try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { writer in
             while true {
                 let count = try source.read(into: chunk)
                 if count == 0 { break }
@@ -29,48 +68,42 @@ extension BlobStore {
         }
     }
 
-    /// Stores bytes held in memory.
-    public func put(bytes: [UInt8], options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
-                    name: String? = nil, cutPoints: [UInt64] = []) throws -> PutResult {
-        try put(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { (writer) throws in
-            try bytes.withUnsafeBytes { (buffer) throws in try writer.write(buffer) }
-        }
-    }
-
-    func put(options: WriteOptions, dataset: String, name: String?, cutPoints: [UInt64],
-             feed: (BlobWriter) throws -> Void) throws -> PutResult {
+    func stage(options: WriteOptions, dataset: String, name: String?, cutPoints: [UInt64],
+               feed: (BlobWriter) throws -> Void) throws -> StagedBlob {
         guard try datasetExists(dataset) else {
             throw StoreError.invalidArgument("dataset '\(dataset)' does not exist (create it with `cairn dataset create`)")
         }
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16) + "-" + String(getpid())
         let partialPath = "\(tmpRoot)/\(token).partial"
-        var written: WrittenBlob
-        var readyPath = partialPath
         do {
-            let writer = try BlobWriter(tempPath: partialPath, options: options,
-                                        frameSize: options.frameSize ?? frameSize, cutPoints: cutPoints)
+            let writer = try BlobWriter(tempPath: partialPath, options: options, frameSize: options.frameSize ?? frameSize,
+                                        cutPoints: cutPoints, pool: writeScratchPool)
             try feed(writer)
-            written = try writer.finish()
-            // Renaming keeps the inode (and the writer's lock); the name tells recovery the digest.
-            readyPath = "\(tmpRoot)/\(written.digest.hex).\(token).ready"
-            guard rename(partialPath, readyPath) == 0 else {
-                throw StoreError.io(op: "rename", path: partialPath, errno: errno)
-            }
-            defer { FileSystem.remove(readyPath) }
-            let deduplicated: Bool
-            do {
-                deduplicated = try link(written, from: readyPath, dataset: dataset, name: name)
-            } catch {
-                // The commit failed (disk full, say): leave no blob that the index does not know.
-                try? discardUncommitted(written.digest, tempPath: readyPath)
-                throw error
-            }
-            // The lock on the temp file is held until `writer` goes away, after the commit.
-            withExtendedLifetime(writer) {}
-            return PutResult(blob: written, deduplicated: deduplicated)
+            let written = try writer.finish()
+            return StagedBlob(blob: written, file: writer.file, path: partialPath, token: token, dataset: dataset, name: name)
         } catch {
             FileSystem.remove(partialPath)
             FileSystem.remove(partialPath + ".raw")
+            throw error
+        }
+    }
+
+    /// Makes a staged blob durable and visible: fsync, rename to `<hex>.<token>.ready` (the name
+    /// tells recovery the digest), link into place + fsync dir, one transaction. Only then returns.
+    public func commit(_ staged: StagedBlob) throws -> PutResult {
+        try staged.file.sync()
+        let written = staged.blob
+        let readyPath = "\(tmpRoot)/\(written.digest.hex).\(staged.token).ready"
+        guard rename(staged.path, readyPath) == 0 else {
+            throw StoreError.io(op: "rename", path: staged.path, errno: errno)
+        }
+        defer { FileSystem.remove(readyPath) }
+        do {
+            let deduplicated = try link(written, from: readyPath, dataset: staged.dataset, name: staged.name)
+            return PutResult(blob: written, deduplicated: deduplicated)
+        } catch {
+            // The commit failed (disk full, say): leave no blob that the index does not know.
+            try? discardUncommitted(written.digest, tempPath: readyPath)
             throw error
         }
     }

@@ -9,6 +9,8 @@ public final class BlobStore: Sendable {
     let index: StoreIndex
     /// Frame size for new blobs, kept in the index so every writer of this store agrees.
     public let frameSize: Int
+    let scratchPool = ReadScratchPool()
+    let writeScratchPool = WriteScratchPool()
 
     public static let defaultDataset = "default"
     static let formatVersion = "1"
@@ -81,13 +83,13 @@ public final class BlobStore: Sendable {
     // MARK: - Reading
 
     public func record(_ digest: BlobDigest) throws -> BlobRecord? {
-        try index.read { db in try StoreIndex.blob(db, digest) }
+        try index.readStatement { db in try StoreIndex.blob(db, digest) }
     }
 
     /// Opens a reader for an indexed blob.
     public func reader(_ digest: BlobDigest) throws -> BlobReader {
         guard let record = try record(digest) else { throw StoreError.notFound(digest) }
-        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec)
+        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec, pool: scratchPool)
     }
 
     // MARK: - Recovery

@@ -15,7 +15,7 @@ public struct WriteOptions: Sendable {
     public var frameSize: Int?
 
     /// The default frame size, chosen from `Tools/bench` measurements (see README).
-    public static let defaultFrameSize = 256 * 1024
+    public static let defaultFrameSize = 64 * 1024
     /// Compression must save at least this fraction for `auto` to keep it.
     public static let autoRawThreshold = 0.05
     /// Frame sizes a store accepts.
@@ -42,13 +42,17 @@ public struct WrittenBlob: Sendable {
 /// and appends the seek table. Memory is bounded by one frame.
 final class BlobWriter {
     private let tempPath: String
-    private var file: PosixFile
+    private var output: TempFileWriter
+    /// The temp file; holds the writer's lock until it is closed.
+    var file: PosixFile { output.file }
     private let options: WriteOptions
     private var codec: BlobCodec
     private var compressor: FrameCompressor?
     private var hasher = SHA256()
     private var table = SeekTable()
-    private let frameBuffer: UnsafeMutableRawBufferPointer
+    private let scratch: WriteScratch
+    private let pool: WriteScratchPool?
+    private var frameBuffer: UnsafeMutableRawBufferPointer { scratch.frameBuffer }
     private var frameFill = 0
     private var totalIn: UInt64 = 0
     /// Original offsets where a frame must start (e.g. DICOM Pixel Data), ascending.
@@ -60,7 +64,8 @@ final class BlobWriter {
     /// Bytes after which `auto` gives up on compression if it is not paying off.
     private static let autoProbeBytes: UInt64 = 4 * 1024 * 1024
 
-    init(tempPath: String, options: WriteOptions, frameSize: Int, cutPoints: [UInt64] = []) throws {
+    init(tempPath: String, options: WriteOptions, frameSize: Int, cutPoints: [UInt64] = [],
+         pool: WriteScratchPool? = nil) throws {
         guard WriteOptions.frameSizes.contains(frameSize) else {
             throw StoreError.invalidArgument("frame size \(frameSize) is outside 4 KiB ... 64 MiB")
         }
@@ -73,16 +78,15 @@ final class BlobWriter {
         case .lz4: codec = .lz4
         case .raw: codec = .raw
         }
-        file = try PosixFile.createExclusive(tempPath)
-        guard file.tryLockExclusive() else { throw StoreError.io(op: "lock", path: tempPath, errno: errno) }
-        frameBuffer = .allocate(byteCount: frameSize, alignment: 64)
-        if codec != .raw {
-            compressor = try FrameCompressor(codec: codec, level: options.level ?? codec.defaultLevel,
-                                             maxFrameSize: frameSize)
-        }
+        let key = WriteScratch.Key(codec: codec, level: options.level ?? codec.defaultLevel, frameSize: frameSize)
+        self.pool = pool
+        scratch = try pool?.take(key) ?? WriteScratch(key)
+        compressor = scratch.compressor
+        output = try TempFileWriter(path: tempPath, staging: scratch.outputStaging)
+        guard output.file.tryLockExclusive() else { throw StoreError.io(op: "lock", path: tempPath, errno: errno) }
     }
 
-    deinit { frameBuffer.deallocate() }
+    deinit { pool?.give(scratch) }
 
     /// Appends original bytes.
     func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -90,7 +94,7 @@ final class BlobWriter {
         var rest = bytes
         while !rest.isEmpty {
             if codec == .raw && frameFill == 0 && rest.count >= frameBuffer.count {
-                try file.write(rest)
+                try output.append(rest)
                 totalIn += UInt64(rest.count)
                 return
             }
@@ -117,11 +121,11 @@ final class BlobWriter {
         let original = UnsafeRawBufferPointer(rebasing: frameBuffer[0..<frameFill])
         if let compressor {
             let frame = try compressor.compress(original)
-            try file.write(frame)
+            try output.append(frame)
             table.append(.init(compressedSize: UInt32(frame.count), decompressedSize: UInt32(frameFill),
                                checksum: frameChecksum(original)))
         } else {
-            try file.write(original)
+            try output.append(original)
         }
         totalIn += UInt64(frameFill)
         frameFill = 0
@@ -136,8 +140,10 @@ final class BlobWriter {
 
     /// Rewrites the frames written so far as raw bytes and continues raw.
     private func switchToRaw() throws {
+        try output.finish()
         let rawPath = tempPath + ".raw"
-        let rawFile = try PosixFile.createExclusive(rawPath)
+        let rawOutput = try TempFileWriter(path: rawPath, staging: scratch.outputStaging)
+        let rawFile = rawOutput.file
         do {
             guard rawFile.tryLockExclusive() else { throw StoreError.io(op: "lock", path: rawPath, errno: errno) }
             let source = try PosixFile.openForReading(tempPath)
@@ -152,7 +158,7 @@ final class BlobWriter {
                 guard compressed.withUnsafeBytes({ decompressor.decompress($0, into: restored) }) else {
                     throw StoreError.codec("re-reading frame \(index) of \(tempPath) failed")
                 }
-                try rawFile.write(UnsafeRawBufferPointer(restored))
+                try rawOutput.append(UnsafeRawBufferPointer(restored))
             }
         } catch {
             FileSystem.remove(rawPath)
@@ -163,13 +169,13 @@ final class BlobWriter {
             FileSystem.remove(rawPath)
             throw StoreError.io(op: "rename", path: rawPath, errno: code)
         }
-        file = rawFile
+        output = rawOutput
         codec = .raw
         compressor = nil
         table = SeekTable()
     }
 
-    /// Flushes the last frame, writes the seek table, fsyncs, and returns what was written.
+    /// Flushes the last frame and writes the seek table; the caller fsyncs `file`.
     func finish() throws -> WrittenBlob {
         precondition(!finished)
         try flushFrame()
@@ -180,10 +186,10 @@ final class BlobWriter {
         var stored = totalIn
         if codec != .raw {
             let encoded = table.encoded()
-            try encoded.withUnsafeBytes { (buffer) throws in try file.write(buffer) }
+            try encoded.withUnsafeBytes { (buffer) throws in try output.append(buffer) }
             stored = table.compressedSize + UInt64(encoded.count)
         }
-        try file.sync()
+        try output.finish()
         return WrittenBlob(digest: BlobDigest(hasher.finalize()), size: totalIn, storedSize: stored,
                            codec: codec, frames: codec == .raw ? 0 : table.frameCount)
     }

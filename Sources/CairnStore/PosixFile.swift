@@ -26,6 +26,18 @@ final class PosixFile {
         return PosixFile(fd: fd, path: path)
     }
 
+    /// Linux's O_DIRECT (Glibc does not export it to Swift).
+    static let directFlag: Int32 = 0o40000
+
+    /// Like `createExclusive`, but asks for O_DIRECT; `isDirect` tells whether the filesystem agreed.
+    static func createExclusiveDirect(_ path: String, mode: mode_t = 0o444) throws -> (file: PosixFile, isDirect: Bool) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | directFlag, mode)
+        if fd >= 0 { return (PosixFile(fd: fd, path: path), true) }
+        guard errno == EINVAL else { throw StoreError.io(op: "create", path: path, errno: errno) }
+        unlink(path)
+        return (try createExclusive(path, mode: mode), false)
+    }
+
     var size: UInt64 {
         get throws {
             var st = stat()
@@ -66,6 +78,23 @@ final class PosixFile {
             if code == ENOSPC || code == EDQUOT || code == EFBIG { throw StoreError.diskFull(path: path) }
             throw StoreError.io(op: "write", path: path, errno: code)
         }
+    }
+
+    /// Writes all of `buffer` at `offset`.
+    func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n > 0 { done += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            let code = n == 0 ? EIO : errno
+            if code == ENOSPC || code == EDQUOT || code == EFBIG { throw StoreError.diskFull(path: path) }
+            throw StoreError.io(op: "write", path: path, errno: code)
+        }
+    }
+
+    func truncate(to length: UInt64) throws {
+        guard ftruncate(fd, off_t(length)) == 0 else { throw StoreError.io(op: "truncate", path: path, errno: errno) }
     }
 
     func sync() throws {

@@ -100,7 +100,15 @@ struct StoreIndex: Sendable {
     }
 
     static func blob(_ db: Database, _ digest: BlobDigest) throws -> BlobRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM blobs WHERE digest = ?", arguments: [digest.hex]).map(BlobRecord.init)
+        let statement = try db.cachedStatement(sql: "SELECT * FROM blobs WHERE digest = ?")
+        return try Row.fetchOne(statement, arguments: [digest.hex]).map(BlobRecord.init)
+    }
+
+    /// One-statement lookups need no explicit transaction: SQLite runs each statement atomically.
+    func readStatement<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.unsafeRead(body) } catch let error as StoreError { throw error } catch {
+            throw StoreError.index("\(error)")
+        }
     }
 
     static func upsertBlob(_ db: Database, _ blob: WrittenBlob, now: Date) throws {

@@ -3,7 +3,10 @@ import Foundation
 
 /// In-process read benchmarks over a Cairn data directory, one thread, for Tools/bench/bench.py.
 ///   cairn-bench read-all DATA            whole-blob reads of every blob: MB/s of original bytes
-///   cairn-bench ranges DATA SIZE SECONDS random SIZE-byte ranges from zstd blobs: reads/s
+///   cairn-bench ranges DATA SIZE SECONDS [aligned]
+///                                        random SIZE-byte ranges from zstd blobs: reads/s;
+///                                        `aligned` starts them at multiples of SIZE, as block-wise
+///                                        clients (fsspec, say) read
 /// Prints one JSON object.
 @main
 struct CairnBench {
@@ -18,7 +21,8 @@ struct CairnBench {
         case "read-all":
             try readAll(store)
         case "ranges":
-            try ranges(store, size: UInt64(arguments[3])!, seconds: Double(arguments[4])!)
+            try ranges(store, size: UInt64(arguments[3])!, seconds: Double(arguments[4])!,
+                       aligned: arguments.count > 5 && arguments[5] == "aligned")
         default:
             exit(2)
         }
@@ -41,30 +45,36 @@ struct CairnBench {
               "xor": Int(checksum)])
     }
 
-    static func ranges(_ store: BlobStore, size: UInt64, seconds: Double) throws {
+    static func ranges(_ store: BlobStore, size: UInt64, seconds: Double, aligned: Bool) throws {
         let blobs = try store.list(dataset: nil).filter { $0.record.codec != .raw && $0.record.size > size }
         guard !blobs.isEmpty else { throw StoreError.invalidArgument("no compressed blob larger than \(size) bytes") }
         var readers = try blobs.map { try store.reader($0.record.digest) }
         var rng = SystemRandomNumberGenerator()
         var latencies: [Double] = []
+        var opens: [Double] = []
         var bytes: UInt64 = 0
         let start = Date()
         var count = 0
         while Date().timeIntervalSince(start) < seconds {
             let index = Int.random(in: 0..<readers.count, using: &rng)
             // A fresh reader per request, as a server handling unrelated requests would have.
+            let open0 = DispatchTime.now().uptimeNanoseconds
             readers[index] = try store.reader(blobs[index].record.digest)
             let reader = readers[index]
-            let offset = UInt64.random(in: 0...(reader.size - size), using: &rng)
             let t0 = DispatchTime.now().uptimeNanoseconds
+            opens.append(Double(t0 - open0) / 1e3)
+            var offset = UInt64.random(in: 0...(reader.size - size), using: &rng)
+            if aligned { offset -= offset % size }
             try reader.read(offset..<offset + size) { bytes += UInt64($0.count) }
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
             count += 1
         }
         let elapsed = Date().timeIntervalSince(start)
         latencies.sort()
+        opens.sort()
         emit(["reads": count, "seconds": elapsed, "reads_per_s": Double(count) / elapsed,
               "p50_us": latencies[latencies.count / 2], "p99_us": latencies[latencies.count * 99 / 100],
+              "open_p50_us": opens[opens.count / 2],
               "blobs": blobs.count, "bytes": bytes])
     }
 

@@ -1,0 +1,53 @@
+/// Appends to a new temp file with O_DIRECT where the filesystem allows it: blob bytes go from
+/// an aligned staging buffer straight to the device, without being copied into (and evicting)
+/// the page cache. On a VM, first-touch page-cache writes cost ~25% of ingest CPU (Tools/bench).
+/// Elsewhere (tmpfs, say) it falls back to ordinary buffered writes.
+final class TempFileWriter {
+    let file: PosixFile
+    let isDirect: Bool
+    private let staging: UnsafeMutableRawBufferPointer
+    private var fill = 0
+    private var flushed: UInt64 = 0
+    /// Logical length: bytes appended so far.
+    private(set) var length: UInt64 = 0
+
+    static let alignment = 4096
+
+    /// `staging` must be aligned to `alignment` and a multiple of it in size; it stays the caller's.
+    init(path: String, staging: UnsafeMutableRawBufferPointer) throws {
+        precondition(Int(bitPattern: staging.baseAddress) % Self.alignment == 0 && staging.count % Self.alignment == 0)
+        (file, isDirect) = try PosixFile.createExclusiveDirect(path)
+        self.staging = staging
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        length += UInt64(bytes.count)
+        guard isDirect else {
+            try file.write(bytes)
+            return
+        }
+        var rest = bytes
+        while !rest.isEmpty {
+            let take = min(staging.count - fill, rest.count)
+            (staging.baseAddress! + fill).copyMemory(from: rest.baseAddress!, byteCount: take)
+            fill += take
+            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
+            if fill == staging.count {
+                try file.write(UnsafeRawBufferPointer(staging), at: flushed)
+                flushed += UInt64(fill)
+                fill = 0
+            }
+        }
+    }
+
+    /// Writes what is staged (padded to the alignment O_DIRECT needs), then trims the padding.
+    func finish() throws {
+        guard isDirect, fill > 0 else { return }
+        let padded = (fill + Self.alignment - 1) / Self.alignment * Self.alignment
+        (staging.baseAddress! + fill).initializeMemory(as: UInt8.self, repeating: 0, count: padded - fill)
+        try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<padded]), at: flushed)
+        flushed += UInt64(fill)
+        fill = 0
+        try file.truncate(to: length)
+    }
+}
