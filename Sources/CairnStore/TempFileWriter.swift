@@ -14,9 +14,13 @@ final class TempFileWriter {
     static let alignment = 4096
 
     /// `staging` must be aligned to `alignment` and a multiple of it in size; it stays the caller's.
-    init(path: String, staging: UnsafeMutableRawBufferPointer) throws {
+    init(path: String, staging: UnsafeMutableRawBufferPointer, preferDirect: Bool = true) throws {
         precondition(Int(bitPattern: staging.baseAddress) % Self.alignment == 0 && staging.count % Self.alignment == 0)
-        (file, isDirect) = try PosixFile.createExclusiveDirect(path)
+        if preferDirect {
+            (file, isDirect) = try PosixFile.createExclusiveDirect(path)
+        } else {
+            (file, isDirect) = (try PosixFile.createExclusive(path), false)
+        }
         self.staging = staging
     }
 
