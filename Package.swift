@@ -21,6 +21,9 @@ let package = Package(
                        providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CXXHash", path: "Sources/CXXHash", pkgConfig: "libxxhash",
                        providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CairnDICOM", dependencies: ["CZlib"]),
         .target(
             name: "CairnStore",
             dependencies: [
@@ -29,15 +32,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "CairnIngest", dependencies: ["CairnStore"]),
+        .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest",
+                "CairnStore", "CairnIngest", "CairnDICOM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
+        .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,7 +10,7 @@ struct Cairn: ParsableCommand {
         abstract: "Cairn: a content-addressed, compressed imaging store for federated AI.",
         subcommands: [
             InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
-            StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self,
+            StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions
