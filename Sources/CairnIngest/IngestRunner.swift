@@ -1,3 +1,4 @@
+import CairnDICOM
 import CairnStore
 import Foundation
 import Synchronization
@@ -8,12 +9,16 @@ public struct IngestSummary: Sendable, Codable {
     public var ingested = 0
     public var deduplicated = 0
     public var failed = 0
+    /// Refused by the de-identification gate (counted apart from failures).
+    public var refused = 0
+    /// Stored files that were DICOM instances (indexed with their attributes).
+    public var instances = 0
     public var bytesIn: UInt64 = 0
     public var bytesStored: UInt64 = 0
     public var seconds = 0.0
 
     enum CodingKeys: String, CodingKey {
-        case files, ingested, deduplicated, failed, seconds
+        case files, ingested, deduplicated, failed, refused, instances, seconds
         case bytesIn = "bytes_in"
         case bytesStored = "bytes_stored"
     }
@@ -21,8 +26,10 @@ public struct IngestSummary: Sendable, Codable {
 
 /// What happened to one file, reported as soon as it is durable (or has failed).
 public enum IngestEvent: Sendable {
-    case stored(FoundFile, PutResult)
+    case stored(FoundFile, PutResult, isInstance: Bool)
     case failed(path: String, reason: String)
+    /// The de-identification gate kept the file out; `reason` names the attributes.
+    case refused(path: String, reason: String)
 }
 
 /// Stores many files as a two-stage pipeline: `jobs` threads read, hash and compress into
@@ -45,6 +52,7 @@ public struct IngestRunner: Sendable {
     private enum Staged: Sendable {
         case ready(FoundFile, StagedBlob)
         case failed(path: String, reason: String)
+        case refused(path: String, reason: String)
     }
 
     /// Ingests `files`; `onEvent` is called once per file, serialised, with the running summary.
@@ -58,8 +66,9 @@ public struct IngestRunner: Sendable {
             state.withLock { summary in
                 summary.files += 1
                 switch event {
-                case .stored(_, let result):
+                case .stored(_, let result, let isInstance):
                     summary.bytesIn += result.blob.size
+                    if isInstance { summary.instances += 1 }
                     if result.deduplicated {
                         summary.deduplicated += 1
                     } else {
@@ -68,6 +77,8 @@ public struct IngestRunner: Sendable {
                     }
                 case .failed:
                     summary.failed += 1
+                case .refused:
+                    summary.refused += 1
                 }
                 summary.seconds = Date().timeIntervalSince(start)
                 onEvent(event, summary)
@@ -80,22 +91,30 @@ public struct IngestRunner: Sendable {
                     switch item {
                     case .ready(let file, let staged):
                         do {
-                            report(.stored(file, try store.commit(staged)))
+                            report(.stored(file, try store.commit(staged), isInstance: staged.instance != nil))
                         } catch {
                             report(.failed(path: file.path, reason: "\(error)"))
                         }
                     case .failed(let path, let reason):
                         report(.failed(path: path, reason: reason))
+                    case .refused(let path, let reason):
+                        report(.refused(path: path, reason: reason))
                     }
                 }
             }
             committed.signal()
         }
         committers.start()
+        let policy = (try? store.dataset(dataset))?.deidPolicy ?? .reject
         WorkerPool.forEach(count: files.count, jobs: jobs) { index in
             let file = files[index]
             do {
-                queue.put(.ready(file, try store.stage(fileAt: file.path, options: options, dataset: dataset, name: file.name)))
+                let inspection = DicomInspection(path: file.path)
+                if policy == .reject, let reason = inspection.refusal { return queue.put(.refused(path: file.path, reason: reason)) }
+                let staged = try store.stage(fileAt: file.path, options: options, dataset: dataset, name: file.name,
+                                             cutPoints: inspection.instance?.cutPoints ?? [])
+                staged.instance = inspection.record
+                queue.put(.ready(file, staged))
             } catch {
                 queue.put(.failed(path: file.path, reason: "\(error)"))
             }

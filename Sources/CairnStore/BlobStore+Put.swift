@@ -21,6 +21,8 @@ public final class StagedBlob: @unchecked Sendable {
     let token: String
     let dataset: String
     let name: String?
+    /// DICOM attributes to index with the blob, when the input was an instance.
+    public var instance: InstanceRecord?
 
     init(blob: WrittenBlob, file: PosixFile, path: String, token: String, dataset: String, name: String?) {
         self.blob = blob
@@ -99,7 +101,8 @@ extension BlobStore {
         }
         defer { FileSystem.remove(readyPath) }
         do {
-            let deduplicated = try link(written, from: readyPath, dataset: staged.dataset, name: staged.name)
+            let deduplicated = try link(written, from: readyPath, dataset: staged.dataset, name: staged.name,
+                                        instance: staged.instance)
             return PutResult(blob: written, deduplicated: deduplicated)
         } catch {
             // The commit failed (disk full, say): leave no blob that the index does not know.
@@ -109,7 +112,8 @@ extension BlobStore {
     }
 
     /// Links the finished temp file into place and commits its rows; returns true on a dedup hit.
-    private func link(_ blob: WrittenBlob, from readyPath: String, dataset: String, name: String?) throws -> Bool {
+    private func link(_ blob: WrittenBlob, from readyPath: String, dataset: String, name: String?,
+                      instance: InstanceRecord?) throws -> Bool {
         let directory = directory(of: blob.digest)
         let blobPath = path(of: blob.digest)
         try ensureDirectory(directory)
@@ -144,6 +148,7 @@ extension BlobStore {
             try db.execute(sql: """
                 INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
                 """, arguments: [dataset, blob.digest.hex, name, now.timeIntervalSince1970])
+            if let instance { try Self.insertInstance(db, dataset: dataset, digest: blob.digest, instance) }
             return deduplicated
         }
     }

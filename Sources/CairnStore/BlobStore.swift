@@ -131,14 +131,6 @@ public final class BlobStore: Sendable {
 
     // MARK: - Datasets
 
-    public func createDataset(id: String, title: String?) throws {
-        try Self.validateDatasetID(id)
-        try index.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, ?, ?)",
-                           arguments: [id, title, Date().timeIntervalSince1970])
-        }
-    }
-
     public func datasetExists(_ id: String) throws -> Bool {
         try index.read { db in try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [id]) ?? false }
     }

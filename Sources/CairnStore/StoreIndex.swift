@@ -84,6 +84,42 @@ struct StoreIndex: Sendable {
                 CREATE INDEX dataset_blobs_digest ON dataset_blobs(digest);
                 """)
         }
+        migrator.registerMigration("v2-instances-policies") { db in
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN description TEXT;
+                ALTER TABLE datasets ADD COLUMN cancer_type TEXT;
+                ALTER TABLE datasets ADD COLUMN deid_policy TEXT NOT NULL DEFAULT 'reject';
+                CREATE TABLE instances (
+                    dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                    digest TEXT NOT NULL,
+                    subject TEXT,
+                    study_uid TEXT,
+                    series_uid TEXT,
+                    sop_uid TEXT,
+                    sop_class TEXT,
+                    modality TEXT,
+                    body_part TEXT,
+                    manufacturer TEXT,
+                    sex TEXT,
+                    study_date TEXT,
+                    rows INTEGER,
+                    columns INTEGER,
+                    frames INTEGER,
+                    transfer_syntax TEXT,
+                    pixel_data_offset INTEGER,
+                    frame_offsets TEXT,
+                    PRIMARY KEY (dataset_id, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX instances_subject ON instances(dataset_id, subject);
+                CREATE INDEX instances_sop ON instances(sop_uid);
+                CREATE TABLE erasures (
+                    dataset_id TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    instances INTEGER NOT NULL,
+                    erased_at REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 

@@ -58,7 +58,7 @@ struct IngestCommand: ParsableCommand {
         let json = global.json, verbose = verbose
         var summary = runner.run(walk.files) { event, summary in
             switch event {
-            case .stored(let file, let result):
+            case .stored(let file, let result, _):
                 if verbose {
                     let status = result.deduplicated ? "dedup" : "stored"
                     if json {
@@ -73,6 +73,9 @@ struct IngestCommand: ParsableCommand {
             case .failed(let path, let reason):
                 progress.finish()
                 Terminal.error("failed \(path): \(reason)")
+            case .refused(let path, let reason):
+                progress.finish()
+                Terminal.error("refused \(path): \(reason)")
             }
             progress.update(items: summary.files, bytes: summary.bytesIn)
         }
@@ -81,13 +84,22 @@ struct IngestCommand: ParsableCommand {
         if global.json {
             Terminal.printJSON(encodable: summary)
         } else {
-            let ratio = summary.bytesStored > 0 && summary.ingested > 0
-                ? String(format: ", %.2fx smaller", Double(summary.bytesIn) / Double(max(summary.bytesStored, 1))) : ""
-            print("ingested \(summary.files) files in \(String(format: "%.2f", summary.seconds)) s: "
-                  + "\(summary.ingested) new, \(summary.deduplicated) deduplicated, \(summary.failed) failed; "
-                  + "\(Terminal.bytes(summary.bytesIn)) in, \(Terminal.bytes(summary.bytesStored)) stored"
-                  + "\(summary.deduplicated == 0 ? ratio : ""), \(Terminal.rate(summary.bytesIn, seconds: summary.seconds))")
+            print(Self.summaryLine(summary))
         }
-        if summary.failed > 0 { throw CommandFailure(status: 1, message: nil) }
+        if summary.failed > 0 || summary.refused > 0 { throw CommandFailure(status: 1, message: nil) }
+    }
+
+    static func summaryLine(_ summary: IngestSummary) -> String {
+        let seconds = String(format: "%.2f", summary.seconds)
+        var line = "ingested \(summary.files) files in \(seconds) s: \(summary.ingested) new, "
+        line += "\(summary.deduplicated) deduplicated, \(summary.failed) failed"
+        if summary.refused > 0 { line += ", \(summary.refused) refused" }
+        line += "; \(summary.instances) DICOM instances; "
+        line += "\(Terminal.bytes(summary.bytesIn)) in, \(Terminal.bytes(summary.bytesStored)) stored"
+        if summary.deduplicated == 0 && summary.ingested > 0 && summary.bytesStored > 0 {
+            let ratio = Double(summary.bytesIn) / Double(summary.bytesStored)
+            line += String(format: ", %.2fx smaller", ratio)
+        }
+        return line + ", " + Terminal.rate(summary.bytesIn, seconds: summary.seconds)
     }
 }

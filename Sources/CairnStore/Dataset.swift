@@ -1,0 +1,155 @@
+import Foundation
+import GRDB
+
+/// A dataset's descriptive metadata and ingest policy.
+public struct DatasetInfo: Sendable, Equatable {
+    public enum DeidPolicy: String, Sendable, CaseIterable {
+        /// Files carrying direct identifiers without PatientIdentityRemoved=YES are refused.
+        case reject
+        /// Everything is stored; the dataset is recorded as not gated.
+        case accept
+    }
+
+    public var id: String
+    public var title: String?
+    public var description: String?
+    public var cancerType: String?
+    public var deidPolicy: DeidPolicy
+    public var createdAt: Date
+
+    init(row: Row) {
+        id = row["id"]
+        title = row["title"]
+        description = row["description"]
+        cancerType = row["cancer_type"]
+        deidPolicy = DeidPolicy(rawValue: row["deid_policy"]) ?? .reject
+        createdAt = Date(timeIntervalSince1970: row["created_at"])
+    }
+}
+
+/// Counts for `cairn dataset show`.
+public struct DatasetSummary: Sendable {
+    public var info: DatasetInfo
+    public var subjects = 0
+    public var studies = 0
+    public var series = 0
+    public var instances = 0
+    public var files = 0
+    public var bytes: UInt64 = 0
+    public var storedBytes: UInt64 = 0
+    public var byModality: [String: Int] = [:]
+    public var byBodyPart: [String: Int] = [:]
+    public var byManufacturer: [String: Int] = [:]
+    public var bySex: [String: Int] = [:]
+    public var erasures = 0
+}
+
+extension BlobStore {
+    public func createDataset(id: String, title: String?, description: String? = nil, cancerType: String? = nil,
+                              deidPolicy: DatasetInfo.DeidPolicy = .reject) throws {
+        try Self.validateDatasetID(id)
+        try index.write { db in
+            try db.execute(sql: """
+                INSERT INTO datasets(id, title, description, cancer_type, deid_policy, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),
+                    description = coalesce(excluded.description, description),
+                    cancer_type = coalesce(excluded.cancer_type, cancer_type), deid_policy = excluded.deid_policy
+                """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, Date().timeIntervalSince1970])
+        }
+    }
+
+    public func dataset(_ id: String) throws -> DatasetInfo? {
+        try index.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
+        }
+    }
+
+    public func datasets() throws -> [DatasetInfo] {
+        try index.read { db in try Row.fetchAll(db, sql: "SELECT * FROM datasets ORDER BY id").map(DatasetInfo.init) }
+    }
+
+    public func summary(of id: String) throws -> DatasetSummary? {
+        try index.read { db in
+            guard let info = try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
+            else { return nil }
+            var summary = DatasetSummary(info: info)
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT count(DISTINCT subject) AS subjects, count(DISTINCT study_uid) AS studies,
+                       count(DISTINCT series_uid) AS series, count(*) AS instances
+                FROM instances WHERE dataset_id = ?
+                """, arguments: [id]) {
+                summary.subjects = row["subjects"]
+                summary.studies = row["studies"]
+                summary.series = row["series"]
+                summary.instances = row["instances"]
+            }
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS files, coalesce(sum(b.size), 0) AS bytes, coalesce(sum(b.stored_size), 0) AS stored
+                FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.dataset_id = ?
+                """, arguments: [id]) {
+                summary.files = row["files"]
+                summary.bytes = UInt64(row["bytes"] as Int64)
+                summary.storedBytes = UInt64(row["stored"] as Int64)
+            }
+            func breakdown(_ column: String) throws -> [String: Int] {
+                var out: [String: Int] = [:]
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT coalesce(\(column), '(none)') AS k, count(*) AS n FROM instances WHERE dataset_id = ? GROUP BY k
+                    """, arguments: [id]) {
+                    out[row["k"]] = row["n"]
+                }
+                return out
+            }
+            summary.byModality = try breakdown("modality")
+            summary.byBodyPart = try breakdown("body_part")
+            summary.byManufacturer = try breakdown("manufacturer")
+            summary.bySex = try breakdown("sex")
+            summary.erasures = try Int.fetchOne(db, sql: "SELECT count(*) FROM erasures WHERE dataset_id = ?", arguments: [id]) ?? 0
+            return summary
+        }
+    }
+
+    /// Removes a subject's instances from a dataset (consent withdrawn) and records the erasure.
+    /// Blobs no longer referenced by any dataset are left for `gc`. Returns the instances removed.
+    @discardableResult
+    public func eraseSubject(_ subject: String, from dataset: String) throws -> Int {
+        try index.write { db in
+            let digests = try String.fetchAll(db, sql: "SELECT digest FROM instances WHERE dataset_id = ? AND subject = ?",
+                                              arguments: [dataset, subject])
+            for digest in digests {
+                try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest])
+                try db.execute(sql: "DELETE FROM dataset_blobs WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest])
+            }
+            try db.execute(sql: "INSERT INTO erasures(dataset_id, subject, instances, erased_at) VALUES (?, ?, ?, ?)",
+                           arguments: [dataset, subject, digests.count, Date().timeIntervalSince1970])
+            return digests.count
+        }
+    }
+
+    /// The instance rows of a dataset (for `ls --dataset` and tests).
+    public func instances(in dataset: String) throws -> [(digest: BlobDigest, record: InstanceRecord)] {
+        try index.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM instances WHERE dataset_id = ? ORDER BY digest", arguments: [dataset]).map { row in
+                let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
+                let record = InstanceRecord(
+                    subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
+                    sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
+                    manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"], rows: row["rows"],
+                    columns: row["columns"], frames: row["frames"], transferSyntax: row["transfer_syntax"],
+                    pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
+                return (BlobDigest(hex: row["digest"])!, record)
+            }
+        }
+    }
+
+    static func insertInstance(_ db: Database, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
+        try db.execute(sql: """
+            INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
+                body_part, manufacturer, sex, study_date, rows, columns, frames, transfer_syntax, pixel_data_offset, frame_offsets)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
+                             r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.rows, r.columns, r.frames, r.transferSyntax,
+                             r.pixelDataOffset.map { Int64($0) },
+                             r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ",")])
+    }
+}
