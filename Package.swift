@@ -42,6 +42,7 @@ let package = Package(
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"]),
+        .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
     ],
     swiftLanguageModes: [.v6]
 )
