@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "CairnStore", targets: ["CairnStore"]),
+        .library(name: "CairnDICOM", targets: ["CairnDICOM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -23,11 +24,12 @@ let package = Package(
                        providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CPosix"),
         .target(name: "CairnDICOM", dependencies: ["CZlib"]),
         .target(
             name: "CairnStore",
             dependencies: [
-                "CZstd", "CLZ4", "CXXHash",
+                "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -39,7 +41,7 @@ let package = Package(
                 "CairnStore", "CairnIngest", "CairnDICOM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore"], path: "Tools/bench/CairnBench"),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),

@@ -60,8 +60,8 @@ public struct IngestRunner: Sendable {
         let start = Date()
         let state = Mutex(IngestSummary())
         let store = store, options = options, dataset = dataset
-        // Bounded, so at most this many staged temp files (open descriptors) wait for a committer.
-        let queue = BlockingQueue<Staged>(capacity: 8 * jobs)
+        // Bounded, so at most this many staged temp files (open descriptors) wait for the committer.
+        let queue = BlockingQueue<Staged>(capacity: 256)
         let report: @Sendable (IngestEvent) -> Void = { event in
             state.withLock { summary in
                 summary.files += 1
@@ -85,20 +85,26 @@ public struct IngestRunner: Sendable {
             }
         }
         let committed = DispatchSemaphore(value: 0)
+        // One committer: whatever the compressors staged while it waited on the last flush forms the
+        // next group commit, so a slow disk makes batches larger instead of stalling the compressors.
         let committers = Thread {
-            WorkerPool.forEach(count: 2 * jobs, jobs: 2 * jobs) { _ in
-                while let item = queue.take() {
+            while true {
+                let items = queue.takeBatch(limit: 256)
+                if items.isEmpty { break }
+                var staged: [(FoundFile, StagedBlob)] = []
+                for item in items {
                     switch item {
-                    case .ready(let file, let staged):
-                        do {
-                            report(.stored(file, try store.commit(staged), isInstance: staged.instance != nil))
-                        } catch {
-                            report(.failed(path: file.path, reason: "\(error)"))
-                        }
-                    case .failed(let path, let reason):
-                        report(.failed(path: path, reason: reason))
-                    case .refused(let path, let reason):
-                        report(.refused(path: path, reason: reason))
+                    case .ready(let file, let blob): staged.append((file, blob))
+                    case .failed(let path, let reason): report(.failed(path: path, reason: reason))
+                    case .refused(let path, let reason): report(.refused(path: path, reason: reason))
+                    }
+                }
+                if staged.isEmpty { continue }
+                let results = store.commit(staged.map(\.1))
+                for ((file, blob), result) in zip(staged, results) {
+                    switch result {
+                    case .success(let put): report(.stored(file, put, isInstance: blob.instance != nil))
+                    case .failure(let error): report(.failed(path: file.path, reason: "\(error)"))
                     }
                 }
             }

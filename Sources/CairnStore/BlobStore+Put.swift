@@ -93,64 +93,111 @@ extension BlobStore {
     /// Makes a staged blob durable and visible: fsync, rename to `<hex>.<token>.ready` (the name
     /// tells recovery the digest), link into place + fsync dir, one transaction. Only then returns.
     public func commit(_ staged: StagedBlob) throws -> PutResult {
-        try staged.file.sync()
-        let written = staged.blob
-        let readyPath = "\(tmpRoot)/\(written.digest.hex).\(staged.token).ready"
-        guard rename(staged.path, readyPath) == 0 else {
-            throw StoreError.io(op: "rename", path: staged.path, errno: errno)
-        }
-        defer { FileSystem.remove(readyPath) }
-        do {
-            let deduplicated = try link(written, from: readyPath, dataset: staged.dataset, name: staged.name,
-                                        instance: staged.instance)
-            return PutResult(blob: written, deduplicated: deduplicated)
-        } catch {
-            // The commit failed (disk full, say): leave no blob that the index does not know.
-            try? discardUncommitted(written.digest, tempPath: readyPath)
-            throw error
-        }
+        try commit([staged])[0].get()
     }
 
-    /// Links the finished temp file into place and commits its rows; returns true on a dedup hit.
-    private func link(_ blob: WrittenBlob, from readyPath: String, dataset: String, name: String?,
-                      instance: InstanceRecord?) throws -> Bool {
-        let directory = directory(of: blob.digest)
-        let blobPath = path(of: blob.digest)
-        try ensureDirectory(directory)
-        let linked: Bool
-        if Glibc.link(readyPath, blobPath) == 0 {
-            linked = true
-            try FileSystem.fsyncDirectory(directory)
-        } else if errno == EEXIST {
-            linked = false
-        } else {
-            if errno == ENOSPC { throw StoreError.diskFull(path: blobPath) }
-            throw StoreError.io(op: "link", path: blobPath, errno: errno)
+    /// Group commit: the same steps for many staged blobs, with two `syncfs` calls and one
+    /// transaction for the whole batch instead of three fsyncs per blob. The order still holds
+    /// for every blob: its bytes are durable before its link, its link before its index rows.
+    /// A blob that fails fails alone; the others commit.
+    public func commit(_ batch: [StagedBlob]) -> [Result<PutResult, Error>] {
+        var results = [Result<PutResult, Error>?](repeating: nil, count: batch.count)
+        var linkedAt: [Int: Bool] = [:]
+        var readyPaths: [Int: String] = [:]
+        defer { for path in readyPaths.values { FileSystem.remove(path) } }
+        let useSyncfs = batch.count > 1
+        if useSyncfs {
+            do { try FileSystem.syncFilesystem(root) } catch {
+                return batch.map { _ in .failure(error) }
+            }
+        }
+        for (i, staged) in batch.enumerated() {
+            do {
+                if !useSyncfs { try staged.file.sync() }
+                let readyPath = "\(tmpRoot)/\(staged.blob.digest.hex).\(staged.token).ready"
+                guard rename(staged.path, readyPath) == 0 else {
+                    throw StoreError.io(op: "rename", path: staged.path, errno: errno)
+                }
+                readyPaths[i] = readyPath
+                linkedAt[i] = try linkIntoPlace(staged.blob.digest, from: readyPath, syncDirectory: !useSyncfs)
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        if useSyncfs && !linkedAt.isEmpty {
+            do { try FileSystem.syncFilesystem(root) } catch {
+                for i in linkedAt.keys { results[i] = .failure(error) }
+                linkedAt.removeAll()
+            }
         }
         let now = Date()
-        return try index.write { db in
-            let existing = try StoreIndex.blob(db, blob.digest)
-            var deduplicated = false
-            if !linked {
-                if let existing, existing.state == .ok, FileSystem.exists(blobPath) {
-                    deduplicated = true
-                } else {
-                    // No committed row, or a damaged or missing file: ours replaces it atomically.
-                    guard rename(readyPath, blobPath) == 0 else {
-                        throw StoreError.io(op: "rename", path: blobPath, errno: errno)
+        do {
+            try index.write { db in
+                for (i, linked) in linkedAt {
+                    let staged = batch[i]
+                    do {
+                        try db.inSavepoint {
+                            let deduplicated = try record(staged, linked: linked, readyPath: readyPaths[i]!, db: db, now: now)
+                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
+                            return .commit
+                        }
+                    } catch {
+                        results[i] = .failure(error)
                     }
-                    try FileSystem.fsyncDirectory(directory)
                 }
             }
-            if !deduplicated {
-                try StoreIndex.upsertBlob(db, blob, now: now)
-            }
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
-                """, arguments: [dataset, blob.digest.hex, name, now.timeIntervalSince1970])
-            if let instance { try Self.insertInstance(db, dataset: dataset, digest: blob.digest, instance) }
-            return deduplicated
+        } catch {
+            for i in linkedAt.keys { results[i] = .failure(error) }
         }
+        for (i, result) in results.enumerated() {
+            // A blob whose commit failed (disk full, say) must not stay linked without an index row.
+            if case .failure = result, let readyPath = readyPaths[i] {
+                try? discardUncommitted(batch[i].blob.digest, tempPath: readyPath)
+            }
+        }
+        return results.map { $0 ?? .failure(StoreError.index("not committed")) }
+    }
+
+    /// Hard-links the ready temp file to the blob path; false when a blob file is already there.
+    private func linkIntoPlace(_ digest: BlobDigest, from readyPath: String, syncDirectory: Bool) throws -> Bool {
+        let directory = directory(of: digest)
+        let blobPath = path(of: digest)
+        try ensureDirectory(directory)
+        if Glibc.link(readyPath, blobPath) == 0 {
+            if syncDirectory { try FileSystem.fsyncDirectory(directory) }
+            return true
+        }
+        if errno == EEXIST { return false }
+        if errno == ENOSPC { throw StoreError.diskFull(path: blobPath) }
+        throw StoreError.io(op: "link", path: blobPath, errno: errno)
+    }
+
+    /// Index rows for one linked blob; returns true on a dedup hit.
+    private func record(_ staged: StagedBlob, linked: Bool, readyPath: String, db: Database, now: Date) throws -> Bool {
+        let blob = staged.blob
+        let blobPath = path(of: blob.digest)
+        var deduplicated = false
+        if !linked {
+            if let existing = try StoreIndex.blob(db, blob.digest), existing.state == .ok, FileSystem.exists(blobPath) {
+                deduplicated = true
+            } else {
+                // No committed row, or a damaged or missing file: ours replaces it atomically.
+                guard rename(readyPath, blobPath) == 0 else {
+                    throw StoreError.io(op: "rename", path: blobPath, errno: errno)
+                }
+                try FileSystem.fsyncDirectory(directory(of: blob.digest))
+            }
+        }
+        if !deduplicated {
+            try StoreIndex.upsertBlob(db, blob, now: now)
+        }
+        try db.execute(sql: """
+            INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
+            """, arguments: [staged.dataset, blob.digest.hex, staged.name, now.timeIntervalSince1970])
+        if let instance = staged.instance {
+            try Self.insertInstance(db, dataset: staged.dataset, digest: blob.digest, instance)
+        }
+        return deduplicated
     }
 
     /// Creates `blobs/sha256/xx/yy` on first use, fsyncing each parent that gained an entry.

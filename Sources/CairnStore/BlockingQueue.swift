@@ -35,6 +35,22 @@ public final class BlockingQueue<Element: Sendable>: @unchecked Sendable {
         return element
     }
 
+    /// Waits for at least one element, then takes up to `limit` of those waiting.
+    public func takeBatch(limit: Int) -> [Element] {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == items.count && !closed { condition.wait() }
+        let count = min(limit, items.count - head)
+        let batch = Array(items[head..<head + count])
+        head += count
+        if head > 1024 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        condition.broadcast()
+        return batch
+    }
+
     public func close() {
         condition.lock()
         closed = true

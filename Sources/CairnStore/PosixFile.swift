@@ -1,3 +1,4 @@
+import CPosix
 import Glibc
 
 /// A file descriptor with the few POSIX calls the store needs, each failing with
@@ -27,7 +28,7 @@ final class PosixFile {
     }
 
     /// Linux's O_DIRECT (Glibc does not export it to Swift).
-    static let directFlag: Int32 = 0o40000
+    static let directFlag: Int32 = cairn_o_direct()
 
     /// Like `createExclusive`, but asks for O_DIRECT; `isDirect` tells whether the filesystem agreed.
     static func createExclusiveDirect(_ path: String, mode: mode_t = 0o444) throws -> (file: PosixFile, isDirect: Bool) {
@@ -116,6 +117,17 @@ final class PosixFile {
 
 /// Directory-level operations of the write path.
 enum FileSystem {
+    /// Flushes everything written to the filesystem holding `path` (data and metadata), in one call.
+    static func syncFilesystem(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError.io(op: "open directory", path: path, errno: errno) }
+        defer { close(fd) }
+        guard cairn_syncfs(fd) == 0 else {
+            if errno == ENOSPC || errno == EDQUOT { throw StoreError.diskFull(path: path) }
+            throw StoreError.io(op: "syncfs", path: path, errno: errno)
+        }
+    }
+
     static func fsyncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw StoreError.io(op: "open directory", path: path, errno: errno) }

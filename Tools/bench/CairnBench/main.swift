@@ -1,7 +1,9 @@
+import CairnDICOM
 import CairnStore
 import Foundation
 
 /// In-process read benchmarks over a Cairn data directory, one thread, for Tools/bench/bench.py.
+///   cairn-bench dicom-headers DIR SECONDS parse + index attributes of each file's header: headers/s
 ///   cairn-bench read-all DATA            whole-blob reads of every blob: MB/s of original bytes
 ///   cairn-bench ranges DATA SIZE SECONDS [aligned]
 ///                                        random SIZE-byte ranges from zstd blobs: reads/s;
@@ -15,6 +17,10 @@ struct CairnBench {
         guard arguments.count >= 3 else {
             FileHandle.standardError.write(Data("usage: cairn-bench read-all DATA | ranges DATA SIZE SECONDS\n".utf8))
             exit(2)
+        }
+        if arguments[1] == "dicom-headers" {
+            try dicomHeaders(directory: arguments[2], seconds: Double(arguments[3])!)
+            return
         }
         let store = try BlobStore.open(at: arguments[2])
         switch arguments[1] {
@@ -76,6 +82,29 @@ struct CairnBench {
               "p50_us": latencies[latencies.count / 2], "p99_us": latencies[latencies.count * 99 / 100],
               "open_p50_us": opens[opens.count / 2],
               "blobs": blobs.count, "bytes": bytes])
+    }
+
+    /// Parses the header (everything but the pixel values) of every file in a folder, round
+    /// robin, for `seconds`, one thread: the per-file cost ingest pays to index an instance.
+    static func dicomHeaders(directory: String, seconds: Double) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".dcm") }.sorted()
+            .map { directory + "/" + $0 }
+        guard !files.isEmpty else { throw StoreError.invalidArgument("no .dcm files in \(directory)") }
+        let parser = DicomParser()
+        var latencies: [Double] = []
+        let start = Date()
+        var count = 0
+        while Date().timeIntervalSince(start) < seconds {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let file = try parser.parse(path: files[count % files.count])
+            _ = DicomInstance(file: file)
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
+            count += 1
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        latencies.sort()
+        emit(["headers": count, "per_s": Double(count) / elapsed, "p50_us": latencies[latencies.count / 2],
+              "p99_us": latencies[latencies.count * 99 / 100], "files": files.count])
     }
 
     static func emit(_ object: [String: Any]) {

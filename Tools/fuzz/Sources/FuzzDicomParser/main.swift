@@ -1,0 +1,28 @@
+import CairnDICOM
+import Glibc
+
+/// Every input must either parse or fail with a DicomError: no crash, no hang, bounded memory.
+/// Whatever parses must also survive the JSON model and the text dump, which decode every value.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    guard let data else { return 0 }
+    let bytes = Array(UnsafeBufferPointer(start: data, count: count))
+    var limits = ParseLimits()
+    limits.maxInflated = 16 << 20
+    if let file = try? DicomParser(limits: limits).parse(bytes: bytes) {
+        _ = DicomJSON.encode(file.dataSet)
+        _ = DicomTextDump.render(file)
+        _ = DicomInstance(file: file).cutPoints
+        _ = Deidentification.violations(file)
+    }
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+var argc = CommandLine.argc
+var argv = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&argc, &argv, { fuzzOne($0, $1) }))
