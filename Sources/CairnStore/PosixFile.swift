@@ -30,13 +30,10 @@ final class PosixFile {
     /// Linux's O_DIRECT (Glibc does not export it to Swift).
     static let directFlag: Int32 = cairn_o_direct()
 
-    /// Like `createExclusive`, but asks for O_DIRECT; `isDirect` tells whether the filesystem agreed.
-    static func createExclusiveDirect(_ path: String, mode: mode_t = 0o444) throws -> (file: PosixFile, isDirect: Bool) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | directFlag, mode)
-        if fd >= 0 { return (PosixFile(fd: fd, path: path), true) }
-        guard errno == EINVAL else { throw StoreError.io(op: "create", path: path, errno: errno) }
-        unlink(path)
-        return (try createExclusive(path, mode: mode), false)
+    /// Turns on O_DIRECT for later writes; false where the filesystem does not support it.
+    func enableDirectIO() -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        return flags >= 0 && fcntl(fd, F_SETFL, flags | Self.directFlag) == 0
     }
 
     var size: UInt64 {
