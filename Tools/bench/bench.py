@@ -108,6 +108,10 @@ def run(corpus: Path, work: Path, reps: int, jobs: int, range_seconds: float, la
     rows.append(("whole-blob read, 1 core (MB/s)", f"{read_all:.0f}", f"zstd -b3 decompress: {z_decomp:.0f}",
                  f"{read_all / z_decomp:.2f}x", ">= 0.90x"))
     rows.append(("sha256sum (MB/s), for scale", f"{sha:.0f}", "", "", ""))
+    headers = [bench_tool("dicom-headers", corpus, "3") for _ in range(reps)]
+    rows.append(("DICOM header parse + index attributes, 1 core", f"{statistics.median(h['per_s'] for h in headers):.0f}/s",
+                 f"p50 {statistics.median(h['p50_us'] for h in headers):.1f} us, "
+                 f"p99 {statistics.median(h['p99_us'] for h in headers):.1f} us", "", ">= 20000/s, < 50 us"))
     ranges = {}
     for frame_size in (65536, 262144, 1048576):
         _, fsummary, fdata = ingest_runs(corpus, work, jobs, 1, frame_size)
@@ -144,6 +148,8 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
     parser.add_argument("--range-seconds", type=float, default=3.0)
+    parser.add_argument("--index-scale", type=int, default=1_000_000,
+                        help="instances for the index-scale run (0 skips it; 1M takes ~15 minutes)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for old in args.work.glob("store-*"):
@@ -153,6 +159,13 @@ def main():
     report.append(run(args.corpus, args.work, args.reps, args.jobs, args.range_seconds, "generated corpus"))
     if args.shared and args.shared.exists():
         report.append(run(args.shared, args.work, args.reps, args.jobs, args.range_seconds, "shared/dicom"))
+    if args.index_scale:
+        print(f"\n## index scale: {args.index_scale} small instances, ingest rate per {args.index_scale // 10}\n", flush=True)
+        out = subprocess.run([sys.executable, str(Path(__file__).parent / "index_scale.py"), "--count", str(args.index_scale),
+                              "--step", str(args.index_scale // 10), "--work", str(args.work / "index-scale")],
+                             capture_output=True, text=True, check=True).stdout
+        print(out)
+        report.append(f"## index scale\n\n```\n{out}```\n")
     (args.work / "latest.md").write_text("\n".join(report))
     print(f"\nwritten to {args.work / 'latest.md'}")
 
