@@ -66,18 +66,6 @@ final class PosixFile {
         }
     }
 
-    func write(_ buffer: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = Glibc.write(fd, buffer.baseAddress! + done, buffer.count - done)
-            if n > 0 { done += n; continue }
-            if n < 0 && errno == EINTR { continue }
-            let code = n == 0 ? EIO : errno
-            if code == ENOSPC || code == EDQUOT || code == EFBIG { throw StoreError.diskFull(path: path) }
-            throw StoreError.io(op: "write", path: path, errno: code)
-        }
-    }
-
     /// Writes all of `buffer` at `offset`.
     func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws {
         var done = 0
