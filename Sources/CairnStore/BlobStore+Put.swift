@@ -137,7 +137,7 @@ extension BlobStore {
                     let staged = batch[i]
                     do {
                         try db.inSavepoint {
-                            let deduplicated = try record(staged, linked: linked, readyPath: readyPaths[i]!, db: db, now: now)
+                            let deduplicated = try record(staged, readyPath: readyPaths[i]!, db: db, now: now)
                             results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                             return .commit
                         }
@@ -172,12 +172,15 @@ extension BlobStore {
         throw StoreError.io(op: "link", path: blobPath, errno: errno)
     }
 
-    /// Index rows for one linked blob; returns true on a dedup hit.
-    private func record(_ staged: StagedBlob, linked: Bool, readyPath: String, db: Database, now: Date) throws -> Bool {
+    /// Index rows for one linked blob; returns true on a dedup hit. What decides is the file at the
+    /// blob path *inside* the transaction: a concurrent writer of the same bytes may have replaced
+    /// ours since we linked it, so the row must describe whichever file is there.
+    private func record(_ staged: StagedBlob, readyPath: String, db: Database, now: Date) throws -> Bool {
         let blob = staged.blob
         let blobPath = path(of: blob.digest)
         var deduplicated = false
-        if !linked {
+        let oursInPlace = FileSystem.inode(blobPath).map { $0 == FileSystem.inode(readyPath) ?? (0, 0) } ?? false
+        if !oursInPlace {
             if let existing = try StoreIndex.blob(db, blob.digest), existing.state == .ok, FileSystem.exists(blobPath) {
                 deduplicated = true
             } else {
