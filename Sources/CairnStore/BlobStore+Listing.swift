@@ -6,6 +6,8 @@ public struct ListedBlob: Sendable {
     public var record: BlobRecord
     public var dataset: String?
     public var name: String?
+    /// The DICOM attributes indexed with it in that dataset, when it is an instance.
+    public var instance: InstanceRecord?
 }
 
 /// Totals for `cairn stats`.
@@ -29,12 +31,19 @@ extension BlobStore {
             let limitClause = limit.map { " LIMIT \($0)" } ?? ""
             if let dataset {
                 return try Row.fetchAll(db, sql: """
-                    SELECT b.*, d.dataset_id, d.name FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
+                    SELECT b.*, d.dataset_id, d.name, i.subject, i.study_uid, i.series_uid, i.sop_uid, i.sop_class, i.modality,
+                           i.body_part, i.manufacturer, i.sex, i.study_date, i.rows, i.columns, i.frames, i.transfer_syntax,
+                           i.pixel_data_offset, i.frame_offsets
+                    FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
+                    LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
                     WHERE d.dataset_id = ? ORDER BY d.digest\(limitClause)
-                    """, arguments: [dataset]).map { ListedBlob(record: BlobRecord(row: $0), dataset: $0["dataset_id"], name: $0["name"]) }
+                    """, arguments: [dataset]).map { row in
+                        ListedBlob(record: BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
+                                   instance: row["transfer_syntax"] == nil ? nil : InstanceRecord(row: row))
+                    }
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM blobs ORDER BY digest\(limitClause)")
-                .map { ListedBlob(record: BlobRecord(row: $0), dataset: nil, name: nil) }
+                .map { ListedBlob(record: BlobRecord(row: $0), dataset: nil, name: nil, instance: nil) }
         }
     }
 

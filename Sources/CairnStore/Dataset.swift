@@ -44,6 +44,18 @@ public struct DatasetSummary: Sendable {
     public var erasures = 0
 }
 
+extension InstanceRecord {
+    /// From an `instances` row (also as the right side of a LEFT JOIN: nil when it has no SOP instance).
+    init(row: Row) {
+        let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
+        self.init(subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
+                  sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
+                  manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"], rows: row["rows"],
+                  columns: row["columns"], frames: row["frames"], transferSyntax: row["transfer_syntax"],
+                  pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
+    }
+}
+
 extension BlobStore {
     public func createDataset(id: String, title: String?, description: String? = nil, cancerType: String? = nil,
                               deidPolicy: DatasetInfo.DeidPolicy = .reject) throws {
@@ -130,14 +142,7 @@ extension BlobStore {
     public func instances(in dataset: String) throws -> [(digest: BlobDigest, record: InstanceRecord)] {
         try index.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM instances WHERE dataset_id = ? ORDER BY digest", arguments: [dataset]).map { row in
-                let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
-                let record = InstanceRecord(
-                    subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
-                    sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
-                    manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"], rows: row["rows"],
-                    columns: row["columns"], frames: row["frames"], transferSyntax: row["transfer_syntax"],
-                    pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
-                return (BlobDigest(hex: row["digest"])!, record)
+                (BlobDigest(hex: row["digest"])!, InstanceRecord(row: row))
             }
         }
     }

@@ -6,7 +6,7 @@ struct ListCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Only this dataset's entries, with their names.")
+    @Option(help: "Only this dataset's entries, with their names and indexed DICOM attributes.")
     var dataset: String?
 
     func run() throws {
@@ -21,10 +21,21 @@ struct ListCommand: ParsableCommand {
                                              "stored_size": record.storedSize, "codec": record.codec.rawValue,
                                              "state": record.state.rawValue]
                 if let name = item.name { object["name"] = name }
+                if let i = item.instance {
+                    let attributes: [String: Any?] = [
+                        "subject": i.subject, "study_uid": i.studyUID, "series_uid": i.seriesUID, "sop_uid": i.sopInstanceUID,
+                        "sop_class": i.sopClassUID, "modality": i.modality, "body_part": i.bodyPart,
+                        "manufacturer": i.manufacturer, "sex": i.sex, "study_date": i.studyDate, "rows": i.rows,
+                        "columns": i.columns, "frames": i.frames, "transfer_syntax": i.transferSyntax,
+                        "pixel_data_offset": i.pixelDataOffset, "frame_offsets": i.frameOffsets.isEmpty ? nil : i.frameOffsets,
+                    ]
+                    object["dicom"] = attributes.compactMapValues { $0 }
+                }
                 Terminal.printJSON(object)
             } else {
                 print([record.digest.description, String(record.size), String(record.storedSize), record.codec.rawValue,
-                       record.state.rawValue, item.name ?? ""].joined(separator: "\t"))
+                       record.state.rawValue, item.instance?.modality ?? "", item.instance?.subject ?? "", item.name ?? ""]
+                    .joined(separator: "\t"))
             }
         }
     }
