@@ -43,7 +43,8 @@ let package = Package(
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
-        .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"]),
+        // Regressions/ holds fuzz inputs that the tests read from the source tree.
+        .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
     ],
     swiftLanguageModes: [.v6]

@@ -102,7 +102,7 @@ extension BlobStore {
     /// A blob that fails fails alone; the others commit.
     public func commit(_ batch: [StagedBlob]) -> [Result<PutResult, Error>] {
         var results = [Result<PutResult, Error>?](repeating: nil, count: batch.count)
-        var linkedAt: [Int: Bool] = [:]
+        var linked: [Int] = []
         var readyPaths: [Int: String] = [:]
         defer { for path in readyPaths.values { FileSystem.remove(path) } }
         let useSyncfs = batch.count > 1
@@ -119,21 +119,22 @@ extension BlobStore {
                     throw StoreError.io(op: "rename", path: staged.path, errno: errno)
                 }
                 readyPaths[i] = readyPath
-                linkedAt[i] = try linkIntoPlace(staged.blob.digest, from: readyPath, syncDirectory: !useSyncfs)
+                try linkIntoPlace(staged.blob.digest, from: readyPath, syncDirectory: !useSyncfs)
+                linked.append(i)
             } catch {
                 results[i] = .failure(error)
             }
         }
-        if useSyncfs && !linkedAt.isEmpty {
+        if useSyncfs && !linked.isEmpty {
             do { try FileSystem.syncFilesystem(root) } catch {
-                for i in linkedAt.keys { results[i] = .failure(error) }
-                linkedAt.removeAll()
+                for i in linked { results[i] = .failure(error) }
+                linked.removeAll()
             }
         }
         let now = Date()
         do {
             try index.write { db in
-                for (i, linked) in linkedAt {
+                for i in linked {
                     let staged = batch[i]
                     do {
                         try db.inSavepoint {
@@ -147,7 +148,7 @@ extension BlobStore {
                 }
             }
         } catch {
-            for i in linkedAt.keys { results[i] = .failure(error) }
+            for i in linked { results[i] = .failure(error) }
         }
         for (i, result) in results.enumerated() {
             // A blob whose commit failed (disk full, say) must not stay linked without an index row.
@@ -158,16 +159,17 @@ extension BlobStore {
         return results.map { $0 ?? .failure(StoreError.index("not committed")) }
     }
 
-    /// Hard-links the ready temp file to the blob path; false when a blob file is already there.
-    private func linkIntoPlace(_ digest: BlobDigest, from readyPath: String, syncDirectory: Bool) throws -> Bool {
+    /// Hard-links the ready temp file to the blob path; a blob file already there (EEXIST) is left
+    /// for `record` to judge inside the transaction.
+    private func linkIntoPlace(_ digest: BlobDigest, from readyPath: String, syncDirectory: Bool) throws {
         let directory = directory(of: digest)
         let blobPath = path(of: digest)
         try ensureDirectory(directory)
         if Glibc.link(readyPath, blobPath) == 0 {
             if syncDirectory { try FileSystem.fsyncDirectory(directory) }
-            return true
+            return
         }
-        if errno == EEXIST { return false }
+        if errno == EEXIST { return }
         if errno == ENOSPC { throw StoreError.diskFull(path: blobPath) }
         throw StoreError.io(op: "link", path: blobPath, errno: errno)
     }

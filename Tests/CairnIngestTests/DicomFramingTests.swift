@@ -57,7 +57,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         let store = try BlobStore.initialize(at: root)
         let bytes = multiFrameImage(rows: 128, columns: 128, frames: 12, patientName: "ANON", identityRemoved: true)
         let path = root + "/mf.dcm"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let inspection = DicomInspection(path: path)
         let instance = try #require(inspection.instance)
         #expect(inspection.refusal == nil)
@@ -95,7 +95,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         defer { try? FileManager.default.removeItem(atPath: root) }
         let store = try BlobStore.initialize(at: root)
         let path = root + "/named.dcm"
-        FileManager.default.createFile(atPath: path, contents: Data(
+        _ = FileManager.default.createFile(atPath: path, contents: Data(
             multiFrameImage(rows: 8, columns: 8, frames: 1, patientName: "Doe^Jane", identityRemoved: false)))
         let inspection = DicomInspection(path: path)
         #expect(inspection.refusal?.contains("PatientName") == true)
