@@ -7,7 +7,7 @@ struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest",
         abstract: "Store files and folders (recursively) as content-addressed blobs.",
-        discussion: "A file is reported stored only once its blob is fsynced and its index rows are committed.")
+        discussion: "A file is reported stored only once its bytes and link are durable on disk and its index rows are committed.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -23,7 +23,7 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Compression level (zstd 1-19, lz4 0-12; default zstd 3, lz4 0).")
     var level: Int?
 
-    @Option(help: "Files stored in parallel (default: number of cores).")
+    @Option(help: "Files compressed in parallel; defaults to the number of cores.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Override the store's frame size (bytes) for these files.")

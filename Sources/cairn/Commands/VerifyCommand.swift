@@ -13,7 +13,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Check a random sample of about PERCENT % of the blobs.")
     var sample: Double?
 
-    @Option(help: "Blobs checked in parallel (default: number of cores).")
+    @Option(help: "Blobs checked in parallel; defaults to the number of cores.")
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
