@@ -41,7 +41,7 @@ let package = Package(
                 "CairnStore", "CairnIngest", "CairnDICOM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM"], path: "Tools/bench/CairnBench"),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),

@@ -5,15 +5,19 @@ import Glibc
 /// What ingest learns from a file before storing it: whether it is a DICOM instance, its indexed
 /// attributes and frame boundaries, and whether the de-identification gate lets it in.
 struct DicomInspection {
-    var instance: DicomInstance?
+    /// The attributes to index, when the file is a DICOM instance.
+    var record: InstanceRecord?
+    /// Where the blob writer must start new frames: the Pixel Data value and each image frame.
+    var cutPoints: [UInt64] = []
     /// Why a gated dataset must refuse the file (nil: it may be stored).
     var refusal: String?
 
     init(path: String) {
         do {
             let file = try DicomParser().parse(path: path)
-            let found = DicomInstance(file: file)
-            instance = found
+            let layout = PixelDataLayout(file: file)
+            record = InstanceRecord(file: file, layout: layout)
+            cutPoints = layout.cutPoints
             let identifiers = Deidentification.violations(file)
             if !identifiers.isEmpty {
                 refusal = "carries direct identifiers (\(identifiers.joined(separator: ", "))) and does not declare "
@@ -26,15 +30,6 @@ struct DicomInspection {
         }
     }
 
-    var record: InstanceRecord? {
-        guard let i = instance else { return nil }
-        return InstanceRecord(subject: i.subject, studyUID: i.studyUID, seriesUID: i.seriesUID, sopInstanceUID: i.sopInstanceUID,
-                              sopClassUID: i.sopClassUID, modality: i.modality, bodyPart: i.bodyPart,
-                              manufacturer: i.manufacturer, sex: i.sex, studyDate: i.studyDate, rows: i.rows,
-                              columns: i.columns, frames: i.frames, transferSyntax: i.transferSyntax,
-                              pixelDataOffset: i.pixelDataOffset, frameOffsets: i.frameOffsets)
-    }
-
     static func hasDicomPrefix(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
@@ -42,5 +37,20 @@ struct DicomInspection {
         var bytes = [UInt8](repeating: 0, count: 4)
         let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 128) }
         return n == 4 && bytes == Array("DICM".utf8)
+    }
+}
+
+extension InstanceRecord {
+    /// The attributes the index keeps for a DICOM instance (empty values count as absent).
+    public init(file: DicomFile, layout: PixelDataLayout) {
+        let ds = file.dataSet
+        func text(_ keyword: String) -> String? { ds.string(keyword).flatMap { $0.isEmpty ? nil : $0 } }
+        self.init(subject: text("PatientID"), studyUID: text("StudyInstanceUID"), seriesUID: text("SeriesInstanceUID"),
+                  sopInstanceUID: text("SOPInstanceUID") ?? file.meta?.string("MediaStorageSOPInstanceUID"),
+                  sopClassUID: text("SOPClassUID") ?? file.meta?.string("MediaStorageSOPClassUID"),
+                  modality: text("Modality"), bodyPart: text("BodyPartExamined"), manufacturer: text("Manufacturer"),
+                  sex: text("PatientSex"), studyDate: text("StudyDate"), rows: ds.integer("Rows"),
+                  columns: ds.integer("Columns"), frames: layout.frames, transferSyntax: file.transferSyntax.uid,
+                  pixelDataOffset: layout.pixelDataOffset, frameOffsets: layout.frameOffsets)
     }
 }

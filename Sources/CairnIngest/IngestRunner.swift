@@ -118,7 +118,7 @@ public struct IngestRunner: Sendable {
                 let inspection = DicomInspection(path: file.path)
                 if policy == .reject, let reason = inspection.refusal { return queue.put(.refused(path: file.path, reason: reason)) }
                 let staged = try store.stage(fileAt: file.path, options: options, dataset: dataset, name: file.name,
-                                             cutPoints: inspection.instance?.cutPoints ?? [])
+                                             cutPoints: inspection.cutPoints)
                 staged.instance = inspection.record
                 queue.put(.ready(file, staged))
             } catch {

@@ -59,13 +59,13 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         let path = root + "/mf.dcm"
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let inspection = DicomInspection(path: path)
-        let instance = try #require(inspection.instance)
+        let instance = try #require(inspection.record)
         #expect(inspection.refusal == nil)
         #expect(instance.frameOffsets.count == 12)
         let pixelStart = try #require(instance.pixelDataOffset)
         #expect(instance.frameOffsets.first == pixelStart)
 
-        let staged = try store.stage(fileAt: path, options: .init(codec: .zstd), cutPoints: instance.cutPoints)
+        let staged = try store.stage(fileAt: path, options: .init(codec: .zstd), cutPoints: inspection.cutPoints)
         staged.instance = inspection.record
         let digest = try store.commit(staged).blob.digest
 

@@ -12,7 +12,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     if let file = try? DicomParser(limits: limits).parse(bytes: bytes) {
         _ = DicomJSON.encode(file.dataSet)
         _ = DicomTextDump.render(file)
-        _ = DicomInstance(file: file).cutPoints
+        _ = PixelDataLayout(file: file)
         _ = Deidentification.violations(file)
     }
     return 0

@@ -1,45 +1,16 @@
-/// What the index keeps about one DICOM instance, and where its pixel data and frames start.
-public struct DicomInstance: Sendable, Equatable {
-    public var subject: String?
-    public var studyUID: String?
-    public var seriesUID: String?
-    public var sopInstanceUID: String?
-    public var sopClassUID: String?
-    public var modality: String?
-    public var bodyPart: String?
-    public var manufacturer: String?
-    public var sex: String?
-    public var studyDate: String?
-    public var rows: Int?
-    public var columns: Int?
+/// Where an instance's pixel data and each of its image frames start in the file, so the blob
+/// writer can begin a new compressed frame there.
+public struct PixelDataLayout: Sendable, Equatable {
+    /// Number of Frames, or 1 when there is pixel data but no such attribute; nil without pixel data.
     public var frames: Int?
-    public var transferSyntax: String
     /// File offset of the Pixel Data value, and of each frame (for encapsulated data: of the
     /// item holding the frame's first fragment). Nil/empty when unknown or when the data set was deflated.
     public var pixelDataOffset: UInt64?
-    public var frameOffsets: [UInt64]
+    public var frameOffsets: [UInt64] = []
 
     public init(file: DicomFile) {
         let ds = file.dataSet
-        func text(_ keyword: String) -> String? {
-            ds.string(keyword).flatMap { $0.isEmpty ? nil : $0 }
-        }
-        subject = text("PatientID")
-        studyUID = text("StudyInstanceUID")
-        seriesUID = text("SeriesInstanceUID")
-        sopInstanceUID = text("SOPInstanceUID") ?? file.meta?.string("MediaStorageSOPInstanceUID")
-        sopClassUID = text("SOPClassUID") ?? file.meta?.string("MediaStorageSOPClassUID")
-        modality = text("Modality")
-        bodyPart = text("BodyPartExamined")
-        manufacturer = text("Manufacturer")
-        sex = text("PatientSex")
-        studyDate = text("StudyDate")
-        rows = ds.integer("Rows")
-        columns = ds.integer("Columns")
         frames = ds.integer("NumberOfFrames") ?? (ds[.pixelData] != nil ? 1 : nil)
-        transferSyntax = file.transferSyntax.uid
-        pixelDataOffset = nil
-        frameOffsets = []
         guard file.offsetsAreFileOffsets, let pixels = ds[.pixelData] else { return }
         pixelDataOffset = UInt64(pixels.valueOffset)
         switch pixels.value {
@@ -47,7 +18,7 @@ public struct DicomInstance: Sendable, Equatable {
             let samples = ds.integer("SamplesPerPixel") ?? 1
             let bits = ds.integer("BitsAllocated") ?? 16
             let frameCount = max(1, frames ?? 1)
-            if let rows, let columns, bits % 8 == 0 {
+            if let rows = ds.integer("Rows"), let columns = ds.integer("Columns"), bits % 8 == 0 {
                 let frameSize = rows * columns * samples * bits / 8
                 if frameSize > 0 && frameSize * frameCount <= length {
                     frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
@@ -55,7 +26,7 @@ public struct DicomInstance: Sendable, Equatable {
             }
         case .encapsulated(let encapsulated):
             frameOffsets = Self.encapsulatedFrameStarts(encapsulated, frames: max(1, frames ?? 1),
-                                                         extended: ds[.extendedOffsetTable], dataSet: ds)
+                                                         extended: ds[.extendedOffsetTable])
         default:
             break
         }
@@ -63,8 +34,7 @@ public struct DicomInstance: Sendable, Equatable {
 
     /// Frame starts of encapsulated pixel data (PS3.5 A.4): from the Extended Offset Table, else
     /// the Basic Offset Table, else one fragment per frame when the counts agree.
-    static func encapsulatedFrameStarts(_ pixels: EncapsulatedPixelData, frames: Int, extended: DataElement?,
-                                        dataSet: DataSet) -> [UInt64] {
+    static func encapsulatedFrameStarts(_ pixels: EncapsulatedPixelData, frames: Int, extended: DataElement?) -> [UInt64] {
         guard let first = pixels.fragments.first else { return [] }
         let byItemOffset = Dictionary(pixels.fragments.map { ($0.itemOffset - first.itemOffset, $0.itemOffset) },
                                       uniquingKeysWith: { a, _ in a })
