@@ -32,10 +32,10 @@ public enum IngestEvent: Sendable {
     case refused(path: String, reason: String)
 }
 
-/// Stores many files as a two-stage pipeline: `jobs` threads read, hash and compress into
-/// `tmp/` (CPU), while as many committer threads fsync, link and index what they staged (I/O
-/// waits), so the compressors never sit idle on a disk flush. A file's `stored` event comes
-/// from its committer, after its transaction: it is durable when reported.
+/// Stores many files as a two-stage pipeline: `jobs` threads parse, hash and compress into
+/// `tmp/` (CPU), while one committer thread group-commits what they staged (I/O waits), so the
+/// compressors never sit idle on a disk flush. A file's `stored` event comes from the committer,
+/// after its transaction: it is durable when reported.
 public struct IngestRunner: Sendable {
     public var store: BlobStore
     public var options: WriteOptions

@@ -72,9 +72,6 @@ extension BlobStore {
 
     func stage(options: WriteOptions, dataset: String, name: String?, cutPoints: [UInt64],
                feed: (BlobWriter) throws -> Void) throws -> StagedBlob {
-        guard try datasetExists(dataset) else {
-            throw StoreError.invalidArgument("dataset '\(dataset)' does not exist (create it with `cairn dataset create`)")
-        }
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16) + "-" + String(getpid())
         let partialPath = "\(tmpRoot)/\(token).partial"
         do {
@@ -178,11 +175,14 @@ extension BlobStore {
     /// blob path *inside* the transaction: a concurrent writer of the same bytes may have replaced
     /// ours since we linked it, so the row must describe whichever file is there.
     private func record(_ staged: StagedBlob, readyPath: String, db: Database, now: Date) throws -> Bool {
+        // Checked here, once per file inside the commit, rather than with a read of its own per staged file.
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
+            throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
+        }
         let blob = staged.blob
         let blobPath = path(of: blob.digest)
         var deduplicated = false
-        let oursInPlace = FileSystem.inode(blobPath).map { $0 == FileSystem.inode(readyPath) ?? (0, 0) } ?? false
-        if !oursInPlace {
+        if !FileSystem.sameFile(blobPath, readyPath) {
             if let existing = try StoreIndex.blob(db, blob.digest), existing.state == .ok, FileSystem.exists(blobPath) {
                 deduplicated = true
             } else {

@@ -116,8 +116,7 @@ public final class BlobStore: Sendable {
     func discardUncommitted(_ digest: BlobDigest, tempPath: String) throws {
         let blobPath = path(of: digest)
         let removeIfOurs = { (db: Database) throws in
-            if try StoreIndex.blob(db, digest) == nil,
-               let blob = FileSystem.inode(blobPath), let temp = FileSystem.inode(tempPath), blob == temp {
+            if try StoreIndex.blob(db, digest) == nil, FileSystem.sameFile(blobPath, tempPath) {
                 FileSystem.remove(blobPath)
             }
         }

@@ -134,10 +134,10 @@ enum FileSystem {
         return stat(path, &st) == 0
     }
 
-    static func inode(_ path: String) -> (dev: UInt64, ino: UInt64)? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    /// True when both paths exist and name the same inode (a hard link of one another).
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
     static func fileSize(_ path: String) -> UInt64? {

@@ -123,14 +123,16 @@ struct StoreIndex: Sendable {
         return migrator
     }
 
-    func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.read(body) } catch let error as StoreError { throw error } catch {
-            throw StoreError.index("\(error)")
-        }
-    }
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.read(body) } }
 
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.write(body) } catch let error as StoreError { throw error } catch {
+    func write<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.write(body) } }
+
+    /// One-statement lookups need no explicit transaction: SQLite runs each statement atomically.
+    func readStatement<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.unsafeRead(body) } }
+
+    /// Store errors raised inside a transaction pass through; SQLite's become `StoreError.index`.
+    private func indexErrors<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as StoreError { throw error } catch {
             throw StoreError.index("\(error)")
         }
     }
@@ -140,12 +142,6 @@ struct StoreIndex: Sendable {
         return try Row.fetchOne(statement, arguments: [digest.hex]).map(BlobRecord.init)
     }
 
-    /// One-statement lookups need no explicit transaction: SQLite runs each statement atomically.
-    func readStatement<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try pool.unsafeRead(body) } catch let error as StoreError { throw error } catch {
-            throw StoreError.index("\(error)")
-        }
-    }
 
     static func upsertBlob(_ db: Database, _ blob: WrittenBlob, now: Date) throws {
         try db.execute(sql: """

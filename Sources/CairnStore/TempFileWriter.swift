@@ -11,7 +11,7 @@ final class TempFileWriter {
     private var fill = 0
     private var flushed: UInt64 = 0
     /// Logical length: bytes appended so far.
-    private(set) var length: UInt64 = 0
+    var length: UInt64 { flushed + UInt64(fill) }
 
     static let alignment = 4096
 
@@ -24,7 +24,6 @@ final class TempFileWriter {
     }
 
     func append(_ bytes: UnsafeRawBufferPointer) throws {
-        length += UInt64(bytes.count)
         var rest = bytes
         while !rest.isEmpty {
             let take = min(staging.count - fill, rest.count)
@@ -40,20 +39,18 @@ final class TempFileWriter {
         }
     }
 
-    /// Writes what is staged (padded to the alignment O_DIRECT needs, then trimmed).
+    /// Writes what is staged; a direct file pads to the alignment O_DIRECT needs, then trims it.
     func finish() throws {
         guard fill > 0 else { return }
-        guard isDirect else {
-            try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<fill]), at: flushed)
-            flushed += UInt64(fill)
-            fill = 0
-            return
+        let end = length
+        var count = fill
+        if isDirect {
+            count = (fill + Self.alignment - 1) / Self.alignment * Self.alignment
+            (staging.baseAddress! + fill).initializeMemory(as: UInt8.self, repeating: 0, count: count - fill)
         }
-        let padded = (fill + Self.alignment - 1) / Self.alignment * Self.alignment
-        (staging.baseAddress! + fill).initializeMemory(as: UInt8.self, repeating: 0, count: padded - fill)
-        try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<padded]), at: flushed)
-        flushed += UInt64(fill)
+        try file.write(UnsafeRawBufferPointer(rebasing: staging[0..<count]), at: flushed)
+        flushed = end
         fill = 0
-        try file.truncate(to: length)
+        if isDirect { try file.truncate(to: end) }
     }
 }
