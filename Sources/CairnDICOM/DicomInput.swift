@@ -8,7 +8,9 @@ final class DicomInput {
     private var windowStart = 0
     private let fd: Int32
     private let path: String
-    static let windowSize = 64 * 1024
+    /// Holds a typical header whole; larger windows mostly read pixel bytes that ingest then reads
+    /// again to store them (64 KiB parsed 35k CT headers/s, 16 KiB 50k/s).
+    static let windowSize = 16 * 1024
 
     init(bytes: [UInt8]) {
         size = bytes.count

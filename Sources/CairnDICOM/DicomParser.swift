@@ -231,11 +231,7 @@ public struct DicomParser {
             guard let code = DataDictionary.standard.entry(for: tag)?.vrCode else { return .UN }
             switch code {
             case "xs":
-                let signed = dataSet[.pixelRepresentation].flatMap { element -> Bool? in
-                    guard case .bytes(let b) = element.value, b.count >= 2 else { return nil }
-                    return (dataSet.bigEndian ? UInt16(b[0]) << 8 | UInt16(b[1]) : UInt16(b[1]) << 8 | UInt16(b[0])) == 1
-                } ?? false
-                return signed ? .SS : .US
+                return dataSet.integer("PixelRepresentation") == 1 ? .SS : .US
             case "ox", "px", "lt": return .OW
             case "up": return .UL
             default: return VR(rawValue: code) ?? .UN

@@ -36,5 +36,4 @@ public struct DicomTag: Hashable, Comparable, Sendable, CustomStringConvertible 
     public static let pixelData = DicomTag(0x7FE0, 0x0010)
     public static let extendedOffsetTable = DicomTag(0x7FE0, 0x0001)
     public static let extendedOffsetTableLengths = DicomTag(0x7FE0, 0x0002)
-    public static let pixelRepresentation = DicomTag(0x0028, 0x0103)
 }

@@ -45,11 +45,7 @@ struct ValueDecoder {
         out.reserveCapacity(bytes.count / size)
         var i = 0
         while i + size <= bytes.count {
-            var raw: UInt64 = 0
-            for k in 0..<size {
-                let byte = UInt64(bytes[i + (dataSet.bigEndian ? k : size - 1 - k)])
-                raw = raw << 8 | byte
-            }
+            let raw = unsigned(bytes, at: i, size: size)
             switch element.vr {
             case .US, .UL, .UV: out.append(.uint(raw))
             case .SS: out.append(.int(Int64(Int16(truncatingIfNeeded: raw))))
@@ -70,11 +66,18 @@ struct ValueDecoder {
         var out: [DicomTag] = []
         var i = 0
         while i + 4 <= bytes.count {
-            let group = dataSet.bigEndian ? UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]) : UInt16(bytes[i + 1]) << 8 | UInt16(bytes[i])
-            let element = dataSet.bigEndian ? UInt16(bytes[i + 2]) << 8 | UInt16(bytes[i + 3]) : UInt16(bytes[i + 3]) << 8 | UInt16(bytes[i + 2])
-            out.append(DicomTag(group, element))
+            out.append(DicomTag(UInt16(unsigned(bytes, at: i, size: 2)), UInt16(unsigned(bytes, at: i + 2, size: 2))))
             i += 4
         }
         return out
+    }
+
+    /// An unsigned integer of `size` bytes at `at`, in the data set's byte order.
+    private func unsigned(_ bytes: [UInt8], at i: Int, size: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for k in 0..<size {
+            value = value << 8 | UInt64(bytes[i + (dataSet.bigEndian ? k : size - 1 - k)])
+        }
+        return value
     }
 }
