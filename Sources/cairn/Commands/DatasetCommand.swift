@@ -1,6 +1,8 @@
 import ArgumentParser
 import CairnStore
 
+extension DatasetInfo.DeidPolicy: ExpressibleByArgument {}
+
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Manage datasets.", subcommands: [Create.self, Show.self, List.self, EraseSubject.self])
@@ -23,18 +25,14 @@ struct DatasetCommand: ParsableCommand {
         var cancerType: String?
 
         @Option(help: "reject: refuse files with direct identifiers unless PatientIdentityRemoved=YES; accept: store everything.")
-        var deidPolicy: String = "reject"
-
-        func validate() throws {
-            guard DatasetInfo.DeidPolicy(rawValue: deidPolicy) != nil else { throw ValidationError("--deid-policy must be reject or accept") }
-        }
+        var deidPolicy: DatasetInfo.DeidPolicy = .reject
 
         func run() throws {
             let store = try global.openStore()
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
-                                    deidPolicy: DatasetInfo.DeidPolicy(rawValue: deidPolicy)!)
-            if global.json { Terminal.printJSON(["id": id, "deid_policy": deidPolicy]) } else {
-                print("dataset \(id) ready (de-identification policy: \(deidPolicy))")
+                                    deidPolicy: deidPolicy)
+            if global.json { Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue]) } else {
+                print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue))")
             }
         }
     }
