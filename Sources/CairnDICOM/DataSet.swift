@@ -30,8 +30,6 @@ public struct EncapsulatedPixelData: Sendable {
 
     public var basicOffsetTable: [UInt32]
     public var fragments: [Fragment]
-    /// Where the first item (the Basic Offset Table) begins: offsets in the table count from the first fragment's item.
-    public var firstItemOffset: Int
 }
 
 /// The elements of a data set or sequence item, in stream order, with how its bytes are encoded.

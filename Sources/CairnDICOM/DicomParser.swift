@@ -4,9 +4,8 @@ public struct DicomFile: Sendable {
     public var meta: DataSet?
     public var dataSet: DataSet
     public var transferSyntax: TransferSyntax
-    /// Offset of the data set in the file; false offsets (deflated data sets) are not file offsets.
+    /// True when element offsets are file offsets; false for a deflated data set, parsed after inflating.
     public var offsetsAreFileOffsets: Bool
-    public var hasPreamble: Bool
 }
 
 /// Limits that keep hostile input bounded in time and memory.
@@ -67,13 +66,11 @@ public struct DicomParser {
             let inflated = try Inflate.raw(compressed, limit: limits.maxInflated)
             let (dataSet, _) = try state.parseDataSet(DicomInput(bytes: inflated), from: 0, end: nil, syntax: syntax,
                                                       characterSet: .default, depth: 0, stopAtGroupChange: nil)
-            return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false,
-                             hasPreamble: hasPreamble)
+            return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false)
         }
         let (dataSet, _) = try state.parseDataSet(input, from: position, end: nil, syntax: syntax,
                                                   characterSet: .default, depth: 0, stopAtGroupChange: nil)
-        return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: true,
-                         hasPreamble: hasPreamble)
+        return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: true)
     }
 
     private func startsMetaGroup(_ input: DicomInput, at position: Int) throws -> Bool {
@@ -285,7 +282,7 @@ public struct DicomParser {
                 let tag = DicomTag(try input.u16(position, bigEndian: bigEndian), try input.u16(position + 2, bigEndian: bigEndian))
                 let length = try input.u32(position + 4, bigEndian: bigEndian)
                 if tag == .sequenceDelimitation {
-                    return (EncapsulatedPixelData(basicOffsetTable: table ?? [], fragments: fragments, firstItemOffset: start),
+                    return (EncapsulatedPixelData(basicOffsetTable: table ?? [], fragments: fragments),
                             position + 8)
                 }
                 guard tag == .item, length != 0xFFFF_FFFF else {

@@ -27,9 +27,4 @@ public struct TransferSyntax: Sendable, Equatable {
         self.bigEndian = bigEndian
         self.deflated = deflated
     }
-
-    public var isEncapsulated: Bool {
-        !(uid == Self.implicitLittle.uid || uid == Self.explicitLittle.uid || uid == Self.explicitBig.uid
-            || deflated)
-    }
 }

@@ -126,15 +126,15 @@ extension BlobStore {
     @discardableResult
     public func eraseSubject(_ subject: String, from dataset: String) throws -> Int {
         try index.write { db in
-            let digests = try String.fetchAll(db, sql: "SELECT digest FROM instances WHERE dataset_id = ? AND subject = ?",
-                                              arguments: [dataset, subject])
-            for digest in digests {
-                try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest])
-                try db.execute(sql: "DELETE FROM dataset_blobs WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest])
-            }
+            try db.execute(sql: """
+                DELETE FROM dataset_blobs WHERE dataset_id = ?
+                    AND digest IN (SELECT digest FROM instances WHERE dataset_id = ? AND subject = ?)
+                """, arguments: [dataset, dataset, subject])
+            try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND subject = ?", arguments: [dataset, subject])
+            let removed = db.changesCount
             try db.execute(sql: "INSERT INTO erasures(dataset_id, subject, instances, erased_at) VALUES (?, ?, ?, ?)",
-                           arguments: [dataset, subject, digests.count, Date().timeIntervalSince1970])
-            return digests.count
+                           arguments: [dataset, subject, removed, Date().timeIntervalSince1970])
+            return removed
         }
     }
 
