@@ -13,8 +13,8 @@ public enum DicomJSON {
         var first = true
         let decoder = ValueDecoder(dataSet: dataSet)
         for element in dataSet.elements.sorted(by: { $0.tag < $1.tag }) {
+            // Pixel Data (native or encapsulated), binary VRs and values too large to load are bulk data.
             if element.tag.isGroupLength || element.vr.isBulk || element.tag == .pixelData { continue }
-            if case .encapsulated = element.value { continue }
             if case .bulk = element.value { continue }
             if !first { out += "," }
             first = false
@@ -51,11 +51,8 @@ public enum DicomJSON {
                 } ?? []
             } else if let numbers = decoder.numbers(element) {
                 values = numbers.map { number in
-                    switch number {
-                    case .int(let v): return String(v)
-                    case .uint(let v): return String(v)
-                    case .double(let v): return v.isFinite ? numberText(v) : quoted(String(v))
-                    }
+                    guard case .double(let v) = number else { return number.description }
+                    return v.isFinite ? numberText(v) : quoted(String(v))
                 }
             } else if let strings = decoder.strings(element) {
                 values = strings.map { $0.isEmpty ? "null" : quoted($0) }

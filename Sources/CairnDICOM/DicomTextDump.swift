@@ -38,13 +38,7 @@ public enum DicomTextDump {
                 } else if let tags = decoder.tags(element) {
                     shown = tags.map { $0.description.lowercased() }.joined(separator: "\\")
                 } else if let numbers = decoder.numbers(element) {
-                    shown = numbers.prefix(16).map { number -> String in
-                        switch number {
-                        case .int(let v): return String(v)
-                        case .uint(let v): return String(v)
-                        case .double(let v): return String(v)
-                        }
-                    }.joined(separator: "\\") + (numbers.count > 16 ? "\\..." : "")
+                    shown = numbers.prefix(16).map(\.description).joined(separator: "\\") + (numbers.count > 16 ? "\\..." : "")
                 } else {
                     shown = bytes.prefix(16).map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined(separator: "\\")
                         + (bytes.count > 16 ? "\\..." : "")

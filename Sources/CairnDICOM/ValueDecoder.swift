@@ -1,8 +1,16 @@
 /// A decoded number: kept in the type that holds it exactly.
-public enum DicomNumber: Sendable, Equatable {
+public enum DicomNumber: Sendable, Equatable, CustomStringConvertible {
     case int(Int64)
     case uint(UInt64)
     case double(Double)
+
+    public var description: String {
+        switch self {
+        case .int(let value): return String(value)
+        case .uint(let value): return String(value)
+        case .double(let value): return String(value)
+        }
+    }
 }
 
 /// Turns element bytes into strings and numbers, per VR, byte order and character set.
