@@ -14,6 +14,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // Traits off: the node needs neither swift-configuration nor Foundation-only extras.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd",
@@ -35,10 +42,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
+        .target(
+            name: "CairnNode",
+            dependencies: [
+                "CairnStore", "CairnIngest", "CairnDICOM",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
@@ -46,6 +66,12 @@ let package = Package(
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
+        .testTarget(
+            name: "CairnNodeTests",
+            dependencies: [
+                "CairnNode", "CairnStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -127,6 +127,24 @@ public final class BlobReader {
         position = frameStart + UInt64(to)
     }
 
+    /// Copies original bytes `range` into `destination` (exactly the range's length). Raw blobs are
+    /// read straight into it; compressed ones are copied out of their checked frames.
+    public func read(_ range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(destination.count == Int(range.upperBound - range.lowerBound), "destination must fit the range")
+        if codec == .raw {
+            guard range.upperBound <= size else {
+                throw StoreError.rangeNotSatisfiable(digest, start: range.lowerBound, end: range.upperBound, size: size)
+            }
+            try file.readExactly(into: destination, at: range.lowerBound)
+            return
+        }
+        var offset = 0
+        try read(range) { piece in
+            UnsafeMutableRawBufferPointer(rebasing: destination[offset..<(offset + piece.count)]).copyMemory(from: piece)
+            offset += piece.count
+        }
+    }
+
     /// Reads a range into one array (small reads, tests).
     public func bytes(_ range: Range<UInt64>) throws -> [UInt8] {
         var out: [UInt8] = []

@@ -26,9 +26,12 @@ public struct StoreStats: Sendable {
 
 extension BlobStore {
     /// Blobs of one dataset (with their names), or every blob; in digest order.
-    public func list(dataset: String?, limit: Int? = nil) throws -> [ListedBlob] {
+    /// `after` is a digest cursor: listing resumes at the next digest, so a client can page through
+    /// a dataset of millions without the server holding it.
+    public func list(dataset: String?, after: BlobDigest? = nil, limit: Int? = nil) throws -> [ListedBlob] {
         try index.read { db in
             let limitClause = limit.map { " LIMIT \($0)" } ?? ""
+            let cursor = after?.hex ?? ""
             if let dataset {
                 return try Row.fetchAll(db, sql: """
                     SELECT b.*, d.dataset_id, d.name, i.subject, i.study_uid, i.series_uid, i.sop_uid, i.sop_class, i.modality,
@@ -36,13 +39,14 @@ extension BlobStore {
                            i.pixel_data_offset, i.frame_offsets
                     FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                     LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
-                    WHERE d.dataset_id = ? ORDER BY d.digest\(limitClause)
-                    """, arguments: [dataset]).map { row in
+                    WHERE d.dataset_id = ? AND d.digest > ? ORDER BY d.digest\(limitClause)
+                    """, arguments: [dataset, cursor]).map { row in
                         ListedBlob(record: BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
                                    instance: row["transfer_syntax"] == nil ? nil : InstanceRecord(row: row))
                     }
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM blobs ORDER BY digest\(limitClause)")
+            return try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE digest > ? ORDER BY digest\(limitClause)",
+                                    arguments: [cursor])
                 .map { ListedBlob(record: BlobRecord(row: $0), dataset: nil, name: nil, instance: nil) }
         }
     }

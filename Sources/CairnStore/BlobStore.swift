@@ -92,6 +92,38 @@ public final class BlobStore: Sendable {
         return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec, pool: scratchPool)
     }
 
+    /// The blob's row and the first of `datasets` (in the order given) that holds it, or nil when
+    /// none does: a blob shared by two datasets is reachable through either.
+    public func record(_ digest: BlobDigest, inAnyOf datasets: [String]) throws -> (record: BlobRecord, dataset: String)? {
+        if datasets.isEmpty { return nil }
+        return try index.read { db in
+            guard let record = try StoreIndex.blob(db, digest) else { return nil }
+            let holders = try String.fetchSet(db.cachedStatement(sql: "SELECT dataset_id FROM dataset_blobs WHERE digest = ?"),
+                                              arguments: [digest.hex])
+            return datasets.first(where: holders.contains).map { (record, $0) }
+        }
+    }
+
+    /// Opens a reader for a blob whose row the caller already has (saves the index lookup).
+    public func reader(for record: BlobRecord) throws -> BlobReader {
+        try BlobReader(path: path(of: record.digest), digest: record.digest, codec: record.codec, pool: scratchPool)
+    }
+
+    /// Free bytes on the data directory's filesystem.
+    public var freeBytes: UInt64? { FileSystem.freeBytes(root) }
+
+    /// A cheap end-to-end check that the index answers and `tmp/` is writable (for readiness probes).
+    public func checkUsable() throws {
+        _ = try index.readStatement { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        let probe = SpoolFile.path(in: tmpRoot, token: "probe")
+        _ = try SpoolFile(path: probe)
+    }
+
+    /// A new spool file under `tmp/` for bytes arriving from outside (uploads) before they are staged.
+    public func makeSpool() throws -> SpoolFile {
+        try SpoolFile(path: SpoolFile.path(in: tmpRoot, token: String(UInt64.random(in: 0...UInt64.max), radix: 16)))
+    }
+
     // MARK: - Recovery
 
     /// Temp files are named `<random>.partial` while being written and `<hex>.<random>.ready` once

@@ -120,6 +120,29 @@ struct StoreIndex: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v3-audit-revocations") { db in
+            // Audit time is integer microseconds so the hash chain never depends on float formatting.
+            try db.execute(sql: """
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY,
+                    at_us INTEGER NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    dataset TEXT,
+                    digest TEXT,
+                    range TEXT,
+                    bytes INTEGER,
+                    status INTEGER,
+                    detail TEXT,
+                    hash TEXT NOT NULL
+                );
+                CREATE INDEX audit_at ON audit(at_us);
+                CREATE TABLE revoked_tokens (
+                    jti TEXT NOT NULL UNIQUE,
+                    revoked_at REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 

@@ -11,15 +11,20 @@ struct Cairn: ParsableCommand {
         subcommands: [
             InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
             StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
+            KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions
 
-    static func main() {
+    static func main() async {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch let failure as CommandFailure {
             if let message = failure.message { Terminal.error(message) }
             Glibc.exit(failure.status)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnNode
 import CairnStore
 
 struct InitCommand: ParsableCommand {
@@ -14,10 +15,11 @@ struct InitCommand: ParsableCommand {
             throw StoreError.invalidArgument("--frame-size must be between 4096 and 67108864")
         }
         let store = try BlobStore.initialize(at: global.dataDirectory, frameSize: frameSize)
+        let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
         if global.json {
-            Terminal.printJSON(["data": store.root, "frame_size": store.frameSize])
+            Terminal.printJSON(["data": store.root, "frame_size": store.frameSize, "public_key": key.publicKeyText])
         } else {
-            print("initialised Cairn store at \(store.root) (frame size \(store.frameSize) bytes)")
+            print("initialised Cairn store at \(store.root) (frame size \(store.frameSize) bytes; node key \(key.publicKeyText))")
         }
     }
 }

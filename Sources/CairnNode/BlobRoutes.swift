@@ -1,0 +1,149 @@
+import CairnStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// A reader handed from the handler, which opens it before any header is sent (so a missing
+/// file is a clean error), to the response body task, the only one that uses it afterwards.
+final class ReaderHandoff: @unchecked Sendable {
+    let reader: BlobReader
+    init(_ reader: BlobReader) { self.reader = reader }
+}
+
+extension NodeAPI {
+    /// Bytes read and written per step of a response: bounded memory per connection; the body
+    /// writer's backpressure holds a slow client to about this much in flight.
+    static let chunkSize: UInt64 = 256 << 10
+
+    func addBlobRoutes(to router: Router<NodeRequestContext>) {
+        router.get("/v1/blobs/:digest") { request, context in try await blob(request, context: context, head: false) }
+        router.head("/v1/blobs/:digest") { request, context in try await blob(request, context: context, head: true) }
+    }
+
+    func blob(_ request: Request, context: NodeRequestContext, head: Bool) async throws -> Response {
+        let action = head ? "head" : "read"
+        let text = context.parameters.get("digest") ?? ""
+        guard let digest = BlobDigest(parsing: text) else {
+            // Checked after the token, so an anonymous client learns nothing, not even about syntax.
+            _ = try await authorize(request, context: context, scope: .read, action: action)
+            throw NodeError.badRequest("'\(text.prefix(100))' is not a digest (sha256:<64 lowercase hex>)")
+        }
+        let grant = try await authorize(request, context: context, scope: .read, action: action)
+        // Not held, or held only by datasets the token does not grant: the same 404, so a token
+        // cannot probe what other datasets contain.
+        guard let (record, dataset) = try store.record(digest, inAnyOf: grant.datasets) else {
+            deny(actor: grant.subject, action: action, digest: digest.description, status: 404,
+                 detail: "not in the datasets this token grants", context: context)
+            throw NodeError.notFound("blob \(digest) is not in the datasets this token grants")
+        }
+        let etag = "\"\(digest)\""
+        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .cacheControl: "private, max-age=31536000, immutable"]
+        @Sendable func event(range: String?, bytes: Int64, status: Int, detail: String? = nil) -> AuditEvent {
+            AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: digest.description, range: range,
+                       bytes: bytes, status: status, detail: detail)
+        }
+        if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
+            audit.record(event(range: nil, bytes: 0, status: 304))
+            return Response(status: .notModified, headers: headers)
+        }
+        var rangeHeader = request.headers[.range]
+        // If-Range with anything but our (strong) ETag means "send the whole thing" (RFC 9110 §13.1.5).
+        if rangeHeader != nil, let ifRange = request.headers[.ifRange], ifRange.trimmingCharacters(in: .whitespaces) != etag {
+            rangeHeader = nil
+        }
+        let size = record.size
+        let ranges: [Range<UInt64>]
+        var status = HTTPResponse.Status.ok
+        var multipart: MultipartByteRanges?
+        switch ByteRanges.resolve(rangeHeader, size: size, maxRanges: config.maxRanges) {
+        case .whole:
+            ranges = [0..<size]
+            headers[.contentLength] = String(size)
+            headers[.contentType] = "application/octet-stream"
+        case .unsatisfiable:
+            audit.record(event(range: rangeHeader, bytes: 0, status: 416))
+            throw NodeError(.rangeNotSatisfiable, "range_not_satisfiable", "no range in '\(rangeHeader ?? "")' overlaps \(size) bytes",
+                            headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
+        case .tooMany(let count):
+            audit.record(event(range: "\(count) ranges", bytes: 0, status: 416))
+            throw NodeError(.rangeNotSatisfiable, "too_many_ranges", "\(count) ranges in one request; the limit is \(config.maxRanges)",
+                            headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
+        case .partial(let resolved):
+            ranges = resolved
+            status = .partialContent
+            if resolved.count == 1 {
+                headers[.contentRange] = ByteRanges.contentRange(resolved[0], size: size)
+                headers[.contentLength] = String(resolved[0].count)
+                headers[.contentType] = "application/octet-stream"
+            } else {
+                let parts = MultipartByteRanges(ranges: resolved, size: size, contentType: "application/octet-stream",
+                                                boundary: "cairn-" + UUID().uuidString.lowercased())
+                headers[.contentType] = parts.contentType
+                headers[.contentLength] = String(parts.contentLength)
+                multipart = parts
+            }
+        }
+        let rangeText = status == .partialContent ? ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",") : nil
+        if head {
+            audit.record(event(range: rangeText, bytes: 0, status: status.code))
+            return Response(status: status, headers: headers)
+        }
+        let handoff: ReaderHandoff
+        do { handoff = ReaderHandoff(try store.reader(for: record)) } catch {
+            audit.record(event(range: rangeText, bytes: 0, status: 500, detail: "\(error)"))
+            throw NodeError.from(error)
+        }
+        let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
+        return Response(status: status, headers: headers, body: ResponseBody { writer in
+            let reader = handoff.reader
+            var sent: UInt64 = 0
+            do {
+                for (index, range) in ranges.enumerated() {
+                    if let parts { try await writer.write(ByteBuffer(string: parts.partHeaders[index])) }
+                    try await Self.send(range, from: reader, to: &writer, sent: &sent)
+                }
+                if let parts { try await writer.write(ByteBuffer(string: parts.closing)) }
+                try await writer.finish(nil)
+            } catch {
+                if case StoreError.corruptFrame = error { metrics.checksumFailures.increment() }
+                metrics.bytesServed.increment(by: Int64(sent))
+                metrics.framesDecompressed.increment(by: Int64(reader.framesDecompressed))
+                audit.record(event(range: rangeText, bytes: Int64(sent), status: statusCode,
+                                   detail: "response cut short after \(sent) bytes: \(error)"))
+                throw error
+            }
+            metrics.bytesServed.increment(by: Int64(sent))
+            metrics.framesDecompressed.increment(by: Int64(reader.framesDecompressed))
+            audit.record(event(range: rangeText, bytes: Int64(sent), status: statusCode))
+        })
+    }
+
+    /// Streams `range` in chunks, each read (and, for compressed blobs, decoded and checked)
+    /// straight into the buffer that goes to the socket; awaiting the write is the backpressure.
+    static func send(_ range: Range<UInt64>, from reader: BlobReader, to writer: inout any ResponseBodyWriter,
+                     sent: inout UInt64) async throws {
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let count = Int(min(chunkSize, range.upperBound - position))
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
+            let start = position
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                try reader.read(start..<(start + UInt64(count)), into: UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
+                return count
+            }
+            try await writer.write(buffer)
+            position += UInt64(count)
+            sent += UInt64(count)
+        }
+    }
+
+    /// `If-None-Match`: `*` or a list of entity tags, compared weakly (RFC 9110 §13.1.2).
+    static func matches(_ header: String, etag: String) -> Bool {
+        header.split(separator: ",").contains { candidate in
+            var tag = candidate.trimmingCharacters(in: .whitespaces)
+            if tag == "*" { return true }
+            if tag.hasPrefix("W/") { tag.removeFirst(2) }
+            return tag == etag
+        }
+    }
+}

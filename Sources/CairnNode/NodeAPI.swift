@@ -1,0 +1,107 @@
+import CairnStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The node's HTTP API (DESIGN.md "Node HTTP API, v1"): everything a handler needs, and the router.
+public struct NodeAPI: Sendable {
+    public let store: BlobStore
+    public let verifier: TokenVerifier
+    public let audit: AuditTrail
+    public let metrics: NodeMetrics
+    public let config: NodeConfig
+
+    public init(store: BlobStore, verifier: TokenVerifier, audit: AuditTrail, metrics: NodeMetrics, config: NodeConfig) {
+        self.store = store
+        self.verifier = verifier
+        self.audit = audit
+        self.metrics = metrics
+        self.config = config
+    }
+
+    public func router() -> Router<NodeRequestContext> {
+        let router = Router(context: NodeRequestContext.self)
+        router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
+        addHealthRoutes(to: router)
+        addBlobRoutes(to: router)
+        addDatasetRoutes(to: router)
+        addUploadRoute(to: router)
+        return router
+    }
+
+    /// Deny by default: a valid token with `scope`, and when `dataset` is given, a token naming it.
+    /// Every refusal is audited; the actor of an unverifiable token is `-` (its claims mean nothing).
+    func authorize(_ request: Request, context: NodeRequestContext, scope: Scope, dataset: String? = nil,
+                   action: String) async throws -> AccessGrant {
+        let grant: AccessGrant
+        do {
+            grant = try await verifier.verify(authorization: request.headers[.authorization])
+        } catch {
+            deny(actor: "-", action: action, dataset: dataset, status: 401, detail: error.description, context: context)
+            throw NodeError.unauthorized(error.description)
+        }
+        guard grant.allows(scope) else {
+            let detail = "token scope does not include \(scope.rawValue)"
+            deny(actor: grant.subject, action: action, dataset: dataset, status: 403, detail: detail, context: context)
+            throw NodeError.forbidden(detail)
+        }
+        if let dataset, !grant.covers(dataset: dataset) {
+            let detail = "token does not grant dataset \(dataset)"
+            deny(actor: grant.subject, action: action, dataset: dataset, status: 403, detail: detail, context: context)
+            throw NodeError.forbidden(detail)
+        }
+        return grant
+    }
+
+    func deny(actor: String, action: String, dataset: String? = nil, digest: String? = nil, status: Int, detail: String,
+              context: NodeRequestContext) {
+        audit.record(AuditEvent(actor: actor, action: "deny", dataset: dataset, digest: digest, status: status,
+                                detail: "\(action): \(detail)" + (context.peer.map { " (from \($0))" } ?? "")))
+    }
+
+    static func json(_ object: Any, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Counts requests by route, method and status, and times them to the response head.
+struct RequestMetricsMiddleware: RouterMiddleware {
+    typealias Context = NodeRequestContext
+    let metrics: NodeMetrics
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let route = Self.route(of: request.uri.path)
+        do {
+            let response = try await next(request, context)
+            metrics.requestFinished(route: route, method: request.method.rawValue, status: response.status.code,
+                                    duration: ContinuousClock.now - start)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics.requestFinished(route: route, method: request.method.rawValue, status: status,
+                                    duration: ContinuousClock.now - start)
+            throw error
+        }
+    }
+
+    /// The route pattern, so metric labels stay few whatever paths clients send.
+    static func route(of path: String) -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        switch (parts.count, parts.first, parts.dropFirst().first) {
+        case (1, "healthz", _), (1, "readyz", _), (1, "metrics", _): return "/" + parts[0]
+        case (3, "v1", "blobs"): return "/v1/blobs/{digest}"
+        case (2, "v1", "datasets"): return "/v1/datasets"
+        case (3, "v1", "datasets"): return "/v1/datasets/{id}"
+        case (4, "v1", "datasets") where parts[3] == "entries": return "/v1/datasets/{id}/entries"
+        case (4, "v1", "datasets") where parts[3] == "instances": return "/v1/datasets/{id}/instances"
+        case (5, "v1", "datasets") where parts[3] == "snapshots": return "/v1/datasets/{id}/snapshots/{name}"
+        default: return "other"
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// `cairn node serve` settings: embedded defaults, overridden by a JSON config file
+/// (`Ops/node.example.json` documents every key), overridden by command-line flags.
+public struct NodeConfig: Codable, Sendable, Equatable {
+    public var listen = "127.0.0.1:8700"
+    /// Names this node in tokens' `aud` and, later, to the hub. Defaults to the host name.
+    public var nodeID: String?
+    public var hubURL: String?
+    /// PEM certificate chain and private key; when both are set the node speaks HTTPS only.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// Issuers besides the node itself whose tokens are accepted (e.g. the hub).
+    public var trustedIssuers: [TrustedIssuer] = []
+    /// Uploads larger than this are refused with 413.
+    public var maxUploadBytes: UInt64 = 4 << 30
+    /// Below this many free bytes, uploads get 507 and `/readyz` reports not ready.
+    public var diskLowWaterBytes: UInt64 = 1 << 30
+    /// More ranges than this in one Range header get 416.
+    public var maxRanges = 64
+    /// A client must complete each request head within this many seconds (slowloris guard).
+    public var idleTimeoutSeconds = 30.0
+    /// Clock skew tolerated on `exp` and `nbf`.
+    public var clockSkewSeconds = 60.0
+    /// Audit records are written in batches at most this far apart.
+    public var auditFlushMilliseconds = 200
+
+    public struct TrustedIssuer: Codable, Sendable, Equatable {
+        public var name: String
+        /// Ed25519 public key, base64url of its 32 raw bytes (as `cairn key show` prints it).
+        public var publicKey: String
+
+        public init(name: String, publicKey: String) {
+            self.name = name
+            self.publicKey = publicKey
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
+        case trustedIssuers = "trusted_issuers", maxUploadBytes = "max_upload_bytes"
+        case diskLowWaterBytes = "disk_low_water_bytes", maxRanges = "max_ranges"
+        case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
+        case auditFlushMilliseconds = "audit_flush_milliseconds"
+    }
+
+    public init() {}
+
+    /// Missing keys keep their defaults; unknown keys are an error (a typo must not pass silently).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = NodeConfig()
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? defaults.listen
+        nodeID = try c.decodeIfPresent(String.self, forKey: .nodeID)
+        hubURL = try c.decodeIfPresent(String.self, forKey: .hubURL)
+        tlsCertificate = try c.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
+        trustedIssuers = try c.decodeIfPresent([TrustedIssuer].self, forKey: .trustedIssuers) ?? []
+        maxUploadBytes = try c.decodeIfPresent(UInt64.self, forKey: .maxUploadBytes) ?? defaults.maxUploadBytes
+        diskLowWaterBytes = try c.decodeIfPresent(UInt64.self, forKey: .diskLowWaterBytes) ?? defaults.diskLowWaterBytes
+        maxRanges = try c.decodeIfPresent(Int.self, forKey: .maxRanges) ?? defaults.maxRanges
+        idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
+        auditFlushMilliseconds = try c.decodeIfPresent(Int.self, forKey: .auditFlushMilliseconds) ?? defaults.auditFlushMilliseconds
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            .filter { CodingKeys(rawValue: $0) == nil }
+        if !unknown.isEmpty { throw NodeConfigError.unknownKeys(unknown.sorted()) }
+    }
+
+    public static func load(path: String) throws -> NodeConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw NodeConfigError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        do { return try JSONDecoder().decode(NodeConfig.self, from: data) } catch let error as NodeConfigError {
+            throw NodeConfigError.invalid(path: path, reason: "\(error)")
+        } catch {
+            throw NodeConfigError.invalid(path: path, reason: "\(error)")
+        }
+    }
+
+    /// `host:port`, with the port 0-65535.
+    public func listenAddress() throws -> (host: String, port: Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+              (0...65535).contains(port), colon != listen.startIndex
+        else { throw NodeConfigError.invalidListen(listen) }
+        return (String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+public enum NodeConfigError: Error, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case invalid(path: String, reason: String)
+    case unknownKeys([String])
+    case invalidListen(String)
+    case tls(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): "cannot read config \(path): \(reason)"
+        case .invalid(let path, let reason): "config \(path) is not valid: \(reason)"
+        case .unknownKeys(let keys): "unknown config keys: \(keys.joined(separator: ", "))"
+        case .invalidListen(let value): "listen address '\(value)' must be HOST:PORT"
+        case .tls(let reason): "TLS: \(reason)"
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Prometheus
+
+/// The node's Prometheus metrics, in a registry of its own (no process-global metrics system),
+/// exposed at `/metrics`.
+public final class NodeMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let bytesServed: Counter
+    let framesDecompressed: Counter
+    let checksumFailures: Counter
+    let uploadBytes: Counter
+    let diskFree: Gauge
+    let auditRecords: Gauge
+    let auditPending: Gauge
+    let auditWriteFailures: Counter
+
+    static let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
+    ]
+
+    public init() {
+        func descriptor(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+            MetricNameDescriptor(namespace: "cairn", metricName: name, unitName: unit, helpText: help)
+        }
+        bytesServed = registry.makeCounter(descriptor: descriptor("bytes_served", "total", "Original bytes sent in blob responses"))
+        framesDecompressed = registry.makeCounter(descriptor: descriptor("frames_decompressed", "total", "Blob frames decompressed and checked"))
+        checksumFailures = registry.makeCounter(descriptor: descriptor("checksum_failures", "total", "Frames that failed their checksum; never served"))
+        uploadBytes = registry.makeCounter(descriptor: descriptor("upload_bytes", "total", "Bytes received in stored uploads"))
+        diskFree = registry.makeGauge(descriptor: descriptor("disk_free", "bytes", "Free bytes on the data directory's filesystem"))
+        auditRecords = registry.makeGauge(descriptor: descriptor("audit_log", "records", "Records in the audit log"))
+        auditPending = registry.makeGauge(descriptor: descriptor("audit_pending", "records", "Audit records waiting for the next batch"))
+        auditWriteFailures = registry.makeCounter(descriptor: descriptor("audit_write_failures", "total", "Failed audit batch writes (retried)"))
+    }
+
+    func requestFinished(route: String, method: String, status: Int, duration: Duration) {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_requests", unitName: "total",
+                                                              helpText: "HTTP requests by route, method and status"),
+                             labels: [("route", route), ("method", method), ("status", String(status))]).increment()
+        registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_request_duration",
+                                                                        unitName: "seconds", helpText: "Time to response head"),
+                                       labels: [("route", route)], buckets: Self.latencyBuckets).record(duration)
+    }
+
+    func ingested(outcome: String) {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "uploads", unitName: "total",
+                                                              helpText: "Uploads by outcome"),
+                             labels: [("outcome", outcome)]).increment()
+    }
+
+    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+}

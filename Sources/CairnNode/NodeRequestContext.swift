@@ -1,0 +1,13 @@
+import Hummingbird
+import NIOCore
+
+/// Per-request state: Hummingbird's core storage plus the peer address for the audit log.
+public struct NodeRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let peer: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        peer = source.channel.remoteAddress?.ipAddress
+    }
+}

@@ -1,0 +1,77 @@
+import CairnStore
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// `cairn node serve`: the store, the API, the audit trail and housekeeping in one service group,
+/// stopped gracefully by SIGTERM or SIGINT (in-flight responses finish, the audit is flushed).
+public struct NodeServer: Sendable {
+    public let api: NodeAPI
+    public let nodeID: String
+    let housekeeping: NodeHousekeeping
+    let logger: Logger
+
+    /// Opens (initialising if needed) the store and key at `dataDirectory` and wires the API.
+    public static func make(config: NodeConfig, dataDirectory: String, logger: Logger) async throws -> NodeServer {
+        let store = try BlobStore.initialize(at: dataDirectory)
+        let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
+        let nodeID = config.nodeID ?? ProcessInfo.processInfo.hostName
+        let verifier = try await TokenVerifier(nodeKey: key, nodeID: nodeID, trusted: config.trustedIssuers,
+                                               clockSkew: config.clockSkewSeconds)
+        // Revocations made while the node was down apply from the first request on.
+        verifier.revoke(try store.revokedTokens(after: 0).jtis)
+        let metrics = NodeMetrics()
+        let audit = AuditTrail(store: store, interval: .milliseconds(config.auditFlushMilliseconds), metrics: metrics,
+                               logger: logger)
+        let api = NodeAPI(store: store, verifier: verifier, audit: audit, metrics: metrics, config: config)
+        let housekeeping = NodeHousekeeping(store: store, verifier: verifier, metrics: metrics, interval: .seconds(1),
+                                            logger: logger)
+        return NodeServer(api: api, nodeID: nodeID, housekeeping: housekeeping, logger: logger)
+    }
+
+    /// Serves until SIGTERM/SIGINT. `onListening` gets the bound address (useful with port 0).
+    public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
+        let config = api.config
+        let (host, port) = try config.listenAddress()
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000))))
+        let server: HTTPServerBuilder
+        let scheme: String
+        switch (config.tlsCertificate, config.tlsKey) {
+        case (nil, nil):
+            server = http1
+            scheme = "http"
+        case (let certificate?, let key?):
+            server = try .tls(http1, tlsConfiguration: try Self.tlsConfiguration(certificate: certificate, key: key))
+            scheme = "https"
+        default:
+            throw NodeConfigError.tls("tls_certificate and tls_key must be set together")
+        }
+        let app = Application(
+            router: api.router(), server: server,
+            configuration: .init(address: .hostname(host, port: port), serverName: "cairn-node"),
+            services: [api.audit, housekeeping],
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                onListening("\(scheme)://\(host):\(bound)")
+            },
+            logger: logger)
+        try await app.runService()
+    }
+
+    static func tlsConfiguration(certificate: String, key: String) throws -> TLSConfiguration {
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+            tls.minimumTLSVersion = .tlsv12
+            return tls
+        } catch {
+            throw NodeConfigError.tls("cannot load certificate \(certificate) or key \(key): \(error)")
+        }
+    }
+}

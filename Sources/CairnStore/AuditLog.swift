@@ -1,0 +1,172 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// One thing that happened, before it is appended to the audit log.
+public struct AuditEvent: Sendable, Equatable {
+    /// Microseconds since 1970.
+    public var atMicroseconds: Int64
+    /// Who: a token's `sub`, `cli:<user>` for commands run on the node, `-` when unauthenticated.
+    public var actor: String
+    /// What: `read`, `head`, `upload`, `deny`, `list`, `token.issue`, `token.revoke`, ...
+    public var action: String
+    public var dataset: String?
+    public var digest: String?
+    /// The byte ranges asked for, as sent in the Range header (normalised), or nil for a whole read.
+    public var range: String?
+    /// Bytes sent (reads) or received (uploads).
+    public var bytes: Int64?
+    /// HTTP status, or 0 for CLI actions.
+    public var status: Int?
+    /// Why a request was denied, or what an admin action changed. Never a token or a secret.
+    public var detail: String?
+
+    public init(at date: Date = Date(), actor: String, action: String, dataset: String? = nil, digest: String? = nil,
+                range: String? = nil, bytes: Int64? = nil, status: Int? = nil, detail: String? = nil) {
+        atMicroseconds = Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
+        self.actor = actor
+        self.action = action
+        self.dataset = dataset
+        self.digest = digest
+        self.range = range
+        self.bytes = bytes
+        self.status = status
+        self.detail = detail
+    }
+
+    /// The bytes the chain hashes: a JSON array with fixed field order and a fixed escaping, so
+    /// any tool can recompute it.
+    func canonicalLine(seq: Int64) -> String {
+        func text(_ value: String?) -> String { value.map(Self.quoted) ?? "null" }
+        func number<N: BinaryInteger>(_ value: N?) -> String { value.map { String($0) } ?? "null" }
+        return "[\(seq),\(atMicroseconds),\(text(actor)),\(text(action)),\(text(dataset)),\(text(digest)),"
+            + "\(text(range)),\(number(bytes)),\(number(status)),\(text(detail))]"
+    }
+
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// An appended record: the event, its sequence number and the chain hash
+/// `sha256(previous hash hex + "\n" + canonical line)` (the first record's previous hash is 64 zeros).
+public struct AuditRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var event: AuditEvent
+    public var hash: String
+
+    public static let genesis = String(repeating: "0", count: 64)
+
+    static func chain(previous: String, seq: Int64, event: AuditEvent) -> String {
+        let digest = SHA256.hash(data: Data((previous + "\n" + event.canonicalLine(seq: seq)).utf8))
+        return digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    init(row: Row) {
+        seq = row["seq"]
+        var event = AuditEvent(actor: row["actor"], action: row["action"], dataset: row["dataset"], digest: row["digest"],
+                               range: row["range"], bytes: row["bytes"], status: row["status"], detail: row["detail"])
+        event.atMicroseconds = row["at_us"]
+        self.event = event
+        hash = row["hash"]
+    }
+}
+
+/// The outcome of `cairn audit verify`.
+public struct AuditVerification: Sendable {
+    public var records = 0
+    /// The first record whose hash or sequence number does not follow from the one before.
+    public var firstBad: (seq: Int64, reason: String)?
+}
+
+extension BlobStore {
+    /// Appends events in one transaction, continuing the hash chain from the last record. Several
+    /// processes (the node, CLI admin commands) may append; the write lock orders them.
+    public func appendAudit(_ events: [AuditEvent]) throws {
+        if events.isEmpty { return }
+        try index.write { db in
+            var (seq, previous) = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+                .map { (($0["seq"] as Int64), ($0["hash"] as String)) } ?? (0, AuditRecord.genesis)
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO audit (seq, at_us, actor, action, dataset, digest, range, bytes, status, detail, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            for event in events {
+                seq += 1
+                previous = AuditRecord.chain(previous: previous, seq: seq, event: event)
+                try insert.execute(arguments: [seq, event.atMicroseconds, event.actor, event.action, event.dataset,
+                                               event.digest, event.range, event.bytes, event.status, event.detail, previous])
+            }
+        }
+    }
+
+    /// Records from `since` on, oldest first, in pages so a long log is never held in memory.
+    public func auditRecords(since: Date? = nil, pageSize: Int = 10_000, _ body: ([AuditRecord]) throws -> Void) throws {
+        let sinceMicroseconds = since.map { Int64($0.timeIntervalSince1970 * 1_000_000) } ?? Int64.min
+        var after: Int64 = 0
+        while true {
+            let page = try index.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? AND at_us >= ? ORDER BY seq LIMIT ?",
+                                 arguments: [after, sinceMicroseconds, pageSize]).map(AuditRecord.init)
+            }
+            guard let last = page.last else { return }
+            try body(page)
+            after = last.seq
+        }
+    }
+
+    /// Recomputes the whole chain.
+    public func verifyAudit() throws -> AuditVerification {
+        var result = AuditVerification()
+        var previous = AuditRecord.genesis
+        var expectedSeq: Int64 = 1
+        try auditRecords { page in
+            for record in page where result.firstBad == nil {
+                result.records += 1
+                if record.seq != expectedSeq {
+                    result.firstBad = (record.seq, "expected record \(expectedSeq) here: records were removed")
+                } else if AuditRecord.chain(previous: previous, seq: record.seq, event: record.event) != record.hash {
+                    result.firstBad = (record.seq, "its hash does not follow from its contents and the record before")
+                }
+                previous = record.hash
+                expectedSeq = record.seq + 1
+            }
+        }
+        return result
+    }
+
+    /// Rows in the audit log, for metrics.
+    public func auditCount() throws -> Int64 {
+        try index.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0 }
+    }
+
+    // MARK: - Revoked tokens
+
+    /// Records a token id as revoked; true when it was not revoked before.
+    @discardableResult
+    public func revokeToken(_ jti: String) throws -> Bool {
+        try index.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?, ?)",
+                           arguments: [jti, Date().timeIntervalSince1970])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Token ids revoked after row `after` (0: all), with the last row seen, so a server can poll cheaply.
+    public func revokedTokens(after: Int64) throws -> (jtis: [String], last: Int64) {
+        try index.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT rowid, jti FROM revoked_tokens WHERE rowid > ? ORDER BY rowid",
+                                        arguments: [after])
+            return (rows.map { $0["jti"] }, rows.last?["rowid"] ?? after)
+        }
+    }
+}

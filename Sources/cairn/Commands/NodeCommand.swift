@@ -1,0 +1,43 @@
+import ArgumentParser
+import CairnNode
+import Foundation
+import Logging
+
+struct NodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node server.",
+                                                    subcommands: [Serve.self])
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Serve the node HTTP API until SIGTERM/SIGINT (initialises the data directory if missing).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "JSON config file (see Ops/node.example.json); flags override it.")
+        var config: String?
+
+        @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8700; port 0 picks a free one).")
+        var listen: String?
+
+        @Option(help: "This node's id: the `aud` its tokens must carry, its name at the hub.")
+        var nodeID: String?
+
+        @Option(help: "The hub's base URL (replication arrives with the manifests issue).")
+        var hub: String?
+
+        func run() async throws {
+            var settings = try config.map(NodeConfig.load) ?? NodeConfig()
+            if let listen { settings.listen = listen }
+            if let nodeID { settings.nodeID = nodeID }
+            if let hub { settings.hubURL = hub }
+            _ = try settings.listenAddress()
+            var logger = Logger(label: "cairn.node")
+            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            let server = try await NodeServer.make(config: settings, dataDirectory: global.dataDirectory, logger: logger)
+            try await server.run { url in
+                print("cairn node \(server.nodeID) listening on \(url) (data \(server.api.store.root))")
+                Terminal.flushStdout()
+            }
+        }
+    }
+}
