@@ -62,7 +62,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
@@ -71,6 +71,8 @@ let package = Package(
             dependencies: [
                 "CairnNode", "CairnStore",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]),
     ],
     swiftLanguageModes: [.v6]

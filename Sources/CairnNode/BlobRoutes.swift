@@ -25,7 +25,8 @@ extension NodeAPI {
         let text = context.parameters.get("digest") ?? ""
         guard let digest = BlobDigest(parsing: text) else {
             // Checked after the token, so an anonymous client learns nothing, not even about syntax.
-            _ = try await authorize(request, context: context, scope: .read, action: action)
+            let grant = try await authorize(request, context: context, scope: .read, action: action)
+            deny(actor: grant.subject, action: action, status: 400, detail: "malformed digest", context: context)
             throw NodeError.badRequest("'\(text.prefix(100))' is not a digest (sha256:<64 lowercase hex>)")
         }
         let grant = try await authorize(request, context: context, scope: .read, action: action)
