@@ -5,3 +5,10 @@
 
 int cairn_syncfs(int fd) { return syncfs(fd); }
 int cairn_o_direct(void) { return O_DIRECT; }
+
+#include <malloc.h>
+
+void cairn_tune_malloc_for_server(void) {
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+}

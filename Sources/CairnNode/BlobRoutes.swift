@@ -11,9 +11,10 @@ final class ReaderHandoff: @unchecked Sendable {
 }
 
 extension NodeAPI {
-    /// Bytes read and written per step of a response: bounded memory per connection; the body
-    /// writer's backpressure holds a slow client to about this much in flight.
-    static let chunkSize: UInt64 = 256 << 10
+    /// Bytes read and written per step of a response: one frame of a compressed blob (so no frame
+    /// is decoded twice), or this many bytes of a raw one. The body writer's backpressure holds a
+    /// slow client to about one step in flight, so memory per connection stays bounded.
+    static let rawChunkSize: UInt64 = 64 << 10
 
     func addBlobRoutes(to router: Router<NodeRequestContext>) {
         router.get("/v1/blobs/:digest") { request, context in try await blob(request, context: context, head: false) }
@@ -95,15 +96,18 @@ extension NodeAPI {
             throw NodeError.from(error)
         }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
+        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             let reader = handoff.reader
             var sent: UInt64 = 0
             do {
-                for (index, range) in ranges.enumerated() {
-                    if let parts { try await writer.write(ByteBuffer(string: parts.partHeaders[index])) }
-                    try await Self.send(range, from: reader, to: &writer, sent: &sent)
+                try await withTaskExecutorPreference(executor) {
+                    for (index, range) in ranges.enumerated() {
+                        if let parts { try await writer.write(ByteBuffer(string: parts.partHeaders[index])) }
+                        try await Self.send(range, from: reader, to: &writer, sent: &sent)
+                    }
+                    if let parts { try await writer.write(ByteBuffer(string: parts.closing)) }
                 }
-                if let parts { try await writer.write(ByteBuffer(string: parts.closing)) }
                 try await writer.finish(nil)
             } catch {
                 if case StoreError.corruptFrame = error { metrics.checksumFailures.increment() }
@@ -125,7 +129,7 @@ extension NodeAPI {
                      sent: inout UInt64) async throws {
         var position = range.lowerBound
         while position < range.upperBound {
-            let count = Int(min(chunkSize, range.upperBound - position))
+            let count = Int(reader.chunkEnd(from: position, minimum: reader.codec == .raw ? rawChunkSize : 1, limit: range.upperBound) - position)
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             let start = position
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
@@ -135,6 +139,9 @@ extension NodeAPI {
             try await writer.write(buffer)
             position += UInt64(count)
             sent += UInt64(count)
+            // A write to a writable channel does not suspend; yielding lets the event loop serve its
+            // other connections between chunks instead of streaming one fast client to the end.
+            await Task.yield()
         }
     }
 

@@ -34,6 +34,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             self.name = name
             self.publicKey = publicKey
         }
+
+        enum CodingKeys: String, CodingKey {
+            case name, publicKey = "public_key"
+        }
     }
 
     enum CodingKeys: String, CodingKey {

@@ -5,9 +5,12 @@ import NIOCore
 public struct NodeRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let peer: String?
+    /// The connection's event loop, where response bodies are produced (see `EventLoopTaskExecutor`).
+    let eventLoop: (any EventLoop)?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         peer = source.channel.remoteAddress?.ipAddress
+        eventLoop = source.channel.eventLoop
     }
 }

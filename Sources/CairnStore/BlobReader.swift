@@ -2,7 +2,9 @@ import Glibc
 
 /// Reads original bytes back from one blob file. Ranged reads decompress only the frames that
 /// overlap the range and check each frame's XXH64 before any of its bytes reach the caller.
-/// Not thread-safe: one reader per thread (they are cheap).
+/// Not thread-safe: one reader per thread (they are cheap). A reader borrows decompression
+/// scratch only for the duration of a read, so thousands of open readers (slow HTTP clients)
+/// hold no codec state while they wait.
 public final class BlobReader {
     public let digest: BlobDigest
     public let codec: BlobCodec
@@ -11,11 +13,7 @@ public final class BlobReader {
     public let size: UInt64
     private let file: PosixFile
     private let table: SeekTable
-    private let scratch: ReadScratch
-    private let pool: ReadScratchPool?
-    private var decompressor: FrameDecompressor?
-    /// The frame whose checked bytes `decompressed` holds, so sequential small reads decode once.
-    private var cachedFrame = -1
+    private let pool: ReadScratchPool
 
     /// Work counters, for tests and metrics.
     public private(set) var framesDecompressed = 0
@@ -23,7 +21,7 @@ public final class BlobReader {
 
     public var frameCount: Int { table.frameCount }
 
-    init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil) throws {
+    init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
         self.path = path
         self.digest = digest
         self.codec = codec
@@ -33,20 +31,22 @@ public final class BlobReader {
             if case StoreError.io(_, _, let code) = error, code == ENOENT { throw StoreError.missing(digest, path: path) }
             throw error
         }
-        let fileSize = try file.size
-        self.pool = pool
-        scratch = pool?.take() ?? ReadScratch()
+        let (inode, fileSize) = try file.identity
+        self.pool = pool ?? ReadScratchPool(limit: 1)
         if codec == .raw {
             table = SeekTable()
             size = fileSize
             return
         }
-        table = try Self.readTable(file, fileSize: fileSize, digest: digest)
+        if let tables {
+            table = try tables.table(for: digest, inode: inode, fileSize: fileSize) { [file] in
+                try Self.readTable(file, fileSize: fileSize, digest: digest)
+            }
+        } else {
+            table = try Self.readTable(file, fileSize: fileSize, digest: digest)
+        }
         size = table.decompressedSize
-        decompressor = try scratch.decompressor(for: codec)
     }
-
-    deinit { pool?.give(scratch) }
 
     private static func readTable(_ file: PosixFile, fileSize: UInt64, digest: BlobDigest) throws -> SeekTable {
         func corrupt(_ reason: String) -> StoreError { .corruptBlob(digest, path: file.path, reason: reason) }
@@ -81,19 +81,17 @@ public final class BlobReader {
             throw StoreError.rangeNotSatisfiable(digest, start: range.lowerBound, end: range.upperBound, size: size)
         }
         if range.isEmpty { return }
+        let scratch = pool.take()
+        defer { pool.give(scratch) }
         if codec == .raw {
-            try readRaw(range, to: sink)
+            try readRaw(range, scratch: scratch, to: sink)
             return
         }
+        let decompressor = try scratch.decompressor(for: codec)
         var frame = table.frameIndex(containing: range.lowerBound)
         let lastFrame = table.frameIndex(containing: range.upperBound - 1)
         var position = range.lowerBound
         while frame <= lastFrame {
-            if frame == cachedFrame {
-                try emit(frame, range: range, position: &position, to: sink)
-                frame += 1
-                continue
-            }
             // One pread for a run of frames (up to ~1 MiB compressed): whole-blob reads of 64 KiB
             // frames otherwise spend a syscall per 30 KiB.
             var batchEnd = frame + 1
@@ -108,8 +106,9 @@ public final class BlobReader {
             for member in frame..<batchEnd {
                 let from = Int(table.compressedOffsets[member] - batchStart)
                 let to = Int(table.compressedOffsets[member + 1] - batchStart)
-                try decode(member, from: UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to]))
-                try emit(member, range: range, position: &position, to: sink)
+                try decode(member, from: UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to]), scratch: scratch,
+                           decompressor: decompressor)
+                try emit(member, range: range, position: &position, scratch: scratch, to: sink)
             }
             frame = batchEnd
         }
@@ -118,13 +117,23 @@ public final class BlobReader {
     /// Compressed bytes fetched with one read when a range spans several frames.
     static let batchBytes: UInt64 = 1 << 20
 
-    private func emit(_ frame: Int, range: Range<UInt64>, position: inout UInt64,
+    private func emit(_ frame: Int, range: Range<UInt64>, position: inout UInt64, scratch: ReadScratch,
                       to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let frameStart = table.decompressedOffsets[frame]
         let from = Int(position - frameStart)
         let to = Int(min(range.upperBound, table.decompressedOffsets[frame + 1]) - frameStart)
         try sink(UnsafeRawBufferPointer(rebasing: scratch.decompressed[from..<to]))
         position = frameStart + UInt64(to)
+    }
+
+    /// Where a streamed chunk starting at `position` should end: at the end of the frame holding
+    /// `position` once at least `minimum` bytes are covered, so consecutive chunks never decode
+    /// a frame twice. Never past `limit`.
+    public func chunkEnd(from position: UInt64, minimum: UInt64, limit: UInt64) -> UInt64 {
+        let target = min(limit, position + minimum)
+        if codec == .raw || target >= limit { return target }
+        let frame = table.frameIndex(containing: target - 1)
+        return min(limit, table.decompressedOffsets[frame + 1])
     }
 
     /// Copies original bytes `range` into `destination` (exactly the range's length). Raw blobs are
@@ -153,9 +162,8 @@ public final class BlobReader {
         return out
     }
 
-    private func readRaw(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    private func readRaw(_ range: Range<UInt64>, scratch: ReadScratch, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let chunk = 1 << 20
-        cachedFrame = -1
         ReadScratch.ensure(&scratch.decompressed, chunk)
         var position = range.lowerBound
         while position < range.upperBound {
@@ -168,16 +176,15 @@ public final class BlobReader {
     }
 
     /// Decompresses one frame into the scratch buffer and checks its XXH64 before anyone sees it.
-    private func decode(_ frame: Int, from source: UnsafeRawBufferPointer) throws {
-        cachedFrame = -1
+    private func decode(_ frame: Int, from source: UnsafeRawBufferPointer, scratch: ReadScratch,
+                        decompressor: FrameDecompressor) throws {
         let entry = table.entries[frame]
         ReadScratch.ensure(&scratch.decompressed, Int(entry.decompressedSize))
         let target = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<Int(entry.decompressedSize)])
-        guard decompressor!.decompress(source, into: target),
+        guard decompressor.decompress(source, into: target),
               frameChecksum(UnsafeRawBufferPointer(target)) == entry.checksum
         else { throw StoreError.corruptFrame(digest, frame: frame, path: path) }
         framesDecompressed += 1
         bytesDecompressed += UInt64(entry.decompressedSize)
-        cachedFrame = frame
     }
 }

@@ -10,6 +10,7 @@ public final class BlobStore: Sendable {
     /// Frame size for new blobs, kept in the index so every writer of this store agrees.
     public let frameSize: Int
     let scratchPool = ReadScratchPool()
+    let seekTables = SeekTableCache()
     let writeScratchPool = WriteScratchPool()
 
     public static let defaultDataset = "default"
@@ -89,7 +90,7 @@ public final class BlobStore: Sendable {
     /// Opens a reader for an indexed blob.
     public func reader(_ digest: BlobDigest) throws -> BlobReader {
         guard let record = try record(digest) else { throw StoreError.notFound(digest) }
-        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec, pool: scratchPool)
+        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec, pool: scratchPool, tables: seekTables)
     }
 
     /// The blob's row and the first of `datasets` (in the order given) that holds it, or nil when
@@ -106,7 +107,7 @@ public final class BlobStore: Sendable {
 
     /// Opens a reader for a blob whose row the caller already has (saves the index lookup).
     public func reader(for record: BlobRecord) throws -> BlobReader {
-        try BlobReader(path: path(of: record.digest), digest: record.digest, codec: record.codec, pool: scratchPool)
+        try BlobReader(path: path(of: record.digest), digest: record.digest, codec: record.codec, pool: scratchPool, tables: seekTables)
     }
 
     /// Free bytes on the data directory's filesystem.

@@ -36,6 +36,15 @@ final class PosixFile {
         return flags >= 0 && fcntl(fd, F_SETFL, flags | Self.directFlag) == 0
     }
 
+    /// Inode number and size from one fstat.
+    var identity: (inode: UInt64, size: UInt64) {
+        get throws {
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { throw StoreError.io(op: "stat", path: path, errno: errno) }
+            return (UInt64(st.st_ino), UInt64(st.st_size))
+        }
+    }
+
     var size: UInt64 {
         get throws {
             var st = stat()

@@ -5,4 +5,9 @@
 int cairn_syncfs(int fd);
 int cairn_o_direct(void);
 
+
+/// For a long-running server: at most two malloc arenas, and allocations of 64 KiB and up
+/// mapped directly so they return to the system when freed.
+void cairn_tune_malloc_for_server(void);
+
 #endif

@@ -1,0 +1,78 @@
+"""A real `cairn node serve` process for the acceptance tests."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from conftest import cairn_binary
+
+
+class Node:
+    """Starts the node on a free loopback port and stops it with SIGTERM."""
+
+    def __init__(self, store, node_id="test-node", config=None, extra=()):
+        self.store = store
+        args = [cairn_binary(), "node", "serve", "--data", str(store.root), "--listen", "127.0.0.1:0",
+                "--node-id", node_id, *extra]
+        if config is not None:
+            path = store.root.parent / f"node-{time.monotonic_ns()}.json"
+            path.write_text(json.dumps(config))
+            args += ["--config", str(path)]
+        # The log goes to a file: a pipe nobody reads would stall the node once full.
+        self.log_path = store.root.parent / f"node-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        if "listening on" not in line:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"node did not start: {line!r} {self.log_path.read_text(errors='replace')}")
+        self.url = line.split("listening on ")[1].split()[0]
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def token(self, datasets="ct", scope="read", ttl="1h", subject="job-1", audience=None):
+        args = ["token", "issue", "--subject", subject, "--datasets", datasets, "--scope", scope, "--ttl", ttl]
+        if audience:
+            args += ["--audience", audience]
+        return self.store.json(*args)
+
+    def headers(self, token, **extra):
+        return {"Authorization": f"Bearer {token['token'] if isinstance(token, dict) else token}", **extra}
+
+    def get(self, path, token=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers = self.headers(token, **headers)
+        return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def rss_bytes(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def metrics(self):
+        values = {}
+        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("node did not stop within {timeout} s of SIGTERM")
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None and requests.get(self.url + "/healthz", timeout=10).status_code == 200
