@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian machine (as root, Swift 6.3 on PATH): installs what is missing,
-# builds Cairn, initialises ./cairn-data, ingests a generated de-identified DICOM sample and prints
-# the store's statistics. Safe to run again.
+# builds Cairn, initialises ./cairn-data, ingests a generated de-identified DICOM sample into the
+# dataset `sample`, prints the store's statistics and a read token, then runs the node on
+# 127.0.0.1:8700 until Ctrl-C. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 Tools/install-deps.sh
@@ -15,8 +16,17 @@ if [ ! -d "$sample" ]; then
 fi
 export CAIRN_DATA="${CAIRN_DATA:-$PWD/cairn-data}"
 $cairn init
-$cairn ingest "$sample"
+$cairn dataset create sample --title "Generated sample" >/dev/null
+$cairn ingest --dataset sample "$sample"
 $cairn verify --sample 10
 $cairn stats
+token=$($cairn token issue --subject quickstart --datasets sample --ttl 8h 2>/dev/null)
+digest=$($cairn ls --dataset sample --json | head -1 | sed 's/.*"digest":"\([^"]*\)".*/\1/')
 echo
-echo "Try: $cairn ls | head; $cairn cat <digest> --range 0-131 | xxd | head"
+echo "A read token for dataset sample (8 h):"
+echo "  export TOKEN=$token"
+echo "Try, in another shell:"
+echo "  curl -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:8700/v1/datasets/sample/entries | head -2"
+echo "  curl -H \"Authorization: Bearer \$TOKEN\" -r 0-131 http://127.0.0.1:8700/v1/blobs/$digest | xxd | head"
+echo
+exec $cairn node serve --node-id "${CAIRN_NODE_ID:-$(hostname)}"

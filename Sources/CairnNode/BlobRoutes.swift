@@ -11,10 +11,10 @@ final class ReaderHandoff: @unchecked Sendable {
 }
 
 extension NodeAPI {
-    /// Bytes read and written per step of a response: one frame of a compressed blob (so no frame
-    /// is decoded twice), or this many bytes of a raw one. The body writer's backpressure holds a
-    /// slow client to about one step in flight, so memory per connection stays bounded.
-    static let rawChunkSize: UInt64 = 64 << 10
+    /// Bytes read and written per step of a response, rounded up to a frame boundary so no frame
+    /// is decoded twice. The channel's writability holds a slow client to about one step in
+    /// flight, so memory per connection stays bounded.
+    static let chunkSize: UInt64 = 256 << 10
 
     func addBlobRoutes(to router: Router<NodeRequestContext>) {
         router.get("/v1/blobs/:digest") { request, context in try await blob(request, context: context, head: false) }
@@ -38,12 +38,27 @@ extension NodeAPI {
                  detail: "not in the datasets this token grants", context: context)
             throw NodeError.notFound("blob \(digest) is not in the datasets this token grants")
         }
-        let etag = "\"\(digest)\""
-        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .cacheControl: "private, max-age=31536000, immutable"]
         @Sendable func event(range: String?, bytes: Int64, status: Int, detail: String? = nil) -> AuditEvent {
             AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: digest.description, range: range,
                        bytes: bytes, status: status, detail: detail)
         }
+        // The blob file is opened before any header is sent, so a missing or damaged file is a
+        // clean error rather than a truncated body.
+        let handoff: ReaderHandoff
+        do { handoff = ReaderHandoff(try openReader(record)) } catch {
+            audit.record(event(range: nil, bytes: 0, status: 500, detail: "\(error)"))
+            throw error
+        }
+        // A client that accepts zstd and asks for the whole blob gets the stored file as it is
+        // (Content-Encoding: zstd, a seekable-format stream any zstd decoder reads): nothing to
+        // decode here, and half the bytes on the wire. Ranges always address the original bytes.
+        // Only blobs whose frames carry zstd checksums qualify: the node does not decode (so does
+        // not check) what it passes through, and the client's decoder must be able to.
+        let sendStored = try record.codec == .zstd && request.headers[.range] == nil
+            && Self.accepts("zstd", request.headers[.acceptEncoding]) && handoff.reader.framesCarryChecksums()
+        let etag = sendStored ? "\"\(digest)+zstd\"" : "\"\(digest)\""
+        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
+                                   .cacheControl: "private, max-age=31536000, immutable"]
         if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
             audit.record(event(range: nil, bytes: 0, status: 304))
             return Response(status: .notModified, headers: headers)
@@ -52,6 +67,10 @@ extension NodeAPI {
         // If-Range with anything but our (strong) ETag means "send the whole thing" (RFC 9110 §13.1.5).
         if rangeHeader != nil, let ifRange = request.headers[.ifRange], ifRange.trimmingCharacters(in: .whitespaces) != etag {
             rangeHeader = nil
+        }
+        if sendStored {
+            return try stored(record, reader: handoff, dataset: dataset, grant: grant, head: head, headers: headers,
+                              context: context)
         }
         let size = record.size
         let ranges: [Range<UInt64>]
@@ -90,11 +109,6 @@ extension NodeAPI {
             audit.record(event(range: rangeText, bytes: 0, status: status.code))
             return Response(status: status, headers: headers)
         }
-        let handoff: ReaderHandoff
-        do { handoff = ReaderHandoff(try store.reader(for: record)) } catch {
-            audit.record(event(range: rangeText, bytes: 0, status: 500, detail: "\(error)"))
-            throw NodeError.from(error)
-        }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
         let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
@@ -123,13 +137,78 @@ extension NodeAPI {
         })
     }
 
+    func openReader(_ record: BlobRecord) throws -> BlobReader {
+        do { return try store.reader(for: record) } catch {
+            if case StoreError.corruptBlob = error { metrics.checksumFailures.increment() }
+            throw NodeError.from(error)
+        }
+    }
+
+    /// The stored zstd file, streamed in chunks as it is on disk.
+    func stored(_ record: BlobRecord, reader handoff: ReaderHandoff, dataset: String, grant: AccessGrant, head: Bool,
+                headers: HTTPFields, context: NodeRequestContext) throws -> Response {
+        var headers = headers
+        headers[.contentEncoding] = "zstd"
+        headers[.contentType] = "application/octet-stream"
+        headers[.contentLength] = String(record.storedSize)
+        let event = { @Sendable (bytes: UInt64, detail: String?) in
+            AuditEvent(actor: grant.subject, action: head ? "head" : "read", dataset: dataset, digest: record.digest.description,
+                       bytes: Int64(bytes), status: 200, detail: ["zstd-encoded", detail].compactMap { $0 }.joined(separator: "; "))
+        }
+        if head {
+            audit.record(event(0, nil))
+            return Response(status: .ok, headers: headers)
+        }
+        let metrics = metrics, audit = audit
+        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            var sent: UInt64 = 0
+            do {
+                try await withTaskExecutorPreference(executor) {
+                    while sent < record.storedSize {
+                        let count = Int(min(Self.chunkSize, record.storedSize - sent))
+                        var buffer = ByteBufferAllocator().buffer(capacity: count)
+                        let start = sent
+                        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                            try handoff.reader.readStored(start..<(start + UInt64(count)),
+                                                          into: UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
+                            return count
+                        }
+                        try await writer.write(buffer)
+                        sent += UInt64(count)
+                        await Task.yield()
+                    }
+                }
+                try await writer.finish(nil)
+            } catch {
+                metrics.bytesServed.increment(by: Int64(sent))
+                audit.record(event(sent, "response cut short after \(sent) bytes: \(error)"))
+                throw error
+            }
+            metrics.bytesServed.increment(by: Int64(sent))
+            audit.record(event(sent, nil))
+        })
+    }
+
+    /// Whether an Accept-Encoding header admits `coding` (listed, or `*`, with a non-zero q).
+    static func accepts(_ coding: String, _ header: String?) -> Bool {
+        guard let header else { return false }
+        for element in header.split(separator: ",") {
+            let parts = element.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let name = parts.first, name == coding || name == "*" else { continue }
+            let q = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return q > 0
+        }
+        return false
+    }
+
     /// Streams `range` in chunks, each read (and, for compressed blobs, decoded and checked)
     /// straight into the buffer that goes to the socket; awaiting the write is the backpressure.
     static func send(_ range: Range<UInt64>, from reader: BlobReader, to writer: inout any ResponseBodyWriter,
                      sent: inout UInt64) async throws {
         var position = range.lowerBound
         while position < range.upperBound {
-            let count = Int(reader.chunkEnd(from: position, minimum: reader.codec == .raw ? rawChunkSize : 1, limit: range.upperBound) - position)
+            let count = Int(reader.chunkEnd(from: position, minimum: chunkSize, limit: range.upperBound) - position)
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             let start = position
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in

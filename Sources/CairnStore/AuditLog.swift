@@ -44,6 +44,7 @@ public struct AuditEvent: Sendable, Equatable {
     }
 
     static func quoted(_ value: String) -> String {
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }) { return "\"" + value + "\"" }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -67,8 +68,9 @@ public struct AuditRecord: Sendable, Equatable {
     public static let genesis = String(repeating: "0", count: 64)
 
     static func chain(previous: String, seq: Int64, event: AuditEvent) -> String {
-        let digest = SHA256.hash(data: Data((previous + "\n" + event.canonicalLine(seq: seq)).utf8))
-        return digest.map { String(format: "%02x", $0) }.joined()
+        var hasher = SHA256()
+        hasher.update(data: Array((previous + "\n" + event.canonicalLine(seq: seq)).utf8))
+        return BlobDigest(hasher.finalize()).hex
     }
 
     init(row: Row) {

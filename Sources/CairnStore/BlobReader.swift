@@ -77,6 +77,13 @@ public final class BlobReader {
 
     /// Streams original bytes `range` (half-open) to `sink`, in frame-sized pieces.
     public func read(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try read(range, direct: nil) { _, piece in try sink(piece) }
+    }
+
+    /// The read loop. With `direct` (exactly the range's length), frames that lie wholly inside
+    /// the range are decoded straight into it and only partial frames go through `sink`.
+    private func read(_ range: Range<UInt64>, direct: UnsafeMutableRawBufferPointer?,
+                      to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         guard range.upperBound <= size else {
             throw StoreError.rangeNotSatisfiable(digest, start: range.lowerBound, end: range.upperBound, size: size)
         }
@@ -106,7 +113,19 @@ public final class BlobReader {
             for member in frame..<batchEnd {
                 let from = Int(table.compressedOffsets[member] - batchStart)
                 let to = Int(table.compressedOffsets[member + 1] - batchStart)
-                try decode(member, from: UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to]), scratch: scratch,
+                let source = UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to])
+                let frameStart = table.decompressedOffsets[member], frameEnd = table.decompressedOffsets[member + 1]
+                if let direct, frameStart >= range.lowerBound, frameEnd <= range.upperBound {
+                    let offset = Int(frameStart - range.lowerBound)
+                    try decode(member, from: source,
+                               into: UnsafeMutableRawBufferPointer(rebasing: direct[offset..<(offset + Int(frameEnd - frameStart))]),
+                               decompressor: decompressor)
+                    position = frameEnd
+                    continue
+                }
+                ReadScratch.ensure(&scratch.decompressed, Int(frameEnd - frameStart))
+                try decode(member, from: source,
+                           into: UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<Int(frameEnd - frameStart)]),
                            decompressor: decompressor)
                 try emit(member, range: range, position: &position, scratch: scratch, to: sink)
             }
@@ -118,11 +137,11 @@ public final class BlobReader {
     static let batchBytes: UInt64 = 1 << 20
 
     private func emit(_ frame: Int, range: Range<UInt64>, position: inout UInt64, scratch: ReadScratch,
-                      to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+                      to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let frameStart = table.decompressedOffsets[frame]
         let from = Int(position - frameStart)
         let to = Int(min(range.upperBound, table.decompressedOffsets[frame + 1]) - frameStart)
-        try sink(UnsafeRawBufferPointer(rebasing: scratch.decompressed[from..<to]))
+        try sink(position, UnsafeRawBufferPointer(rebasing: scratch.decompressed[from..<to]))
         position = frameStart + UInt64(to)
     }
 
@@ -147,11 +166,30 @@ public final class BlobReader {
             try file.readExactly(into: destination, at: range.lowerBound)
             return
         }
-        var offset = 0
-        try read(range) { piece in
+        // Frames wholly inside the range are decoded in place; the partial ones at either end
+        // arrive here with their position.
+        try read(range, direct: destination) { start, piece in
+            let offset = Int(start - range.lowerBound)
             UnsafeMutableRawBufferPointer(rebasing: destination[offset..<(offset + piece.count)]).copyMemory(from: piece)
-            offset += piece.count
         }
+    }
+
+    /// Copies bytes of the blob file as stored (for zstd: the seekable-format frames and seek
+    /// table), for clients that accept the encoding and decode it themselves.
+    public func readStored(_ range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(destination.count == Int(range.upperBound - range.lowerBound), "destination must fit the range")
+        try file.readExactly(into: destination, at: range.lowerBound)
+    }
+
+    /// True when the blob's zstd frames carry their own content checksums (blobs written since
+    /// that became the default do), so a stock decoder detects damage in the stored bytes. One
+    /// writer writes every frame of a blob, so the first frame's header speaks for all.
+    public func framesCarryChecksums() throws -> Bool {
+        guard codec == .zstd, table.frameCount > 0 else { return false }
+        var header = [UInt8](repeating: 0, count: 5)
+        try header.withUnsafeMutableBytes { try file.readExactly(into: $0, at: 0) }
+        // Magic 0xFD2FB528 little-endian, then the Frame_Header_Descriptor: bit 2 = checksum flag.
+        return header[0..<4] == [0x28, 0xB5, 0x2F, 0xFD] && header[4] & 0x04 != 0
     }
 
     /// Reads a range into one array (small reads, tests).
@@ -162,7 +200,7 @@ public final class BlobReader {
         return out
     }
 
-    private func readRaw(_ range: Range<UInt64>, scratch: ReadScratch, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+    private func readRaw(_ range: Range<UInt64>, scratch: ReadScratch, to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         let chunk = 1 << 20
         ReadScratch.ensure(&scratch.decompressed, chunk)
         var position = range.lowerBound
@@ -170,17 +208,17 @@ public final class BlobReader {
             let count = Int(min(UInt64(chunk), range.upperBound - position))
             let buffer = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<count])
             try file.readExactly(into: buffer, at: position)
-            try sink(UnsafeRawBufferPointer(buffer))
+            try sink(position, UnsafeRawBufferPointer(buffer))
             position += UInt64(count)
         }
     }
 
     /// Decompresses one frame into the scratch buffer and checks its XXH64 before anyone sees it.
-    private func decode(_ frame: Int, from source: UnsafeRawBufferPointer, scratch: ReadScratch,
+    /// `target` is exactly the frame's original size; on a checksum mismatch it holds garbage and
+    /// the error means no caller may use it.
+    private func decode(_ frame: Int, from source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer,
                         decompressor: FrameDecompressor) throws {
         let entry = table.entries[frame]
-        ReadScratch.ensure(&scratch.decompressed, Int(entry.decompressedSize))
-        let target = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<Int(entry.decompressedSize)])
         guard decompressor.decompress(source, into: target),
               frameChecksum(UnsafeRawBufferPointer(target)) == entry.checksum
         else { throw StoreError.corruptFrame(digest, frame: frame, path: path) }

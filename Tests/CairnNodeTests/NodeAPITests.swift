@@ -117,6 +117,23 @@ import Testing
                 #expect(response.status == .ok)
                 #expect(response.body.readableBytes == 300_000)
             }
+            // Accepting zstd, a whole read gets the stored file as it is; a ranged one never does.
+            let stored = try Array(Data(contentsOf: URL(fileURLWithPath: f.api.store.path(of: f.digest))))
+            try await client.execute(uri: uri, method: .get, headers: f.auth(token, [.acceptEncoding: "gzip, zstd;q=0.9"])) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentEncoding] == "zstd")
+                #expect(response.headers[.eTag] == "\"\(f.digest)+zstd\"")
+                #expect(Self.bytes(response.body) == stored)
+            }
+            try await client.execute(uri: uri, method: .get,
+                                     headers: f.auth(token, [.acceptEncoding: "zstd", .range: "bytes=0-9"])) { response in
+                #expect(response.headers[.contentEncoding] == nil)
+                #expect(Self.bytes(response.body) == Array(f.blob[0..<10]))
+            }
+            try await client.execute(uri: uri, method: .get, headers: f.auth(token, [.acceptEncoding: "zstd;q=0"])) { response in
+                #expect(response.headers[.contentEncoding] == nil)
+                #expect(Self.bytes(response.body) == f.blob)
+            }
             try await client.execute(uri: uri, method: .head, headers: f.auth(token, [.range: "bytes=10-19"])) { response in
                 #expect(response.status == .partialContent)
                 #expect(response.headers[.contentLength] == "10")

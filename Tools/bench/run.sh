@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# One command for the store benchmarks: release build, synthetic corpus (made once), anchors and
-# Cairn measured in the same run, ratios printed and written to Tools/bench/out/latest.md.
-#   Tools/bench/run.sh [--reps N] [--jobs N]
+# One command for the benchmarks: release build, synthetic corpus (made once), anchors and Cairn
+# measured in the same run, ratios printed and written to Tools/bench/out/latest.md (store) and
+# Tools/bench/out/serve-latest.md (node serving, against Orthanc and nginx, installed here).
+#   Tools/bench/run.sh [--reps N] [--jobs N] [--index-scale N]     store, then serving
+#   SERVE_ARGS="--sustain-seconds 0" Tools/bench/run.sh             skip the 10-minute load
+#   Tools/bench/run.sh --serve-only                                 serving only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -16,4 +19,10 @@ if [ ! -f "$corpus.complete" ]; then
     touch "$corpus.complete"
 fi
 shared=../shared/dicom
-exec .venv/bin/python Tools/bench/bench.py --corpus "$corpus" --shared "$shared" "$@"
+if [ "${1:-}" = "--serve-only" ]; then shift; else
+    .venv/bin/python Tools/bench/bench.py --corpus "$corpus" --shared "$shared" "$@"
+fi
+for tool in Orthanc nginx wrk; do
+    command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc nginx-light wrk >/dev/null
+done
+.venv/bin/python Tools/bench/serve_bench.py --corpus "$corpus" ${SERVE_ARGS:-}

@@ -85,7 +85,7 @@ def test_requests_ranges_and_conditionals(node):
     assert r.json()["error"] == "range_not_satisfiable"
     assert node.get(path, token, headers={"Range": "bytes=oops"}).status_code == 200
     assert node.get(path, token, headers={"Range": "bytes=" + ",".join(f"{i}-{i}" for i in range(0, 400, 2))}).status_code == 416
-    r = node.get(path, token, headers={"If-None-Match": f'"{digest}"'})
+    r = node.get(path, token, headers={"If-None-Match": f'"{digest}"', "Accept-Encoding": "identity"})
     assert r.status_code == 304 and r.content == b""
     assert node.get(path, token, headers={"If-None-Match": '"sha256:nope"'}).status_code == 200
     assert node.get(path, token, headers={"Range": "bytes=0-1", "If-Range": f'"{digest}"'}).status_code == 206
@@ -458,7 +458,7 @@ def test_audit_trail_verifies_and_names_tampering(node):
 def test_metrics_count_what_happened(node):
     token = node.token()
     digest = big(node.store)
-    node.get(f"/v1/blobs/{digest}", token)
+    node.get(f"/v1/blobs/{digest}", token, headers={"Accept-Encoding": "identity"})
     node.get(f"/v1/blobs/{digest}")
     m = node.metrics()
     assert m['cairn_http_requests_total{route="/v1/blobs/{digest}",method="GET",status="200"}'] == 1
@@ -467,3 +467,54 @@ def test_metrics_count_what_happened(node):
     assert m["cairn_frames_decompressed_total"] >= 30
     assert m["cairn_disk_free_bytes"] > 0
     assert any(k.startswith("cairn_http_request_duration_seconds_bucket") for k in m)
+
+
+def test_damaged_blobs_are_never_served(node):
+    token = node.token()
+    digest = big(node.store)
+    data = node.store.files[digest]
+    path = node.store.path(digest)
+    blob = bytearray(open(path, "rb").read())
+    blob[len(blob) // 2] ^= 0xFF
+    os.chmod(path, 0o644)
+    with open(path, "wb") as f:
+        f.write(blob)
+    # Decoded by the node: the damaged frame stops the stream, the client sees a short body.
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):  # urllib3: IncompleteRead
+        node.get(f"/v1/blobs/{digest}", token, headers={"Accept-Encoding": "identity"}).content
+    # Sent as stored (Content-Encoding: zstd): the frame's own checksum fails in the client's decoder.
+    with pytest.raises(requests.exceptions.ContentDecodingError):
+        node.get(f"/v1/blobs/{digest}", token, headers={"Accept-Encoding": "zstd"}).content
+    r = node.get(f"/v1/blobs/{digest}", token, headers={"Range": "bytes=0-65535"})
+    assert r.status_code == 206 and r.content == data[:65536]
+    assert node.metrics()["cairn_checksum_failures_total"] >= 1
+    # A blob whose file is gone: 500 with a reason, before any body byte.
+    other = next(d for d, b in node.store.files.items() if len(b) == 300_000)
+    os.unlink(node.store.path(other))
+    r = node.get(f"/v1/blobs/{other}", token)
+    assert r.status_code == 500 and r.json()["error"] == "blob_unavailable"
+    assert node.alive()
+
+
+def test_zstd_content_encoding_for_clients_that_accept_it(node):
+    """requests (urllib3 2 with backports.zstd, or Python 3.14) asks for zstd and decodes it."""
+    token = node.token()
+    digest = big(node.store)
+    data = node.store.files[digest]
+    r = node.get(f"/v1/blobs/{digest}", token)
+    assert "zstd" in r.request.headers["Accept-Encoding"]
+    assert r.headers["Content-Encoding"] == "zstd" and r.headers["Vary"] == "Accept-Encoding"
+    assert r.content == data
+    stored = open(node.store.path(digest), "rb").read()
+    assert int(r.headers["Content-Length"]) == len(stored) < len(data)
+    raw = node.get(f"/v1/blobs/{digest}", token, stream=True).raw.read(decode_content=False)
+    assert raw == stored
+    # Stock zstd reads what was sent.
+    assert subprocess.run(["zstd", "-dc"], input=raw, capture_output=True, check=True).stdout == data
+    etag = r.headers["ETag"]
+    assert etag == f'"{digest}+zstd"'
+    assert node.get(f"/v1/blobs/{digest}", token, headers={"If-None-Match": etag}).status_code == 304
+    identity = node.get(f"/v1/blobs/{digest}", token, headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in identity.headers and identity.headers["ETag"] == f'"{digest}"'
+    ranged = node.get(f"/v1/blobs/{digest}", token, headers={"Range": "bytes=5-9"})
+    assert "Content-Encoding" not in ranged.headers and ranged.content == data[5:10]

@@ -10,6 +10,8 @@ import Foundation
 ///                                        random SIZE-byte ranges from zstd blobs: reads/s;
 ///                                        `aligned` starts them at multiples of SIZE, as block-wise
 ///                                        clients (fsspec, say) read
+///   cairn-bench audit-append DATA BATCH  append audit records in batches of BATCH (as the node's
+///                                        audit trail does) into a copy of DATA: records/s
 /// Prints one JSON object.
 @main
 struct CairnBench {
@@ -30,6 +32,8 @@ struct CairnBench {
         case "ranges":
             try ranges(store, size: UInt64(arguments[3])!, seconds: Double(arguments[4])!,
                        aligned: arguments.count > 5 && arguments[5] == "aligned")
+        case "audit-append":
+            try auditAppend(store, batch: Int(arguments[3])!)
         default:
             exit(2)
         }
@@ -109,6 +113,22 @@ struct CairnBench {
         latencies.sort()
         emit(["headers": count, "per_s": Double(count) / elapsed, "p50_us": latencies[latencies.count / 2],
               "p99_us": latencies[latencies.count * 99 / 100], "files": files.count])
+    }
+
+    /// What one batch write of the node's audit trail costs per record: a read event as the blob
+    /// route records it, chained and inserted in one transaction per batch.
+    static func auditAppend(_ store: BlobStore, batch: Int) throws {
+        let event = AuditEvent(actor: "bench-job", action: "read", dataset: "bench",
+                               digest: "sha256:" + String(repeating: "ab", count: 32), range: "1048576-1114111",
+                               bytes: 65_536, status: 206)
+        let start = Date()
+        var records = 0
+        while Date().timeIntervalSince(start) < 5 {
+            try store.appendAudit(Array(repeating: event, count: batch))
+            records += batch
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        emit(["records": records, "per_s": Double(records) / elapsed, "us_per_record": elapsed * 1e6 / Double(records)])
     }
 
     static func emit(_ object: [String: Any]) {

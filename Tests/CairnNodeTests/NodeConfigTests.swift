@@ -1,0 +1,29 @@
+import Foundation
+import Testing
+@testable import CairnNode
+
+@Suite struct NodeConfigTests {
+    @Test func exampleConfigInOpsParses() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Ops/node.example.json").path
+        let config = try NodeConfig.load(path: path)
+        #expect(config.nodeID == "hospital-a")
+        #expect(config.trustedIssuers.first?.name == "hub")
+        #expect(try config.listenAddress() == ("0.0.0.0", 8700))
+    }
+
+    @Test func defaultsAndStrictness() throws {
+        let empty = try JSONDecoder().decode(NodeConfig.self, from: Data("{}".utf8))
+        #expect(empty == NodeConfig())
+        #expect(try empty.listenAddress() == ("127.0.0.1", 8700))
+        #expect(throws: NodeConfigError.self) { try JSONDecoder().decode(NodeConfig.self, from: Data(#"{"lisen": "x"}"#.utf8)) }
+        for bad in ["8700", "host:", "host:99999", ":80"] {
+            var config = NodeConfig()
+            config.listen = bad
+            #expect(throws: NodeConfigError.self, "\(bad)") { try config.listenAddress() }
+        }
+        var v6 = NodeConfig()
+        v6.listen = "[::1]:8700"
+        #expect(try v6.listenAddress() == ("::1", 8700))
+    }
+}

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+"""Node serving benchmarks against Orthanc and nginx, same client (wrk), same run, same corpus.
+
+- whole-file GETs: Cairn `GET /v1/blobs/{digest}` (stored compressed, with a token) against
+  Orthanc 1.10 `GET /instances/{id}/file` (storage uncompressed, loaded with `POST /instances`);
+  MB/s of original bytes, and stored size of each.
+- random 64 KiB ranges: Cairn against nginx serving the raw files (`Range:`); requests/s, p50/p99.
+- sustained mixed load (80% ranges, 20% whole files) on Cairn: errors and resident memory over time.
+
+Each figure is the median of --reps runs of --seconds each. Run by Tools/bench/run.sh.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = REPO / ".build" / "release"
+OUT = REPO / "Tools" / "bench" / "out"
+RANGE = 64 * 1024
+
+LUA_COMMON = r"""
+local counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + id)
+end
+function done(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %d, "bytes": %d, "seconds": %f, "p50_us": %d, "p99_us": %d, ' ..
+    '"errors": %d, "non2xx": %d}\n', summary.requests, summary.bytes, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99),
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status))
+end
+"""
+
+
+def lua_script(path: Path, targets, mode: str, auth: str | None):
+    """targets: list of (url path, size). mode: whole, range, or mixed (80% ranges)."""
+    lines = ["local targets = {"]
+    lines += [f'  {{"{p}", {s}}},' for p, s in targets]
+    lines.append("}")
+    header = f'headers = {{["Authorization"] = "Bearer {auth}"}}' if auth else "headers = {}"
+    lines.append(LUA_COMMON)
+    lines.append(f"""
+local mode = "{mode}"
+request = function()
+  local t = targets[math.random(#targets)]
+  local {header}
+  local ranged = mode == "range" or (mode == "mixed" and math.random() < 0.8)
+  if ranged and t[2] > {RANGE} then
+    local start = math.random(0, t[2] - {RANGE})
+    headers["Range"] = "bytes=" .. start .. "-" .. (start + {RANGE} - 1)
+  end
+  return wrk.format("GET", t[1], headers)
+end
+""")
+    path.write_text("\n".join(lines))
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int):
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["rps"] = result["requests"] / result["seconds"]
+    result["mbps"] = result["bytes"] / result["seconds"] / 1e6
+    return result
+
+
+def median_of(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout=60, **kwargs):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(url, timeout=2, **kwargs).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"{url} did not come up")
+
+
+def dir_bytes(path: Path):
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmRSS:"))
+
+
+class Cairn:
+    def __init__(self, files, work: Path):
+        self.data = work / "cairn-data"
+        shutil.rmtree(self.data, ignore_errors=True)
+        cairn = str(RELEASE / "cairn")
+        run = lambda *a: subprocess.run([cairn, *a, "--data", str(self.data)], capture_output=True, text=True, check=True)
+        run("init")
+        run("dataset", "create", "bench", "--deid-policy", "accept")
+        run("ingest", "--dataset", "bench", *map(str, files))
+        self.stored = json.loads(run("stats", "--json").stdout)["stored_bytes"]
+        self.token = run("token", "issue", "--subject", "bench", "--datasets", "bench", "--ttl", "1d").stdout.strip()
+        entries = [json.loads(l) for l in run("ls", "--dataset", "bench", "--json").stdout.splitlines() if l.strip()]
+        self.targets = [(f"/v1/blobs/{e['digest']}", e["size"]) for e in entries]
+        self.port = free_port()
+        self.log = open(work / "cairn-node.log", "w")
+        self.proc = subprocess.Popen([cairn, "node", "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}"],
+                                     stdout=self.log, stderr=self.log)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url + "/healthz")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+class Orthanc:
+    def __init__(self, files, work: Path):
+        root = work / "orthanc"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        self.port = free_port()
+        config = {"Name": "bench", "StorageDirectory": str(root / "storage"), "IndexDirectory": str(root / "index"),
+                  "HttpPort": self.port, "DicomServerEnabled": False, "AuthenticationEnabled": False,
+                  "RemoteAccessAllowed": True, "StorageCompression": False, "Plugins": [], "HttpThreadsCount": 50,
+                  "KeepAlive": True, "ConcurrentJobs": 2}
+        (root / "orthanc.json").write_text(json.dumps(config))
+        self.log = open(work / "orthanc.log", "w")
+        self.proc = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=self.log, stderr=self.log)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url + "/system")
+        session = requests.Session()
+        self.targets = []
+        for f in files:
+            answer = session.post(self.url + "/instances", data=f.read_bytes(), timeout=120)
+            answer.raise_for_status()
+            self.targets.append((f"/instances/{answer.json()['ID']}/file", f.stat().st_size))
+        self.stored = dir_bytes(root / "storage")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+class Nginx:
+    def __init__(self, corpus: Path, files, work: Path):
+        root = work / "nginx"
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        self.port = free_port()
+        (root / "nginx.conf").write_text(f"""
+worker_processes 2;
+pid {root}/nginx.pid;
+error_log {root}/error.log;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  client_body_temp_path {root}/tmp;
+  server {{
+    listen 127.0.0.1:{self.port};
+    location /files/ {{ alias {corpus}/; }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.targets = [(f"/files/{f.relative_to(corpus)}", f.stat().st_size) for f in files]
+        wait_http(self.url + self.targets[0][0])
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.wait(timeout=60)
+
+
+def measure(name, url, targets, mode, auth, args, connections):
+    script = OUT / f"wrk-{name}-{mode}.lua"
+    lua_script(script, targets, mode, auth)
+    runs = [wrk(url, script, args.seconds, connections) for _ in range(args.reps)]
+    for r in runs:
+        if r["errors"] or r["non2xx"]:
+            sys.exit(f"{name} {mode}: {r['errors']} socket errors, {r['non2xx']} non-2xx responses")
+    return {k: median_of(runs, k) for k in ("rps", "mbps", "p50_us", "p99_us")}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--sustain-seconds", type=int, default=600)
+    args = parser.parse_args()
+    args.corpus = args.corpus.resolve()
+    files = sorted(p for p in args.corpus.rglob("*") if p.is_file())
+    total = sum(f.stat().st_size for f in files)
+    work = OUT / "serve"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"corpus: {len(files)} files, {total / 1e6:.0f} MB")
+
+    cairn = Cairn(files, work)
+    orthanc = Orthanc(files, work)
+    nginx = Nginx(args.corpus, files, work)
+    lines = []
+    try:
+        # Warm the page cache for all three before any timing.
+        for server, auth in ((cairn, cairn.token), (orthanc, None), (nginx, None)):
+            measure(f"warm-{type(server).__name__}", server.url, server.targets, "whole", auth,
+                    argparse.Namespace(seconds=3, reps=1), 8)
+        whole_cairn = measure("cairn", cairn.url, cairn.targets, "whole", cairn.token, args, 16)
+        if os.environ.get("QUICK"): print(whole_cairn); return
+        whole_orthanc = measure("orthanc", orthanc.url, orthanc.targets, "whole", None, args, 16)
+        range_cairn = measure("cairn", cairn.url, cairn.targets, "range", cairn.token, args, 32)
+        range_nginx = measure("nginx", nginx.url, nginx.targets, "range", None, args, 32)
+        lines += [
+            f"## Node serving (`Tools/bench/serve_bench.py`, wrk -t2, medians of {args.reps} x {args.seconds} s)",
+            f"Corpus: {len(files)} files, {total / 1e6:.0f} MB.",
+            "",
+            "| measure | Cairn | anchor | ratio |",
+            "|---|---|---|---|",
+            f"| whole-file GETs, MB/s (c=16) | {whole_cairn['mbps']:.0f} | Orthanc {whole_orthanc['mbps']:.0f} | "
+            f"{whole_cairn['mbps'] / whole_orthanc['mbps']:.2f}x |",
+            f"| whole-file GETs, p50 / p99 ms | {whole_cairn['p50_us'] / 1000:.1f} / {whole_cairn['p99_us'] / 1000:.1f} | "
+            f"Orthanc {whole_orthanc['p50_us'] / 1000:.1f} / {whole_orthanc['p99_us'] / 1000:.1f} | |",
+            f"| stored bytes | {cairn.stored / 1e6:.0f} MB | Orthanc {orthanc.stored / 1e6:.0f} MB | "
+            f"{orthanc.stored / cairn.stored:.2f}x smaller |",
+            f"| random 64 KiB ranges, req/s (c=32) | {range_cairn['rps']:.0f} | nginx {range_nginx['rps']:.0f} | "
+            f"{range_cairn['rps'] / range_nginx['rps']:.2f}x |",
+            f"| random 64 KiB ranges, p50 / p99 ms | {range_cairn['p50_us'] / 1000:.2f} / {range_cairn['p99_us'] / 1000:.2f} | "
+            f"nginx {range_nginx['p50_us'] / 1000:.2f} / {range_nginx['p99_us'] / 1000:.2f} | |",
+        ]
+        audit = json.loads(subprocess.run([str(RELEASE / "cairn-bench"), "audit-append", str(cairn.data), "256"],
+                                          capture_output=True, text=True, check=True).stdout)
+        share = range_cairn["rps"] / audit["per_s"]
+        lines += [
+            "",
+            f"Audit: a batched append costs {audit['us_per_record']:.1f} us per record ({audit['per_s']:.0f} records/s, "
+            f"batches of 256, one transaction each); at the range rate above that is {share * 100:.1f}% of the node's "
+            f"time (target <= 5%).",
+        ]
+        print("\n".join(lines), flush=True)
+        if args.sustain_seconds > 0:
+            lines += sustained(cairn, args.sustain_seconds)
+    finally:
+        for server in (cairn, orthanc, nginx):
+            server.stop()
+    report = OUT / "serve-latest.md"
+    report.write_text("\n".join(lines) + "\n")
+    print(f"written to {report}")
+
+
+def sustained(cairn, seconds):
+    """Mixed load for `seconds`, RSS sampled every 10 s: no error, flat memory."""
+    script = OUT / "wrk-cairn-mixed.lua"
+    lua_script(script, cairn.targets, "mixed", cairn.token)
+    samples = []
+    proc = subprocess.Popen(["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script), cairn.url],
+                            stdout=subprocess.PIPE, text=True)
+    start = time.time()
+    while proc.poll() is None:
+        time.sleep(10)
+        if proc.poll() is None:
+            samples.append((time.time() - start, rss(cairn.proc.pid)))
+    out = proc.stdout.read()
+    result = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    first = statistics.median(s for _, s in samples[:3])
+    last = statistics.median(s for _, s in samples[-3:])
+    lines = [
+        "",
+        f"Sustained mixed load ({seconds} s, 80% random 64 KiB ranges, 20% whole files, c=32): "
+        f"{result['requests']} requests, {result['requests'] / result['seconds']:.0f}/s, "
+        f"{result['bytes'] / result['seconds'] / 1e6:.0f} MB/s, socket errors {result['errors']}, non-2xx {result['non2xx']}; "
+        f"RSS first minute {first / 1e6:.0f} MB, last minute {last / 1e6:.0f} MB, max {max(s for _, s in samples) / 1e6:.0f} MB.",
+    ]
+    print(lines[-1], flush=True)
+    return lines
+
+
+if __name__ == "__main__":
+    main()
