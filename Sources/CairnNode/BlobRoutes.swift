@@ -10,6 +10,10 @@ final class ReaderHandoff: @unchecked Sendable {
     init(_ reader: BlobReader) { self.reader = reader }
 }
 
+/// Makes the audit event of one blob request from what its response did: ranges sent, bytes,
+/// status and a detail.
+typealias BlobAuditEvent = @Sendable (_ range: String?, _ bytes: Int64, _ status: Int, _ detail: String?) -> AuditEvent
+
 extension NodeAPI {
     /// Bytes read and written per step of a response, rounded up to a frame boundary so no frame
     /// is decoded twice. The channel's writability holds a slow client to about one step in
@@ -38,7 +42,7 @@ extension NodeAPI {
                  detail: "not in the datasets this token grants", context: context)
             throw NodeError.notFound("blob \(digest) is not in the datasets this token grants")
         }
-        @Sendable func event(range: String?, bytes: Int64, status: Int, detail: String? = nil) -> AuditEvent {
+        let event: BlobAuditEvent = { range, bytes, status, detail in
             AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: digest.description, range: range,
                        bytes: bytes, status: status, detail: detail)
         }
@@ -46,7 +50,7 @@ extension NodeAPI {
         // clean error rather than a truncated body.
         let handoff: ReaderHandoff
         do { handoff = ReaderHandoff(try openReader(record)) } catch {
-            audit.record(event(range: nil, bytes: 0, status: 500, detail: "\(error)"))
+            audit.record(event(nil, 0, 500, "\(error)"))
             throw error
         }
         // A client that accepts zstd and asks for the whole blob gets the stored file as it is
@@ -60,7 +64,7 @@ extension NodeAPI {
         var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
                                    .cacheControl: "private, max-age=31536000, immutable"]
         if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
-            audit.record(event(range: nil, bytes: 0, status: 304))
+            audit.record(event(nil, 0, 304, nil))
             return Response(status: .notModified, headers: headers)
         }
         var rangeHeader = request.headers[.range]
@@ -69,9 +73,17 @@ extension NodeAPI {
             rangeHeader = nil
         }
         if sendStored {
-            return try stored(record, reader: handoff, dataset: dataset, grant: grant, head: head, headers: headers,
-                              context: context)
+            return stored(record, reader: handoff, head: head, headers: headers, context: context, event: event)
         }
+        return try original(record, reader: handoff, rangeHeader: rangeHeader, etag: etag, head: head, headers: headers,
+                            context: context, event: event)
+    }
+
+    /// The original bytes: whole (200), one range (206), several (206 multipart/byteranges), or 416.
+    func original(_ record: BlobRecord, reader handoff: ReaderHandoff, rangeHeader: String?, etag: String, head: Bool,
+                  headers: HTTPFields, context: NodeRequestContext,
+                  event: @escaping BlobAuditEvent) throws -> Response {
+        var headers = headers
         let size = record.size
         let ranges: [Range<UInt64>]
         var status = HTTPResponse.Status.ok
@@ -82,11 +94,11 @@ extension NodeAPI {
             headers[.contentLength] = String(size)
             headers[.contentType] = "application/octet-stream"
         case .unsatisfiable:
-            audit.record(event(range: rangeHeader, bytes: 0, status: 416))
+            audit.record(event(rangeHeader, 0, 416, nil))
             throw NodeError(.rangeNotSatisfiable, "range_not_satisfiable", "no range in '\(rangeHeader ?? "")' overlaps \(size) bytes",
                             headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
         case .tooMany(let count):
-            audit.record(event(range: "\(count) ranges", bytes: 0, status: 416))
+            audit.record(event("\(count) ranges", 0, 416, nil))
             throw NodeError(.rangeNotSatisfiable, "too_many_ranges", "\(count) ranges in one request; the limit is \(config.maxRanges)",
                             headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
         case .partial(let resolved):
@@ -106,7 +118,7 @@ extension NodeAPI {
         }
         let rangeText = status == .partialContent ? ranges.map { "\($0.lowerBound)-\($0.upperBound - 1)" }.joined(separator: ",") : nil
         if head {
-            audit.record(event(range: rangeText, bytes: 0, status: status.code))
+            audit.record(event(rangeText, 0, status.code, nil))
             return Response(status: status, headers: headers)
         }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
@@ -127,13 +139,12 @@ extension NodeAPI {
                 if case StoreError.corruptFrame = error { metrics.checksumFailures.increment() }
                 metrics.bytesServed.increment(by: Int64(sent))
                 metrics.framesDecompressed.increment(by: Int64(reader.framesDecompressed))
-                audit.record(event(range: rangeText, bytes: Int64(sent), status: statusCode,
-                                   detail: "response cut short after \(sent) bytes: \(error)"))
+                audit.record(event(rangeText, Int64(sent), statusCode, "response cut short after \(sent) bytes: \(error)"))
                 throw error
             }
             metrics.bytesServed.increment(by: Int64(sent))
             metrics.framesDecompressed.increment(by: Int64(reader.framesDecompressed))
-            audit.record(event(range: rangeText, bytes: Int64(sent), status: statusCode))
+            audit.record(event(rangeText, Int64(sent), statusCode, nil))
         })
     }
 
@@ -145,18 +156,15 @@ extension NodeAPI {
     }
 
     /// The stored zstd file, streamed in chunks as it is on disk.
-    func stored(_ record: BlobRecord, reader handoff: ReaderHandoff, dataset: String, grant: AccessGrant, head: Bool,
-                headers: HTTPFields, context: NodeRequestContext) throws -> Response {
+    func stored(_ record: BlobRecord, reader handoff: ReaderHandoff, head: Bool, headers: HTTPFields,
+                context: NodeRequestContext,
+                event: @escaping BlobAuditEvent) -> Response {
         var headers = headers
         headers[.contentEncoding] = "zstd"
         headers[.contentType] = "application/octet-stream"
         headers[.contentLength] = String(record.storedSize)
-        let event = { @Sendable (bytes: UInt64, detail: String?) in
-            AuditEvent(actor: grant.subject, action: head ? "head" : "read", dataset: dataset, digest: record.digest.description,
-                       bytes: Int64(bytes), status: 200, detail: ["zstd-encoded", detail].compactMap { $0 }.joined(separator: "; "))
-        }
         if head {
-            audit.record(event(0, nil))
+            audit.record(event(nil, 0, 200, "zstd-encoded"))
             return Response(status: .ok, headers: headers)
         }
         let metrics = metrics, audit = audit
@@ -182,11 +190,11 @@ extension NodeAPI {
                 try await writer.finish(nil)
             } catch {
                 metrics.bytesServed.increment(by: Int64(sent))
-                audit.record(event(sent, "response cut short after \(sent) bytes: \(error)"))
+                audit.record(event(nil, Int64(sent), 200, "zstd-encoded; response cut short after \(sent) bytes: \(error)"))
                 throw error
             }
             metrics.bytesServed.increment(by: Int64(sent))
-            audit.record(event(sent, nil))
+            audit.record(event(nil, Int64(sent), 200, "zstd-encoded"))
         })
     }
 

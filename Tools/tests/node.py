@@ -75,4 +75,7 @@ class Node:
         return self.proc.returncode
 
     def alive(self):
-        return self.proc.poll() is None and requests.get(self.url + "/healthz", timeout=10).status_code == 200
+        try:
+            return self.proc.poll() is None and requests.get(self.url + "/healthz", timeout=10).status_code == 200
+        except requests.RequestException:
+            return False

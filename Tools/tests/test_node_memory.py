@@ -53,5 +53,6 @@ def test_200_slow_readers_of_a_2_gib_blob(store, tmp_path):
     finally:
         for s in sockets:
             s.close()
-        assert node.alive()
+        alive = node.alive()
         assert node.stop() == 0
+        assert alive
