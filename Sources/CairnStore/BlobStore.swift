@@ -97,11 +97,14 @@ public final class BlobStore: Sendable {
     /// none does: a blob shared by two datasets is reachable through either.
     public func record(_ digest: BlobDigest, inAnyOf datasets: [String]) throws -> (record: BlobRecord, dataset: String)? {
         if datasets.isEmpty { return nil }
-        return try index.read { db in
-            guard let record = try StoreIndex.blob(db, digest) else { return nil }
-            let holders = try String.fetchSet(db.cachedStatement(sql: "SELECT dataset_id FROM dataset_blobs WHERE digest = ?"),
-                                              arguments: [digest.hex])
-            return datasets.first(where: holders.contains).map { (record, $0) }
+        // One statement (atomic on its own, no transaction): this runs on every blob request.
+        return try index.readStatement { db in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT b.*, d.dataset_id FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.digest = ?
+                """), arguments: [digest.hex])
+            let holders = Set(rows.map { $0["dataset_id"] as String })
+            guard let row = rows.first, let dataset = datasets.first(where: holders.contains) else { return nil }
+            return (BlobRecord(row: row), dataset)
         }
     }
 
