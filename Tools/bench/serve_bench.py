@@ -272,7 +272,7 @@ def main():
             "",
             f"Audit: a batched append costs {audit['us_per_record']:.1f} us per record ({audit['per_s']:.0f} records/s, "
             f"batches of 256, one transaction each); at the range rate above that is {share * 100:.1f}% of the node's "
-            f"time (target <= 5%).",
+            f"time on one core (target <= 5%).",
         ]
         print("\n".join(lines), flush=True)
         if args.sustain_seconds > 0:
