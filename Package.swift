@@ -43,9 +43,12 @@ let package = Package(
             ]),
         .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
         .target(
+            name: "CairnManifest",
+            dependencies: ["CairnStore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
             name: "CairnNode",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -58,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CPosix",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
@@ -66,6 +69,8 @@ let package = Package(
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
+        .testTarget(name: "CairnManifestTests",
+                    dependencies: ["CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [

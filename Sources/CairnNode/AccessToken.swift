@@ -1,3 +1,4 @@
+import CairnManifest
 import Crypto
 import Foundation
 import JWTKit

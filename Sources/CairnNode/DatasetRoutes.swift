@@ -19,10 +19,20 @@ extension NodeAPI {
             return try NodeAPI.json(Self.summaryJSON(summary))
         }
         router.get("/v1/datasets/:id/entries") { request, context in try await entries(request, context: context) }
-        router.get("/v1/datasets/:id/snapshots/:name") { request, context -> Response in
+        router.get("/v1/datasets/:id/snapshots/latest") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
-            _ = try await authorize(request, context: context, scope: .read, dataset: id, action: "snapshot")
-            throw NodeError.notFound("dataset \(id) has no published snapshot (publishing arrives with manifests)")
+            let grant = try await authorize(request, context: context, scope: .read, dataset: id, action: "snapshot")
+            guard let snapshot = try store.latestSnapshot(of: id) else {
+                throw NodeError.notFound("dataset \(id) has no published snapshot (`cairn dataset publish \(id)`)")
+            }
+            let etag = "\"\(snapshot.digest)\""
+            audit.record(AuditEvent(actor: grant.subject, action: "snapshot", dataset: id, digest: snapshot.digest,
+                                    bytes: Int64(snapshot.document.count), status: 200))
+            if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
+                return Response(status: .notModified, headers: [.eTag: etag])
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json", .eTag: etag],
+                            body: .init(byteBuffer: ByteBuffer(bytes: snapshot.document)))
         }
     }
 

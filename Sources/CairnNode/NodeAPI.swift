@@ -100,7 +100,7 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         case (3, "v1", "datasets"): return "/v1/datasets/{id}"
         case (4, "v1", "datasets") where parts[3] == "entries": return "/v1/datasets/{id}/entries"
         case (4, "v1", "datasets") where parts[3] == "instances": return "/v1/datasets/{id}/instances"
-        case (5, "v1", "datasets") where parts[3] == "snapshots": return "/v1/datasets/{id}/snapshots/{name}"
+        case (5, "v1", "datasets") where parts[3] == "snapshots": return "/v1/datasets/{id}/snapshots/latest"
         default: return "other"
         }
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import CairnManifest
 import JWTKit
 
 /// The node's Ed25519 signing key: it signs the tokens `cairn token issue` prints (and, later,
@@ -75,20 +76,5 @@ public enum NodeKeyError: Error, CustomStringConvertible {
         case .malformed(let path): "the node key \(path) is not a base64url Ed25519 seed"
         case .malformedPublicKey(let text): "'\(text)' is not a base64url Ed25519 public key (32 bytes)"
         }
-    }
-}
-
-/// RFC 4648 §5 base64url without padding, as JWK and JWT use it.
-public enum Base64URL {
-    public static func encode<D: DataProtocol>(_ bytes: D) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    public static func decode(_ text: String) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        return Data(base64Encoded: base64)
     }
 }

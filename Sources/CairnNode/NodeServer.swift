@@ -21,6 +21,8 @@ public struct NodeServer: Sendable {
         let store = try BlobStore.initialize(at: dataDirectory)
         let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
         let nodeID = config.nodeID ?? ProcessInfo.processInfo.hostName
+        // `cairn dataset publish` names this node in its snapshots.
+        try store.setNodeID(nodeID)
         let verifier = try await TokenVerifier(nodeKey: key, nodeID: nodeID, trusted: config.trustedIssuers,
                                                clockSkew: config.clockSkewSeconds)
         // Revocations made while the node was down apply from the first request on.

@@ -143,6 +143,27 @@ struct StoreIndex: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v4-snapshots") { db in
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN manifest_attributes TEXT;
+                CREATE TABLE snapshots (
+                    dataset_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    digest TEXT NOT NULL UNIQUE,
+                    parent TEXT,
+                    document BLOB NOT NULL,
+                    entries INTEGER NOT NULL,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (dataset_id, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE published_entries (
+                    dataset_id TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    entry BLOB NOT NULL,
+                    PRIMARY KEY (dataset_id, digest)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Testing
+import CairnManifest
 @testable import CairnNode
 
 @Suite struct TokenTests {

@@ -1,11 +1,15 @@
 import ArgumentParser
+import CairnManifest
+import CairnNode
 import CairnStore
+import Foundation
 
 extension DatasetInfo.DeidPolicy: ExpressibleByArgument {}
 
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dataset", abstract: "Manage datasets.", subcommands: [Create.self, Show.self, List.self, EraseSubject.self])
+        commandName: "dataset", abstract: "Manage datasets.",
+        subcommands: [Create.self, Show.self, List.self, EraseSubject.self, Publish.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a dataset, or update its description (idempotent).")
@@ -27,10 +31,16 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "reject: refuse files with direct identifiers unless PatientIdentityRemoved=YES; accept: store everything.")
         var deidPolicy: DatasetInfo.DeidPolicy = .reject
 
+        @Option(help: ArgumentHelp("Entry attributes manifests publish, comma-separated (default: "
+            + ManifestAttribute.defaults.map(\.rawValue).joined(separator: ",") + ").", valueName: "LIST"))
+        var publishAttributes: String?
+
         func run() throws {
             let store = try global.openStore()
+            let attributes = try publishAttributes.map(ManifestAttribute.parseList)
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
                                     deidPolicy: deidPolicy)
+            if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
             if global.json { Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue]) } else {
                 print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue))")
             }
@@ -114,6 +124,47 @@ struct DatasetCommand: ParsableCommand {
             let removed = try store.eraseSubject(subject, from: id)
             if global.json { Terminal.printJSON(["dataset": id, "removed": removed]) } else {
                 print("removed \(removed) instances of subject \(subject) from \(id); run `cairn gc` to delete unreferenced blobs")
+            }
+        }
+    }
+}
+
+extension DatasetCommand {
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the next signed snapshot of a dataset (prints its digest; unchanged datasets keep their head).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument var id: String
+
+        @Option(help: "Node id to name in the snapshot (default: the one `node serve` last ran with, else the host name).")
+        var nodeID: String?
+
+        func run() throws {
+            let store = try global.openStore()
+            let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
+            let node = try nodeID ?? store.nodeID() ?? ProcessInfo.processInfo.hostName
+            let outcome = try Publisher(store: store, nodeID: node, key: key.privateKey, keyID: key.keyID).publish(id)
+            switch outcome {
+            case .published(let snapshot):
+                try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.publish", dataset: id,
+                                                  digest: snapshot.digest, status: 0,
+                                                  detail: "seq \(snapshot.seq), +\(snapshot.added.count) -\(snapshot.removed.count)")])
+                if global.json {
+                    Terminal.printJSON(["dataset": id, "seq": snapshot.seq, "digest": snapshot.digest, "node": node,
+                                        "added": snapshot.added.count, "removed": snapshot.removed.count,
+                                        "entries_root": snapshot.entriesRoot, "changed": true])
+                } else {
+                    print("published \(id) seq \(snapshot.seq): \(snapshot.digest) "
+                          + "(+\(snapshot.added.count) -\(snapshot.removed.count) entries)")
+                }
+            case .unchanged(let latest):
+                if global.json {
+                    Terminal.printJSON(["dataset": id, "seq": latest.seq, "digest": latest.digest, "changed": false])
+                } else {
+                    print("\(id) unchanged since seq \(latest.seq): \(latest.digest)")
+                }
             }
         }
     }

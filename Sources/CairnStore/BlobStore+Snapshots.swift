@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+
+/// A stored snapshot document of a dataset.
+public struct StoredSnapshot: Sendable, Equatable {
+    public var dataset: String
+    public var seq: Int64
+    public var digest: String
+    public var parent: String?
+    /// The canonical bytes, exactly as signed and served.
+    public var document: [UInt8]
+    public var entries: Int
+
+    public init(dataset: String, seq: Int64, digest: String, parent: String?, document: [UInt8], entries: Int) {
+        self.dataset = dataset
+        self.seq = seq
+        self.digest = digest
+        self.parent = parent
+        self.document = document
+        self.entries = entries
+    }
+}
+
+extension BlobStore {
+    /// The attributes a dataset's manifests publish, as stored (nil: DESIGN.md's defaults).
+    public func manifestAttributes(of dataset: String) throws -> String? {
+        try index.read { db in
+            try String.fetchOne(db, sql: "SELECT manifest_attributes FROM datasets WHERE id = ?", arguments: [dataset])
+        }
+    }
+
+    public func setManifestAttributes(_ list: String?, for dataset: String) throws {
+        try index.write { db in
+            try db.execute(sql: "UPDATE datasets SET manifest_attributes = ? WHERE id = ?", arguments: [list, dataset])
+        }
+    }
+
+    public func latestSnapshot(of dataset: String) throws -> StoredSnapshot? {
+        try index.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? ORDER BY seq DESC LIMIT 1",
+                             arguments: [dataset]).map(StoredSnapshot.init)
+        }
+    }
+
+    /// The entries as last published (digest -> canonical entry bytes).
+    public func publishedEntries(of dataset: String) throws -> [String: [UInt8]] {
+        try index.read { db in
+            var out: [String: [UInt8]] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT digest, entry FROM published_entries WHERE dataset_id = ?",
+                                           arguments: [dataset])
+            while let row = try rows.next() { out[row["digest"]] = [UInt8](row["entry"] as Data) }
+            return out
+        }
+    }
+
+    /// Records a new snapshot and moves the published state by its delta, in one transaction.
+    /// Fails when another publish got there first (the latest seq is no longer `snapshot.seq - 1`).
+    public func commitSnapshot(_ snapshot: StoredSnapshot, added: [(digest: String, entry: [UInt8])], removed: [String]) throws {
+        try index.write { db in
+            let latest = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM snapshots WHERE dataset_id = ?",
+                                            arguments: [snapshot.dataset]) ?? 0
+            guard latest == snapshot.seq - 1 else {
+                throw StoreError.invalidArgument("dataset \(snapshot.dataset) was published concurrently (now at seq \(latest))")
+            }
+            try db.execute(sql: """
+                INSERT INTO snapshots (dataset_id, seq, digest, parent, document, entries, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [snapshot.dataset, snapshot.seq, snapshot.digest, snapshot.parent, Data(snapshot.document),
+                                 snapshot.entries, Date().timeIntervalSince1970])
+            let delete = try db.cachedStatement(sql: "DELETE FROM published_entries WHERE dataset_id = ? AND digest = ?")
+            for digest in removed { try delete.execute(arguments: [snapshot.dataset, digest]) }
+            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO published_entries (dataset_id, digest, entry) VALUES (?, ?, ?)")
+            for (digest, entry) in added { try insert.execute(arguments: [snapshot.dataset, digest, Data(entry)]) }
+        }
+    }
+
+    /// This node's id as last configured (`node serve --node-id`), for snapshots made by the CLI.
+    public func nodeID() throws -> String? {
+        try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'node_id'") }
+    }
+
+    public func setNodeID(_ id: String) throws {
+        try index.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
+        }
+    }
+}
+
+extension StoredSnapshot {
+    init(row: Row) {
+        dataset = row["dataset_id"]
+        seq = row["seq"]
+        digest = row["digest"]
+        parent = row["parent"]
+        document = [UInt8](row["document"] as Data)
+        entries = row["entries"]
+    }
+}

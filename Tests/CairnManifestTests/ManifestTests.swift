@@ -1,0 +1,89 @@
+import Crypto
+import GRDB
+@testable import CairnStore
+import Foundation
+import Testing
+@testable import CairnManifest
+
+@Suite struct CanonicalJSONTests {
+    @Test func sortedCompactEscaped() throws {
+        let value = JSONValue.object(["b": .int(-3), "a": .array([.null, .bool(true), .string("é\"\\\n\u{1}")]), "A": .object([:])])
+        #expect(String(decoding: value.canonicalBytes(), as: UTF8.self) == #"{"A":{},"a":[null,true,"é\"\\\n\u0001"],"b":-3}"#)
+    }
+
+    @Test func parseThenEncodeIsStable() throws {
+        let text = #"{ "z" : [1, 2, {"y": false, "x": null}], "k": "v" }"#
+        let value = try JSONValue.parse(Data(text.utf8))
+        let canonical = value.canonicalBytes()
+        #expect(String(decoding: canonical, as: UTF8.self) == #"{"k":"v","z":[1,2,{"x":null,"y":false}]}"#)
+        #expect(try JSONValue.parse(canonical).canonicalBytes() == canonical)
+        #expect(throws: (any Error).self) { try JSONValue.parse(Data(#"{"f": 1.5}"#.utf8)) }
+    }
+}
+
+@Suite struct MerkleTests {
+    func hash(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
+
+    @Test func knownShapes() {
+        #expect(Merkle.root(leaves: []) == Merkle.hex(hash([])))
+        let a = Merkle.leafHash(Array("a".utf8)), b = Merkle.leafHash(Array("b".utf8)), c = Merkle.leafHash(Array("c".utf8))
+        #expect(a == hash([0] + Array("a".utf8)))
+        #expect(Merkle.root(leaves: [a]) == Merkle.hex(a))
+        let ab = hash([1] + a + b)
+        #expect(Merkle.root(leaves: [a, b]) == Merkle.hex(ab))
+        #expect(Merkle.root(leaves: [a, b, c]) == Merkle.hex(hash([1] + ab + c)))
+        #expect(Merkle.root(leaves: [b, a]) != Merkle.root(leaves: [a, b]))
+    }
+}
+
+@Suite struct SnapshotTests {
+    let key = Curve25519.Signing.PrivateKey()
+
+    func entry(_ n: Int) -> (digest: String, entry: JSONValue) {
+        let digest = "sha256:" + String(repeating: String(n % 10), count: 64)
+        return (digest, .object(["digest": .string(digest), "size": .int(Int64(n)), "modality": .string("CT"),
+                                 "subject": .string("S\(n % 3)")]))
+    }
+
+    @Test func signedDigestAndTamperDetection() throws {
+        let entries = (1...5).map(entry).sorted { $0.digest < $1.digest }
+        let snapshot = try Snapshot.make(node: "n1", dataset: "ct", metadata: ["title": .string("CT")], seq: 1, parent: nil,
+                                         entries: entries, added: entries.map(\.entry), removed: [], key: key, keyID: "k")
+        #expect(snapshot.signatureIsValid(for: key.publicKey))
+        #expect(!snapshot.signatureIsValid(for: Curve25519.Signing.PrivateKey().publicKey))
+        let reparsed = try Snapshot(parsing: snapshot.canonicalBytes)
+        #expect(reparsed.digest == snapshot.digest && reparsed.signatureIsValid(for: key.publicKey))
+        #expect(snapshot.document["summary"]?["subjects"]?.int == 3)
+        #expect(snapshot.document["summary"]?["by_modality"]?["CT"]?.int == 5)
+        guard case .object(var members) = snapshot.document else { Issue.record("not an object"); return }
+        members["seq"] = .int(2)
+        #expect(!Snapshot(document: .object(members)).signatureIsValid(for: key.publicKey))
+    }
+}
+
+@Suite struct PublisherTests {
+    @Test func deltasFollowTheDataset() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-manifest-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore.initialize(at: root)
+        try store.createDataset(id: "ct", title: "CT", deidPolicy: .accept)
+        let key = Curve25519.Signing.PrivateKey()
+        let publisher = Publisher(store: store, nodeID: "n1", key: key, keyID: "k")
+        let first = try store.put(bytes: Array("one".utf8), dataset: "ct").blob.digest
+        _ = try store.put(bytes: Array("two".utf8), dataset: "ct")
+        guard case .published(let s1) = try publisher.publish("ct") else { Issue.record("not published"); return }
+        #expect(s1.seq == 1 && s1.parent == nil && s1.added.count == 2 && s1.removed.isEmpty)
+        guard case .unchanged(let same) = try publisher.publish("ct") else { Issue.record("republished"); return }
+        #expect(same.digest == s1.digest)
+        _ = try store.put(bytes: Array("three".utf8), dataset: "ct")
+        try store.index.write { db in
+            try db.execute(sql: "DELETE FROM dataset_blobs WHERE dataset_id = 'ct' AND digest = ?", arguments: [first.hex])
+        }
+        guard case .published(let s2) = try publisher.publish("ct") else { Issue.record("not published"); return }
+        #expect(s2.seq == 2 && s2.parent == s1.digest)
+        #expect(s2.added.count == 1 && s2.removed == [first.description])
+        #expect(s2.document["entries"]?.int == 2)
+        #expect(try store.latestSnapshot(of: "ct")?.document == s2.canonicalBytes)
+        #expect(s2.signatureIsValid(for: key.publicKey))
+    }
+}
