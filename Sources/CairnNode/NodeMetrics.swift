@@ -12,6 +12,9 @@ public final class NodeMetrics: Sendable {
     let auditRecords: Gauge
     let auditPending: Gauge
     let auditWriteFailures: Counter
+    let replicationLag: Gauge
+    let replicationFailures: Counter
+    let replicationPushed: Counter
 
     static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
@@ -31,6 +34,9 @@ public final class NodeMetrics: Sendable {
         auditRecords = registry.makeGauge(descriptor: descriptor("audit_log", "records", "Records in the audit log"))
         auditPending = registry.makeGauge(descriptor: descriptor("audit_pending", "records", "Audit records waiting for the next batch"))
         auditWriteFailures = registry.makeCounter(descriptor: descriptor("audit_write_failures", "total", "Failed audit batch writes (retried)"))
+        replicationLag = registry.makeGauge(descriptor: descriptor("replication_lag", "seconds", "Age of the oldest snapshot not yet at the hub"))
+        replicationFailures = registry.makeCounter(descriptor: descriptor("replication_failures", "total", "Failed pushes to the hub (retried)"))
+        replicationPushed = registry.makeCounter(descriptor: descriptor("replication_pushed", "total", "Snapshots the hub accepted"))
     }
 
     func requestFinished(route: String, method: String, status: Int, duration: Duration) {

@@ -14,6 +14,7 @@ public struct NodeServer: Sendable {
     public let api: NodeAPI
     public let nodeID: String
     let housekeeping: NodeHousekeeping
+    let pusher: ReplicationPusher?
     let logger: Logger
 
     /// Opens (initialising if needed) the store and key at `dataDirectory` and wires the API.
@@ -33,7 +34,11 @@ public struct NodeServer: Sendable {
         let api = NodeAPI(store: store, verifier: verifier, audit: audit, metrics: metrics, config: config)
         let housekeeping = NodeHousekeeping(store: store, verifier: verifier, metrics: metrics, interval: .seconds(1),
                                             logger: logger)
-        return NodeServer(api: api, nodeID: nodeID, housekeeping: housekeeping, logger: logger)
+        let pusher = config.hubURL.map {
+            ReplicationPusher(store: store, nodeID: nodeID, hubURL: $0.hasSuffix("/") ? String($0.dropLast()) : $0,
+                              metrics: metrics, logger: logger)
+        }
+        return NodeServer(api: api, nodeID: nodeID, housekeeping: housekeeping, pusher: pusher, logger: logger)
     }
 
     /// Serves until SIGTERM/SIGINT. `onListening` gets the bound address (useful with port 0).
@@ -56,7 +61,7 @@ public struct NodeServer: Sendable {
         let app = Application(
             router: api.router(), server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "cairn-node"),
-            services: [api.audit, housekeeping],
+            services: [api.audit, housekeeping] + (pusher.map { [$0] } ?? []),
             onServerRunning: { channel in
                 let bound = channel.localAddress?.port ?? port
                 onListening("\(scheme)://\(host):\(bound)")

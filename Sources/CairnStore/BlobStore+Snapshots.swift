@@ -70,6 +70,39 @@ extension BlobStore {
             for digest in removed { try delete.execute(arguments: [snapshot.dataset, digest]) }
             let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO published_entries (dataset_id, digest, entry) VALUES (?, ?, ?)")
             for (digest, entry) in added { try insert.execute(arguments: [snapshot.dataset, digest, Data(entry)]) }
+            try db.execute(sql: "INSERT INTO outbox (dataset_id, seq, digest, enqueued_at) VALUES (?, ?, ?, ?)",
+                           arguments: [snapshot.dataset, snapshot.seq, snapshot.digest, Date().timeIntervalSince1970])
+        }
+    }
+
+    /// One snapshot of a dataset by sequence number.
+    public func snapshot(of dataset: String, seq: Int64) throws -> StoredSnapshot? {
+        try index.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? AND seq = ?", arguments: [dataset, seq])
+                .map(StoredSnapshot.init)
+        }
+    }
+
+    /// Datasets with snapshots waiting for the hub, with the oldest wait.
+    public func outbox() throws -> [(dataset: String, oldestSeq: Int64, latestSeq: Int64, since: Date)] {
+        try index.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT dataset_id, min(seq) AS lo, max(seq) AS hi, min(enqueued_at) AS since FROM outbox GROUP BY dataset_id
+                """).map { ($0["dataset_id"], $0["lo"], $0["hi"], Date(timeIntervalSince1970: $0["since"])) }
+        }
+    }
+
+    /// The hub holds everything up to `seq`: those outbox rows are done.
+    public func outboxDelivered(_ dataset: String, through seq: Int64) throws {
+        try index.write { db in
+            try db.execute(sql: "DELETE FROM outbox WHERE dataset_id = ? AND seq <= ?", arguments: [dataset, seq])
+        }
+    }
+
+    public func outboxFailed(_ dataset: String, error: String) throws {
+        try index.write { db in
+            try db.execute(sql: "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE dataset_id = ?",
+                           arguments: [error, dataset])
         }
     }
 

@@ -164,6 +164,20 @@ struct StoreIndex: Sendable {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v5-outbox") { db in
+            // Snapshots waiting to reach the hub, written in the publish transaction: durable.
+            try db.execute(sql: """
+                CREATE TABLE outbox (
+                    dataset_id TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    digest TEXT NOT NULL,
+                    enqueued_at REAL NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    PRIMARY KEY (dataset_id, seq)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

@@ -1,0 +1,138 @@
+import CairnManifest
+import Foundation
+import GRDB
+
+/// One dataset as the federation catalogue lists it.
+public struct CatalogDataset: Sendable {
+    public var node: String
+    public var dataset: String
+    public var seq: Int64
+    public var digest: String
+    public var entries: Int
+    public var metadata: JSONValue
+    public var summary: JSONValue
+    public var createdAt: String?
+    public var updatedAt: Date
+
+    init(row: Row) throws {
+        node = row["node"]
+        dataset = row["dataset"]
+        seq = row["seq"]
+        digest = row["digest"]
+        entries = row["entries"]
+        metadata = try JSONValue.parse(Data((row["metadata"] as String).utf8))
+        summary = try JSONValue.parse(Data((row["summary"] as String).utf8))
+        createdAt = row["created_at"]
+        updatedAt = Date(timeIntervalSince1970: row["updated_at"])
+    }
+
+    public var json: JSONValue {
+        .object(["id": .string(dataset), "node": .string(node), "seq": .int(seq), "snapshot": .string(digest),
+                 "entries": .int(Int64(entries)), "metadata": metadata, "summary": summary,
+                 "issued": createdAt.map(JSONValue.string) ?? .null])
+    }
+}
+
+/// Count-query criteria: AND across keys, OR within one key's values.
+public struct CountCriteria: Sendable, Equatable {
+    public static let keys = ["sex", "cancer_type", "modality", "body_part", "manufacturer"]
+    public var values: [String: [String]]
+
+    public init(values: [String: [String]]) throws {
+        for key in values.keys where !Self.keys.contains(key) {
+            throw CatalogError.badCriteria("unknown criterion '\(key)'; use \(Self.keys.joined(separator: ", "))")
+        }
+        self.values = values.filter { !$0.value.isEmpty }
+    }
+}
+
+public enum CatalogError: Error, CustomStringConvertible {
+    case badCriteria(String)
+    public var description: String {
+        switch self { case .badCriteria(let reason): reason }
+    }
+}
+
+extension HubIndex {
+    /// Datasets whose summary has the filters' values (a filter key may repeat: OR).
+    public func catalog(filters: [String: [String]]) throws -> [CatalogDataset] {
+        let all = try read { db in try Row.fetchAll(db, sql: "SELECT * FROM heads ORDER BY node, dataset").map(CatalogDataset.init) }
+        return all.filter { item in
+            filters.allSatisfy { key, wanted in
+                switch key {
+                case "node": return wanted.contains(item.node)
+                case "cancer_type": return wanted.contains(item.metadata["cancer_type"]?.string ?? "")
+                case "modality", "body_part", "manufacturer", "sex":
+                    let present = item.summary["by_" + key]?.object ?? [:]
+                    return wanted.contains { (present[$0]?.int ?? 0) > 0 }
+                default: return true
+                }
+            }
+        }
+    }
+
+    public func catalogDataset(_ id: String) throws -> [CatalogDataset] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM heads WHERE dataset = ? ORDER BY node", arguments: [id]).map(CatalogDataset.init) }
+    }
+
+    /// Subjects and studies per dataset among instances meeting every instance criterion (sex,
+    /// modality, body part, manufacturer), in datasets meeting the dataset criterion (cancer type).
+    public func count(_ criteria: CountCriteria) throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        for key in ["sex", "modality", "body_part", "manufacturer"] {
+            guard let values = criteria.values[key] else { continue }
+            conditions.append("e.\(key) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+            arguments += values
+        }
+        if let types = criteria.values["cancer_type"] {
+            conditions.append("json_extract(h.metadata, '$.cancer_type') IN (\(Array(repeating: "?", count: types.count).joined(separator: ",")))")
+            arguments += types
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT e.node, e.dataset, count(DISTINCT e.subject) AS subjects, count(DISTINCT e.study_uid) AS studies
+                FROM entries e JOIN heads h ON h.node = e.node AND h.dataset = e.dataset
+                \(whereClause)
+                GROUP BY e.node, e.dataset ORDER BY e.node, e.dataset
+                """, arguments: StatementArguments(arguments)).map { ($0["node"], $0["dataset"], $0["subjects"], $0["studies"]) }
+        }
+    }
+}
+
+/// A DCAT-AP description of one dataset, generated from its latest snapshot (what providers fill
+/// in a spreadsheet by hand today).
+public enum DCAT {
+    public static func describe(_ item: CatalogDataset, hubURL: String) -> JSONValue {
+        func list(_ key: String) -> JSONValue {
+            .array((item.summary["by_" + key]?.object ?? [:]).keys.sorted().map(JSONValue.string))
+        }
+        let title = item.metadata["title"]?.string ?? item.dataset
+        var description: [String: JSONValue] = [
+            "@context": .object([
+                "dcat": .string("http://www.w3.org/ns/dcat#"), "dct": .string("http://purl.org/dc/terms/"),
+                "foaf": .string("http://xmlns.com/foaf/0.1/"), "healthdcatap": .string("http://healthdataportal.eu/ns/health#"),
+                "xsd": .string("http://www.w3.org/2001/XMLSchema#"), "cairn": .string("\(hubURL)/ns#"),
+            ]),
+            "@id": .string("\(hubURL)/v1/catalog/datasets/\(item.dataset)"),
+            "@type": .string("dcat:Dataset"),
+            "dct:identifier": .string(item.dataset),
+            "dct:title": .string(title),
+            "dct:description": .string(item.metadata["description"]?.string ?? title),
+            "dct:publisher": .object(["@type": .string("foaf:Agent"), "foaf:name": .string(item.node)]),
+            "dct:accessRights": .string("http://publications.europa.eu/resource/authority/access-right/RESTRICTED"),
+            "dct:modified": .string(ISO8601DateFormatter().string(from: item.updatedAt)),
+            "dcat:keyword": list("modality"),
+            "healthdcatap:numberOfUniqueIndividuals": .int(item.summary["subjects"]?.int ?? 0),
+            "healthdcatap:numberOfRecords": .int(item.summary["studies"]?.int ?? 0),
+            "cairn:modalities": list("modality"),
+            "cairn:bodyParts": list("body_part"),
+            "cairn:manufacturers": list("manufacturer"),
+            "cairn:snapshot": .string(item.digest),
+        ]
+        if let issued = item.createdAt { description["dct:issued"] = .string(issued) }
+        if let condition = item.metadata["cancer_type"]?.string { description["healthdcatap:healthTheme"] = .string(condition) }
+        return .object(description)
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+
+/// The hub's catalogue in SQLite (GRDB, WAL): enrolled nodes, the head snapshot of every
+/// (node, dataset), every published entry (for count queries and to recompute entries roots),
+/// and refused pushes with their reason.
+public struct HubIndex: Sendable {
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(60)
+        configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-hub") { db in
+            try db.execute(sql: """
+                CREATE TABLE nodes (
+                    id TEXT PRIMARY KEY,
+                    public_key TEXT NOT NULL,
+                    enrolled_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE heads (
+                    node TEXT NOT NULL,
+                    dataset TEXT NOT NULL,
+                    seq INTEGER NOT NULL,
+                    digest TEXT NOT NULL,
+                    entries_root TEXT NOT NULL,
+                    entries INTEGER NOT NULL,
+                    metadata TEXT NOT NULL,
+                    summary TEXT NOT NULL,
+                    created_at TEXT,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (node, dataset)
+                ) WITHOUT ROWID;
+                CREATE TABLE entries (
+                    node TEXT NOT NULL,
+                    dataset TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    subject TEXT,
+                    study_uid TEXT,
+                    modality TEXT,
+                    body_part TEXT,
+                    manufacturer TEXT,
+                    sex TEXT,
+                    entry BLOB NOT NULL,
+                    PRIMARY KEY (node, dataset, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX entries_subject ON entries(node, dataset, subject);
+                CREATE TABLE rejections (
+                    at REAL NOT NULL,
+                    node TEXT NOT NULL,
+                    dataset TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    reason TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+    func write<T>(_ body: (Database) throws -> T) throws -> T { try pool.write(body) }
+
+    public func enroll(node: String, publicKey: String) throws {
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO nodes (id, public_key, enrolled_at) VALUES (?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key
+                """, arguments: [node, publicKey, Date().timeIntervalSince1970])
+        }
+    }
+
+    public func publicKey(of node: String) throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT public_key FROM nodes WHERE id = ?", arguments: [node]) }
+    }
+
+    public func head(node: String, dataset: String) throws -> (seq: Int64, digest: String)? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT seq, digest FROM heads WHERE node = ? AND dataset = ?", arguments: [node, dataset])
+                .map { ($0["seq"], $0["digest"]) }
+        }
+    }
+
+    func reject(node: String, dataset: String, digest: String, reason: String) {
+        _ = try? write { db in
+            try db.execute(sql: "INSERT INTO rejections (at, node, dataset, digest, reason) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [Date().timeIntervalSince1970, node, dataset, digest, reason])
+        }
+    }
+
+    public func rejections() throws -> [(node: String, dataset: String, digest: String, reason: String)] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM rejections ORDER BY at").map { ($0["node"], $0["dataset"], $0["digest"], $0["reason"]) }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import CairnManifest
+import CairnStore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+/// `cairn hub serve`: receives signed snapshots from nodes, keeps the catalogue, answers
+/// federated counts and DCAT-AP descriptions (DESIGN.md "Hub HTTP API, v1").
+public struct HubServer: Sendable {
+    public let index: HubIndex
+    public let logger: Logger
+    /// Pushed bodies larger than this (after decompression) are refused.
+    public let maxSnapshotBytes = 1 << 30
+
+    public init(index: HubIndex, logger: Logger) {
+        self.index = index
+        self.logger = logger
+    }
+
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/healthz") { _, _ in try Self.json(.object(["status": .string("ok")])) }
+        router.put("/v1/nodes/:node/datasets/:id/snapshots/:digest") { request, context in
+            try await push(request, context: context)
+        }
+        router.get("/v1/nodes/:node/datasets/:id/head") { _, context in
+            let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
+            guard let head = try index.head(node: node, dataset: id) else {
+                throw HubError(.notFound, "not_found", "no snapshot of \(node)/\(id) at this hub")
+            }
+            return try Self.json(.object(["digest": .string(head.digest), "seq": .int(head.seq)]))
+        }
+        router.get("/v1/catalog/datasets") { request, _ in
+            var filters: [String: [String]] = [:]
+            for (key, value) in request.uri.queryParameters {
+                filters[String(key), default: []].append(String(value))
+            }
+            let items = try index.catalog(filters: filters)
+            return try Self.json(.object(["datasets": .array(items.map(\.json))]))
+        }
+        router.get("/v1/catalog/datasets/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let items = try index.catalogDataset(id)
+            guard !items.isEmpty else { throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
+            return try Self.json(.object(["datasets": .array(items.map(\.json))]))
+        }
+        router.get("/v1/catalog/datasets/:id/dcat") { request, context in
+            let id = context.parameters.get("id") ?? ""
+            guard let item = try index.catalogDataset(id).first else {
+                throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue")
+            }
+            let base = request.head.authority.map { "http://\($0)" } ?? ""
+            return try Self.json(DCAT.describe(item, hubURL: base), contentType: "application/ld+json")
+        }
+        router.post("/v1/catalog/count") { request, _ in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let criteria: CountCriteria
+            do {
+                let parsed = try JSONValue.parse(Array(body.readableBytesView))
+                var values: [String: [String]] = [:]
+                for (key, value) in parsed["criteria"]?.object ?? [:] {
+                    guard let list = value.array?.compactMap(\.string), list.count == value.array?.count else {
+                        throw CatalogError.badCriteria("criterion '\(key)' must be a list of strings")
+                    }
+                    values[key] = list
+                }
+                criteria = try CountCriteria(values: values)
+            } catch {
+                throw HubError(.badRequest, "bad_request", "\(error)")
+            }
+            let rows = try index.count(criteria)
+            return try Self.json(.object([
+                "datasets": .array(rows.map { .object(["id": .string($0.dataset), "node": .string($0.node),
+                                                       "subjects": .int(Int64($0.subjects)), "studies": .int(Int64($0.studies))]) }),
+                "total": .object(["subjects": .int(Int64(rows.reduce(0) { $0 + $1.subjects })),
+                                  "studies": .int(Int64(rows.reduce(0) { $0 + $1.studies }))]),
+            ]))
+        }
+        return router
+    }
+
+    func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
+        let digest = context.parameters.get("digest") ?? ""
+        var body = Array(try await request.body.collect(upTo: maxSnapshotBytes).readableBytesView)
+        if request.headers[.contentEncoding]?.lowercased() == "zstd" {
+            guard let decoded = ZstdBuffer.decompress(body, limit: maxSnapshotBytes) else {
+                throw HubError(.badRequest, "bad_request", "body is not valid zstd")
+            }
+            body = decoded
+        }
+        do {
+            let outcome = try index.intake(node: node, dataset: id, claimedDigest: digest, body: body)
+            let head = try index.head(node: node, dataset: id)
+            logger.info("snapshot \(outcome == .applied ? "applied" : "already head")",
+                        metadata: ["node": "\(node)", "dataset": "\(id)", "seq": "\(head?.seq ?? 0)"])
+            return try Self.json(.object(["digest": .string(head?.digest ?? digest), "seq": .int(head?.seq ?? 0),
+                                          "applied": .bool(outcome == .applied)]),
+                                 status: outcome == .applied ? .created : .ok)
+        } catch let error as IntakeError {
+            logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "\(error)"])
+            switch error {
+            case .unenrolled: throw HubError(.forbidden, "unenrolled", error.description)
+            case .badSignature: throw HubError(.forbidden, "bad_signature", error.description)
+            case .outOfOrder(_, let seq, let digest):
+                throw HubError(.conflict, "out_of_order", error.description,
+                               head: seq.map { ["seq": .int($0), "digest": .string(digest ?? "")] })
+            default: throw HubError(.unprocessableContent, "refused", error.description)
+            }
+        }
+    }
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok, contentType: String = "application/json") throws -> Response {
+        Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: value.canonicalBytes())))
+    }
+
+    /// Serves until SIGTERM/SIGINT.
+    public func run(host: String, port: Int, onListening: @escaping @Sendable (String) -> Void) async throws {
+        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "cairn-hub"),
+                              onServerRunning: { channel in onListening("http://\(host):\(channel.localAddress?.port ?? port)") },
+                              logger: logger)
+        try await app.runService()
+    }
+}
+
+/// Hub errors: `{"error", "detail"}` and, for out-of-order pushes, the hub's head.
+struct HubError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let error: String
+    let detail: String
+    var head: [String: JSONValue]?
+
+    init(_ status: HTTPResponse.Status, _ error: String, _ detail: String, head: [String: JSONValue]? = nil) {
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.head = head
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        var body: [String: JSONValue] = ["error": .string(error), "detail": .string(detail)]
+        if let head { body["head"] = .object(head) }
+        return try HubServer.json(.object(body), status: status)
+    }
+}

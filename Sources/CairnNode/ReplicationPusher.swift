@@ -1,0 +1,88 @@
+import AsyncHTTPClient
+import CairnStore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+
+/// Outbound replication (DESIGN.md "Replication"): pushes each dataset's snapshots to the hub in
+/// order, from the durable outbox the publish transaction fills. It asks the hub for its head
+/// first and resends from there, so a hub that lost or never got a snapshot catches up, and a
+/// restart of either side resumes where the hub is. Failures back off exponentially with full
+/// jitter (100 ms to 30 s).
+struct ReplicationPusher: Service {
+    let store: BlobStore
+    let nodeID: String
+    let hubURL: String
+    let metrics: NodeMetrics
+    let logger: Logger
+
+    struct HubRefusal: Error, CustomStringConvertible {
+        let status: UInt
+        let body: String
+        var description: String { "hub answered \(status): \(body)" }
+    }
+
+    func run() async throws {
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            while !Task.isCancelled {
+                do {
+                    let pending = try store.outbox()
+                    metrics.replicationLag.set(pending.map { Date().timeIntervalSince($0.since) }.max() ?? 0)
+                    for item in pending { try await push(item.dataset, client: client) }
+                    failures = 0
+                    try? await Task.sleep(for: .milliseconds(pending.isEmpty ? 100 : 0))
+                } catch {
+                    failures += 1
+                    metrics.replicationFailures.increment()
+                    logger.warning("push to hub failed; will retry", metadata: ["error": "\(error)", "attempt": "\(failures)"])
+                    let ceiling = min(30.0, 0.1 * pow(2, Double(min(failures, 16))))
+                    try? await Task.sleep(for: .milliseconds(Int64(Double.random(in: 0...ceiling) * 1000)))
+                }
+            }
+        }
+        try? await client.shutdown()
+    }
+
+    func push(_ dataset: String, client: HTTPClient) async throws {
+        guard let latest = try store.latestSnapshot(of: dataset) else { return }
+        let head = try await hubHead(dataset, client: client)
+        if let head, head.seq >= latest.seq {
+            try store.outboxDelivered(dataset, through: head.seq)
+            return
+        }
+        var seq = (head?.seq ?? 0) + 1
+        while seq <= latest.seq {
+            guard let snapshot = try store.snapshot(of: dataset, seq: seq) else { break }
+            var request = HTTPClientRequest(url: "\(hubURL)/v1/nodes/\(nodeID)/datasets/\(dataset)/snapshots/\(snapshot.digest)")
+            request.method = .PUT
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "Content-Encoding", value: "zstd")
+            request.body = .bytes(ByteBuffer(bytes: ZstdBuffer.compress(snapshot.document)))
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status.code == 200 || response.status.code == 201 else {
+                do { try store.outboxFailed(dataset, error: "seq \(seq): \(response.status.code)") } catch {}
+                throw HubRefusal(status: response.status.code, body: String(buffer: body))
+            }
+            metrics.replicationPushed.increment()
+            try store.outboxDelivered(dataset, through: seq)
+            seq += 1
+        }
+    }
+
+    func hubHead(_ dataset: String, client: HTTPClient) async throws -> (seq: Int64, digest: String)? {
+        let request = HTTPClientRequest(url: "\(hubURL)/v1/nodes/\(nodeID)/datasets/\(dataset)/head")
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        if response.status == .notFound { return nil }
+        guard response.status == .ok,
+              let object = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
+              let seq = (object["seq"] as? NSNumber)?.int64Value, let digest = object["digest"] as? String
+        else { throw HubRefusal(status: response.status.code, body: String(buffer: body)) }
+        return (seq, digest)
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import CairnHub
+import CairnManifest
+import CairnNode
+import CairnStore
+import Foundation
+import Logging
+
+/// `cairn hub ...`: the federation hub. Its data directory (`--data`, `$CAIRN_DATA`, else
+/// `./cairn-data`) holds `hub.sqlite` and the hub's signing key; it is created when missing.
+struct HubCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hub", abstract: "Run and administer the federation hub.",
+        subcommands: [Serve.self, Enroll.self, Grant.self, Key.self])
+
+    static func open(_ global: GlobalOptions) throws -> (index: HubIndex, key: NodeKey) {
+        let root = global.dataDirectory
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        return (try HubIndex(path: root + "/hub.sqlite"), try NodeKey.loadOrCreate(dataDirectory: root))
+    }
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Serve the hub API until SIGTERM/SIGINT.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8710; port 0 picks a free one).")
+        var listen = "127.0.0.1:8710"
+
+        func run() async throws {
+            var config = NodeConfig()
+            config.listen = listen
+            let (host, port) = try config.listenAddress()
+            let (index, _) = try HubCommand.open(global)
+            var logger = Logger(label: "cairn.hub")
+            logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            try await HubServer(index: index, logger: logger).run(host: host, port: port) { url in
+                print("cairn hub listening on \(url) (data \(global.dataDirectory))")
+                Terminal.flushStdout()
+            }
+        }
+    }
+
+    struct Enroll: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a node and its public key (`cairn key show` on the node).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The node's id, as it runs `node serve --node-id`.")
+        var nodeID: String
+
+        @Argument(help: "The node's Ed25519 public key, base64url.")
+        var publicKey: String
+
+        func run() throws {
+            _ = try NodeKey.publicKey(text: publicKey)
+            try HubCommand.open(global).index.enroll(node: nodeID, publicKey: publicKey)
+            if global.json { Terminal.printJSON(["node": nodeID, "enrolled": true]) } else { print("enrolled \(nodeID)") }
+        }
+    }
+
+    struct Grant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print a token signed by the hub's key for a job on one node (the node must trust the hub's key).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "The job the token is for.")
+        var subject: String
+
+        @Option(help: "Comma-separated dataset ids.")
+        var datasets: String
+
+        @Option(help: "The node id the token is for (its `aud`).")
+        var node: String
+
+        @Option(help: "Lifetime: a number with s, m, h or d.")
+        var ttl = "24h"
+
+        func run() async throws {
+            let ids = datasets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !ids.isEmpty else { throw StoreError.invalidArgument("--datasets needs at least one dataset id") }
+            guard let lifetime = TokenCommand.Issue.duration(ttl) else {
+                throw StoreError.invalidArgument("--ttl '\(ttl)' must be a positive number followed by s, m, h or d")
+            }
+            let (_, key) = try HubCommand.open(global)
+            let issued = try await TokenIssuer(key: key).issue(subject: subject, datasets: ids, scopes: [.read], audience: node,
+                                                                ttl: lifetime)
+            if global.json { Terminal.printJSON(["token": issued.token, "jti": issued.id, "node": node]) } else { print(issued.token) }
+        }
+    }
+
+    struct Key: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the hub's public key (nodes list it as a trusted issuer).")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let (_, key) = try HubCommand.open(global)
+            if global.json { Terminal.printJSON(["public_key": key.publicKeyText, "key_id": key.keyID]) } else { print(key.publicKeyText) }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+"""Three nodes and one hub as separate processes on loopback: publish, converge, and every fault
+the manifests issue names. Counts are checked against pydicom reading the files."""
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pydicom
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import REPO, Store, cairn_binary
+from node import Node
+from test_snapshots import b64url, canonical, merkle_root
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, root, port):
+        self.root, self.port = root, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.start()
+
+    def start(self):
+        self.log = open(self.root.parent / "hub.log", "ab")
+        self.proc = subprocess.Popen([cairn_binary(), "hub", "serve", "--data", str(self.root), "--listen",
+                                      f"127.0.0.1:{self.port}"], stdout=subprocess.PIPE, stderr=self.log)
+        line = self.proc.stdout.readline().decode()
+        assert "listening on" in line, line
+
+    def cli(self, *args):
+        proc = subprocess.run([cairn_binary(), "hub", *args, "--data", str(self.root)], capture_output=True)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout.decode().strip()
+
+    def head(self, node, dataset):
+        r = requests.get(f"{self.url}/v1/nodes/{node}/datasets/{dataset}/head", timeout=10)
+        return r.json() if r.status_code == 200 else None
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(timeout=30) == 0
+
+
+def make_corpus(out, seed, ct, mr):
+    subprocess.run([sys.executable, str(REPO / "Tools/gen/make_corpus.py"), str(out), "--ct", str(ct), "--mr", str(mr),
+                    "--dx", "1", "--jpeg", "1", "--seed", str(seed)], check=True, capture_output=True)
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def wait_for(predicate, timeout=20, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def federation(tmp_path):
+    hub = Hub(tmp_path / "hub", free_port())
+    nodes, files = [], {}
+    try:
+        for i, cancer in enumerate(["lung", "breast", "lung"]):
+            (tmp_path / f"node{i}").mkdir()
+            store = Store(tmp_path / f"node{i}" / "data")
+            store.run("init")
+            store.run("dataset", "create", f"ds{i}", "--cancer-type", cancer, "--title", f"Dataset {i}")
+            files[f"ds{i}"] = make_corpus(tmp_path / f"corpus{i}", seed=20 + i, ct=6 + 2 * i, mr=3)
+            store.run("ingest", "--dataset", f"ds{i}", str(tmp_path / f"corpus{i}"))
+            hub.cli("enroll", f"node{i}", store.run("key", "show").stdout.decode().strip())
+            nodes.append(Node(store, node_id=f"node{i}", extra=("--hub", hub.url)))
+        yield hub, nodes, files
+    finally:
+        for n in nodes:
+            n.stop()
+        hub.stop()
+
+
+def node_id(n):
+    return n.store.root.parent.name
+
+
+def test_publish_converges_and_counts_match_pydicom(federation):
+    hub, nodes, files = federation
+    for i, n in enumerate(nodes):
+        n.published = n.store.json("dataset", "publish", f"ds{i}")
+    for i, n in enumerate(nodes):
+        wait_for(lambda: (hub.head(node_id(n), f"ds{i}") or {}).get("digest") == n.published["digest"], what=f"node{i}")
+    # Catalogue and filters.
+    catalog = requests.get(f"{hub.url}/v1/catalog/datasets", timeout=10).json()["datasets"]
+    assert sorted(d["id"] for d in catalog) == ["ds0", "ds1", "ds2"]
+    lung = requests.get(f"{hub.url}/v1/catalog/datasets", params={"cancer_type": "lung"}, timeout=10).json()["datasets"]
+    assert sorted(d["id"] for d in lung) == ["ds0", "ds2"]
+    only = requests.get(f"{hub.url}/v1/catalog/datasets", params=[("node", "node1"), ("modality", "MR")], timeout=10).json()
+    assert [d["id"] for d in only["datasets"]] == ["ds1"]
+    # Count queries against pydicom.
+    headers = {ds: [pydicom.dcmread(p, stop_before_pixels=True) for p in fs] for ds, fs in files.items()}
+    cancer = {"ds0": "lung", "ds1": "breast", "ds2": "lung"}
+
+    def expected(criteria):
+        out = {}
+        for ds, items in headers.items():
+            if "cancer_type" in criteria and cancer[ds] not in criteria["cancer_type"]:
+                continue
+            keep = [d for d in items
+                    if all(getattr(d, attr, None) in criteria[key] for key, attr in
+                           [("sex", "PatientSex"), ("modality", "Modality"), ("body_part", "BodyPartExamined"),
+                            ("manufacturer", "Manufacturer")] if key in criteria)]
+            if keep:
+                out[ds] = (len({d.PatientID for d in keep}), len({d.StudyInstanceUID for d in keep}))
+        return out
+
+    for criteria in [{}, {"modality": ["MR"]}, {"modality": ["CT", "MR"], "cancer_type": ["lung"]},
+                     {"sex": ["F"], "modality": ["CT"]}, {"sex": ["M", "F"], "cancer_type": ["breast", "lung"]}]:
+        answer = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=10).json()
+        got = {d["id"]: (d["subjects"], d["studies"]) for d in answer["datasets"]}
+        assert got == expected(criteria), criteria
+        assert answer["total"]["subjects"] == sum(s for s, _ in got.values())
+    assert requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {"name": ["x"]}}, timeout=10).status_code == 400
+    dcat = requests.get(f"{hub.url}/v1/catalog/datasets/ds1/dcat", timeout=10).json()
+    assert dcat["@type"] == "dcat:Dataset" and dcat["dct:publisher"]["foaf:name"] == "node1"
+    assert dcat["healthdcatap:numberOfUniqueIndividuals"] == len({d.PatientID for d in headers["ds1"]})
+    assert dcat["healthdcatap:healthTheme"] == "breast"
+
+
+def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
+    hub, nodes, files = federation
+    n = nodes[0]
+    first = n.store.json("dataset", "publish", "ds0")
+    wait_for(lambda: (hub.head("node0", "ds0") or {}).get("digest") == first["digest"], what="first push")
+    doc1 = n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content
+    put = lambda node, dataset, digest, body: requests.put(
+        f"{hub.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body, timeout=10)
+    # The same snapshot twice: a no-op.
+    again = put("node0", "ds0", first["digest"], doc1)
+    assert again.status_code == 200 and again.json()["applied"] is False
+    # A second snapshot, then the first replayed: refused with the hub's head.
+    subject = pydicom.dcmread(files["ds0"][0], stop_before_pixels=True).PatientID
+    n.store.run("dataset", "erase-subject", "ds0", subject)
+    second = n.store.json("dataset", "publish", "ds0")
+    wait_for(lambda: (hub.head("node0", "ds0") or {}).get("digest") == second["digest"], what="erasure push")
+    replay = put("node0", "ds0", first["digest"], doc1)
+    assert replay.status_code == 409 and replay.json()["head"]["seq"] == 2
+    # The erasure reached the hub: the subject is gone from the counts.
+    counts = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
+    remaining = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in files["ds0"]} - {subject}
+    assert next(d for d in counts["datasets"] if d["id"] == "ds0")["subjects"] == len(remaining)
+    # Hand-made third snapshots signed with the node's own key.
+    seed = b64url((n.store.root / "keys" / "node.ed25519").read_text().strip())
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    head_doc = json.loads(n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content)
+    state_root = head_doc["entries_root"]
+    extra = {"digest": "sha256:" + "ab" * 32, "size": 1, "modality": "CT"}
+
+    def forge(root, sign_with=key, seq=3, parent=second["digest"], added=(extra,)):
+        body = {k: v for k, v in head_doc.items() if k != "signature"}
+        body.update(seq=seq, parent=parent, added=list(added), removed=[], entries=head_doc["entries"] + len(added),
+                    entries_root=root)
+        sig = sign_with.sign(canonical(body))
+        body["signature"] = {"alg": "EdDSA", "kid": head_doc["signature"]["kid"],
+                             "sig": base64.urlsafe_b64encode(sig).decode().rstrip("=")}
+        data = canonical(body)
+        import hashlib
+        return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+    # Tampered delta: valid signature, but the entries root does not match the entries.
+    digest, data = forge(state_root)
+    r = put("node0", "ds0", digest, data)
+    assert r.status_code == 422 and "entries root" in r.json()["detail"]
+    # Forged signature: another key.
+    digest, data = forge(state_root, sign_with=Ed25519PrivateKey.generate())
+    assert put("node0", "ds0", digest, data).status_code == 403
+    # Out of order (a gap).
+    digest, data = forge(state_root, seq=5)
+    assert put("node0", "ds0", digest, data).status_code == 409
+    # A digest that is not the body's, and an unenrolled node.
+    assert put("node0", "ds0", "sha256:" + "00" * 32, doc1).status_code == 422
+    assert put("ghost", "ds0", first["digest"], doc1).status_code == 403
+    # Nothing of that was applied.
+    assert hub.head("node0", "ds0") == {"digest": second["digest"], "seq": 2}
+    assert r.json()["error"] == "refused"
+
+
+def test_hub_and_node_restarts_mid_push(federation):
+    hub, nodes, files = federation
+    n = nodes[1]
+    hub.kill()
+    published = n.store.json("dataset", "publish", "ds1")
+    time.sleep(1.0)  # the node is now backing off against a dead hub
+    hub.start()
+    wait_for(lambda: (hub.head("node1", "ds1") or {}).get("digest") == published["digest"], timeout=40, what="resume after hub restart")
+    # Kill the node right after a publish, restart it: the outbox survives.
+    m = nodes[2]
+    m.proc.send_signal(signal.SIGKILL)
+    m.proc.wait()
+    m.store.run("dataset", "create", "ds2", "--title", "Dataset 2 renamed")
+    second = m.store.json("dataset", "publish", "ds2")
+    restarted = Node(m.store, node_id="node2", extra=("--hub", hub.url))
+    nodes[2] = restarted
+    wait_for(lambda: (hub.head("node2", "ds2") or {}).get("digest") == second["digest"], timeout=40, what="resume after node restart")
+    assert hub.head("node2", "ds2")["seq"] == second["seq"]
+    metrics = restarted.metrics()
+    assert metrics["cairn_replication_lag_seconds"] == 0 or metrics["cairn_replication_lag_seconds"] < 5
+
+
+def test_hub_grants_a_job_on_a_node_that_trusts_it(federation, tmp_path):
+    hub, nodes, files = federation
+    n = nodes[0]
+    n.stop()
+    hub_key = hub.cli("key")
+    trusting = Node(n.store, node_id="node0", config={"trusted_issuers": [{"name": "hub", "public_key": hub_key}]})
+    nodes[0] = trusting
+    token = hub.cli("grant", "--subject", "job-42", "--datasets", "ds0", "--node", "node0", "--ttl", "1h")
+    entries = trusting.get("/v1/datasets/ds0/entries", token)
+    assert entries.status_code == 200 and entries.text.count("\n") == len(files["ds0"])
+    other = hub.cli("grant", "--subject", "job-42", "--datasets", "ds0", "--node", "node1", "--ttl", "1h")
+    assert trusting.get("/v1/datasets/ds0/entries", other).status_code == 401
