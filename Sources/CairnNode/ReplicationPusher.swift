@@ -32,7 +32,12 @@ struct ReplicationPusher: Service {
                 do {
                     let pending = try store.outbox()
                     metrics.replicationLag.set(pending.map { Date().timeIntervalSince($0.since) }.max() ?? 0)
-                    for item in pending { try await push(item.dataset, client: client) }
+                    for item in pending {
+                        do { try await push(item.dataset, client: client) } catch {
+                            try? store.outboxFailed(item.dataset, error: "\(error)")
+                            throw error
+                        }
+                    }
                     failures = 0
                     try? await Task.sleep(for: .milliseconds(pending.isEmpty ? 100 : 0))
                 } catch {
@@ -65,7 +70,6 @@ struct ReplicationPusher: Service {
             let response = try await client.execute(request, timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status.code == 200 || response.status.code == 201 else {
-                do { try store.outboxFailed(dataset, error: "seq \(seq): \(response.status.code)") } catch {}
                 throw HubRefusal(status: response.status.code, body: String(buffer: body))
             }
             metrics.replicationPushed.increment()
@@ -76,7 +80,9 @@ struct ReplicationPusher: Service {
 
     func hubHead(_ dataset: String, client: HTTPClient) async throws -> (seq: Int64, digest: String)? {
         let request = HTTPClientRequest(url: "\(hubURL)/v1/nodes/\(nodeID)/datasets/\(dataset)/head")
-        let response = try await client.execute(request, timeout: .seconds(30))
+        // Short: AsyncHTTPClient retries a refused connection until the deadline, and a hub that
+        // is down should show up as a failure (metrics, `cairn stats`) within seconds.
+        let response = try await client.execute(request, timeout: .seconds(3))
         let body = try await response.body.collect(upTo: 1 << 20)
         if response.status == .notFound { return nil }
         guard response.status == .ok,

@@ -83,12 +83,17 @@ extension BlobStore {
         }
     }
 
-    /// Datasets with snapshots waiting for the hub, with the oldest wait.
-    public func outbox() throws -> [(dataset: String, oldestSeq: Int64, latestSeq: Int64, since: Date)] {
+    /// Datasets with snapshots waiting for the hub: oldest wait, failed attempts, last error.
+    public func outbox() throws -> [OutboxItem] {
         try index.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT dataset_id, min(seq) AS lo, max(seq) AS hi, min(enqueued_at) AS since FROM outbox GROUP BY dataset_id
-                """).map { ($0["dataset_id"], $0["lo"], $0["hi"], Date(timeIntervalSince1970: $0["since"])) }
+                SELECT dataset_id, min(seq) AS lo, max(seq) AS hi, min(enqueued_at) AS since, max(attempts) AS attempts,
+                       max(last_error) AS last_error
+                FROM outbox GROUP BY dataset_id
+                """).map {
+                    OutboxItem(dataset: $0["dataset_id"], oldestSeq: $0["lo"], latestSeq: $0["hi"],
+                               since: Date(timeIntervalSince1970: $0["since"]), attempts: $0["attempts"], lastError: $0["last_error"])
+                }
         }
     }
 
@@ -116,6 +121,16 @@ extension BlobStore {
             try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
         }
     }
+}
+
+/// Snapshots of one dataset not yet at the hub.
+public struct OutboxItem: Sendable {
+    public var dataset: String
+    public var oldestSeq: Int64
+    public var latestSeq: Int64
+    public var since: Date
+    public var attempts: Int
+    public var lastError: String?
 }
 
 extension StoredSnapshot {

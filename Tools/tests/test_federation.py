@@ -203,7 +203,10 @@ def test_hub_and_node_restarts_mid_push(federation):
     n = nodes[1]
     hub.kill()
     published = n.store.json("dataset", "publish", "ds1")
-    time.sleep(1.0)  # the node is now backing off against a dead hub
+    time.sleep(4.0)  # the node is now backing off against a dead hub
+    waiting = n.store.json("stats")["replication"]
+    assert waiting["pending_datasets"] == 1 and waiting["failed_attempts"] >= 1 and waiting["lag_seconds"] > 0
+    assert n.metrics()["cairn_replication_failures_total"] >= 1
     hub.start()
     wait_for(lambda: (hub.head("node1", "ds1") or {}).get("digest") == published["digest"], timeout=40, what="resume after hub restart")
     # Kill the node right after a publish, restart it: the outbox survives.
@@ -216,6 +219,7 @@ def test_hub_and_node_restarts_mid_push(federation):
     nodes[2] = restarted
     wait_for(lambda: (hub.head("node2", "ds2") or {}).get("digest") == second["digest"], timeout=40, what="resume after node restart")
     assert hub.head("node2", "ds2")["seq"] == second["seq"]
+    wait_for(lambda: n.store.json("stats")["replication"]["pending_datasets"] == 0, what="outbox drained")
     metrics = restarted.metrics()
     assert metrics["cairn_replication_lag_seconds"] == 0 or metrics["cairn_replication_lag_seconds"] < 5
 

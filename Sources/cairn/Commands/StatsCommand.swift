@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnStore
+import Foundation
 
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "stats", abstract: "Totals of the store.")
@@ -10,6 +11,8 @@ struct StatsCommand: ParsableCommand {
         let store = try global.openStore()
         let stats = try store.stats()
         let ratio = stats.storedBytes > 0 ? Double(stats.bytes) / Double(stats.storedBytes) : 1
+        let outbox = try store.outbox()
+        let lag = outbox.map { Date().timeIntervalSince($0.since) }.max() ?? 0
         if global.json {
             var object: [String: Any] = [
                 "data": store.root, "blobs": stats.blobs, "bytes": stats.bytes, "stored_bytes": stats.storedBytes,
@@ -18,6 +21,16 @@ struct StatsCommand: ParsableCommand {
                 "frame_size": stats.frameSize,
             ]
             if let free = stats.diskFree { object["disk_free"] = free }
+            object["replication"] = [
+                "pending_datasets": outbox.count, "lag_seconds": (lag * 10).rounded() / 10,
+                "failed_attempts": outbox.reduce(0) { $0 + $1.attempts },
+                "pending": outbox.map { item -> [String: Any] in
+                    var entry: [String: Any] = ["dataset": item.dataset, "from_seq": item.oldestSeq, "to_seq": item.latestSeq,
+                                                "attempts": item.attempts]
+                    if let error = item.lastError { entry["last_error"] = error }
+                    return entry
+                },
+            ]
             Terminal.printJSON(object)
             return
         }
@@ -31,6 +44,9 @@ struct StatsCommand: ParsableCommand {
             damaged:     \(stats.missing) missing, \(stats.corrupt) corrupt (as of the last verify or read)
             frame size:  \(stats.frameSize) bytes
             disk free:   \(stats.diskFree.map(Terminal.bytes) ?? "unknown")
+            replication: \(outbox.isEmpty ? "up to date (or never published)" : "\(outbox.count) datasets waiting for the hub, "
+                + "oldest for \(Int(lag)) s, \(outbox.reduce(0) { $0 + $1.attempts }) failed attempts"
+                + (outbox.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))
             """)
     }
 }
