@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Manifest and hub benchmarks (release build, loopback, synthetic entries as the issue allows).
+
+- first full sync: a signed snapshot of N synthetic entries pushed to a fresh hub (zstd body,
+  as the node's push worker sends it); time from PUT to the hub's 201, and bytes per entry;
+- publish-to-hub latency: a real node with a dataset, 1,000 new files ingested, then the time
+  from `cairn dataset publish` starting to the hub's head naming the new snapshot;
+- count queries: a hub holding NODES x ENTRIES entries, `POST /v1/catalog/count` p50/p95.
+
+    Tools/bench/federation_bench.py [--entries 1000000] [--nodes 30] [--node-entries 100000]
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from backports import zstd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+REPO = Path(__file__).resolve().parents[2]
+CAIRN = REPO / ".build" / "release" / "cairn"
+OUT = REPO / "Tools" / "bench" / "out" / "federation"
+MODALITIES = ["CT", "MR", "PT", "CR", "MG"]
+BODY_PARTS = ["CHEST", "ABDOMEN", "HEAD", "BREAST", "PELVIS"]
+MANUFACTURERS = ["SIEMENS", "GE MEDICAL SYSTEMS", "Philips", "TOSHIBA"]
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def merkle_root(leaves):
+    level = leaves
+    if not level:
+        return hashlib.sha256(b"").hexdigest()
+    while len(level) > 1:
+        paired = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        level = paired + ([level[-1]] if len(level) % 2 else [])
+    return level[0].hex()
+
+
+def synthetic_entries(count, seed):
+    rng = random.Random(seed)
+    entries = []
+    for i in range(count):
+        subject = f"SUBJ-{seed}-{i // 200:06d}"
+        study = f"1.2.826.0.1.{seed}.{i // 50}"
+        entries.append({
+            "digest": "sha256:" + hashlib.sha256(f"{seed}/{i}".encode()).hexdigest(), "size": rng.randrange(100_000, 600_000),
+            "subject": subject, "study_uid": study, "series_uid": study + f".{i // 10 % 5}",
+            "sop_instance_uid": study + f".{i}", "modality": MODALITIES[(i // 50) % 5], "body_part": BODY_PARTS[(i // 200) % 5],
+            "manufacturer": MANUFACTURERS[(i // 50) % 4], "sex": "F" if (i // 200) % 2 else "M",
+        })
+    entries.sort(key=lambda e: e["digest"])
+    return entries
+
+
+def snapshot(node, dataset, entries, key, cancer_type="lung"):
+    leaves = [hashlib.sha256(b"\x00" + canonical(e)).digest() for e in entries]
+    body = {"type": "cairn.snapshot/v1", "node": node, "dataset": dataset, "seq": 1, "parent": None,
+            "metadata": {"title": dataset, "cancer_type": cancer_type, "deid_policy": "reject"},
+            "added": entries, "removed": [], "entries": len(entries), "entries_root": merkle_root(leaves),
+            "summary": {"subjects": len({e["subject"] for e in entries}), "studies": len({e["study_uid"] for e in entries}),
+                        "series": 0, "instances": len(entries), "bytes": sum(e["size"] for e in entries),
+                        "by_modality": {}, "by_body_part": {}, "by_manufacturer": {}, "by_sex": {}},
+            "created_at": "2026-11-27T00:00:00Z"}
+    body["signature"] = {"alg": "EdDSA", "kid": "bench", "sig": b64url(key.sign(canonical(body)))}
+    data = canonical(body)
+    return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Hub:
+    def __init__(self, root):
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "hub.log", "wb")
+        self.proc = subprocess.Popen([CAIRN, "hub", "serve", "--data", root, "--listen", f"127.0.0.1:{self.port}"],
+                                     stdout=subprocess.PIPE, stderr=self.log)
+        assert "listening" in self.proc.stdout.readline().decode()
+
+    def enroll(self, node, key):
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        subprocess.run([CAIRN, "hub", "enroll", node, b64url(raw), "--data", self.root], check=True, capture_output=True)
+
+    def push(self, node, dataset, digest, data):
+        body = zstd.compress(data)
+        start = time.perf_counter()
+        r = requests.put(f"{self.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body,
+                         headers={"Content-Encoding": "zstd", "Content-Type": "application/json"}, timeout=600)
+        elapsed = time.perf_counter() - start
+        assert r.status_code == 201, r.text
+        return elapsed, len(body)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def first_full_sync(entries_count, lines):
+    hub = Hub(OUT / "hub-sync")
+    try:
+        key = Ed25519PrivateKey.generate()
+        hub.enroll("big-node", key)
+        entries = synthetic_entries(entries_count, seed=1)
+        digest, data = snapshot("big-node", "big", entries, key)
+        elapsed, wire = hub.push("big-node", "big", digest, data)
+        lines.append(f"| first full sync of {entries_count:,} entries (PUT to 201, verify + apply + root) | {elapsed:.1f} s | <= 10 s |")
+        lines.append(f"| snapshot on the wire, per entry (zstd; canonical JSON {len(data) / entries_count:.0f} B) | "
+                     f"{wire / entries_count:.1f} B | |")
+    finally:
+        hub.stop()
+
+
+def publish_latency(lines, reps):
+    hub = Hub(OUT / "hub-latency")
+    data = OUT / "node-latency"
+    shutil.rmtree(data, ignore_errors=True)
+    run = lambda *a: subprocess.run([CAIRN, *map(str, a), "--data", data], check=True, capture_output=True, text=True)
+    run("init")
+    run("dataset", "create", "live", "--deid-policy", "accept")
+    key = run("key", "show").stdout.strip()
+    subprocess.run([CAIRN, "hub", "enroll", "latency-node", key, "--data", hub.root], check=True, capture_output=True)
+    log = open(OUT / "node-latency.log", "wb")
+    node = subprocess.Popen([CAIRN, "node", "serve", "--data", data, "--listen", "127.0.0.1:0", "--node-id", "latency-node",
+                             "--hub", hub.url], stdout=subprocess.PIPE, stderr=log)
+    assert "listening" in node.stdout.readline().decode()
+    try:
+        results = []
+        for rep in range(reps):
+            batch = OUT / f"batch{rep}"
+            shutil.rmtree(batch, ignore_errors=True)
+            batch.mkdir()
+            for i in range(1000):
+                (batch / f"f{i}").write_bytes(os.urandom(64) + f"{rep}/{i}".encode())
+            run("ingest", "--dataset", "live", batch)
+            start = time.perf_counter()
+            published = json.loads(run("dataset", "publish", "live", "--json").stdout)
+            publish_done = time.perf_counter()
+            while True:
+                r = requests.get(f"{hub.url}/v1/nodes/latency-node/datasets/live/head", timeout=10)
+                if r.status_code == 200 and r.json()["digest"] == published["digest"]:
+                    break
+                time.sleep(0.002)
+            results.append((publish_done - start, time.perf_counter() - start))
+        lines.append(f"| publish of 1,000 new instances, `dataset publish` alone (median of {reps}) | "
+                     f"{statistics.median(r[0] for r in results) * 1000:.0f} ms | |")
+        lines.append(f"| publish of 1,000 new instances until the hub's head names it (median of {reps}) | "
+                     f"{statistics.median(r[1] for r in results) * 1000:.0f} ms | <= 200 ms |")
+    finally:
+        node.send_signal(signal.SIGTERM)
+        node.wait(timeout=60)
+        hub.stop()
+
+
+def count_latency(nodes, per_node, lines, queries):
+    hub = Hub(OUT / "hub-count")
+    try:
+        for n in range(nodes):
+            key = Ed25519PrivateKey.generate()
+            hub.enroll(f"node{n}", key)
+            digest, data = snapshot(f"node{n}", f"ds{n}", synthetic_entries(per_node, seed=100 + n), key,
+                                    cancer_type=["lung", "breast", "prostate"][n % 3])
+            hub.push(f"node{n}", f"ds{n}", digest, data)
+        rng = random.Random(5)
+        latencies = []
+        session = requests.Session()
+        for _ in range(queries):
+            criteria = {"modality": rng.sample(MODALITIES, rng.randint(1, 2)), "sex": [rng.choice(["F", "M"])]}
+            if rng.random() < 0.5:
+                criteria["cancer_type"] = ["lung", "breast"]
+            start = time.perf_counter()
+            r = session.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=60)
+            latencies.append(time.perf_counter() - start)
+            assert r.status_code == 200
+        latencies.sort()
+        lines.append(f"| count query, {nodes} nodes x {per_node:,} entries, p50 / p95 ({queries} queries) | "
+                     f"{latencies[len(latencies) // 2] * 1000:.0f} / {latencies[int(len(latencies) * 0.95)] * 1000:.0f} ms | "
+                     f"<= 100 ms p95 at 30 x 1,000,000 |")
+    finally:
+        hub.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--nodes", type=int, default=30)
+    parser.add_argument("--node-entries", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=100)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = ["## Manifests and hub (`Tools/bench/federation_bench.py`)", "", "| measure | result | target |", "|---|---|---|"]
+    publish_latency(lines, args.reps)
+    print("\n".join(lines), flush=True)
+    first_full_sync(args.entries, lines)
+    print(lines[-2] + "\n" + lines[-1], flush=True)
+    count_latency(args.nodes, args.node_entries, lines, args.queries)
+    print(lines[-1], flush=True)
+    (REPO / "Tools" / "bench" / "out" / "federation-latest.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
