@@ -4,7 +4,8 @@
 # Tools/bench/out/serve-latest.md (node serving, against Orthanc and nginx, installed here).
 #   Tools/bench/run.sh [--reps N] [--jobs N] [--index-scale N]     store, then serving
 #   SERVE_ARGS="--sustain-seconds 0" Tools/bench/run.sh             skip the 10-minute load
-#   Tools/bench/run.sh --serve-only                                 serving only
+#   Tools/bench/run.sh --serve-only                                 serving (and federation) only
+#   FEDERATION_ARGS="--entries 100000" Tools/bench/run.sh           smaller manifest/hub run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -26,3 +27,4 @@ for tool in Orthanc nginx wrk; do
     command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc nginx-light wrk >/dev/null
 done
 .venv/bin/python Tools/bench/serve_bench.py --corpus "$corpus" ${SERVE_ARGS:-}
+.venv/bin/python Tools/bench/federation_bench.py ${FEDERATION_ARGS:-}
