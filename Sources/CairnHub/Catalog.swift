@@ -77,12 +77,13 @@ extension HubIndex {
 
     /// Subjects and studies per dataset among instances meeting every instance criterion (sex,
     /// modality, body part, manufacturer), in datasets meeting the dataset criterion (cancer type).
+    /// Reads the `facets` table: one row per subject, study and attribute combination.
     public func count(_ criteria: CountCriteria) throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
         var conditions: [String] = []
         var arguments: [any DatabaseValueConvertible] = []
         for key in ["sex", "modality", "body_part", "manufacturer"] {
             guard let values = criteria.values[key] else { continue }
-            conditions.append("e.\(key) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+            conditions.append("f.\(key) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
             arguments += values
         }
         if let types = criteria.values["cancer_type"] {
@@ -92,10 +93,11 @@ extension HubIndex {
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         return try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT e.node, e.dataset, count(DISTINCT e.subject) AS subjects, count(DISTINCT e.study_uid) AS studies
-                FROM entries e JOIN heads h ON h.node = e.node AND h.dataset = e.dataset
+                SELECT f.node, f.dataset, count(DISTINCT nullif(f.subject, '')) AS subjects,
+                       count(DISTINCT nullif(f.study_uid, '')) AS studies
+                FROM facets f JOIN heads h ON h.node = f.node AND h.dataset = f.dataset
                 \(whereClause)
-                GROUP BY e.node, e.dataset ORDER BY e.node, e.dataset
+                GROUP BY f.node, f.dataset ORDER BY f.node, f.dataset
                 """, arguments: StatementArguments(arguments)).map { ($0["node"], $0["dataset"], $0["subjects"], $0["studies"]) }
         }
     }

@@ -60,6 +60,29 @@ public struct HubIndex: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2-facets") { db in
+            // Entries folded to one row per (subject, study, modality, body part, manufacturer,
+            // sex) with an instance count: count queries scan this instead of every entry. ''
+            // stands for absent (primary-key columns of a WITHOUT ROWID table cannot be NULL).
+            try db.execute(sql: """
+                CREATE TABLE facets (
+                    node TEXT NOT NULL,
+                    dataset TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    study_uid TEXT NOT NULL,
+                    modality TEXT NOT NULL,
+                    body_part TEXT NOT NULL,
+                    manufacturer TEXT NOT NULL,
+                    sex TEXT NOT NULL,
+                    instances INTEGER NOT NULL,
+                    PRIMARY KEY (node, dataset, subject, study_uid, modality, body_part, manufacturer, sex)
+                ) WITHOUT ROWID;
+                INSERT INTO facets
+                    SELECT node, dataset, coalesce(subject, ''), coalesce(study_uid, ''), coalesce(modality, ''),
+                           coalesce(body_part, ''), coalesce(manufacturer, ''), coalesce(sex, ''), count(*)
+                    FROM entries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+                """)
+        }
         return migrator
     }
 

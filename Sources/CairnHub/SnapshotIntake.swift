@@ -75,10 +75,12 @@ extension HubIndex {
     }
 
     private func apply(_ snapshot: Snapshot, node: String, dataset: String, db: Database) throws {
+        let facets = FacetCounter(db: db, node: node, dataset: dataset)
         let delete = try db.cachedStatement(sql: "DELETE FROM entries WHERE node = ? AND dataset = ? AND digest = ?")
         for digest in snapshot.removed {
+            guard let old = try facets.entryFacet(digest) else { throw IntakeError.unknownRemoval(digest) }
             try delete.execute(arguments: [node, dataset, digest])
-            guard db.changesCount == 1 else { throw IntakeError.unknownRemoval(digest) }
+            try facets.add(old, -1)
         }
         let insert = try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO entries (node, dataset, digest, subject, study_uid, modality, body_part, manufacturer, sex, entry)
@@ -86,6 +88,9 @@ extension HubIndex {
             """)
         for entry in snapshot.added {
             guard let digest = entry["digest"]?.string else { throw IntakeError.malformed("an added entry has no digest") }
+            // An entry whose attributes changed replaces the old one: move its facet count too.
+            if let old = try facets.entryFacet(digest) { try facets.add(old, -1) }
+            try facets.add(FacetCounter.facet(of: entry), 1)
             try insert.execute(arguments: [node, dataset, digest, entry["subject"]?.string, entry["study_uid"]?.string,
                                            entry["modality"]?.string, entry["body_part"]?.string,
                                            entry["manufacturer"]?.string, entry["sex"]?.string,
@@ -108,5 +113,38 @@ extension HubIndex {
                              String(decoding: (document["metadata"] ?? .object([:])).canonicalBytes(), as: UTF8.self),
                              String(decoding: (document["summary"] ?? .object([:])).canonicalBytes(), as: UTF8.self),
                              document["created_at"]?.string, Date().timeIntervalSince1970])
+    }
+}
+
+/// Keeps the `facets` table in step with `entries` inside one intake transaction.
+struct FacetCounter {
+    let db: Database
+    let node: String
+    let dataset: String
+
+    static let columns = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+
+    static func facet(of entry: JSONValue) -> [String] { columns.map { entry[$0]?.string ?? "" } }
+
+    func entryFacet(_ digest: String) throws -> [String]? {
+        try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT coalesce(subject, ''), coalesce(study_uid, ''), coalesce(modality, ''), coalesce(body_part, ''),
+                   coalesce(manufacturer, ''), coalesce(sex, '') FROM entries WHERE node = ? AND dataset = ? AND digest = ?
+            """), arguments: [node, dataset, digest]).map { row in (0..<6).map { row[$0] as String } }
+    }
+
+    func add(_ facet: [String], _ delta: Int) throws {
+        let arguments = StatementArguments([node, dataset] + facet)
+        try db.cachedStatement(sql: """
+            INSERT INTO facets (node, dataset, subject, study_uid, modality, body_part, manufacturer, sex, instances)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO UPDATE SET instances = instances + excluded.instances
+            """).execute(arguments: arguments + [delta])
+        if delta < 0 {
+            try db.cachedStatement(sql: """
+                DELETE FROM facets WHERE node = ? AND dataset = ? AND subject = ? AND study_uid = ? AND modality = ?
+                    AND body_part = ? AND manufacturer = ? AND sex = ? AND instances <= 0
+                """).execute(arguments: arguments)
+        }
     }
 }
