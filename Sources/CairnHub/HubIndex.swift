@@ -83,6 +83,16 @@ public struct HubIndex: Sendable {
                     FROM entries GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
                 """)
         }
+        migrator.registerMigration("v3-facet-indexes") { db in
+            // One covering index led by each instance criterion, so a count reads only the facets
+            // that can match (SQLite picks the most selective).
+            for column in ["modality", "sex", "body_part", "manufacturer"] {
+                let rest = ["modality", "sex", "body_part", "manufacturer"].filter { $0 != column }
+                try db.execute(sql: """
+                    CREATE INDEX facets_by_\(column) ON facets(\(column), node, dataset, subject, study_uid, \(rest.joined(separator: ", ")))
+                    """)
+            }
+        }
         return migrator
     }
 
