@@ -69,18 +69,18 @@ extension HubIndex {
             guard snapshot.seq == (head?.seq ?? 0) + 1, snapshot.parent == head?.digest else {
                 throw IntakeError.outOfOrder(seq: snapshot.seq, head: head?.seq, headDigest: head?.digest)
             }
-            try apply(snapshot, node: node, dataset: dataset, db: db)
+            try apply(snapshot, node: node, dataset: dataset, firstSnapshot: head == nil, db: db)
             return .applied
         }
     }
 
-    private func apply(_ snapshot: Snapshot, node: String, dataset: String, db: Database) throws {
-        let facets = FacetCounter(db: db, node: node, dataset: dataset)
+    private func apply(_ snapshot: Snapshot, node: String, dataset: String, firstSnapshot: Bool, db: Database) throws {
+        var facets = FacetCounter(db: db, node: node, dataset: dataset)
         let delete = try db.cachedStatement(sql: "DELETE FROM entries WHERE node = ? AND dataset = ? AND digest = ?")
         for digest in snapshot.removed {
             guard let old = try facets.entryFacet(digest) else { throw IntakeError.unknownRemoval(digest) }
             try delete.execute(arguments: [node, dataset, digest])
-            try facets.add(old, -1)
+            facets.add(old, -1)
         }
         let insert = try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO entries (node, dataset, digest, subject, study_uid, modality, body_part, manufacturer, sex, entry)
@@ -89,13 +89,14 @@ extension HubIndex {
         for entry in snapshot.added {
             guard let digest = entry["digest"]?.string else { throw IntakeError.malformed("an added entry has no digest") }
             // An entry whose attributes changed replaces the old one: move its facet count too.
-            if let old = try facets.entryFacet(digest) { try facets.add(old, -1) }
-            try facets.add(FacetCounter.facet(of: entry), 1)
+            if !firstSnapshot, let old = try facets.entryFacet(digest) { facets.add(old, -1) }
+            facets.add(FacetCounter.facet(of: entry), 1)
             try insert.execute(arguments: [node, dataset, digest, entry["subject"]?.string, entry["study_uid"]?.string,
                                            entry["modality"]?.string, entry["body_part"]?.string,
                                            entry["manufacturer"]?.string, entry["sex"]?.string,
                                            Data(entry.canonicalBytes())])
         }
+        try facets.flush()
         // The hub's own copy, in digest order, must hash to the root the node signed.
         var leaves: [[UInt8]] = []
         let rows = try Row.fetchCursor(db, sql: "SELECT entry FROM entries WHERE node = ? AND dataset = ? ORDER BY digest",
@@ -116,11 +117,19 @@ extension HubIndex {
     }
 }
 
-/// Keeps the `facets` table in step with `entries` inside one intake transaction.
+/// Keeps the `facets` table in step with `entries` inside one intake transaction: changes are
+/// summed in memory and written once per facet (a million entries fold into a few thousand rows).
 struct FacetCounter {
     let db: Database
     let node: String
     let dataset: String
+    private var deltas: [[String]: Int] = [:]
+
+    init(db: Database, node: String, dataset: String) {
+        self.db = db
+        self.node = node
+        self.dataset = dataset
+    }
 
     static let columns = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
 
@@ -133,18 +142,22 @@ struct FacetCounter {
             """), arguments: [node, dataset, digest]).map { row in (0..<6).map { row[$0] as String } }
     }
 
-    func add(_ facet: [String], _ delta: Int) throws {
-        let arguments = StatementArguments([node, dataset] + facet)
-        try db.cachedStatement(sql: """
+    mutating func add(_ facet: [String], _ delta: Int) { deltas[facet, default: 0] += delta }
+
+    func flush() throws {
+        let upsert = try db.cachedStatement(sql: """
             INSERT INTO facets (node, dataset, subject, study_uid, modality, body_part, manufacturer, sex, instances)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT DO UPDATE SET instances = instances + excluded.instances
-            """).execute(arguments: arguments + [delta])
-        if delta < 0 {
-            try db.cachedStatement(sql: """
-                DELETE FROM facets WHERE node = ? AND dataset = ? AND subject = ? AND study_uid = ? AND modality = ?
-                    AND body_part = ? AND manufacturer = ? AND sex = ? AND instances <= 0
-                """).execute(arguments: arguments)
+            """)
+        let prune = try db.cachedStatement(sql: """
+            DELETE FROM facets WHERE node = ? AND dataset = ? AND subject = ? AND study_uid = ? AND modality = ?
+                AND body_part = ? AND manufacturer = ? AND sex = ? AND instances <= 0
+            """)
+        for (facet, delta) in deltas where delta != 0 {
+            let arguments = StatementArguments([node, dataset] + facet)
+            try upsert.execute(arguments: arguments + [delta])
+            if delta < 0 { try prune.execute(arguments: arguments) }
         }
     }
 }

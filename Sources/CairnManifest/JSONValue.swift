@@ -106,8 +106,8 @@ extension JSONValue: Codable {
         }
     }
 
-    /// Parses JSON text; numbers must be integers.
+    /// Parses JSON text; numbers must be integers, keys unique.
     public static func parse(_ bytes: some DataProtocol) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
+        try JSONParser.parse(Array(bytes))
     }
 }

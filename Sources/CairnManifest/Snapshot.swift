@@ -61,7 +61,30 @@ public struct Snapshot: Sendable {
         guard case .object(var body) = document, let signature = body.removeValue(forKey: "signature"),
               signature["alg"]?.string == "EdDSA", let text = signature["sig"]?.string, let bytes = Base64URL.decode(text)
         else { return false }
-        return key.isValidSignature(bytes, for: JSONValue.object(body).canonicalBytes())
+        return key.isValidSignature(bytes, for: Self.bytesWithoutMember("signature", value: signature, of: canonicalBytes)
+            ?? JSONValue.object(body).canonicalBytes())
+    }
+
+    /// The canonical bytes of a document without one top-level member, cut out of the document's
+    /// canonical bytes instead of serialising it again (a million-entry snapshot is 300 MB). The
+    /// member `,"key":value` cannot occur inside a string (its quotes would be escaped), and nil
+    /// is returned unless it occurs exactly once.
+    static func bytesWithoutMember(_ key: String, value: JSONValue, of document: [UInt8]) -> [UInt8]? {
+        let needle = Array(",\"\(key)\":".utf8) + value.canonicalBytes()
+        var found: Int?
+        var index = 0
+        let first = needle[0], last = document.count - needle.count
+        while index <= last {
+            if document[index] == first, document[index..<(index + needle.count)].elementsEqual(needle) {
+                if found != nil { return nil }
+                found = index
+                index += needle.count
+            } else {
+                index += 1
+            }
+        }
+        guard let start = found else { return nil }
+        return Array(document[..<start]) + Array(document[(start + needle.count)...])
     }
 
     /// Counts over the published entries: what the hub's catalogue shows without the entries.

@@ -87,3 +87,40 @@ import Testing
         #expect(s2.signatureIsValid(for: key.publicKey))
     }
 }
+
+@Suite struct JSONParserTests {
+    /// Random documents serialised by Foundation (its own escapes and spacing) parse to the same
+    /// values through both decoders, and round-trip through the canonical form.
+    @Test func agreesWithFoundation() throws {
+        var rng = SystemRandomNumberGenerator()
+        let alphabet = Array("aZ9 \"\\/\n\té€😀\u{1}")
+        func randomValue(_ depth: Int) -> Any {
+            switch Int.random(in: 0..<(depth > 3 ? 4 : 6), using: &rng) {
+            case 0: return Int64.random(in: -1_000_000...1_000_000, using: &rng)
+            case 1: return String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+            case 2: return Bool.random(using: &rng)
+            case 3: return NSNull()
+            case 4: return (0..<Int.random(in: 0...4, using: &rng)).map { _ in randomValue(depth + 1) }
+            default:
+                var object: [String: Any] = [:]
+                for i in 0..<Int.random(in: 0...4, using: &rng) { object["k\(i)é"] = randomValue(depth + 1) }
+                return object
+            }
+        }
+        for _ in 0..<500 {
+            let data = try JSONSerialization.data(withJSONObject: ["root": randomValue(0)], options: [.prettyPrinted])
+            let ours = try JSONValue.parse(data)
+            #expect(ours == (try JSONDecoder().decode(JSONValue.self, from: data)))
+            #expect(try JSONValue.parse(ours.canonicalBytes()) == ours)
+        }
+    }
+
+    @Test func refusesMalformedText() throws {
+        let bad = [#"{"a":1,"a":2}"#, #"{"a":}"#, "[1,]", #""\u12""#, "\"a\u{1}\"", "[1] 2", #"{"a":1e5}"#, "", #""\ud800""#,
+                   String(repeating: "[", count: 100) + String(repeating: "]", count: 100)]
+        for text in bad {
+            #expect(throws: (any Error).self, "\(text.prefix(20))") { try JSONValue.parse(Data(text.utf8)) }
+        }
+        #expect(try JSONValue.parse(Data(#""\ud83d\ude00 \u00e9""#.utf8)) == .string("😀 é"))
+    }
+}
