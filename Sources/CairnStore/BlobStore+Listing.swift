@@ -35,7 +35,7 @@ extension BlobStore {
             if let dataset {
                 return try Row.fetchAll(db, sql: """
                     SELECT b.*, d.dataset_id, d.name, i.subject, i.study_uid, i.series_uid, i.sop_uid, i.sop_class, i.modality,
-                           i.body_part, i.manufacturer, i.sex, i.study_date, i.rows, i.columns, i.frames, i.transfer_syntax,
+                           i.body_part, i.manufacturer, i.sex, i.study_date, i.rows, i.columns, i.frames AS instance_frames, i.transfer_syntax,
                            i.pixel_data_offset, i.frame_offsets
                     FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                     LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest

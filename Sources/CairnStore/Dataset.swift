@@ -45,13 +45,15 @@ public struct DatasetSummary: Sendable {
 }
 
 extension InstanceRecord {
-    /// From an `instances` row (also as the right side of a LEFT JOIN: nil when it has no SOP instance).
+    /// From an `instances` row. Joined with `blobs`, whose `frames` counts blob frames, the
+    /// listing names the instance's column `instance_frames`.
     init(row: Row) {
         let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
         self.init(subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
                   sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
                   manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"], rows: row["rows"],
-                  columns: row["columns"], frames: row["frames"], transferSyntax: row["transfer_syntax"],
+                  columns: row["columns"], frames: row.hasColumn("instance_frames") ? row["instance_frames"] : row["frames"],
+                  transferSyntax: row["transfer_syntax"],
                   pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
     }
 }

@@ -226,6 +226,7 @@ def test_fsspec_and_pydicom_read_only_what_they_need(node_store, tmp_path):
         # One frame by range, at the offset the entries line gives.
         entry = next(json.loads(l) for l in node.get("/v1/datasets/ct/entries", token).text.splitlines()
                      if json.loads(l)["digest"] == digest)
+        assert entry["frames"] == 20 and len(entry["frame_offsets"]) == 20
         frame = 7
         start = entry["frame_offsets"][frame]
         r = node.get(f"/v1/blobs/{digest}", token, headers={"Range": f"bytes={start}-{start + 512 * 512 * 2 - 1}"})
