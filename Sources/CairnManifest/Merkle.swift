@@ -1,3 +1,4 @@
+import CairnStore
 import Crypto
 
 /// The entries root: a binary Merkle tree over the entries sorted by blob digest, with RFC 6962's
@@ -14,7 +15,7 @@ public enum Merkle {
 
     /// `leaves` must already be in blob-digest order.
     public static func root(leaves: [[UInt8]]) -> String {
-        guard !leaves.isEmpty else { return hex(Array(SHA256.hash(data: [UInt8]()))) }
+        guard !leaves.isEmpty else { return Hex.encode(SHA256.hash(data: [UInt8]())) }
         var level = leaves
         while level.count > 1 {
             var next: [[UInt8]] = []
@@ -31,17 +32,6 @@ public enum Merkle {
             if index < level.count { next.append(level[index]) }
             level = next
         }
-        return hex(level[0])
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0xF)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        return Hex.encode(level[0])
     }
 }

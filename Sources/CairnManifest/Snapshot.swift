@@ -44,7 +44,7 @@ public struct Snapshot: Sendable {
     public init(document: JSONValue) {
         self.document = document
         canonicalBytes = document.canonicalBytes()
-        digest = "sha256:" + Merkle.hex(Array(SHA256.hash(data: canonicalBytes)))
+        digest = "sha256:" + Hex.encode(SHA256.hash(data: canonicalBytes))
     }
 
     /// Parses a received document; its digest is recomputed from its canonical form.

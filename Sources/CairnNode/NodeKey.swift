@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import CairnManifest
+import CairnStore
 import JWTKit
 
 /// The node's Ed25519 signing key: it signs the tokens `cairn token issue` prints (and, later,
@@ -59,7 +60,7 @@ public struct NodeKey: Sendable {
 
     /// First 16 hex digits of the SHA-256 of the raw public key.
     public static func keyID(of key: Curve25519.Signing.PublicKey) -> String {
-        SHA256.hash(data: key.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: key.rawRepresentation).prefix(8))
     }
 }
 

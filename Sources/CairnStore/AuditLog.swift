@@ -70,7 +70,7 @@ public struct AuditRecord: Sendable, Equatable {
     static func chain(previous: String, seq: Int64, event: AuditEvent) -> String {
         var hasher = SHA256()
         hasher.update(data: Array((previous + "\n" + event.canonicalLine(seq: seq)).utf8))
-        return BlobDigest(hasher.finalize()).hex
+        return Hex.encode(hasher.finalize())
     }
 
     init(row: Row) {

@@ -18,19 +18,7 @@ public struct BlobDigest: Hashable, Sendable, Comparable, CustomStringConvertibl
         self.init(hex: body)
     }
 
-    init(_ digest: SHA256Digest) {
-        var hex = ""
-        hex.reserveCapacity(64)
-        let digits = Array("0123456789abcdef".utf8)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(128)
-        for byte in digest {
-            bytes.append(digits[Int(byte >> 4)])
-            bytes.append(digits[Int(byte & 0x0F)])
-        }
-        hex = String(decoding: bytes, as: UTF8.self)
-        self.hex = hex
-    }
+    init(_ digest: SHA256Digest) { hex = Hex.encode(digest) }
 
     public var description: String { "sha256:" + hex }
 
@@ -41,5 +29,19 @@ public struct BlobDigest: Hashable, Sendable, Comparable, CustomStringConvertibl
         var hasher = SHA256()
         hasher.update(data: Array(bytes))
         return BlobDigest(hasher.finalize())
+    }
+}
+
+/// Lowercase hexadecimal, as digests, chain hashes, Merkle roots and key ids are written.
+public enum Hex {
+    public static func encode<Bytes: Sequence>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -25,13 +25,13 @@ import Testing
     func hash(_ bytes: [UInt8]) -> [UInt8] { Array(SHA256.hash(data: bytes)) }
 
     @Test func knownShapes() {
-        #expect(Merkle.root(leaves: []) == Merkle.hex(hash([])))
+        #expect(Merkle.root(leaves: []) == Hex.encode(hash([])))
         let a = Merkle.leafHash(Array("a".utf8)), b = Merkle.leafHash(Array("b".utf8)), c = Merkle.leafHash(Array("c".utf8))
         #expect(a == hash([0] + Array("a".utf8)))
-        #expect(Merkle.root(leaves: [a]) == Merkle.hex(a))
+        #expect(Merkle.root(leaves: [a]) == Hex.encode(a))
         let ab = hash([1] + a + b)
-        #expect(Merkle.root(leaves: [a, b]) == Merkle.hex(ab))
-        #expect(Merkle.root(leaves: [a, b, c]) == Merkle.hex(hash([1] + ab + c)))
+        #expect(Merkle.root(leaves: [a, b]) == Hex.encode(ab))
+        #expect(Merkle.root(leaves: [a, b, c]) == Hex.encode(hash([1] + ab + c)))
         #expect(Merkle.root(leaves: [b, a]) != Merkle.root(leaves: [a, b]))
     }
 }
