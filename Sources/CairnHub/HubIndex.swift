@@ -125,10 +125,4 @@ public struct HubIndex: Sendable {
                            arguments: [Date().timeIntervalSince1970, node, dataset, digest, reason])
         }
     }
-
-    public func rejections() throws -> [(node: String, dataset: String, digest: String, reason: String)] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM rejections ORDER BY at").map { ($0["node"], $0["dataset"], $0["digest"], $0["reason"]) }
-        }
-    }
 }

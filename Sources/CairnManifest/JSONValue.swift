@@ -82,7 +82,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 }
 
-extension JSONValue: Codable {
+extension JSONValue: Decodable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null; return }
@@ -92,18 +92,6 @@ extension JSONValue: Codable {
         if let value = try? container.decode([JSONValue].self) { self = .array(value); return }
         if let value = try? container.decode([String: JSONValue].self) { self = .object(value); return }
         throw DecodingError.dataCorruptedError(in: container, debugDescription: "not canonical JSON (floats are not allowed)")
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .int(let value): try container.encode(value)
-        case .string(let value): try container.encode(value)
-        case .array(let value): try container.encode(value)
-        case .object(let value): try container.encode(value)
-        }
     }
 
     /// Parses JSON text; numbers must be integers, keys unique.

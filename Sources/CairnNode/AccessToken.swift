@@ -5,7 +5,7 @@ import JWTKit
 import Synchronization
 
 /// What a token lets its holder do. `admin` includes `read` and `ingest`.
-public enum Scope: String, Sendable, CaseIterable, Codable {
+public enum Scope: String, Sendable, CaseIterable {
     case read, ingest, admin
 
     func allows(_ needed: Scope) -> Bool { self == needed || self == .admin }

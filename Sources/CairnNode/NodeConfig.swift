@@ -84,11 +84,14 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     }
 
     /// `host:port`, with the port 0-65535.
-    public func listenAddress() throws -> (host: String, port: Int) {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-              (0...65535).contains(port), colon != listen.startIndex
-        else { throw NodeConfigError.invalidListen(listen) }
-        return (String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    public func listenAddress() throws -> (host: String, port: Int) { try Self.parseListen(listen) }
+
+    /// `HOST:PORT` (IPv6 hosts in brackets), for the node and the hub alike.
+    public static func parseListen(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port), colon != text.startIndex
+        else { throw NodeConfigError.invalidListen(text) }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
     private struct AnyKey: CodingKey {

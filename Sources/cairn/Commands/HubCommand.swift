@@ -28,9 +28,7 @@ struct HubCommand: ParsableCommand {
         var listen = "127.0.0.1:8710"
 
         func run() async throws {
-            var config = NodeConfig()
-            config.listen = listen
-            let (host, port) = try config.listenAddress()
+            let (host, port) = try NodeConfig.parseListen(listen)
             let (index, _) = try HubCommand.open(global)
             var logger = Logger(label: "cairn.hub")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
@@ -78,11 +76,8 @@ struct HubCommand: ParsableCommand {
         var ttl = "24h"
 
         func run() async throws {
-            let ids = datasets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !ids.isEmpty else { throw StoreError.invalidArgument("--datasets needs at least one dataset id") }
-            guard let lifetime = TokenCommand.Issue.duration(ttl) else {
-                throw StoreError.invalidArgument("--ttl '\(ttl)' must be a positive number followed by s, m, h or d")
-            }
+            let ids = try TokenCommand.Issue.datasetIDs(datasets)
+            let lifetime = try TokenCommand.Issue.lifetime(ttl)
             let (_, key) = try HubCommand.open(global)
             let issued = try await TokenIssuer(key: key).issue(subject: subject, datasets: ids, scopes: [.read], audience: node,
                                                                 ttl: lifetime)

@@ -32,14 +32,11 @@ struct TokenCommand: ParsableCommand {
 
         func run() async throws {
             let store = try global.openStore()
-            let ids = datasets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !ids.isEmpty else { throw StoreError.invalidArgument("--datasets needs at least one dataset id") }
+            let ids = try Self.datasetIDs(datasets)
             for id in ids where try !store.datasetExists(id) {
                 throw StoreError.invalidArgument("dataset '\(id)' does not exist")
             }
-            guard let lifetime = Self.duration(ttl) else {
-                throw StoreError.invalidArgument("--ttl '\(ttl)' must be a positive number followed by s, m, h or d")
-            }
+            let lifetime = try Self.lifetime(ttl)
             let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
             let issued = try await TokenIssuer(key: key).issue(subject: subject, datasets: ids, scopes: [scope],
                                                                 audience: audience, ttl: lifetime)
@@ -56,10 +53,20 @@ struct TokenCommand: ParsableCommand {
             }
         }
 
-        static func duration(_ text: String) -> TimeInterval? {
+        /// `--ttl`: a positive number with s, m, h or d.
+        static func lifetime(_ text: String) throws -> TimeInterval {
             let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-            guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value > 0 else { return nil }
+            guard let unit = text.last.flatMap({ units[$0] }), let value = Double(text.dropLast()), value > 0 else {
+                throw StoreError.invalidArgument("--ttl '\(text)' must be a positive number followed by s, m, h or d")
+            }
             return value * unit
+        }
+
+        /// `--datasets`: comma-separated ids, at least one.
+        static func datasetIDs(_ text: String) throws -> [String] {
+            let ids = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !ids.isEmpty else { throw StoreError.invalidArgument("--datasets needs at least one dataset id") }
+            return ids
         }
     }
 
