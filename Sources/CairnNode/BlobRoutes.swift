@@ -61,7 +61,7 @@ extension NodeAPI {
         let sendStored = try record.codec == .zstd && request.headers[.range] == nil
             && Self.accepts("zstd", request.headers[.acceptEncoding]) && handoff.reader.framesCarryChecksums()
         let etag = sendStored ? "\"\(digest)+zstd\"" : "\"\(digest)\""
-        var headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
+        let headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
                                    .cacheControl: "private, max-age=31536000, immutable"]
         if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
             audit.record(event(nil, 0, 304, nil))
@@ -173,19 +173,9 @@ extension NodeAPI {
             var sent: UInt64 = 0
             do {
                 try await withTaskExecutorPreference(executor) {
-                    while sent < record.storedSize {
-                        let count = Int(min(Self.chunkSize, record.storedSize - sent))
-                        var buffer = ByteBufferAllocator().buffer(capacity: count)
-                        let start = sent
-                        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-                            try handoff.reader.readStored(start..<(start + UInt64(count)),
-                                                          into: UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
-                            return count
-                        }
-                        try await writer.write(buffer)
-                        sent += UInt64(count)
-                        await Task.yield()
-                    }
+                    try await Self.pump(0..<record.storedSize, to: &writer, sent: &sent,
+                                        chunkEnd: { min($0 + Self.chunkSize, record.storedSize) },
+                                        fill: { try handoff.reader.readStored($0, into: $1) })
                 }
                 try await writer.finish(nil)
             } catch {
@@ -214,17 +204,27 @@ extension NodeAPI {
     /// straight into the buffer that goes to the socket; awaiting the write is the backpressure.
     static func send(_ range: Range<UInt64>, from reader: BlobReader, to writer: inout any ResponseBodyWriter,
                      sent: inout UInt64) async throws {
+        try await pump(range, to: &writer, sent: &sent,
+                       chunkEnd: { reader.chunkEnd(from: $0, minimum: chunkSize, limit: range.upperBound) },
+                       fill: { try reader.read($0, into: $1) })
+    }
+
+    /// Writes `range` a chunk at a time: `fill` puts a chunk's bytes straight into the buffer that
+    /// goes to the socket.
+    static func pump(_ range: Range<UInt64>, to writer: inout any ResponseBodyWriter, sent: inout UInt64,
+                     chunkEnd: (UInt64) -> UInt64,
+                     fill: (Range<UInt64>, UnsafeMutableRawBufferPointer) throws -> Void) async throws {
         var position = range.lowerBound
         while position < range.upperBound {
-            let count = Int(reader.chunkEnd(from: position, minimum: chunkSize, limit: range.upperBound) - position)
+            let count = Int(chunkEnd(position) - position)
             var buffer = ByteBufferAllocator().buffer(capacity: count)
-            let start = position
+            let chunk = position..<(position + UInt64(count))
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
-                try reader.read(start..<(start + UInt64(count)), into: UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
+                try fill(chunk, UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
                 return count
             }
             try await writer.write(buffer)
-            position += UInt64(count)
+            position = chunk.upperBound
             sent += UInt64(count)
             // A write to a writable channel does not suspend; yielding lets the event loop serve its
             // other connections between chunks instead of streaming one fast client to the end.
