@@ -27,9 +27,10 @@ struct NodeCommand: ParsableCommand {
         var hub: String?
 
         func run() async throws {
-            // glibc's per-thread arenas and its rising mmap threshold kept ~3x the live memory
-            // resident under 200 concurrent streams (measured: 382 MB vs 250 MB with these);
-            // response chunks are 64 KiB, so mapping them directly returns them on free.
+            // Backpressure bounds what each stream holds; this bounds what glibc keeps after the
+            // buffers are freed: two arenas, and response chunks (256 KiB) mapped directly so they
+            // return to the system. 200 slow readers of a 2 GiB blob: 98 MB resident with it,
+            // ~180 MB without (test_node_memory.py).
             cairn_tune_malloc_for_server()
             var settings = try config.map(NodeConfig.load) ?? NodeConfig()
             if let listen { settings.listen = listen }
