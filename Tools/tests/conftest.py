@@ -4,6 +4,7 @@ import json
 import os
 import random
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,16 @@ def shared_dicom_files():
     if not files:
         pytest.fail(f"no files under {SHARED_DICOM}")
     return files
+
+
+@contextmanager
+def tmpfs(path: Path, size: str):
+    """A real filesystem of `size` at `path`, for a real ENOSPC (mounting needs root, as CI runs)."""
+    path.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -6,19 +6,14 @@ import time
 
 import pytest
 
-from conftest import Store, cairn_binary, image_like, sha256_digest
+from conftest import Store, cairn_binary, image_like, sha256_digest, tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 24 MiB tmpfs: a real ENOSPC, not a simulated one (needs root, as CI runs)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {proc.stderr.decode().strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 24 MiB tmpfs: a real ENOSPC, not a simulated one."""
+    with tmpfs(tmp_path / "disk", "24m") as mount:
+        yield mount
 
 
 def test_disk_full_leaves_no_partial_blob_and_keeps_earlier_data(small_disk, tmp_path):

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import Store, image_like, sha256_digest
+from conftest import Store, image_like, sha256_digest, tmpfs
 from node import Node
 
 
@@ -333,12 +333,7 @@ def test_uploads(node, tmp_path, shared_dicom_files):
 
 
 def test_upload_to_a_full_disk_gets_507(tmp_path):
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {proc.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "16m") as mount:
         store = Store(mount / "data")
         store.run("init")
         store.run("dataset", "create", "ct", "--deid-policy", "accept")
@@ -367,8 +362,6 @@ def test_upload_to_a_full_disk_gets_507(tmp_path):
         finally:
             assert node.stop() == 0
         assert store.run("verify").returncode == 0
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_sigterm_lets_in_flight_responses_finish(node_store):
