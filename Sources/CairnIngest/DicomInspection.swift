@@ -30,6 +30,23 @@ struct DicomInspection {
         }
     }
 
+    /// Inspects, applies the dataset's gate and stages the file with its frames cut and its
+    /// attributes attached: the part of ingest that `cairn ingest` and uploads share. Returns the
+    /// gate's reason instead when it refuses the file.
+    static func stage(_ path: String, into store: BlobStore, dataset: String, policy: DatasetInfo.DeidPolicy,
+                      name: String?, options: WriteOptions) throws -> Result<StagedBlob, Refusal> {
+        let inspection = DicomInspection(path: path)
+        if policy == .reject, let reason = inspection.refusal { return .failure(Refusal(reason: reason)) }
+        let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,
+                                     cutPoints: inspection.cutPoints)
+        staged.instance = inspection.record
+        return .success(staged)
+    }
+
+    struct Refusal: Error {
+        let reason: String
+    }
+
     static func hasDicomPrefix(_ path: String) -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }

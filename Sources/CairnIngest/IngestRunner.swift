@@ -115,12 +115,11 @@ public struct IngestRunner: Sendable {
         WorkerPool.forEach(count: files.count, jobs: jobs) { index in
             let file = files[index]
             do {
-                let inspection = DicomInspection(path: file.path)
-                if policy == .reject, let reason = inspection.refusal { return queue.put(.refused(path: file.path, reason: reason)) }
-                let staged = try store.stage(fileAt: file.path, options: options, dataset: dataset, name: file.name,
-                                             cutPoints: inspection.cutPoints)
-                staged.instance = inspection.record
-                queue.put(.ready(file, staged))
+                switch try DicomInspection.stage(file.path, into: store, dataset: dataset, policy: policy, name: file.name,
+                                                 options: options) {
+                case .failure(let refusal): queue.put(.refused(path: file.path, reason: refusal.reason))
+                case .success(let staged): queue.put(.ready(file, staged))
+                }
             } catch {
                 queue.put(.failed(path: file.path, reason: "\(error)"))
             }

@@ -11,10 +11,9 @@ public enum SingleIngestOutcome: Sendable {
 /// de-identification gate, frames cut at Pixel Data, then the durable write path. Used for uploads.
 public func ingestFile(at path: String, into store: BlobStore, dataset: String, name: String? = nil,
                        options: WriteOptions = .init()) throws -> SingleIngestOutcome {
-    let inspection = DicomInspection(path: path)
     let policy = try store.dataset(dataset)?.deidPolicy ?? .reject
-    if policy == .reject, let reason = inspection.refusal { return .refused(reason: reason) }
-    let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name, cutPoints: inspection.cutPoints)
-    staged.instance = inspection.record
-    return .stored(try store.commit(staged), isInstance: inspection.record != nil)
+    switch try DicomInspection.stage(path, into: store, dataset: dataset, policy: policy, name: name, options: options) {
+    case .failure(let refusal): return .refused(reason: refusal.reason)
+    case .success(let staged): return .stored(try store.commit(staged), isInstance: staged.instance != nil)
+    }
 }
