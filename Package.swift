@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "CairnManifest", "CairnStore",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -92,6 +93,9 @@ let package = Package(
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CairnHubTests",
+                    dependencies: ["CairnHub", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
+                                   .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [

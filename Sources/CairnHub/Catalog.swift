@@ -77,29 +77,9 @@ extension HubIndex {
 
     /// Subjects and studies per dataset among instances meeting every instance criterion (sex,
     /// modality, body part, manufacturer), in datasets meeting the dataset criterion (cancer type).
-    /// Reads the `facets` table: one row per subject, study and attribute combination.
     public func count(_ criteria: CountCriteria) throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
-        var conditions: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
-        for key in ["sex", "modality", "body_part", "manufacturer"] {
-            guard let values = criteria.values[key] else { continue }
-            conditions.append("f.\(key) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
-            arguments += values
-        }
-        if let types = criteria.values["cancer_type"] {
-            conditions.append("json_extract(h.metadata, '$.cancer_type') IN (\(Array(repeating: "?", count: types.count).joined(separator: ",")))")
-            arguments += types
-        }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        return try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT f.node, f.dataset, count(DISTINCT nullif(f.subject, '')) AS subjects,
-                       count(DISTINCT nullif(f.study_uid, '')) AS studies
-                FROM facets f JOIN heads h ON h.node = f.node AND h.dataset = f.dataset
-                \(whereClause)
-                GROUP BY f.node, f.dataset ORDER BY f.node, f.dataset
-                """, arguments: StatementArguments(arguments)).map { ($0["node"], $0["dataset"], $0["subjects"], $0["studies"]) }
-        }
+        if !counts.isLoaded { try loadCounts() }
+        return counts.count(criteria).map { ($0.node, $0.dataset, $0.subjects, $0.studies) }
     }
 }
 

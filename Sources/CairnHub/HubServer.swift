@@ -93,7 +93,12 @@ public struct HubServer: Sendable {
             body = decoded
         }
         do {
-            let outcome = try index.intake(node: node, dataset: id, claimedDigest: digest, body: body)
+            // Intake of a large snapshot takes seconds of CPU and disk: off the server's threads.
+            let outcome = try await withCheckedThrowingContinuation { continuation in
+                DispatchQueue.global().async { [body] in
+                    continuation.resume(with: Result { try index.intake(node: node, dataset: id, claimedDigest: digest, body: body) })
+                }
+            }
             let head = try index.head(node: node, dataset: id)
             logger.info("snapshot \(outcome == .applied ? "applied" : "already head")",
                         metadata: ["node": "\(node)", "dataset": "\(id)", "seq": "\(head?.seq ?? 0)"])
@@ -119,6 +124,7 @@ public struct HubServer: Sendable {
 
     /// Serves until SIGTERM/SIGINT.
     public func run(host: String, port: Int, onListening: @escaping @Sendable (String) -> Void) async throws {
+        try index.loadCounts()
         let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "cairn-hub"),
                               onServerRunning: { channel in onListening("http://\(host):\(channel.localAddress?.port ?? port)") },
                               logger: logger)

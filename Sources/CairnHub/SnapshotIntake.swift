@@ -1,7 +1,10 @@
 import CairnManifest
+import CairnStore
 import Crypto
 import Foundation
 import GRDB
+import GRDBSQLite
+import Synchronization
 
 /// Why the hub refused a pushed snapshot (the reason goes back to the node and into `rejections`).
 public enum IntakeError: Error, CustomStringConvertible, Equatable {
@@ -52,112 +55,229 @@ extension HubIndex {
 
     private func intakeChecked(node: String, dataset: String, claimedDigest: String, body: [UInt8]) throws -> IntakeOutcome {
         guard let keyText = try publicKey(of: node) else { throw IntakeError.unenrolled(node) }
-        let snapshot: Snapshot
-        do { snapshot = try Snapshot(parsing: body) } catch { throw IntakeError.malformed("\(error)") }
-        guard snapshot.canonicalBytes == body else { throw IntakeError.malformed("body is not in canonical form") }
+        let snapshot: ReceivedSnapshot
+        do { snapshot = try ReceivedSnapshot(canonical: body) } catch { throw IntakeError.malformed("\(error)") }
         guard snapshot.digest == claimedDigest else { throw IntakeError.digestMismatch(claimed: claimedDigest, actual: snapshot.digest) }
         guard snapshot.node == node, snapshot.dataset == dataset else {
             throw IntakeError.wrongPath("snapshot is for \(snapshot.node)/\(snapshot.dataset), pushed to \(node)/\(dataset)")
         }
-        guard let raw = Base64URL.decode(keyText), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
-              snapshot.signatureIsValid(for: key)
-        else { throw IntakeError.badSignature }
-        return try write { db in
+        guard let raw = Base64URL.decode(keyText), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            throw IntakeError.badSignature
+        }
+        // The signature (SHA-512 over the whole document) and taking the entries apart (a leaf hash
+        // each, in slices) are independent: all cores at once. Only the apply below holds the writer.
+        let slices = 8
+        let signatureValid = Mutex(false)
+        let taken = Mutex<[Int: Result<EntryDelta, any Error>]>([:])
+        DispatchQueue.concurrentPerform(iterations: slices + 1) { part in
+            if part == 0 {
+                let valid = snapshot.signatureIsValid(for: key)
+                signatureValid.withLock { $0 = valid }
+            } else {
+                let result = Result { try EntryDelta(snapshot, slice: part - 1, of: slices) }
+                taken.withLock { $0[part - 1] = result }
+            }
+        }
+        guard signatureValid.withLock({ $0 }) else { throw IntakeError.badSignature }
+        let delta = try EntryDelta(joining: taken.withLock { results in try (0..<slices).map { try results[$0]!.get() } },
+                                   removed: snapshot.removed)
+        let change = try write({ db -> AppliedChange? in
             let head = try Row.fetchOne(db, sql: "SELECT seq, digest FROM heads WHERE node = ? AND dataset = ?",
                                         arguments: [node, dataset]).map { (seq: $0["seq"] as Int64, digest: $0["digest"] as String) }
-            if head?.digest == snapshot.digest { return .alreadyHead }
+            if head?.digest == snapshot.digest { return nil }
             guard snapshot.seq == (head?.seq ?? 0) + 1, snapshot.parent == head?.digest else {
                 throw IntakeError.outOfOrder(seq: snapshot.seq, head: head?.seq, headDigest: head?.digest)
             }
-            try apply(snapshot, node: node, dataset: dataset, firstSnapshot: head == nil, db: db)
-            return .applied
-        }
+            return try apply(snapshot, delta, firstSnapshot: head == nil, db: db)
+        }, afterCommit: { change in
+            if let change { counts.apply(datasetKey: change.datasetKey, dataset: change.dataset, changed: change.facets) }
+        })
+        return change == nil ? .alreadyHead : .applied
     }
 
-    private func apply(_ snapshot: Snapshot, node: String, dataset: String, firstSnapshot: Bool, db: Database) throws {
-        var facets = FacetCounter(db: db, node: node, dataset: dataset)
-        let delete = try db.cachedStatement(sql: "DELETE FROM entries WHERE node = ? AND dataset = ? AND digest = ?")
-        for digest in snapshot.removed {
-            guard let old = try facets.entryFacet(digest) else { throw IntakeError.unknownRemoval(digest) }
-            try delete.execute(arguments: [node, dataset, digest])
-            facets.add(old, -1)
+    private struct AppliedChange {
+        var datasetKey: Int64
+        var dataset: FacetCounts.HeldDataset
+        var facets: [Facet]
+    }
+
+    private func apply(_ snapshot: ReceivedSnapshot, _ delta: EntryDelta, firstSnapshot: Bool, db: Database) throws -> AppliedChange {
+        try db.execute(sql: "INSERT OR IGNORE INTO dataset_keys (node, dataset) VALUES (?, ?)", arguments: [snapshot.node, snapshot.dataset])
+        let datasetKey = try Int64.fetchOne(db, sql: "SELECT id FROM dataset_keys WHERE node = ? AND dataset = ?",
+                                            arguments: [snapshot.node, snapshot.dataset])!
+        var instances: [Int64: Int64] = [:]
+        let facetOfEntry = try db.cachedStatement(sql: "SELECT facet FROM entries WHERE dataset_key = ? AND digest = ?")
+        let delete = try db.cachedStatement(sql: "DELETE FROM entries WHERE dataset_key = ? AND digest = ?")
+        for index in 0..<delta.removedCount {
+            let digest = delta.removedDigest(index)
+            guard let facet = try Int64.fetchOne(facetOfEntry, arguments: [datasetKey, digest]) else {
+                throw IntakeError.unknownRemoval("sha256:" + Hex.encode(digest))
+            }
+            try delete.execute(arguments: [datasetKey, digest])
+            instances[facet, default: 0] -= 1
         }
-        let insert = try db.cachedStatement(sql: """
-            INSERT OR REPLACE INTO entries (node, dataset, digest, subject, study_uid, modality, body_part, manufacturer, sex, entry)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        let upsertFacet = try db.cachedStatement(sql: """
+            INSERT INTO facets (dataset_key, subject, study_uid, modality, body_part, manufacturer, sex, instances)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+            ON CONFLICT DO UPDATE SET instances = instances RETURNING id
             """)
-        for entry in snapshot.added {
-            guard let digest = entry["digest"]?.string else { throw IntakeError.malformed("an added entry has no digest") }
-            // An entry whose attributes changed replaces the old one: move its facet count too.
-            if !firstSnapshot, let old = try facets.entryFacet(digest) { facets.add(old, -1) }
-            facets.add(FacetCounter.facet(of: entry), 1)
-            try insert.execute(arguments: [node, dataset, digest, entry["subject"]?.string, entry["study_uid"]?.string,
-                                           entry["modality"]?.string, entry["body_part"]?.string,
-                                           entry["manufacturer"]?.string, entry["sex"]?.string,
-                                           Data(entry.canonicalBytes())])
+        let facetIDs = try delta.facets.map { values in
+            try Int64.fetchOne(upsertFacet, arguments: StatementArguments([datasetKey] + values))!
         }
-        try facets.flush()
-        // The hub's own copy, in digest order, must hash to the root the node signed.
-        var leaves: [[UInt8]] = []
-        let rows = try Row.fetchCursor(db, sql: "SELECT entry FROM entries WHERE node = ? AND dataset = ? ORDER BY digest",
-                                       arguments: [node, dataset])
-        while let row = try rows.next() { leaves.append(Merkle.leafHash([UInt8](row["entry"] as Data))) }
+        let facetOfAdded = delta.facetOfAdded.map { facetIDs[Int($0)] }
+        for facet in facetOfAdded { instances[facet, default: 0] += 1 }
+        if !firstSnapshot {
+            // An entry whose attributes changed replaces the old one: its old facet counts one fewer.
+            for index in 0..<delta.addedCount {
+                if let old = try Int64.fetchOne(facetOfEntry, arguments: [datasetKey, delta.addedDigest(index)]) { instances[old, default: 0] -= 1 }
+            }
+        }
+        try insertEntries(datasetKey: datasetKey, delta: delta, facets: facetOfAdded, db: db)
+        let changed = try updateFacets(instances, db: db)
+        // The hub's own copy, in digest order, must hash to the root the node signed. A first
+        // snapshot is the whole copy, already in order.
+        let leaves = firstSnapshot ? delta.leaves : try storedLeaves(datasetKey, db: db)
         let root = Merkle.root(leaves: leaves)
-        guard root == snapshot.entriesRoot, Int64(leaves.count) == snapshot.document["entries"]?.int else {
+        let count = leaves.count / Merkle.hashSize
+        guard root == snapshot.entriesRoot, Int64(count) == snapshot.entries else {
             throw IntakeError.rootMismatch(claimed: snapshot.entriesRoot, computed: root)
         }
-        let document = snapshot.document
+        let metadata = String(decoding: (snapshot.header["metadata"] ?? .object([:])).canonicalBytes(), as: UTF8.self)
         try db.execute(sql: """
             INSERT OR REPLACE INTO heads (node, dataset, seq, digest, entries_root, entries, metadata, summary, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [node, dataset, snapshot.seq, snapshot.digest, root, leaves.count,
-                             String(decoding: (document["metadata"] ?? .object([:])).canonicalBytes(), as: UTF8.self),
-                             String(decoding: (document["summary"] ?? .object([:])).canonicalBytes(), as: UTF8.self),
-                             document["created_at"]?.string, Date().timeIntervalSince1970])
+            """, arguments: [snapshot.node, snapshot.dataset, snapshot.seq, snapshot.digest, root, count, metadata,
+                             String(decoding: (snapshot.header["summary"] ?? .object([:])).canonicalBytes(), as: UTF8.self),
+                             snapshot.header["created_at"]?.string, Date().timeIntervalSince1970])
+        return AppliedChange(datasetKey: datasetKey, dataset: FacetCounts.held(node: snapshot.node, dataset: snapshot.dataset, metadata: metadata),
+                             facets: changed)
+    }
+
+    /// Inserts (or replaces) the added entries through SQLite's C API, binding slices of the flat
+    /// digest and leaf buffers in place: at a million rows GRDB's per-row argument boxing and two
+    /// `Data` copies cost twice the b-tree inserts themselves.
+    private func insertEntries(datasetKey: Int64, delta: EntryDelta, facets: [Int64], db: Database) throws {
+        let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO entries (dataset_key, digest, leaf, facet) VALUES (?, ?, ?, ?)")
+        let statement = insert.sqliteStatement
+        try delta.addedDigests.withUnsafeBytes { digests in
+            try delta.leaves.withUnsafeBytes { leaves in
+                for index in 0..<delta.addedCount {
+                    sqlite3_reset(statement)
+                    sqlite3_bind_int64(statement, 1, datasetKey)
+                    sqlite3_bind_blob(statement, 2, digests.baseAddress! + index * 32, 32, nil)
+                    sqlite3_bind_blob(statement, 3, leaves.baseAddress! + index * Merkle.hashSize, Int32(Merkle.hashSize), nil)
+                    sqlite3_bind_int64(statement, 4, facets[index])
+                    let code = sqlite3_step(statement)
+                    guard code == SQLITE_DONE else {
+                        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
+                                            sql: insert.sql)
+                    }
+                }
+                sqlite3_reset(statement)
+                sqlite3_clear_bindings(statement)
+            }
+        }
+    }
+
+    /// Adds each facet's change in instances; facets left with none are deleted (and returned with 0).
+    private func updateFacets(_ instances: [Int64: Int64], db: Database) throws -> [Facet] {
+        let update = try db.cachedStatement(sql: """
+            UPDATE facets SET instances = instances + ? WHERE id = ?
+            RETURNING id, dataset_key, subject, study_uid, modality, body_part, manufacturer, sex, instances
+            """)
+        let prune = try db.cachedStatement(sql: "DELETE FROM facets WHERE id = ?")
+        var changed: [Facet] = []
+        for (id, change) in instances where change != 0 {
+            guard let row = try Row.fetchOne(update, arguments: [change, id]) else { continue }
+            let facet = Facet(id: row[0], datasetKey: row[1], values: (2..<8).map { row[$0] }, instances: row[8])
+            if facet.instances <= 0 { try prune.execute(arguments: [id]) }
+            changed.append(facet)
+        }
+        return changed
+    }
+
+    private func storedLeaves(_ datasetKey: Int64, db: Database) throws -> [UInt8] {
+        var leaves: [UInt8] = []
+        let rows = try Row.fetchCursor(db, sql: "SELECT leaf FROM entries WHERE dataset_key = ? ORDER BY digest", arguments: [datasetKey])
+        while let row = try rows.next() {
+            try row.withUnsafeData(atIndex: 0) { leaf in if let leaf { leaves.append(contentsOf: leaf) } }
+        }
+        return leaves
+    }
+
+    /// Loads the in-memory count working set now rather than on the first count query.
+    public func loadCounts() throws {
+        try pool.writeWithoutTransaction { db in try counts.load(db) }
     }
 }
 
-/// Keeps the `facets` table in step with `entries` inside one intake transaction: changes are
-/// summed in memory and written once per facet (a million entries fold into a few thousand rows).
-struct FacetCounter {
-    let db: Database
-    let node: String
-    let dataset: String
-    private var deltas: [[String]: Int] = [:]
+/// What a snapshot changes, taken apart before the write transaction: added entries' digests (32
+/// bytes each, strictly increasing), leaf hashes and facets; removed digests (strictly increasing).
+struct EntryDelta: Sendable {
+    static let keys: [StaticString] = ["digest", "subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+    private(set) var addedDigests: [UInt8] = []
+    private(set) var leaves: [UInt8] = []
+    private(set) var facetOfAdded: [Int32] = []
+    /// Distinct facet values (`Facet.columns` order) among added entries.
+    private(set) var facets: [[String]] = []
+    private(set) var removedDigests: [UInt8] = []
 
-    init(db: Database, node: String, dataset: String) {
-        self.db = db
-        self.node = node
-        self.dataset = dataset
-    }
+    var addedCount: Int { facetOfAdded.count }
+    var removedCount: Int { removedDigests.count / 32 }
+    func addedDigest(_ index: Int) -> Data { Data(addedDigests[(index * 32)..<((index + 1) * 32)]) }
+    func removedDigest(_ index: Int) -> Data { Data(removedDigests[(index * 32)..<((index + 1) * 32)]) }
 
-    static let columns = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
-
-    static func facet(of entry: JSONValue) -> [String] { columns.map { entry[$0]?.string ?? "" } }
-
-    func entryFacet(_ digest: String) throws -> [String]? {
-        try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT coalesce(subject, ''), coalesce(study_uid, ''), coalesce(modality, ''), coalesce(body_part, ''),
-                   coalesce(manufacturer, ''), coalesce(sex, '') FROM entries WHERE node = ? AND dataset = ? AND digest = ?
-            """), arguments: [node, dataset, digest]).map { row in (0..<6).map { row[$0] as String } }
-    }
-
-    mutating func add(_ facet: [String], _ delta: Int) { deltas[facet, default: 0] += delta }
-
-    func flush() throws {
-        let upsert = try db.cachedStatement(sql: """
-            INSERT INTO facets (node, dataset, subject, study_uid, modality, body_part, manufacturer, sex, instances)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT DO UPDATE SET instances = instances + excluded.instances
-            """)
-        let prune = try db.cachedStatement(sql: """
-            DELETE FROM facets WHERE node = ? AND dataset = ? AND subject = ? AND study_uid = ? AND modality = ?
-                AND body_part = ? AND manufacturer = ? AND sex = ? AND instances <= 0
-            """)
-        for (facet, delta) in deltas where delta != 0 {
-            let arguments = StatementArguments([node, dataset] + facet)
-            try upsert.execute(arguments: arguments + [delta])
-            if delta < 0 { try prune.execute(arguments: arguments) }
+    /// One of `count` equal slices of the added entries.
+    init(_ snapshot: ReceivedSnapshot, slice: Int, of count: Int) throws {
+        let all = snapshot.added
+        let entries = all[(all.count * slice / count)..<(all.count * (slice + 1) / count)]
+        addedDigests.reserveCapacity(entries.count * 32)
+        leaves.reserveCapacity(entries.count * Merkle.hashSize)
+        facetOfAdded.reserveCapacity(entries.count)
+        var slots: [[String]: Int32] = [:]
+        for range in entries {
+            let values = try snapshot.strings(inEntry: range, keys: Self.keys)
+            try Self.appendDigest(values[0], to: &addedDigests, list: "added")
+            Merkle.appendLeafHash(of: snapshot.bytes[range], to: &leaves)
+            facetOfAdded.append(Self.slot(of: values.dropFirst().map { $0 ?? "" }, in: &slots, facets: &facets))
         }
+    }
+
+    /// The slices in order, and the removed digests.
+    init(joining slices: [EntryDelta], removed: [String]) throws {
+        var slots: [[String]: Int32] = [:]
+        for slice in slices {
+            if addedDigests.count >= 32, slice.addedDigests.count >= 32 {
+                let first = slice.addedDigests[0..<32]
+                guard addedDigests[(addedDigests.count - 32)...].lexicographicallyPrecedes(first) else {
+                    throw IntakeError.malformed("'added' is not in increasing digest order (sha256:\(Hex.encode(first)))")
+                }
+            }
+            addedDigests += slice.addedDigests
+            leaves += slice.leaves
+            let global = slice.facets.map { Self.slot(of: $0, in: &slots, facets: &facets) }
+            facetOfAdded += slice.facetOfAdded.map { global[Int($0)] }
+        }
+        for digest in removed { try Self.appendDigest(digest, to: &removedDigests, list: "removed") }
+    }
+
+    private static func slot(of facet: [String], in slots: inout [[String]: Int32], facets: inout [[String]]) -> Int32 {
+        if let slot = slots[facet] { return slot }
+        slots[facet] = Int32(facets.count)
+        facets.append(facet)
+        return Int32(facets.count - 1)
+    }
+
+    /// Order makes a repeated digest impossible, and lets a first snapshot's leaves be its root's.
+    private static func appendDigest(_ text: String?, to digests: inout [UInt8], list: String) throws {
+        guard let text, text.hasPrefix("sha256:"), let bytes = Hex.decode(text.dropFirst("sha256:".count)), bytes.count == 32 else {
+            throw IntakeError.malformed("an entry in '\(list)' has no sha256 digest")
+        }
+        if digests.count >= 32 {
+            guard digests[(digests.count - 32)...].lexicographicallyPrecedes(bytes) else {
+                throw IntakeError.malformed("'\(list)' is not in increasing digest order (\(text))")
+            }
+        }
+        digests += bytes
     }
 }

@@ -236,3 +236,17 @@ def test_hub_grants_a_job_on_a_node_that_trusts_it(federation, tmp_path):
     assert entries.status_code == 200 and entries.text.count("\n") == len(files["ds0"])
     other = hub.cli("grant", "--subject", "job-42", "--datasets", "ds0", "--node", "node1", "--ttl", "1h")
     assert trusting.get("/v1/datasets/ds0/entries", other).status_code == 401
+
+
+def test_enroll_takes_a_key_that_begins_with_a_dash(tmp_path):
+    """One base64url key in 64 begins with '-': `hub enroll` must not take it for an option."""
+    while True:
+        key = base64.urlsafe_b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode().rstrip("=")
+        if key.startswith("-"):
+            break
+    out = subprocess.run([cairn_binary(), "hub", "enroll", "node-x", key, "--data", str(tmp_path / "hub"), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"node": "node-x", "enrolled": True}
+    bad = subprocess.run([cairn_binary(), "hub", "enroll", "node-y", "--data", str(tmp_path / "hub")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "one public key" in bad.stderr

@@ -47,10 +47,20 @@ struct HubCommand: ParsableCommand {
         @Argument(help: "The node's id, as it runs `node serve --node-id`.")
         var nodeID: String
 
-        @Argument(help: "The node's Ed25519 public key, base64url.")
-        var publicKey: String
+        // Captured as "unrecognised" input: a base64url key begins with '-' one time in 64, and
+        // would otherwise be taken for an option.
+        @Argument(parsing: .allUnrecognized,
+                  help: ArgumentHelp("The node's Ed25519 public key, base64url (as `cairn key show` prints it).", valueName: "public-key"))
+        var publicKeyArgument: [String] = []
+
+        func validate() throws {
+            guard publicKeyArgument.count == 1 else {
+                throw ValidationError("expected one public key after the node id, got \(publicKeyArgument.count)")
+            }
+        }
 
         func run() throws {
+            let publicKey = publicKeyArgument[0]
             _ = try NodeKey.publicKey(text: publicKey)
             try HubCommand.open(global).index.enroll(node: nodeID, publicKey: publicKey)
             if global.json { Terminal.printJSON(["node": nodeID, "enrolled": true]) } else { print("enrolled \(nodeID)") }

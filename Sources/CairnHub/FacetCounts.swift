@@ -1,0 +1,213 @@
+import CairnManifest
+import Foundation
+import GRDB
+import Synchronization
+
+/// One row of the `facets` table: a (subject, study, modality, body part, manufacturer, sex)
+/// combination within one dataset, with how many entries have it. '' stands for absent.
+struct Facet: Sendable {
+    static let columns = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+    var id: Int64
+    var datasetKey: Int64
+    /// In `columns` order.
+    var values: [String]
+    var instances: Int64
+}
+
+/// The count query's working set: every facet of every held dataset as small integer codes, in
+/// memory. A count is one pass over these rows with a bit per subject and study seen, a few
+/// milliseconds for a million facets, where SQLite's `count(DISTINCT …)` over indexed facets took
+/// 155 ms p95 at 600,000. Loaded from `facets` on first use and kept in step by intake after each
+/// commit, under the index's writer (so loads and updates are ordered like commits). Subject and
+/// study codes of removed facets are only reclaimed by a reload (the next start).
+final class FacetCounts: Sendable {
+    private struct CodedFacet {
+        var dataset: Int32
+        var subject: Int32
+        var study: Int32
+        /// Modality, sex, body part, manufacturer codes, in `Criterion` order.
+        var attributes: (Int32, Int32, Int32, Int32)
+    }
+
+    /// The instance criteria of a count query, as coded attributes.
+    enum Criterion: Int, CaseIterable {
+        case modality, sex, bodyPart, manufacturer
+        var key: String { ["modality", "sex", "body_part", "manufacturer"][rawValue] }
+        var column: Int { Facet.columns.firstIndex(of: key)! }
+    }
+
+    struct HeldDataset: Sendable {
+        var node: String
+        var dataset: String
+        var cancerType: String?
+    }
+
+    private struct State {
+        var datasets: [HeldDataset] = []
+        var datasetIndex: [Int64: Int32] = [:]
+        var rows: [CodedFacet] = []
+        var facetIDs: [Int64] = []
+        var rowOfFacet: [Int64: Int] = [:]
+        var subjectCodes: [SubjectKey: Int32] = [:]
+        var studyCodes: [SubjectKey: Int32] = [:]
+        var attributeCodes: [[String: Int32]] = Array(repeating: [:], count: Criterion.allCases.count)
+
+        struct SubjectKey: Hashable {
+            var dataset: Int32
+            var value: String
+        }
+
+        mutating func datasetCode(_ key: Int64, _ held: HeldDataset) -> Int32 {
+            if let code = datasetIndex[key] {
+                datasets[Int(code)] = held
+                return code
+            }
+            datasets.append(held)
+            datasetIndex[key] = Int32(datasets.count - 1)
+            return Int32(datasets.count - 1)
+        }
+
+        /// -1 for '' (absent, never counted).
+        static func code(_ value: String, in codes: inout [SubjectKey: Int32], dataset: Int32) -> Int32 {
+            guard !value.isEmpty else { return -1 }
+            let key = SubjectKey(dataset: dataset, value: value)
+            if let code = codes[key] { return code }
+            let code = Int32(codes.count)
+            codes[key] = code
+            return code
+        }
+
+        mutating func attributeCode(_ criterion: Criterion, _ value: String) -> Int32 {
+            if let code = attributeCodes[criterion.rawValue][value] { return code }
+            let code = Int32(attributeCodes[criterion.rawValue].count)
+            attributeCodes[criterion.rawValue][value] = code
+            return code
+        }
+
+        mutating func upsert(_ facet: Facet) {
+            guard let dataset = datasetIndex[facet.datasetKey] else { return }
+            guard facet.instances > 0 else { remove(facet.id); return }
+            let coded = CodedFacet(
+                dataset: dataset,
+                subject: Self.code(facet.values[0], in: &subjectCodes, dataset: dataset),
+                study: Self.code(facet.values[1], in: &studyCodes, dataset: dataset),
+                attributes: (attributeCode(.modality, facet.values[Criterion.modality.column]),
+                             attributeCode(.sex, facet.values[Criterion.sex.column]),
+                             attributeCode(.bodyPart, facet.values[Criterion.bodyPart.column]),
+                             attributeCode(.manufacturer, facet.values[Criterion.manufacturer.column])))
+            if let row = rowOfFacet[facet.id] {
+                rows[row] = coded
+            } else {
+                rowOfFacet[facet.id] = rows.count
+                rows.append(coded)
+                facetIDs.append(facet.id)
+            }
+        }
+
+        mutating func remove(_ id: Int64) {
+            guard let row = rowOfFacet.removeValue(forKey: id) else { return }
+            let last = rows.count - 1
+            if row != last {
+                rows[row] = rows[last]
+                facetIDs[row] = facetIDs[last]
+                rowOfFacet[facetIDs[row]] = row
+            }
+            rows.removeLast()
+            facetIDs.removeLast()
+        }
+    }
+
+    private let state = Mutex<State?>(nil)
+
+    /// Reads every held dataset and facet. Call under the index's writer.
+    func load(_ db: Database) throws {
+        var loaded = State()
+        let datasets = try Row.fetchAll(db, sql: """
+            SELECT k.id, k.node, k.dataset, h.metadata FROM dataset_keys k JOIN heads h ON h.node = k.node AND h.dataset = k.dataset
+            """)
+        for row in datasets {
+            _ = loaded.datasetCode(row["id"], Self.held(node: row["node"], dataset: row["dataset"], metadata: row["metadata"]))
+        }
+        let facets = try Row.fetchCursor(db, sql: """
+            SELECT id, dataset_key, subject, study_uid, modality, body_part, manufacturer, sex, instances FROM facets
+            """)
+        while let row = try facets.next() {
+            loaded.upsert(Facet(id: row[0], datasetKey: row[1], values: (2..<8).map { row[$0] }, instances: row[8]))
+        }
+        state.withLock { $0 = loaded }
+    }
+
+    var isLoaded: Bool { state.withLock { $0 != nil } }
+
+    static func held(node: String, dataset: String, metadata: String) -> HeldDataset {
+        HeldDataset(node: node, dataset: dataset,
+                    cancerType: (try? JSONValue.parse(Data(metadata.utf8)))?["cancer_type"]?.string)
+    }
+
+    /// Applies one committed intake: the dataset's description and the facets it changed (those
+    /// with no instances left are gone). Before the first load there is nothing to update.
+    func apply(datasetKey: Int64, dataset: HeldDataset, changed: [Facet]) {
+        state.withLock { state in
+            guard state != nil else { return }
+            _ = state!.datasetCode(datasetKey, dataset)
+            for facet in changed { state!.upsert(facet) }
+        }
+    }
+
+    struct DatasetCount: Sendable {
+        var node: String
+        var dataset: String
+        var subjects: Int
+        var studies: Int
+    }
+
+    /// Distinct subjects and studies per dataset among facets meeting every instance criterion
+    /// (OR within one), in datasets whose cancer type is listed (when the criterion is given).
+    /// Datasets with no matching facet are left out.
+    func count(_ criteria: CountCriteria) -> [DatasetCount] {
+        state.withLock { state -> [DatasetCount] in
+            guard let state else { return [] }
+            // Per criterion, which attribute codes pass (nil: no criterion).
+            let allowed: [[Bool]?] = Criterion.allCases.map { criterion in
+                criteria.values[criterion.key].map { wanted in
+                    let codes = state.attributeCodes[criterion.rawValue]
+                    var pass = [Bool](repeating: false, count: codes.count)
+                    for value in wanted { if let code = codes[value] { pass[Int(code)] = true } }
+                    return pass
+                }
+            }
+            let datasetPasses = state.datasets.map { held in
+                criteria.values["cancer_type"].map { $0.contains(held.cancerType ?? "") } ?? true
+            }
+            var subjectSeen = [UInt64](repeating: 0, count: state.subjectCodes.count / 64 + 1)
+            var studySeen = [UInt64](repeating: 0, count: state.studyCodes.count / 64 + 1)
+            var matched = [Bool](repeating: false, count: state.datasets.count)
+            var subjects = [Int](repeating: 0, count: state.datasets.count)
+            var studies = [Int](repeating: 0, count: state.datasets.count)
+            func passes(_ code: Int32, _ criterion: Criterion) -> Bool {
+                guard let pass = allowed[criterion.rawValue] else { return true }
+                return pass[Int(code)]
+            }
+            func firstSighting(_ code: Int32, _ seen: inout [UInt64]) -> Bool {
+                guard code >= 0 else { return false }
+                let word = Int(code) >> 6, bit = UInt64(1) << UInt64(code & 63)
+                if seen[word] & bit != 0 { return false }
+                seen[word] |= bit
+                return true
+            }
+            for row in state.rows {
+                let dataset = Int(row.dataset)
+                guard datasetPasses[dataset], passes(row.attributes.0, .modality), passes(row.attributes.1, .sex),
+                      passes(row.attributes.2, .bodyPart), passes(row.attributes.3, .manufacturer)
+                else { continue }
+                matched[dataset] = true
+                if firstSighting(row.subject, &subjectSeen) { subjects[dataset] += 1 }
+                if firstSighting(row.study, &studySeen) { studies[dataset] += 1 }
+            }
+            return state.datasets.indices.filter { matched[$0] }
+                .map { DatasetCount(node: state.datasets[$0].node, dataset: state.datasets[$0].dataset,
+                                    subjects: subjects[$0], studies: studies[$0]) }
+                .sorted { ($0.node, $0.dataset) < ($1.node, $1.dataset) }
+        }
+    }
+}
