@@ -49,9 +49,17 @@ let package = Package(
             name: "CairnManifest",
             dependencies: ["CairnStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
+            name: "CairnHTTP",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
+        .target(
             name: "CairnNode",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -69,7 +77,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnManifest", "CairnStore",
+                "CairnManifest", "CairnStore", "CairnHTTP",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -82,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CPosix",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -94,12 +102,12 @@ let package = Package(
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CairnHubTests",
-                    dependencies: ["CairnHub", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
-                                   .product(name: "Crypto", package: "swift-crypto")]),
+                    dependencies: ["CairnHub", "CairnHTTP", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
+                                   .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [
-                "CairnNode", "CairnStore",
+                "CairnNode", "CairnStore", "CairnHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,3 +1,4 @@
+import CairnHTTP
 import CairnManifest
 import CairnStore
 import Foundation
@@ -11,12 +12,12 @@ import NIOCore
 /// federated counts and DCAT-AP descriptions (DESIGN.md "Hub HTTP API, v1").
 public struct HubServer: Sendable {
     public let index: HubIndex
+    public let config: HubConfig
     public let logger: Logger
-    /// Pushed bodies larger than this (after decompression) are refused.
-    public let maxSnapshotBytes = 1 << 30
 
-    public init(index: HubIndex, logger: Logger) {
+    public init(index: HubIndex, config: HubConfig, logger: Logger) {
         self.index = index
+        self.config = config
         self.logger = logger
     }
 
@@ -71,23 +72,46 @@ public struct HubServer: Sendable {
             } catch {
                 throw HubError(.badRequest, "bad_request", "\(error)")
             }
-            let rows = try index.count(criteria)
-            return try Self.json(.object([
-                "datasets": .array(rows.map { .object(["id": .string($0.dataset), "node": .string($0.node),
-                                                       "subjects": .int(Int64($0.subjects)), "studies": .int(Int64($0.studies))]) }),
-                "total": .object(["subjects": .int(Int64(rows.reduce(0) { $0 + $1.subjects })),
-                                  "studies": .int(Int64(rows.reduce(0) { $0 + $1.studies }))]),
-            ]))
+            return try Self.json(countAnswer(try index.count(criteria)))
         }
         return router
+    }
+
+    /// Per dataset, subjects and studies, unless either is below `min_count` (and not zero): then
+    /// both are withheld (`null`, `"suppressed": true`) and left out of the totals, which say how
+    /// many datasets were withheld.
+    func countAnswer(_ rows: [(node: String, dataset: String, subjects: Int, studies: Int)]) -> JSONValue {
+        func small(_ count: Int) -> Bool { count > 0 && count < config.minCount }
+        var subjects = 0, studies = 0, suppressed = 0
+        let datasets: [JSONValue] = rows.map { row in
+            var item: [String: JSONValue] = ["id": .string(row.dataset), "node": .string(row.node)]
+            if small(row.subjects) || small(row.studies) {
+                suppressed += 1
+                item["subjects"] = .null
+                item["studies"] = .null
+                item["suppressed"] = .bool(true)
+            } else {
+                subjects += row.subjects
+                studies += row.studies
+                item["subjects"] = .int(Int64(row.subjects))
+                item["studies"] = .int(Int64(row.studies))
+                item["suppressed"] = .bool(false)
+            }
+            return .object(item)
+        }
+        return .object([
+            "datasets": .array(datasets),
+            "total": .object(["subjects": .int(Int64(subjects)), "studies": .int(Int64(studies)), "suppressed_datasets": .int(Int64(suppressed))]),
+            "min_count": .int(Int64(config.minCount)),
+        ])
     }
 
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
         let digest = context.parameters.get("digest") ?? ""
-        var body = Array(try await request.body.collect(upTo: maxSnapshotBytes).readableBytesView)
+        var body = Array(try await request.body.collect(upTo: config.maxSnapshotBytes).readableBytesView)
         if request.headers[.contentEncoding]?.lowercased() == "zstd" {
-            guard let decoded = ZstdBuffer.decompress(body, limit: maxSnapshotBytes) else {
+            guard let decoded = ZstdBuffer.decompress(body, limit: config.maxSnapshotBytes) else {
                 throw HubError(.badRequest, "bad_request", "body is not valid zstd")
             }
             body = decoded
@@ -122,11 +146,15 @@ public struct HubServer: Sendable {
         Response(status: status, headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: value.canonicalBytes())))
     }
 
-    /// Serves until SIGTERM/SIGINT.
-    public func run(host: String, port: Int, onListening: @escaping @Sendable (String) -> Void) async throws {
+    /// Serves until SIGTERM/SIGINT. `onListening` gets the bound address (useful with port 0).
+    public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
+        let (host, port) = try ServerConfig.parseListen(config.listen)
+        let (server, scheme) = try ServerConfig.server(idleTimeoutSeconds: config.idleTimeoutSeconds,
+                                                      tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey)
         try index.loadCounts()
-        let app = Application(router: router(), configuration: .init(address: .hostname(host, port: port), serverName: "cairn-hub"),
-                              onServerRunning: { channel in onListening("http://\(host):\(channel.localAddress?.port ?? port)") },
+        let app = Application(router: router(), server: server,
+                              configuration: .init(address: .hostname(host, port: port), serverName: "cairn-hub"),
+                              onServerRunning: { channel in onListening("\(scheme)://\(host):\(channel.localAddress?.port ?? port)") },
                               logger: logger)
         try await app.runService()
     }

@@ -1,3 +1,4 @@
+import CairnHTTP
 import Foundation
 
 /// `cairn node serve` settings: embedded defaults, overridden by a JSON config file
@@ -66,56 +67,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
         auditFlushMilliseconds = try c.decodeIfPresent(Int.self, forKey: .auditFlushMilliseconds) ?? defaults.auditFlushMilliseconds
-        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
-            .filter { CodingKeys(rawValue: $0) == nil }
-        if !unknown.isEmpty { throw NodeConfigError.unknownKeys(unknown.sorted()) }
+        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
     }
 
-    public static func load(path: String) throws -> NodeConfig {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw NodeConfigError.unreadable(path: path, reason: error.localizedDescription)
-        }
-        do { return try JSONDecoder().decode(NodeConfig.self, from: data) } catch let error as NodeConfigError {
-            throw NodeConfigError.invalid(path: path, reason: "\(error)")
-        } catch {
-            throw NodeConfigError.invalid(path: path, reason: "\(error)")
-        }
-    }
+    public static func load(path: String) throws -> NodeConfig { try ServerConfig.load(NodeConfig.self, path: path) }
 
     /// `host:port`, with the port 0-65535.
-    public func listenAddress() throws -> (host: String, port: Int) { try Self.parseListen(listen) }
-
-    /// `HOST:PORT` (IPv6 hosts in brackets), for the node and the hub alike.
-    public static func parseListen(_ text: String) throws -> (host: String, port: Int) {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-              (0...65535).contains(port), colon != text.startIndex
-        else { throw NodeConfigError.invalidListen(text) }
-        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
-    }
-
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
-
-public enum NodeConfigError: Error, CustomStringConvertible {
-    case unreadable(path: String, reason: String)
-    case invalid(path: String, reason: String)
-    case unknownKeys([String])
-    case invalidListen(String)
-    case tls(String)
-
-    public var description: String {
-        switch self {
-        case .unreadable(let path, let reason): "cannot read config \(path): \(reason)"
-        case .invalid(let path, let reason): "config \(path) is not valid: \(reason)"
-        case .unknownKeys(let keys): "unknown config keys: \(keys.joined(separator: ", "))"
-        case .invalidListen(let value): "listen address '\(value)' must be HOST:PORT"
-        case .tls(let reason): "TLS: \(reason)"
-        }
-    }
+    public func listenAddress() throws -> (host: String, port: Int) { try ServerConfig.parseListen(listen) }
 }

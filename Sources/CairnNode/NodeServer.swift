@@ -1,3 +1,4 @@
+import CairnHTTP
 import CairnStore
 import Foundation
 import Hummingbird
@@ -45,19 +46,8 @@ public struct NodeServer: Sendable {
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let config = api.config
         let (host, port) = try config.listenAddress()
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(config.idleTimeoutSeconds * 1000))))
-        let server: HTTPServerBuilder
-        let scheme: String
-        switch (config.tlsCertificate, config.tlsKey) {
-        case (nil, nil):
-            server = http1
-            scheme = "http"
-        case (let certificate?, let key?):
-            server = try .tls(http1, tlsConfiguration: try Self.tlsConfiguration(certificate: certificate, key: key))
-            scheme = "https"
-        default:
-            throw NodeConfigError.tls("tls_certificate and tls_key must be set together")
-        }
+        let (server, scheme) = try ServerConfig.server(idleTimeoutSeconds: config.idleTimeoutSeconds,
+                                                      tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey)
         let app = Application(
             router: api.router(), server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "cairn-node"),
@@ -68,17 +58,5 @@ public struct NodeServer: Sendable {
             },
             logger: logger)
         try await app.runService()
-    }
-
-    static func tlsConfiguration(certificate: String, key: String) throws -> TLSConfiguration {
-        do {
-            let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
-            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
-            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
-            tls.minimumTLSVersion = .tlsv12
-            return tls
-        } catch {
-            throw NodeConfigError.tls("cannot load certificate \(certificate) or key \(key): \(error)")
-        }
     }
 }

@@ -1,3 +1,4 @@
+import CairnHTTP
 import Foundation
 import Testing
 @testable import CairnNode
@@ -16,11 +17,11 @@ import Testing
         let empty = try JSONDecoder().decode(NodeConfig.self, from: Data("{}".utf8))
         #expect(empty == NodeConfig())
         #expect(try empty.listenAddress() == ("127.0.0.1", 8700))
-        #expect(throws: NodeConfigError.self) { try JSONDecoder().decode(NodeConfig.self, from: Data(#"{"lisen": "x"}"#.utf8)) }
+        #expect(throws: ServerConfigError.self) { try JSONDecoder().decode(NodeConfig.self, from: Data(#"{"lisen": "x"}"#.utf8)) }
         for bad in ["8700", "host:", "host:99999", ":80"] {
             var config = NodeConfig()
             config.listen = bad
-            #expect(throws: NodeConfigError.self, "\(bad)") { try config.listenAddress() }
+            #expect(throws: ServerConfigError.self, "\(bad)") { try config.listenAddress() }
         }
         var v6 = NodeConfig()
         v6.listen = "[::1]:8700"

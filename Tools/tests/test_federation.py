@@ -26,15 +26,21 @@ def free_port():
 
 
 class Hub:
-    def __init__(self, root, port):
+    def __init__(self, root, port, min_count=1):
         self.root, self.port = root, port
         self.url = f"http://127.0.0.1:{port}"
+        self.configure(min_count)
         self.start()
+
+    def configure(self, min_count):
+        """The hub's config file; the pydicom comparisons need every count (min_count 1)."""
+        self.config = self.root.parent / "hub.json"
+        self.config.write_text(json.dumps({"listen": f"127.0.0.1:{self.port}", "min_count": min_count}))
 
     def start(self):
         self.log = open(self.root.parent / "hub.log", "ab")
-        self.proc = subprocess.Popen([cairn_binary(), "hub", "serve", "--data", str(self.root), "--listen",
-                                      f"127.0.0.1:{self.port}"], stdout=subprocess.PIPE, stderr=self.log)
+        self.proc = subprocess.Popen([cairn_binary(), "hub", "serve", "--data", str(self.root), "--config", str(self.config)],
+                                     stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, line
 
@@ -138,6 +144,25 @@ def test_publish_converges_and_counts_match_pydicom(federation):
     assert dcat["@type"] == "dcat:Dataset" and dcat["dct:publisher"]["foaf:name"] == "node1"
     assert dcat["healthdcatap:numberOfUniqueIndividuals"] == len({d.PatientID for d in headers["ds1"]})
     assert dcat["healthdcatap:healthTheme"] == "breast"
+    # Small cells withheld: with min_count above the smallest dataset's subject count, those at or
+    # below it answer null and drop out of the totals; any others are unchanged.
+    everything = expected({})
+    threshold = min(s for s, _ in everything.values()) + 1
+    hub.stop()
+    hub.configure(threshold)
+    hub.start()
+    answer = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
+    assert answer["min_count"] == threshold
+    for d in answer["datasets"]:
+        subjects, studies = everything[d["id"]]
+        if subjects < threshold or studies < threshold:
+            assert d["suppressed"] is True and d["subjects"] is None and d["studies"] is None, d
+        else:
+            assert d["suppressed"] is False and (d["subjects"], d["studies"]) == (subjects, studies), d
+    shown = [everything[d["id"]] for d in answer["datasets"] if not d["suppressed"]]
+    assert answer["total"] == {"subjects": sum(s for s, _ in shown), "studies": sum(t for _, t in shown),
+                               "suppressed_datasets": len(answer["datasets"]) - len(shown)}
+    assert answer["total"]["suppressed_datasets"] >= 1
 
 
 def test_faults_are_refused_and_nothing_applied(federation, tmp_path):

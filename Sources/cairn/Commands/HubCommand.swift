@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnHTTP
 import CairnHub
 import CairnManifest
 import CairnNode
@@ -24,15 +25,20 @@ struct HubCommand: ParsableCommand {
 
         @OptionGroup var global: GlobalOptions
 
+        @Option(help: "JSON config file (Ops/hub.example.json lists every key).")
+        var config: String?
+
         @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8710; port 0 picks a free one).")
-        var listen = "127.0.0.1:8710"
+        var listen: String?
 
         func run() async throws {
-            let (host, port) = try NodeConfig.parseListen(listen)
+            var settings = try config.map(HubConfig.load) ?? HubConfig()
+            if let listen { settings.listen = listen }
+            _ = try ServerConfig.parseListen(settings.listen)
             let (index, _) = try HubCommand.open(global)
             var logger = Logger(label: "cairn.hub")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-            try await HubServer(index: index, logger: logger).run(host: host, port: port) { url in
+            try await HubServer(index: index, config: settings, logger: logger).run { url in
                 print("cairn hub listening on \(url) (data \(global.dataDirectory))")
                 Terminal.flushStdout()
             }

@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
+
+/// What the node's and the hub's servers share: JSON config files with strict keys, `HOST:PORT`
+/// listen addresses, and HTTP/1 with or without TLS.
+public enum ServerConfig {
+    /// Reads a JSON config file; the type's decoder keeps defaults for missing keys and calls
+    /// `refuseUnknownKeys`, so a typo is an error rather than a silently ignored setting.
+    public static func load<Config: Decodable>(_ type: Config.Type, path: String) throws -> Config {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ServerConfigError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        do { return try JSONDecoder().decode(Config.self, from: data) } catch {
+            throw ServerConfigError.invalid(path: path, reason: "\(error)")
+        }
+    }
+
+    public static func refuseUnknownKeys<Keys: CodingKey>(in decoder: any Decoder, known: Keys.Type) throws {
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { Keys(stringValue: $0) == nil }
+        if !unknown.isEmpty { throw ServerConfigError.unknownKeys(unknown.sorted()) }
+    }
+
+    /// `HOST:PORT` (IPv6 hosts in brackets), the port 0-65535.
+    public static func parseListen(_ text: String) throws -> (host: String, port: Int) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+              (0...65535).contains(port), colon != text.startIndex
+        else { throw ServerConfigError.invalidListen(text) }
+        return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+    }
+
+    /// HTTP/1 with the idle timeout, over TLS (1.2 or later) when a PEM certificate chain and key
+    /// are both given; the scheme to print.
+    public static func server(idleTimeoutSeconds: Double, tlsCertificate: String?, tlsKey: String?) throws
+        -> (builder: HTTPServerBuilder, scheme: String) {
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))))
+        switch (tlsCertificate, tlsKey) {
+        case (nil, nil):
+            return (http1, "http")
+        case (let certificate?, let key?):
+            let tls: TLSConfiguration
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+                let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+                tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
+            } catch {
+                throw ServerConfigError.tls("cannot load certificate \(certificate) or key \(key): \(error)")
+            }
+            var minimum = tls
+            minimum.minimumTLSVersion = .tlsv12
+            return (try .tls(http1, tlsConfiguration: minimum), "https")
+        default:
+            throw ServerConfigError.tls("tls_certificate and tls_key must be set together")
+        }
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+}
+
+public enum ServerConfigError: Error, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case invalid(path: String, reason: String)
+    case unknownKeys([String])
+    case invalidListen(String)
+    case tls(String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): "cannot read config \(path): \(reason)"
+        case .invalid(let path, let reason): "config \(path) is not valid: \(reason)"
+        case .unknownKeys(let keys): "unknown config keys: \(keys.joined(separator: ", "))"
+        case .invalidListen(let value): "listen address '\(value)' must be HOST:PORT"
+        case .tls(let reason): "TLS: \(reason)"
+        }
+    }
+}

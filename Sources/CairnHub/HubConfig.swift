@@ -1,0 +1,40 @@
+import CairnHTTP
+import Foundation
+
+/// `cairn hub serve` settings: embedded defaults, overridden by a JSON config file
+/// (`Ops/hub.example.json` documents every key), overridden by command-line flags.
+public struct HubConfig: Decodable, Sendable, Equatable {
+    public var listen = "127.0.0.1:8710"
+    /// PEM certificate chain and private key; when both are set the hub speaks HTTPS only.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+    /// Count answers with fewer subjects or studies than this (but more than none) are withheld
+    /// for that dataset, and left out of the totals: small cells can single out a patient.
+    public var minCount = 5
+    /// Pushed snapshots larger than this after decompression are refused.
+    public var maxSnapshotBytes = 1 << 30
+    /// A client must complete each request head within this many seconds.
+    public var idleTimeoutSeconds = 30.0
+
+    enum CodingKeys: String, CodingKey {
+        case listen, tlsCertificate = "tls_certificate", tlsKey = "tls_key", minCount = "min_count"
+        case maxSnapshotBytes = "max_snapshot_bytes", idleTimeoutSeconds = "idle_timeout_seconds"
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = HubConfig()
+        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? defaults.listen
+        tlsCertificate = try c.decodeIfPresent(String.self, forKey: .tlsCertificate)
+        tlsKey = try c.decodeIfPresent(String.self, forKey: .tlsKey)
+        minCount = try c.decodeIfPresent(Int.self, forKey: .minCount) ?? defaults.minCount
+        maxSnapshotBytes = try c.decodeIfPresent(Int.self, forKey: .maxSnapshotBytes) ?? defaults.maxSnapshotBytes
+        idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
+        guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
+    }
+
+    public static func load(path: String) throws -> HubConfig { try ServerConfig.load(HubConfig.self, path: path) }
+}
