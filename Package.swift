@@ -49,6 +49,13 @@ let package = Package(
             name: "CairnManifest",
             dependencies: ["CairnStore", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
+            name: "CairnAuth",
+            dependencies: [
+                "CairnManifest", "CairnStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ]),
+        .target(
             name: "CairnHTTP",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -59,7 +66,7 @@ let package = Package(
         .target(
             name: "CairnNode",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -77,7 +84,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnManifest", "CairnStore", "CairnHTTP",
+                "CairnManifest", "CairnStore", "CairnHTTP", "CairnAuth",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -90,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP", "CPosix",
+                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP", "CairnAuth", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -102,12 +109,12 @@ let package = Package(
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "CairnHubTests",
-                    dependencies: ["CairnHub", "CairnHTTP", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
+                    dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
                                    .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [
-                "CairnNode", "CairnStore", "CairnHTTP",
+                "CairnNode", "CairnStore", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

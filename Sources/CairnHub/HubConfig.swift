@@ -15,10 +15,17 @@ public struct HubConfig: Decodable, Sendable, Equatable {
     public var maxSnapshotBytes = 1 << 30
     /// A client must complete each request head within this many seconds.
     public var idleTimeoutSeconds = 30.0
+    /// When false (the default), the catalogue and count queries need a token with the `catalog`
+    /// scope signed by the hub's key (`cairn hub grant --scope catalog`). True serves them to
+    /// anyone who can reach the hub, e.g. a public dataset catalogue.
+    public var openCatalog = false
+    /// Clock skew tolerated on tokens' `exp` and `nbf`.
+    public var clockSkewSeconds = 60.0
 
     enum CodingKeys: String, CodingKey {
         case listen, tlsCertificate = "tls_certificate", tlsKey = "tls_key", minCount = "min_count"
         case maxSnapshotBytes = "max_snapshot_bytes", idleTimeoutSeconds = "idle_timeout_seconds"
+        case openCatalog = "open_catalog", clockSkewSeconds = "clock_skew_seconds"
     }
 
     public init() {}
@@ -32,6 +39,8 @@ public struct HubConfig: Decodable, Sendable, Equatable {
         minCount = try c.decodeIfPresent(Int.self, forKey: .minCount) ?? defaults.minCount
         maxSnapshotBytes = try c.decodeIfPresent(Int.self, forKey: .maxSnapshotBytes) ?? defaults.maxSnapshotBytes
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
+        openCatalog = try c.decodeIfPresent(Bool.self, forKey: .openCatalog) ?? defaults.openCatalog
+        clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
         try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
         guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
     }

@@ -1,3 +1,4 @@
+import CairnAuth
 import CairnHTTP
 import CairnManifest
 import CairnStore
@@ -13,11 +14,17 @@ import NIOCore
 public struct HubServer: Sendable {
     public let index: HubIndex
     public let config: HubConfig
+    /// Checks catalogue tokens: signed by the hub's key, `catalog` scope, no other audience.
+    let verifier: TokenVerifier
     public let logger: Logger
 
-    public init(index: HubIndex, config: HubConfig, logger: Logger) {
+    /// The audience a token must name, if it names one, to be accepted here.
+    public static let audience = "hub"
+
+    public init(index: HubIndex, config: HubConfig, key: NodeKey, logger: Logger) async throws {
         self.index = index
         self.config = config
+        verifier = try await TokenVerifier(nodeKey: key, nodeID: Self.audience, trusted: [], clockSkew: config.clockSkewSeconds)
         self.logger = logger
     }
 
@@ -35,6 +42,7 @@ public struct HubServer: Sendable {
             return try Self.json(.object(["digest": .string(head.digest), "seq": .int(head.seq)]))
         }
         router.get("/v1/catalog/datasets") { request, _ in
+            try await authorizeCatalog(request)
             var filters: [String: [String]] = [:]
             for (key, value) in request.uri.queryParameters {
                 filters[String(key), default: []].append(String(value))
@@ -42,13 +50,15 @@ public struct HubServer: Sendable {
             let items = try index.catalog(filters: filters)
             return try Self.json(.object(["datasets": .array(items.map(\.json))]))
         }
-        router.get("/v1/catalog/datasets/:id") { _, context in
+        router.get("/v1/catalog/datasets/:id") { request, context in
+            try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
             let items = try index.catalogDataset(id)
             guard !items.isEmpty else { throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
             return try Self.json(.object(["datasets": .array(items.map(\.json))]))
         }
         router.get("/v1/catalog/datasets/:id/dcat") { request, context in
+            try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
             guard let item = try index.catalogDataset(id).first else {
                 throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue")
@@ -57,6 +67,7 @@ public struct HubServer: Sendable {
             return try Self.json(DCAT.describe(item, hubURL: base), contentType: "application/ld+json")
         }
         router.post("/v1/catalog/count") { request, _ in
+            try await authorizeCatalog(request)
             let body = try await request.body.collect(upTo: 1 << 20)
             let criteria: CountCriteria
             do {
@@ -75,6 +86,29 @@ public struct HubServer: Sendable {
             return try Self.json(countAnswer(try index.count(criteria)))
         }
         return router
+    }
+
+    /// Catalogue routes need a `catalog` token unless `open_catalog` is set; every access and
+    /// refusal is logged with the token's subject and id (never the token).
+    func authorizeCatalog(_ request: Request) async throws {
+        let route = "\(request.method) \(request.uri.path)"
+        if config.openCatalog {
+            logger.info("catalogue access", metadata: ["route": "\(route)", "subject": "(open catalogue)"])
+            return
+        }
+        let grant: AccessGrant
+        do {
+            grant = try await verifier.verify(authorization: request.headers[.authorization])
+        } catch {
+            logger.notice("catalogue access refused", metadata: ["route": "\(route)", "reason": "\(error)"])
+            throw HubError(.unauthorized, "unauthorized", error.description)
+        }
+        guard grant.allows(.catalog) else {
+            logger.notice("catalogue access refused", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)",
+                                                                "reason": "no catalog scope"])
+            throw HubError(.forbidden, "forbidden", "the token's scope does not include catalog")
+        }
+        logger.info("catalogue access", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)"])
     }
 
     /// Per dataset, subjects and studies, unless either is below `min_count` (and not zero): then

@@ -1,3 +1,4 @@
+import CairnAuth
 import CairnStore
 import Foundation
 import HTTPTypes

@@ -1,3 +1,4 @@
+import CairnAuth
 import CairnHTTP
 import Foundation
 
@@ -25,21 +26,6 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var clockSkewSeconds = 60.0
     /// Audit records are written in batches at most this far apart.
     public var auditFlushMilliseconds = 200
-
-    public struct TrustedIssuer: Codable, Sendable, Equatable {
-        public var name: String
-        /// Ed25519 public key, base64url of its 32 raw bytes (as `cairn key show` prints it).
-        public var publicKey: String
-
-        public init(name: String, publicKey: String) {
-            self.name = name
-            self.publicKey = publicKey
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case name, publicKey = "public_key"
-        }
-    }
 
     enum CodingKeys: String, CodingKey {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"

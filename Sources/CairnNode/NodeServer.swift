@@ -1,3 +1,4 @@
+import CairnAuth
 import CairnHTTP
 import CairnStore
 import Foundation

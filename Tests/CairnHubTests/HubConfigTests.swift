@@ -1,3 +1,4 @@
+@testable import CairnAuth
 import CairnHTTP
 import CairnManifest
 import Foundation
@@ -15,17 +16,18 @@ import Testing
 
     @Test func defaultsAndStrictness() throws {
         #expect(try JSONDecoder().decode(HubConfig.self, from: Data("{}".utf8)) == HubConfig())
-        #expect(HubConfig().listen == "127.0.0.1:8710" && HubConfig().minCount == 5)
+        #expect(HubConfig().listen == "127.0.0.1:8710" && HubConfig().minCount == 5 && !HubConfig().openCatalog)
         #expect(throws: ServerConfigError.self) { try JSONDecoder().decode(HubConfig.self, from: Data(#"{"min_cout": 3}"#.utf8)) }
         #expect(throws: ServerConfigError.self) { try JSONDecoder().decode(HubConfig.self, from: Data(#"{"min_count": 0}"#.utf8)) }
     }
 
     /// Rows under the threshold (subjects or studies, zero excepted) are withheld and left out of
     /// the totals.
-    @Test func smallCountsAreWithheld() throws {
+    @Test func smallCountsAreWithheld() async throws {
         var config = HubConfig()
         config.minCount = 5
-        let server = HubServer(index: try HubIndex(path: temporaryPath()), config: config, logger: Logger(label: "test"))
+        let server = try await HubServer(index: try HubIndex(path: temporaryPath()), config: config,
+                                         key: NodeKey(privateKey: .init()), logger: Logger(label: "test"))
         let answer = server.countAnswer([("n1", "big", 40, 90), ("n2", "tiny", 2, 3), ("n3", "few-studies", 6, 4), ("n4", "none", 0, 0)])
         let rows = answer["datasets"]!.array!
         #expect(rows.map { $0["suppressed"]! } == [.bool(false), .bool(true), .bool(true), .bool(false)])

@@ -1,3 +1,4 @@
+@testable import CairnAuth
 import CairnStore
 import Crypto
 import Foundation

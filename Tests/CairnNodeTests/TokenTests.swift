@@ -1,3 +1,4 @@
+@testable import CairnAuth
 import Crypto
 import Foundation
 import Testing

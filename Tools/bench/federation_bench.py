@@ -120,6 +120,8 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(root / "hub.log", "wb")
         self.start()
+        self.catalog_token = subprocess.run([CAIRN, "hub", "grant", "--subject", "bench", "--scope", "catalog", "--data", root],
+                                            check=True, capture_output=True, text=True).stdout.strip()
 
     def start(self):
         self.proc = subprocess.Popen([CAIRN, "hub", "serve", "--data", self.root, "--listen", f"127.0.0.1:{self.port}"],
@@ -257,6 +259,7 @@ def run_counts(hub, queries):
     rng = random.Random(5)
     latencies = []
     session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {hub.catalog_token}"
     for i in range(queries):
         # A mix: one to four instance criteria with one or two values each, half with a cancer type,
         # and every tenth query with no criteria at all (every facet matches: the slowest).

@@ -31,11 +31,14 @@ class Hub:
         self.url = f"http://127.0.0.1:{port}"
         self.configure(min_count)
         self.start()
+        # Catalogue and count queries need a token with the catalog scope from the hub's own key.
+        self.catalog = requests.Session()
+        self.catalog.headers["Authorization"] = "Bearer " + self.cli("grant", "--subject", "tests", "--scope", "catalog")
 
-    def configure(self, min_count):
+    def configure(self, min_count, **extra):
         """The hub's config file; the pydicom comparisons need every count (min_count 1)."""
         self.config = self.root.parent / "hub.json"
-        self.config.write_text(json.dumps({"listen": f"127.0.0.1:{self.port}", "min_count": min_count}))
+        self.config.write_text(json.dumps({"listen": f"127.0.0.1:{self.port}", "min_count": min_count, **extra}))
 
     def start(self):
         self.log = open(self.root.parent / "hub.log", "ab")
@@ -110,11 +113,11 @@ def test_publish_converges_and_counts_match_pydicom(federation):
     for i, n in enumerate(nodes):
         wait_for(lambda: (hub.head(node_id(n), f"ds{i}") or {}).get("digest") == n.published["digest"], what=f"node{i}")
     # Catalogue and filters.
-    catalog = requests.get(f"{hub.url}/v1/catalog/datasets", timeout=10).json()["datasets"]
+    catalog = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", timeout=10).json()["datasets"]
     assert sorted(d["id"] for d in catalog) == ["ds0", "ds1", "ds2"]
-    lung = requests.get(f"{hub.url}/v1/catalog/datasets", params={"cancer_type": "lung"}, timeout=10).json()["datasets"]
+    lung = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", params={"cancer_type": "lung"}, timeout=10).json()["datasets"]
     assert sorted(d["id"] for d in lung) == ["ds0", "ds2"]
-    only = requests.get(f"{hub.url}/v1/catalog/datasets", params=[("node", "node1"), ("modality", "MR")], timeout=10).json()
+    only = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", params=[("node", "node1"), ("modality", "MR")], timeout=10).json()
     assert [d["id"] for d in only["datasets"]] == ["ds1"]
     # Count queries against pydicom.
     headers = {ds: [pydicom.dcmread(p, stop_before_pixels=True) for p in fs] for ds, fs in files.items()}
@@ -135,12 +138,12 @@ def test_publish_converges_and_counts_match_pydicom(federation):
 
     for criteria in [{}, {"modality": ["MR"]}, {"modality": ["CT", "MR"], "cancer_type": ["lung"]},
                      {"sex": ["F"], "modality": ["CT"]}, {"sex": ["M", "F"], "cancer_type": ["breast", "lung"]}]:
-        answer = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=10).json()
+        answer = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=10).json()
         got = {d["id"]: (d["subjects"], d["studies"]) for d in answer["datasets"]}
         assert got == expected(criteria), criteria
         assert answer["total"]["subjects"] == sum(s for s, _ in got.values())
-    assert requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {"name": ["x"]}}, timeout=10).status_code == 400
-    dcat = requests.get(f"{hub.url}/v1/catalog/datasets/ds1/dcat", timeout=10).json()
+    assert hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": {"name": ["x"]}}, timeout=10).status_code == 400
+    dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/ds1/dcat", timeout=10).json()
     assert dcat["@type"] == "dcat:Dataset" and dcat["dct:publisher"]["foaf:name"] == "node1"
     assert dcat["healthdcatap:numberOfUniqueIndividuals"] == len({d.PatientID for d in headers["ds1"]})
     assert dcat["healthdcatap:healthTheme"] == "breast"
@@ -151,7 +154,7 @@ def test_publish_converges_and_counts_match_pydicom(federation):
     hub.stop()
     hub.configure(threshold)
     hub.start()
-    answer = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
+    answer = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
     assert answer["min_count"] == threshold
     for d in answer["datasets"]:
         subjects, studies = everything[d["id"]]
@@ -184,7 +187,7 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     replay = put("node0", "ds0", first["digest"], doc1)
     assert replay.status_code == 409 and replay.json()["head"]["seq"] == 2
     # The erasure reached the hub: the subject is gone from the counts.
-    counts = requests.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
+    counts = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
     remaining = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in files["ds0"]} - {subject}
     assert next(d for d in counts["datasets"] if d["id"] == "ds0")["subjects"] == len(remaining)
     # Hand-made third snapshots signed with the node's own key.
@@ -261,6 +264,42 @@ def test_hub_grants_a_job_on_a_node_that_trusts_it(federation, tmp_path):
     assert entries.status_code == 200 and entries.text.count("\n") == len(files["ds0"])
     other = hub.cli("grant", "--subject", "job-42", "--datasets", "ds0", "--node", "node1", "--ttl", "1h")
     assert trusting.get("/v1/datasets/ds0/entries", other).status_code == 401
+
+
+def test_catalogue_needs_a_catalog_token(federation, tmp_path):
+    """Deny by default: no token, a job token, a token from another key, or a node's own token are
+    refused; a catalog token from this hub works (and is logged by subject, never by value); a
+    catalog token does not open a node that trusts the hub; open_catalog serves without tokens."""
+    hub, nodes, files = federation
+    url = f"{hub.url}/v1/catalog/count"
+    assert requests.post(url, json={"criteria": {}}, timeout=10).status_code == 401
+    job = hub.cli("grant", "--subject", "job-7", "--datasets", "ds0", "--node", "node0")
+    stranger = subprocess.run([cairn_binary(), "hub", "grant", "--subject", "x", "--scope", "catalog",
+                               "--data", str(tmp_path / "other-hub")], capture_output=True, text=True, check=True).stdout.strip()
+    node_token = nodes[0].store.run("token", "issue", "--subject", "s", "--datasets", "ds0").stdout.decode().strip()
+    for token in [job, stranger, node_token, "Bearer", "not.a.token"]:
+        r = requests.post(url, json={"criteria": {}}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 401, (token[:20], r.text)
+    granted = hub.catalog.post(url, json={"criteria": {}}, timeout=10)
+    assert granted.status_code == 200
+    for path in ["/v1/catalog/datasets", "/v1/catalog/datasets/ds0", "/v1/catalog/datasets/ds0/dcat"]:
+        assert requests.get(hub.url + path, timeout=10).status_code == 401
+    catalog_token = hub.catalog.headers["Authorization"].split()[1]
+    log = (hub.root.parent / "hub.log").read_text()
+    assert "subject=tests" in log and catalog_token not in log and job not in log
+    bad = subprocess.run([cairn_binary(), "hub", "grant", "--subject", "x", "--scope", "catalog", "--node", "n",
+                          "--data", str(hub.root)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "no --datasets or --node" in bad.stderr
+    # A node that trusts the hub's key does not take a catalog token as a read token.
+    n = nodes[0]
+    n.stop()
+    trusting = Node(n.store, node_id="node0", config={"trusted_issuers": [{"name": "hub", "public_key": hub.cli("key")}]})
+    nodes[0] = trusting
+    assert trusting.get("/v1/datasets/ds0/entries", catalog_token).status_code in (401, 403)
+    hub.stop()
+    hub.configure(1, open_catalog=True)
+    hub.start()
+    assert requests.post(url, json={"criteria": {}}, timeout=10).status_code == 200
 
 
 def test_enroll_takes_a_key_that_begins_with_a_dash(tmp_path):

@@ -1,3 +1,4 @@
+import CairnAuth
 import ArgumentParser
 import CairnHTTP
 import CairnHub
@@ -35,10 +36,10 @@ struct HubCommand: ParsableCommand {
             var settings = try config.map(HubConfig.load) ?? HubConfig()
             if let listen { settings.listen = listen }
             _ = try ServerConfig.parseListen(settings.listen)
-            let (index, _) = try HubCommand.open(global)
+            let (index, key) = try HubCommand.open(global)
             var logger = Logger(label: "cairn.hub")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-            try await HubServer(index: index, config: settings, logger: logger).run { url in
+            try await HubServer(index: index, config: settings, key: key, logger: logger).run { url in
                 print("cairn hub listening on \(url) (data \(global.dataDirectory))")
                 Terminal.flushStdout()
             }
@@ -75,29 +76,52 @@ struct HubCommand: ParsableCommand {
 
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a token signed by the hub's key for a job on one node (the node must trust the hub's key).")
+            abstract: "Print a token signed by the hub's key: for a job on one node (--scope read; the node must trust "
+                + "the hub's key), or for the hub's catalogue and count queries (--scope catalog).")
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "The job the token is for.")
+        @Option(help: "The job, person or service the token is for.")
         var subject: String
 
-        @Option(help: "Comma-separated dataset ids.")
-        var datasets: String
+        @Option(help: "read (datasets on one node) or catalog (this hub's catalogue).")
+        var scope = "read"
 
-        @Option(help: "The node id the token is for (its `aud`).")
-        var node: String
+        @Option(help: "Comma-separated dataset ids (read tokens).")
+        var datasets: String?
+
+        @Option(help: "The node id the token is for, its `aud` (read tokens).")
+        var node: String?
 
         @Option(help: "Lifetime: a number with s, m, h or d.")
         var ttl = "24h"
 
+        func validate() throws {
+            switch scope {
+            case Scope.read.rawValue:
+                guard datasets != nil, node != nil else { throw ValidationError("a read token needs --datasets and --node") }
+            case Scope.catalog.rawValue:
+                guard datasets == nil, node == nil else { throw ValidationError("a catalog token takes no --datasets or --node") }
+            default:
+                throw ValidationError("--scope must be read or catalog")
+            }
+        }
+
         func run() async throws {
-            let ids = try TokenCommand.Issue.datasetIDs(datasets)
             let lifetime = try TokenCommand.Issue.lifetime(ttl)
             let (_, key) = try HubCommand.open(global)
-            let issued = try await TokenIssuer(key: key).issue(subject: subject, datasets: ids, scopes: [.read], audience: node,
-                                                                ttl: lifetime)
-            if global.json { Terminal.printJSON(["token": issued.token, "jti": issued.id, "node": node]) } else { print(issued.token) }
+            let issuer = TokenIssuer(key: key)
+            let issued = if let datasets, let node {
+                try await issuer.issue(subject: subject, datasets: try TokenCommand.Issue.datasetIDs(datasets), scopes: [.read],
+                                       audience: node, ttl: lifetime)
+            } else {
+                try await issuer.issue(subject: subject, datasets: [], scopes: [.catalog], audience: HubServer.audience, ttl: lifetime)
+            }
+            if global.json {
+                Terminal.printJSON(["token": issued.token, "jti": issued.id, "scope": scope, "audience": node ?? HubServer.audience])
+            } else {
+                print(issued.token)
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+import CairnAuth
 import ArgumentParser
 import CairnNode
 import CairnStore

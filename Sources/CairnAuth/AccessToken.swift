@@ -4,11 +4,12 @@ import Foundation
 import JWTKit
 import Synchronization
 
-/// What a token lets its holder do. `admin` includes `read` and `ingest`.
+/// What a token lets its holder do. On a node: `read`, `ingest`, `admin` (which includes both);
+/// on the hub: `catalog` (the catalogue and count queries).
 public enum Scope: String, Sendable, CaseIterable {
-    case read, ingest, admin
+    case read, ingest, admin, catalog
 
-    func allows(_ needed: Scope) -> Bool { self == needed || self == .admin }
+    func allows(_ needed: Scope) -> Bool { self == needed || (self == .admin && needed != .catalog) }
 }
 
 /// The claims of a Cairn access token (DESIGN.md "Auth").
@@ -63,15 +64,31 @@ public enum TokenError: Error, CustomStringConvertible, Equatable {
         case .badSignature: "token signature does not verify against any trusted key"
         case .expired: "token has expired"
         case .notYetValid: "token is not valid yet"
-        case .wrongAudience: "token is for another node"
+        case .wrongAudience: "token is for another node or hub"
         case .revoked(let jti): "token \(jti) has been revoked"
         case .noTokenID: "token has no jti, so it could not be revoked; refused"
-        case .badScope(let scope): "token scope '\(scope)' is not read, ingest or admin"
+        case .badScope(let scope): "token scope '\(scope)' is not one of \(Scope.allCases.map(\.rawValue).joined(separator: ", "))"
         }
     }
 }
 
-/// Signs tokens with the node's key (`cairn token issue`).
+/// An issuer whose tokens are accepted besides the server's own key (e.g. a node trusting the hub).
+public struct TrustedIssuer: Codable, Sendable, Equatable {
+    public var name: String
+    /// Ed25519 public key, base64url of its 32 raw bytes (as `cairn key show` prints it).
+    public var publicKey: String
+
+    public init(name: String, publicKey: String) {
+        self.name = name
+        self.publicKey = publicKey
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, publicKey = "public_key"
+    }
+}
+
+/// Signs tokens with the node's (or the hub's) key (`cairn token issue`, `cairn hub grant`).
 public struct TokenIssuer: Sendable {
     let key: NodeKey
 
@@ -91,8 +108,9 @@ public struct TokenIssuer: Sendable {
     }
 }
 
-/// Checks bearer tokens: EdDSA signature by the node's key or a trusted issuer's, `exp`/`nbf`
-/// within the clock skew, `aud` = node id when present, not revoked. Verified tokens are cached
+/// Checks bearer tokens: EdDSA signature by the server's own key or a trusted issuer's,
+/// `exp`/`nbf` within the clock skew, `aud` = the server's id (node id, or the hub's) when present,
+/// not revoked. Verified tokens are cached
 /// until they expire, because an Ed25519 verification costs about as much as serving a small range.
 public final class TokenVerifier: Sendable {
     private let keys: JWTKeyCollection
@@ -103,7 +121,7 @@ public final class TokenVerifier: Sendable {
     private let revoked = Mutex<Set<String>>([])
     private static let cacheLimit = 10_000
 
-    public init(nodeKey: NodeKey, nodeID: String, trusted: [NodeConfig.TrustedIssuer], clockSkew: TimeInterval) async throws {
+    public init(nodeKey: NodeKey, nodeID: String, trusted: [TrustedIssuer], clockSkew: TimeInterval) async throws {
         keys = JWTKeyCollection()
         var names = [nodeKey.keyID: "node"]
         await keys.add(eddsa: EdDSA.PublicKey(backing: nodeKey.publicKey), kid: JWKIdentifier(string: nodeKey.keyID))
