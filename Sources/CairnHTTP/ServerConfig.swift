@@ -82,3 +82,8 @@ public enum ServerConfigError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension HTTPResponse.Status {
+    /// RFC 4918's 507, which HTTPTypes does not name: the node's and the hub's answer to a full disk.
+    public static let insufficientStorage = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
+}

@@ -3,6 +3,7 @@ import CairnHTTP
 import CairnManifest
 import CairnStore
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
@@ -163,6 +164,9 @@ public struct HubServer: Sendable {
             return try Self.json(.object(["digest": .string(head?.digest ?? digest), "seq": .int(head?.seq ?? 0),
                                           "applied": .bool(outcome == .applied)]),
                                  status: outcome == .applied ? .created : .ok)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            logger.error("snapshot not applied: disk full", metadata: ["node": "\(node)", "dataset": "\(id)"])
+            throw HubError(.insufficientStorage, "disk_full", "the hub's disk is full; nothing was applied")
         } catch let error as IntakeError {
             logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "\(error)"])
             switch error {

@@ -79,8 +79,15 @@ extension HubIndex {
             }
         }
         guard signatureValid.withLock({ $0 }) else { throw IntakeError.badSignature }
-        let delta = try EntryDelta(joining: taken.withLock { results in try (0..<slices).map { try results[$0]!.get() } },
+        let delta: EntryDelta
+        do {
+            delta = try EntryDelta(joining: taken.withLock { results in try (0..<slices).map { try results[$0]!.get() } },
                                    removed: snapshot.removed)
+        } catch let error as IntakeError {
+            throw error
+        } catch {
+            throw IntakeError.malformed("\(error)")
+        }
         let change = try write({ db -> AppliedChange? in
             let head = try Row.fetchOne(db, sql: "SELECT seq, digest FROM heads WHERE node = ? AND dataset = ?",
                                         arguments: [node, dataset]).map { (seq: $0["seq"] as Int64, digest: $0["digest"] as String) }

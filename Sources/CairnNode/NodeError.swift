@@ -1,3 +1,4 @@
+import CairnHTTP
 import CairnStore
 import Foundation
 import HTTPTypes
@@ -51,6 +52,3 @@ public struct NodeError: HTTPResponseError, CustomStringConvertible {
     }
 }
 
-extension HTTPResponse.Status {
-    static let insufficientStorage = HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage")
-}

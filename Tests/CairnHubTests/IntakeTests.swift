@@ -159,6 +159,10 @@ func temporaryPath() -> String {
         var repeated = members
         repeated["added"] = .array(members["added"]!.array! + [members["added"]!.array!.last!])
         refused(try signed(repeated)) { if case .malformed = $0 { true } else { false } }
+        // An added entry that is not an object.
+        var notAnObject = members
+        notAnObject["added"] = .array([.string("sha256:" + String(repeating: "1", count: 64))])
+        refused(try signed(notAnObject)) { if case .malformed = $0 { true } else { false } }
         // A removal of something the hub does not hold.
         var unknown = members
         unknown["removed"] = .array([.string("sha256:" + String(repeating: "0", count: 64))])

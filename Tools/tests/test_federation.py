@@ -1,6 +1,7 @@
 """Three nodes and one hub as separate processes on loopback: publish, converge, and every fault
 the manifests issue names. Counts are checked against pydicom reading the files."""
 import base64
+import hashlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import REPO, Store, cairn_binary
+from conftest import REPO, Store, cairn_binary, tmpfs
 from node import Node
 from test_snapshots import b64url, canonical, merkle_root
 
@@ -300,6 +301,33 @@ def test_catalogue_needs_a_catalog_token(federation, tmp_path):
     hub.configure(1, open_catalog=True)
     hub.start()
     assert requests.post(url, json={"criteria": {}}, timeout=10).status_code == 200
+
+
+def test_hub_on_a_full_disk_refuses_with_507_and_keeps_serving(tmp_path):
+    """A 60,000-entry snapshot pushed to a hub whose data sits on a 4 MiB tmpfs: a real ENOSPC
+    inside the intake transaction is a 507, nothing is applied, and the hub keeps answering."""
+    with tmpfs(tmp_path / "disk", "4m") as mount:
+        hub = Hub(mount / "hub", free_port())
+        try:
+            key = Ed25519PrivateKey.generate()
+            hub.cli("enroll", "big", base64.urlsafe_b64encode(key.public_key().public_bytes_raw()).decode().rstrip("="))
+            entries = sorted(({"digest": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), "size": i,
+                               "subject": f"S{i % 500}", "study_uid": f"1.2.{i % 2000}", "modality": "CT"}
+                              for i in range(60_000)), key=lambda e: e["digest"])
+            doc = {"type": "cairn.snapshot/v1", "node": "big", "dataset": "ds", "seq": 1, "parent": None, "metadata": {},
+                   "added": entries, "removed": [], "entries": len(entries), "entries_root": merkle_root(entries),
+                   "summary": {}, "created_at": "2026-11-27T00:00:00Z"}
+            doc["signature"] = {"alg": "EdDSA", "kid": "k",
+                                "sig": base64.urlsafe_b64encode(key.sign(canonical(doc))).decode().rstrip("=")}
+            body = canonical(doc)
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            r = requests.put(f"{hub.url}/v1/nodes/big/datasets/ds/snapshots/{digest}", data=body, timeout=120)
+            assert r.status_code == 507, r.text
+            assert r.json()["error"] == "disk_full"
+            assert hub.head("big", "ds") is None
+            assert requests.get(f"{hub.url}/healthz", timeout=10).status_code == 200
+        finally:
+            hub.stop()
 
 
 def test_enroll_takes_a_key_that_begins_with_a_dash(tmp_path):
