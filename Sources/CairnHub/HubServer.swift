@@ -102,7 +102,9 @@ public struct HubServer: Sendable {
             grant = try await verifier.verify(authorization: request.headers[.authorization])
         } catch {
             logger.notice("catalogue access refused", metadata: ["route": "\(route)", "reason": "\(error)"])
-            throw HubError(.unauthorized, "unauthorized", error.description)
+            throw HubError(.unauthorized, "unauthorized", error.description
+                + "; the catalogue needs a token of scope catalog from this hub (`cairn hub grant --scope catalog`)"
+                + " unless the hub's config sets open_catalog")
         }
         guard grant.allows(.catalog) else {
             logger.notice("catalogue access refused", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)",

@@ -273,7 +273,8 @@ def test_catalogue_needs_a_catalog_token(federation, tmp_path):
     catalog token does not open a node that trusts the hub; open_catalog serves without tokens."""
     hub, nodes, files = federation
     url = f"{hub.url}/v1/catalog/count"
-    assert requests.post(url, json={"criteria": {}}, timeout=10).status_code == 401
+    refused = requests.post(url, json={"criteria": {}}, timeout=10)
+    assert refused.status_code == 401 and "hub grant --scope catalog" in refused.json()["detail"]
     job = hub.cli("grant", "--subject", "job-7", "--datasets", "ds0", "--node", "node0")
     stranger = subprocess.run([cairn_binary(), "hub", "grant", "--subject", "x", "--scope", "catalog",
                                "--data", str(tmp_path / "other-hub")], capture_output=True, text=True, check=True).stdout.strip()
