@@ -21,19 +21,17 @@ public struct Snapshot: Sendable {
     public var removed: [String] { document["removed"]?.array?.compactMap(\.string) ?? [] }
     public var keyID: String? { document["signature"]?["kid"]?.string }
 
-    /// Builds and signs the next snapshot. `entries` is the dataset's whole published state after
-    /// this snapshot, sorted by digest; `added` and `removed` the change from the parent.
+    /// Builds and signs the next snapshot. `leaves` are the leaf hashes of the dataset's whole
+    /// published state after this snapshot, in digest order, and `summary` was fed every entry of
+    /// it; `added` and `removed` are the change from the parent.
     public static func make(node: String, dataset: String, metadata: [String: JSONValue], seq: Int64, parent: String?,
-                            entries: [(digest: String, entry: JSONValue)], added: [JSONValue], removed: [String],
+                            leaves: [UInt8], summary: SnapshotSummary, added: [JSONValue], removed: [String],
                             key: Curve25519.Signing.PrivateKey, keyID: String, createdAt: Date = Date()) throws -> Snapshot {
-        var leaves: [UInt8] = []
-        leaves.reserveCapacity(entries.count * Merkle.hashSize)
-        for item in entries { Merkle.appendLeafHash(of: item.entry.canonicalBytes(), to: &leaves) }
         var body: [String: JSONValue] = [
             "type": .string(type), "node": .string(node), "dataset": .string(dataset), "seq": .int(seq),
             "parent": parent.map(JSONValue.string) ?? .null, "metadata": .object(metadata),
             "added": .array(added), "removed": .array(removed.map(JSONValue.string)),
-            "summary": summary(of: entries.map(\.entry)), "entries": .int(Int64(entries.count)),
+            "summary": summary.json, "entries": .int(Int64(leaves.count / Merkle.hashSize)),
             "entries_root": .string(Merkle.root(leaves: leaves)),
             "created_at": .string(ISO8601DateFormatter().string(from: createdAt)),
         ]
@@ -48,22 +46,29 @@ public struct Snapshot: Sendable {
         canonicalBytes = document.canonicalBytes()
         digest = "sha256:" + Hex.encode(SHA256.hash(data: canonicalBytes))
     }
+}
 
-    /// Counts over the published entries: what the hub's catalogue shows without the entries.
-    static func summary(of entries: [JSONValue]) -> JSONValue {
-        var subjects = Set<String>(), studies = Set<String>(), series = Set<String>()
-        var instances: Int64 = 0, bytes: Int64 = 0
-        var breakdowns: [String: [String: Int64]] = ["modality": [:], "body_part": [:], "manufacturer": [:], "sex": [:]]
-        for entry in entries {
-            bytes += entry["size"]?.int ?? 0
-            if let value = entry["subject"]?.string { subjects.insert(value) }
-            if let value = entry["study_uid"]?.string { studies.insert(value) }
-            if let value = entry["series_uid"]?.string { series.insert(value) }
-            if entry["sop_instance_uid"] != nil { instances += 1 }
-            for key in breakdowns.keys {
-                if let value = entry[key]?.string { breakdowns[key]![value, default: 0] += 1 }
-            }
+/// Counts over a dataset's published entries, fed one entry at a time: what the hub's catalogue
+/// shows without the entries.
+public struct SnapshotSummary: Sendable {
+    private var subjects = Set<String>(), studies = Set<String>(), series = Set<String>()
+    private var instances: Int64 = 0, bytes: Int64 = 0
+    private var breakdowns: [String: [String: Int64]] = ["modality": [:], "body_part": [:], "manufacturer": [:], "sex": [:]]
+
+    public init() {}
+
+    public mutating func add(_ entry: JSONValue) {
+        bytes += entry["size"]?.int ?? 0
+        if let value = entry["subject"]?.string { subjects.insert(value) }
+        if let value = entry["study_uid"]?.string { studies.insert(value) }
+        if let value = entry["series_uid"]?.string { series.insert(value) }
+        if entry["sop_instance_uid"] != nil { instances += 1 }
+        for key in breakdowns.keys {
+            if let value = entry[key]?.string { breakdowns[key]![value, default: 0] += 1 }
         }
+    }
+
+    public var json: JSONValue {
         var members: [String: JSONValue] = [
             "subjects": .int(Int64(subjects.count)), "studies": .int(Int64(studies.count)),
             "series": .int(Int64(series.count)), "instances": .int(instances), "bytes": .int(bytes),

@@ -42,14 +42,12 @@ extension BlobStore {
         }
     }
 
-    /// The entries as last published (digest -> canonical entry bytes).
-    public func publishedEntries(of dataset: String) throws -> [String: [UInt8]] {
+    /// A page of the entries as last published (digest, canonical entry bytes), in digest order.
+    public func publishedEntries(of dataset: String, after: String?, limit: Int) throws -> [(digest: String, entry: [UInt8])] {
         try index.read { db in
-            var out: [String: [UInt8]] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT digest, entry FROM published_entries WHERE dataset_id = ?",
-                                           arguments: [dataset])
-            while let row = try rows.next() { out[row["digest"]] = [UInt8](row["entry"] as Data) }
-            return out
+            try Row.fetchAll(db, sql: """
+                SELECT digest, entry FROM published_entries WHERE dataset_id = ? AND digest > ? ORDER BY digest LIMIT ?
+                """, arguments: [dataset, after ?? "", limit]).map { ($0[0], [UInt8]($0[1] as Data)) }
         }
     }
 

@@ -36,10 +36,15 @@ struct ModelNode {
     mutating func publish(adding added: [JSONValue], removing removed: [String]) throws -> Snapshot {
         for digest in removed { entries[digest] = nil }
         for entry in added { entries[entry["digest"]!.string!] = entry }
-        let sorted = entries.sorted { $0.key < $1.key }.map { (digest: $0.key, entry: $0.value) }
+        var leaves: [UInt8] = []
+        var summary = SnapshotSummary()
+        for (_, entry) in entries.sorted(by: { $0.key < $1.key }) {
+            Merkle.appendLeafHash(of: entry.canonicalBytes(), to: &leaves)
+            summary.add(entry)
+        }
         let snapshot = try Snapshot.make(
             node: id, dataset: dataset, metadata: ["cancer_type": .string(cancerType)], seq: (head?.seq ?? 0) + 1,
-            parent: head?.digest, entries: sorted,
+            parent: head?.digest, leaves: leaves, summary: summary,
             added: added.sorted { $0["digest"]!.string! < $1["digest"]!.string! }, removed: removed.sorted(), key: key, keyID: "k")
         head = snapshot
         return snapshot

@@ -72,8 +72,14 @@ import Testing
 
     @Test func signedDigestAndTamperDetection() throws {
         let entries = (1...5).map(entry).sorted { $0.digest < $1.digest }
+        var leaves: [UInt8] = []
+        var summary = SnapshotSummary()
+        for item in entries {
+            Merkle.appendLeafHash(of: item.entry.canonicalBytes(), to: &leaves)
+            summary.add(item.entry)
+        }
         let snapshot = try Snapshot.make(node: "n1", dataset: "ct", metadata: ["title": .string("CT")], seq: 1, parent: nil,
-                                         entries: entries, added: entries.map(\.entry), removed: [], key: key, keyID: "k")
+                                         leaves: leaves, summary: summary, added: entries.map(\.entry), removed: [], key: key, keyID: "k")
         let received = try ReceivedSnapshot(canonical: snapshot.canonicalBytes)
         #expect(received.signatureIsValid(for: key.publicKey))
         #expect(!received.signatureIsValid(for: Curve25519.Signing.PrivateKey().publicKey))
@@ -112,6 +118,49 @@ import Testing
         #expect(s2.document["entries"]?.int == 2)
         #expect(try store.latestSnapshot(of: "ct")?.document == s2.canonicalBytes)
         #expect(try ReceivedSnapshot(canonical: s2.canonicalBytes).signatureIsValid(for: key.publicKey))
+    }
+}
+
+@Suite struct PublisherWalkTests {
+    /// Publishes after random additions and removals with pages of 3, so the side-by-side walk of
+    /// current and published entries crosses page boundaries on both sides: each delta equals the
+    /// set difference, and the root is the root of the dataset's entries computed separately.
+    @Test func pagedWalkMatchesASetModel() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-walk-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = try BlobStore.initialize(at: root)
+        try store.createDataset(id: "ct", title: "CT", deidPolicy: .accept)
+        var publisher = Publisher(store: store, nodeID: "n1", key: Curve25519.Signing.PrivateKey(), keyID: "k")
+        publisher.pageSize = 3
+        var rng = SystemRandomNumberGenerator()
+        var current = Set<String>(), published = Set<String>()
+        for round in 0..<10 {
+            for _ in 0..<Int.random(in: 0...8, using: &rng) {
+                let blob = try store.put(bytes: (0..<24).map { _ in UInt8.random(in: 0...255, using: &rng) }, dataset: "ct").blob
+                current.insert(blob.digest.description)
+            }
+            for digest in current.shuffled(using: &rng).prefix(Int.random(in: 0...4, using: &rng)) {
+                try store.index.write { db in
+                    try db.execute(sql: "DELETE FROM dataset_blobs WHERE dataset_id = 'ct' AND digest = ?",
+                                   arguments: [BlobDigest(parsing: digest)!.hex])
+                }
+                current.remove(digest)
+            }
+            switch try publisher.publish("ct") {
+            case .unchanged:
+                #expect(current == published, "round \(round)")
+            case .published(let snapshot):
+                #expect(Set(snapshot.added.compactMap { $0["digest"]?.string }) == current.subtracting(published), "round \(round)")
+                #expect(snapshot.removed == current.symmetricDifference(published).intersection(published).sorted(), "round \(round)")
+                #expect(snapshot.document["entries"]?.int == Int64(current.count))
+                var leaves: [UInt8] = []
+                for listed in try store.list(dataset: "ct") {
+                    Merkle.appendLeafHash(of: ManifestEntry.make(listed, attributes: ManifestAttribute.defaults).canonicalBytes(), to: &leaves)
+                }
+                #expect(snapshot.entriesRoot == Merkle.root(leaves: leaves), "round \(round)")
+                published = current
+            }
+        }
     }
 }
 
