@@ -12,15 +12,9 @@ public struct HubIndex: Sendable {
     let counts = FacetCounts()
 
     public init(path: String) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(60)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            // A first sync writes tens of MB of b-tree pages; with SQLite's 2 MB default they are
-            // spilled to the WAL and read back repeatedly.
-            try db.execute(sql: "PRAGMA cache_size = -65536")
-        }
-        pool = try DatabasePool(path: path, configuration: configuration)
+        // A first sync writes tens of MB of b-tree pages; with SQLite's 2 MB default cache they
+        // are spilled to the WAL and read back repeatedly.
+        pool = try DurableDatabase.open(path: path, cacheKiB: 64 << 10)
         try Self.migrator.migrate(pool)
     }
 

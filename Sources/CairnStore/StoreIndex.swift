@@ -37,13 +37,8 @@ struct StoreIndex: Sendable {
     let pool: DatabasePool
 
     init(path: String) throws {
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(60)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try DurableDatabase.open(path: path)
             try Self.migrator.migrate(pool)
         } catch {
             throw StoreError.index("opening \(path): \(error)")
