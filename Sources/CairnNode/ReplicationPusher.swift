@@ -31,7 +31,7 @@ struct ReplicationPusher: Service {
             while !Task.isCancelled {
                 do {
                     let pending = try store.outbox()
-                    metrics.replicationLag.set(pending.map { Date().timeIntervalSince($0.since) }.max() ?? 0)
+                    metrics.replicationLag.set(pending.lag())
                     for item in pending {
                         do { try await push(item.dataset, client: client) } catch {
                             try? store.outboxFailed(item.dataset, error: "\(error)")

@@ -131,6 +131,13 @@ public struct OutboxItem: Sendable {
     public var lastError: String?
 }
 
+extension [OutboxItem] {
+    /// How long the oldest waiting snapshot has waited: the replication lag.
+    public func lag(now: Date = Date()) -> TimeInterval { map { now.timeIntervalSince($0.since) }.max() ?? 0 }
+
+    public var failedAttempts: Int { reduce(0) { $0 + $1.attempts } }
+}
+
 extension StoredSnapshot {
     init(row: Row) {
         dataset = row["dataset_id"]

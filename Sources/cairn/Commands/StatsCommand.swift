@@ -12,7 +12,7 @@ struct StatsCommand: ParsableCommand {
         let stats = try store.stats()
         let ratio = stats.storedBytes > 0 ? Double(stats.bytes) / Double(stats.storedBytes) : 1
         let outbox = try store.outbox()
-        let lag = outbox.map { Date().timeIntervalSince($0.since) }.max() ?? 0
+        let lag = outbox.lag()
         if global.json {
             var object: [String: Any] = [
                 "data": store.root, "blobs": stats.blobs, "bytes": stats.bytes, "stored_bytes": stats.storedBytes,
@@ -23,7 +23,7 @@ struct StatsCommand: ParsableCommand {
             if let free = stats.diskFree { object["disk_free"] = free }
             object["replication"] = [
                 "pending_datasets": outbox.count, "lag_seconds": (lag * 10).rounded() / 10,
-                "failed_attempts": outbox.reduce(0) { $0 + $1.attempts },
+                "failed_attempts": outbox.failedAttempts,
                 "pending": outbox.map { item -> [String: Any] in
                     var entry: [String: Any] = ["dataset": item.dataset, "from_seq": item.oldestSeq, "to_seq": item.latestSeq,
                                                 "attempts": item.attempts]
@@ -45,7 +45,7 @@ struct StatsCommand: ParsableCommand {
             frame size:  \(stats.frameSize) bytes
             disk free:   \(stats.diskFree.map(Terminal.bytes) ?? "unknown")
             replication: \(outbox.isEmpty ? "up to date (or never published)" : "\(outbox.count) datasets waiting for the hub, "
-                + "oldest for \(Int(lag)) s, \(outbox.reduce(0) { $0 + $1.attempts }) failed attempts"
+                + "oldest for \(Int(lag)) s, \(outbox.failedAttempts) failed attempts"
                 + (outbox.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))
             """)
     }
