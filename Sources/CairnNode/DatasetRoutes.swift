@@ -26,11 +26,13 @@ extension NodeAPI {
                 throw NodeError.notFound("dataset \(id) has no published snapshot (`cairn dataset publish \(id)`)")
             }
             let etag = "\"\(snapshot.digest)\""
-            audit.record(AuditEvent(actor: grant.subject, action: "snapshot", dataset: id, digest: snapshot.digest,
-                                    bytes: Int64(snapshot.document.count), status: 200))
             if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
+                audit.record(AuditEvent(actor: grant.subject, action: "snapshot", dataset: id, digest: snapshot.digest,
+                                        bytes: 0, status: 304))
                 return Response(status: .notModified, headers: [.eTag: etag])
             }
+            audit.record(AuditEvent(actor: grant.subject, action: "snapshot", dataset: id, digest: snapshot.digest,
+                                    bytes: Int64(snapshot.document.count), status: 200))
             return Response(status: .ok, headers: [.contentType: "application/json", .eTag: etag],
                             body: .init(byteBuffer: ByteBuffer(bytes: snapshot.document)))
         }
