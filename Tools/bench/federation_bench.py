@@ -13,7 +13,6 @@
                                     [--scale-nodes 30] [--scale-entries 1000000] [--parts ...]
 """
 import argparse
-import base64
 import hashlib
 import json
 import multiprocessing
@@ -34,29 +33,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "Tools"))
+from manifest_reference import b64url_encode, canonical, leaf_hash, merkle_root  # noqa: E402
 CAIRN = REPO / ".build" / "release" / "cairn"
 OUT = REPO / "Tools" / "bench" / "out" / "federation"
 MODALITIES = ["CT", "MR", "PT", "CR", "MG"]
 BODY_PARTS = ["CHEST", "ABDOMEN", "HEAD", "BREAST", "PELVIS"]
 MANUFACTURERS = ["SIEMENS", "GE MEDICAL SYSTEMS", "Philips", "TOSHIBA"]
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def canonical(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def merkle_root(leaves):
-    level = leaves
-    if not level:
-        return hashlib.sha256(b"").hexdigest()
-    while len(level) > 1:
-        paired = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        level = paired + ([level[-1]] if len(level) % 2 else [])
-    return level[0].hex()
 
 
 def synthetic_entries(count, seed):
@@ -90,7 +73,7 @@ def snapshot(node, dataset, entries, key, cancer_type="lung", seq=1, parent=None
     of the other members."""
     encoded = [encode_entry(e) for e in entries]
     assert all(canonical(e) == encoded[i] for i, e in enumerate(entries[:100])), "encode_entry is not canonical"
-    leaves = [hashlib.sha256(b"\x00" + e).digest() for e in encoded]
+    leaves = [leaf_hash(e) for e in encoded]
     encoded_added = encoded if added is None else [encode_entry(e) for e in added]
     rest = {"type": "cairn.snapshot/v1", "node": node, "dataset": dataset, "seq": seq, "parent": parent,
             "metadata": {"title": dataset, "cancer_type": cancer_type, "deid_policy": "reject"},
@@ -100,7 +83,7 @@ def snapshot(node, dataset, entries, key, cancer_type="lung", seq=1, parent=None
                         "by_modality": {}, "by_body_part": {}, "by_manufacturer": {}, "by_sex": {}},
             "created_at": "2026-11-27T00:00:00Z"}
     added = b'{"added":[' + b",".join(encoded_added) + b"],"
-    rest["signature"] = {"alg": "EdDSA", "kid": "bench", "sig": b64url(key.sign(added + canonical(rest)[1:]))}
+    rest["signature"] = {"alg": "EdDSA", "kid": "bench", "sig": b64url_encode(key.sign(added + canonical(rest)[1:]))}
     data = added + canonical(rest)[1:]
     return "sha256:" + hashlib.sha256(data).hexdigest(), data
 
@@ -130,7 +113,7 @@ class Hub:
 
     def enroll(self, node, key):
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        subprocess.run([CAIRN, "hub", "enroll", node, b64url(raw), "--data", self.root], check=True, capture_output=True)
+        subprocess.run([CAIRN, "hub", "enroll", node, b64url_encode(raw), "--data", self.root], check=True, capture_output=True)
 
     def push(self, node, dataset, digest, data):
         body = zstd.compress(data)
@@ -230,7 +213,7 @@ def count_latency(nodes, per_node, lines, queries, target=""):
         intake = []
         with multiprocessing.Pool(2) as pool:
             for n, public, digest, body in pool.imap(node_snapshot, [(n, per_node) for n in range(nodes)]):
-                subprocess.run([CAIRN, "hub", "enroll", f"node{n}", b64url(public), "--data", hub.root], check=True, capture_output=True)
+                subprocess.run([CAIRN, "hub", "enroll", f"node{n}", b64url_encode(public), "--data", hub.root], check=True, capture_output=True)
                 start = time.perf_counter()
                 r = requests.put(f"{hub.url}/v1/nodes/node{n}/datasets/ds{n}/snapshots/{digest}", data=body,
                                  headers={"Content-Encoding": "zstd", "Content-Type": "application/json"}, timeout=600)

@@ -4,12 +4,15 @@ import json
 import os
 import random
 import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# Tools/manifest_reference.py, shared with the federation benchmark.
+sys.path.insert(0, str(REPO / "Tools"))
 SHARED_DICOM = Path(os.environ.get("CAIRN_SHARED_DICOM", REPO.parent / "shared" / "dicom"))
 
 

@@ -1,6 +1,5 @@
 """Three nodes and one hub as separate processes on loopback: publish, converge, and every fault
 the manifests issue names. Counts are checked against pydicom reading the files."""
-import base64
 import hashlib
 import json
 import os
@@ -17,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import REPO, Store, cairn_binary, tmpfs
 from node import Node
-from test_snapshots import b64url, canonical, merkle_root
+from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root
 
 
 def free_port():
@@ -192,7 +191,7 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     remaining = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in files["ds0"]} - {subject}
     assert next(d for d in counts["datasets"] if d["id"] == "ds0")["subjects"] == len(remaining)
     # Hand-made third snapshots signed with the node's own key.
-    seed = b64url((n.store.root / "keys" / "node.ed25519").read_text().strip())
+    seed = b64url_decode((n.store.root / "keys" / "node.ed25519").read_text().strip())
     key = Ed25519PrivateKey.from_private_bytes(seed)
     head_doc = json.loads(n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content)
     state_root = head_doc["entries_root"]
@@ -203,10 +202,8 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
         body.update(seq=seq, parent=parent, added=list(added), removed=[], entries=head_doc["entries"] + len(added),
                     entries_root=root)
         sig = sign_with.sign(canonical(body))
-        body["signature"] = {"alg": "EdDSA", "kid": head_doc["signature"]["kid"],
-                             "sig": base64.urlsafe_b64encode(sig).decode().rstrip("=")}
+        body["signature"] = {"alg": "EdDSA", "kid": head_doc["signature"]["kid"], "sig": b64url_encode(sig)}
         data = canonical(body)
-        import hashlib
         return "sha256:" + hashlib.sha256(data).hexdigest(), data
 
     # Tampered delta: valid signature, but the entries root does not match the entries.
@@ -311,15 +308,15 @@ def test_hub_on_a_full_disk_refuses_with_507_and_keeps_serving(tmp_path):
         hub = Hub(mount / "hub", free_port())
         try:
             key = Ed25519PrivateKey.generate()
-            hub.cli("enroll", "big", base64.urlsafe_b64encode(key.public_key().public_bytes_raw()).decode().rstrip("="))
+            hub.cli("enroll", "big", b64url_encode(key.public_key().public_bytes_raw()))
             entries = sorted(({"digest": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), "size": i,
                                "subject": f"S{i % 500}", "study_uid": f"1.2.{i % 2000}", "modality": "CT"}
                               for i in range(60_000)), key=lambda e: e["digest"])
             doc = {"type": "cairn.snapshot/v1", "node": "big", "dataset": "ds", "seq": 1, "parent": None, "metadata": {},
-                   "added": entries, "removed": [], "entries": len(entries), "entries_root": merkle_root(entries),
+                   "added": entries, "removed": [], "entries": len(entries), "entries_root": entries_root(entries),
                    "summary": {}, "created_at": "2026-11-27T00:00:00Z"}
             doc["signature"] = {"alg": "EdDSA", "kid": "k",
-                                "sig": base64.urlsafe_b64encode(key.sign(canonical(doc))).decode().rstrip("=")}
+                                "sig": b64url_encode(key.sign(canonical(doc)))}
             body = canonical(doc)
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
             r = requests.put(f"{hub.url}/v1/nodes/big/datasets/ds/snapshots/{digest}", data=body, timeout=120)
@@ -334,7 +331,7 @@ def test_hub_on_a_full_disk_refuses_with_507_and_keeps_serving(tmp_path):
 def test_enroll_takes_a_key_that_begins_with_a_dash(tmp_path):
     """One base64url key in 64 begins with '-': `hub enroll` must not take it for an option."""
     while True:
-        key = base64.urlsafe_b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode().rstrip("=")
+        key = b64url_encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
         if key.startswith("-"):
             break
     out = subprocess.run([cairn_binary(), "hub", "enroll", "node-x", key, "--data", str(tmp_path / "hub"), "--json"],

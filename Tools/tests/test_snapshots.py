@@ -1,7 +1,6 @@
-"""Signed snapshots, checked from outside with independent code: Python's json for the canonical
-form, hashlib for the Merkle root, `cryptography` for the Ed25519 signature."""
-import base64
-import hashlib
+"""Signed snapshots, checked from outside with independent code: Tools/manifest_reference.py
+(Python's json for the canonical form, hashlib for the Merkle root) and `cryptography` for the
+Ed25519 signature."""
 import json
 
 import pydicom
@@ -9,25 +8,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from conftest import sha256_digest
+from manifest_reference import b64url_decode, canonical, entries_root
 from node import Node
-
-
-def b64url(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def canonical(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def merkle_root(entries):
-    level = [hashlib.sha256(b"\x00" + canonical(e)).digest() for e in sorted(entries, key=lambda e: e["digest"])]
-    if not level:
-        return hashlib.sha256(b"").hexdigest()
-    while len(level) > 1:
-        paired = [hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
-        level = paired + ([level[-1]] if len(level) % 2 else [])
-    return level[0].hex()
 
 
 def check(document_bytes, public_key_text, state):
@@ -36,13 +18,13 @@ def check(document_bytes, public_key_text, state):
     assert canonical(doc) == document_bytes, "served bytes are not canonical"
     signature = doc.pop("signature")
     assert signature["alg"] == "EdDSA"
-    Ed25519PublicKey.from_public_bytes(b64url(public_key_text)).verify(b64url(signature["sig"]), canonical(doc))
+    Ed25519PublicKey.from_public_bytes(b64url_decode(public_key_text)).verify(b64url_decode(signature["sig"]), canonical(doc))
     for digest in doc["removed"]:
         del state[digest]
     for entry in doc["added"]:
         state[entry["digest"]] = entry
     assert doc["entries"] == len(state)
-    assert doc["entries_root"] == merkle_root(state.values())
+    assert doc["entries_root"] == entries_root(state.values())
     return doc
 
 
