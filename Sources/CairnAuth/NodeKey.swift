@@ -1,7 +1,7 @@
-import Crypto
-import Foundation
 import CairnManifest
 import CairnStore
+import Crypto
+import Foundation
 import JWTKit
 
 /// The node's Ed25519 signing key: it signs the tokens `cairn token issue` prints (and, later,

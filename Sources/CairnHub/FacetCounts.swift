@@ -33,7 +33,9 @@ final class FacetCounts: Sendable {
     enum Criterion: Int, CaseIterable {
         case modality, sex, bodyPart, manufacturer
         var key: String { ["modality", "sex", "body_part", "manufacturer"][rawValue] }
-        var column: Int { Facet.columns.firstIndex(of: key)! }
+        /// Where the criterion's value sits in `Facet.values` (looked up once, not per facet loaded).
+        var column: Int { Self.columns[rawValue] }
+        private static let columns = allCases.map { Facet.columns.firstIndex(of: $0.key)! }
     }
 
     struct HeldDataset: Sendable {

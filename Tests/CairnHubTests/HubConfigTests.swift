@@ -1,10 +1,10 @@
 @testable import CairnAuth
 import CairnHTTP
+@testable import CairnHub
 import CairnManifest
 import Foundation
 import Logging
 import Testing
-@testable import CairnHub
 
 @Suite struct HubConfigTests {
     @Test func exampleConfigInOpsParses() throws {

@@ -1,10 +1,10 @@
+@testable import CairnHub
 import CairnManifest
 import CairnStore
 import Crypto
 import Foundation
 import GRDB
 import Testing
-@testable import CairnHub
 
 /// A node's side of the conversation: its published entries and a key, making each next snapshot.
 struct ModelNode {

@@ -1,4 +1,5 @@
 @testable import CairnAuth
+@testable import CairnNode
 import CairnStore
 import Crypto
 import Foundation
@@ -7,7 +8,6 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import Testing
-@testable import CairnNode
 
 /// The API in process (Hummingbird's router test client): statuses, headers and bodies per RFC 9110.
 @Suite struct NodeAPITests {

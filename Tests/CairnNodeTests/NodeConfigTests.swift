@@ -1,7 +1,7 @@
 import CairnHTTP
+@testable import CairnNode
 import Foundation
 import Testing
-@testable import CairnNode
 
 @Suite struct NodeConfigTests {
     @Test func exampleConfigInOpsParses() throws {

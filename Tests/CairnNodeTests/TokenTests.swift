@@ -1,9 +1,9 @@
 @testable import CairnAuth
+import CairnManifest
+@testable import CairnNode
 import Crypto
 import Foundation
 import Testing
-import CairnManifest
-@testable import CairnNode
 
 @Suite struct TokenTests {
     let nodeKey = NodeKey(privateKey: Curve25519.Signing.PrivateKey())

@@ -1,5 +1,5 @@
-import Testing
 @testable import CairnStore
+import Testing
 
 @Suite struct ZstdBufferTests {
     /// Whole frames (declared size), several frames back to back (only the first size known: the

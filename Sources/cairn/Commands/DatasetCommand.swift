@@ -1,7 +1,6 @@
-import CairnAuth
 import ArgumentParser
+import CairnAuth
 import CairnManifest
-import CairnNode
 import CairnStore
 import Foundation
 

@@ -1,9 +1,8 @@
-import CairnAuth
 import ArgumentParser
+import CairnAuth
 import CairnHTTP
 import CairnHub
 import CairnManifest
-import CairnNode
 import CairnStore
 import Foundation
 import Logging

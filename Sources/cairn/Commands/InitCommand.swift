@@ -1,6 +1,5 @@
-import CairnAuth
 import ArgumentParser
-import CairnNode
+import CairnAuth
 import CairnStore
 
 struct InitCommand: ParsableCommand {

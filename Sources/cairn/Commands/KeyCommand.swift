@@ -1,6 +1,5 @@
-import CairnAuth
 import ArgumentParser
-import CairnNode
+import CairnAuth
 
 struct KeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "key", abstract: "The node's Ed25519 signing key.",

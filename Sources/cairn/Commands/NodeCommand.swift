@@ -1,7 +1,7 @@
 import ArgumentParser
+import CPosix
 import CairnNode
 import Foundation
-import CPosix
 import Logging
 
 struct NodeCommand: ParsableCommand {
