@@ -82,18 +82,7 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 }
 
-extension JSONValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null; return }
-        if let value = try? container.decode(Bool.self) { self = .bool(value); return }
-        if let value = try? container.decode(Int64.self) { self = .int(value); return }
-        if let value = try? container.decode(String.self) { self = .string(value); return }
-        if let value = try? container.decode([JSONValue].self) { self = .array(value); return }
-        if let value = try? container.decode([String: JSONValue].self) { self = .object(value); return }
-        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not canonical JSON (floats are not allowed)")
-    }
-
+extension JSONValue {
     /// Parses JSON text; numbers must be integers, keys unique.
     public static func parse(_ bytes: some DataProtocol) throws -> JSONValue {
         try JSONParser.parse(Array(bytes))

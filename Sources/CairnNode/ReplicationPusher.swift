@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CairnManifest
 import CairnStore
 import Foundation
 import Logging
@@ -88,9 +89,8 @@ struct ReplicationPusher: Service {
         let response = try await client.execute(request, timeout: .seconds(3))
         let body = try await response.body.collect(upTo: 1 << 20)
         if response.status == .notFound { return nil }
-        guard response.status == .ok,
-              let object = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
-              let seq = (object["seq"] as? NSNumber)?.int64Value, let digest = object["digest"] as? String
+        guard response.status == .ok, let head = try? JSONValue.parse(body.readableBytesView),
+              let seq = head["seq"]?.int, let digest = head["digest"]?.string
         else { throw HubRefusal(status: response.status.code, body: String(buffer: body)) }
         return (seq, digest)
     }

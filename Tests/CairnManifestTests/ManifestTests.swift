@@ -258,3 +258,18 @@ import Testing
         #expect(try JSONValue.parse(Data(#""\ud83d\ude00 \u00e9""#.utf8)) == .string("😀 é"))
     }
 }
+
+/// Foundation's decoder as the reference the parser is checked against (test-only: Cairn's code
+/// parses with `JSONValue.parse`).
+extension JSONValue: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null; return }
+        if let value = try? container.decode(Bool.self) { self = .bool(value); return }
+        if let value = try? container.decode(Int64.self) { self = .int(value); return }
+        if let value = try? container.decode(String.self) { self = .string(value); return }
+        if let value = try? container.decode([JSONValue].self) { self = .array(value); return }
+        if let value = try? container.decode([String: JSONValue].self) { self = .object(value); return }
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not canonical JSON (floats are not allowed)")
+    }
+}
