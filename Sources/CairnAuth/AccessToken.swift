@@ -115,16 +115,17 @@ public struct TokenIssuer: Sendable {
 public final class TokenVerifier: Sendable {
     private let keys: JWTKeyCollection
     private let issuerNames: [String: String]
-    private let nodeID: String
+    /// The server's own name: a token naming another audience is refused.
+    private let audience: String
     private let clockSkew: TimeInterval
     private let verified = Mutex<[String: AccessGrant]>([:])
     private let revoked = Mutex<Set<String>>([])
     private static let cacheLimit = 10_000
 
-    public init(nodeKey: NodeKey, nodeID: String, trusted: [TrustedIssuer], clockSkew: TimeInterval) async throws {
+    public init(ownKey: NodeKey, audience: String, trusted: [TrustedIssuer], clockSkew: TimeInterval) async throws {
         keys = JWTKeyCollection()
-        var names = [nodeKey.keyID: "node"]
-        await keys.add(eddsa: EdDSA.PublicKey(backing: nodeKey.publicKey), kid: JWKIdentifier(string: nodeKey.keyID))
+        var names = [ownKey.keyID: "node"]
+        await keys.add(eddsa: EdDSA.PublicKey(backing: ownKey.publicKey), kid: JWKIdentifier(string: ownKey.keyID))
         for issuer in trusted {
             let key = try NodeKey.publicKey(text: issuer.publicKey)
             let kid = NodeKey.keyID(of: key)
@@ -132,7 +133,7 @@ public final class TokenVerifier: Sendable {
             await keys.add(eddsa: EdDSA.PublicKey(backing: key), kid: JWKIdentifier(string: kid))
         }
         issuerNames = names
-        self.nodeID = nodeID
+        self.audience = audience
         self.clockSkew = clockSkew
     }
 
@@ -160,7 +161,7 @@ public final class TokenVerifier: Sendable {
         } catch {
             throw .badSignature
         }
-        if let audience = claims.aud, !audience.value.contains(nodeID) { throw .wrongAudience }
+        if let named = claims.aud, !named.value.contains(audience) { throw .wrongAudience }
         guard let id = claims.jti?.value, !id.isEmpty else { throw .noTokenID }
         var scopes = Set<Scope>()
         for word in claims.scope.split(separator: " ") {

@@ -25,7 +25,7 @@ public struct HubServer: Sendable {
     public init(index: HubIndex, config: HubConfig, key: NodeKey, logger: Logger) async throws {
         self.index = index
         self.config = config
-        verifier = try await TokenVerifier(nodeKey: key, nodeID: Self.audience, trusted: [], clockSkew: config.clockSkewSeconds)
+        verifier = try await TokenVerifier(ownKey: key, audience: Self.audience, trusted: [], clockSkew: config.clockSkewSeconds)
         self.logger = logger
     }
 

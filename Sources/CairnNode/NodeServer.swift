@@ -26,7 +26,7 @@ public struct NodeServer: Sendable {
         let nodeID = config.nodeID ?? ProcessInfo.processInfo.hostName
         // `cairn dataset publish` names this node in its snapshots.
         try store.setNodeID(nodeID)
-        let verifier = try await TokenVerifier(nodeKey: key, nodeID: nodeID, trusted: config.trustedIssuers,
+        let verifier = try await TokenVerifier(ownKey: key, audience: nodeID, trusted: config.trustedIssuers,
                                                clockSkew: config.clockSkewSeconds)
         // Revocations made while the node was down apply from the first request on.
         verifier.revoke(try store.revokedTokens(after: 0).jtis)

@@ -36,7 +36,7 @@ import Testing
             config.diskLowWaterBytes = 0
             config.maxRanges = 8
             let metrics = NodeMetrics()
-            let verifier = try await TokenVerifier(nodeKey: key, nodeID: "node-a", trusted: [], clockSkew: 60)
+            let verifier = try await TokenVerifier(ownKey: key, audience: "node-a", trusted: [], clockSkew: 60)
             api = NodeAPI(store: store, verifier: verifier,
                           audit: AuditTrail(store: store, interval: .seconds(1), metrics: metrics, logger: Logger(label: "test")),
                           metrics: metrics, config: config)

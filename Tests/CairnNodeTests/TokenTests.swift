@@ -10,7 +10,7 @@ import Testing
     let hubKey = NodeKey(privateKey: Curve25519.Signing.PrivateKey())
 
     func verifier(trustHub: Bool = false) async throws -> TokenVerifier {
-        try await TokenVerifier(nodeKey: nodeKey, nodeID: "node-a",
+        try await TokenVerifier(ownKey: nodeKey, audience: "node-a",
                                 trusted: trustHub ? [.init(name: "hub", publicKey: hubKey.publicKeyText)] : [],
                                 clockSkew: 60)
     }
