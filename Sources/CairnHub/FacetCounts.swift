@@ -6,7 +6,9 @@ import Synchronization
 /// One row of the `facets` table: a (subject, study, modality, body part, manufacturer, sex)
 /// combination within one dataset, with how many entries have it. '' stands for absent.
 struct Facet: Sendable {
-    static let columns = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+    /// The entry attributes a facet is made of, in `values` order (as entry keys for intake).
+    static let attributes: [StaticString] = ["subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+    static let columns = attributes.map { "\($0)" }
     var id: Int64
     var datasetKey: Int64
     /// In `columns` order.

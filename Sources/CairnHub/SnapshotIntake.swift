@@ -221,7 +221,8 @@ extension HubIndex {
 /// What a snapshot changes, taken apart before the write transaction: added entries' digests (32
 /// bytes each, strictly increasing), leaf hashes and facets; removed digests (strictly increasing).
 struct EntryDelta: Sendable {
-    static let keys: [StaticString] = ["digest", "subject", "study_uid", "modality", "body_part", "manufacturer", "sex"]
+    /// The digest, then the facet's attributes in their order.
+    static let keys: [StaticString] = ["digest"] + Facet.attributes
     private(set) var addedDigests: [UInt8] = []
     private(set) var leaves: [UInt8] = []
     private(set) var facetOfAdded: [Int32] = []
