@@ -6,6 +6,9 @@ public struct DicomFile: Sendable {
     public var transferSyntax: TransferSyntax
     /// True when element offsets are file offsets; false for a deflated data set, parsed after inflating.
     public var offsetsAreFileOffsets: Bool
+    /// False when a deflated data set's stream stopped before its end (read leniently, as pydicom
+    /// does; the de-identification gate refuses such a file).
+    public var deflateComplete = true
 }
 
 /// Limits that keep hostile input bounded in time and memory.
@@ -63,10 +66,11 @@ public struct DicomParser {
         }
         if syntax.deflated {
             let compressed = try input.bytes(position, input.size - position)
-            let inflated = try Inflate.raw(compressed, limit: limits.maxInflated)
+            let (inflated, complete) = try Inflate.raw(compressed, limit: limits.maxInflated)
             let (dataSet, _) = try state.parseDataSet(DicomInput(bytes: inflated), from: 0, end: nil, syntax: syntax,
                                                       characterSet: .default, depth: 0, stopAtGroupChange: nil)
-            return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false)
+            return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false,
+                             deflateComplete: complete)
         }
         let (dataSet, _) = try state.parseDataSet(input, from: position, end: nil, syntax: syntax,
                                                   characterSet: .default, depth: 0, stopAtGroupChange: nil)

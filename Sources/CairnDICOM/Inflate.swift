@@ -2,29 +2,40 @@ import CZlib
 
 /// Raw DEFLATE (RFC 1951) inflation for Deflated Explicit VR Little Endian, with a size bound.
 enum Inflate {
-    static func raw(_ input: [UInt8], limit: Int) throws -> [UInt8] {
-        var stream = z_stream()
-        guard inflateInit2_(&stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+    /// Inflates `input`; the output grows only with what zlib produced and stops past `limit`.
+    /// `complete` is false when the stream ended before its last block (a cut file).
+    /// zlib keeps a pointer back to its `z_stream` (`state->strm`), so the stream lives on the heap
+    /// at one address from `inflateInit2` to `inflateEnd`, never in a Swift variable that may move.
+    static func raw(_ input: [UInt8], limit: Int) throws -> (output: [UInt8], complete: Bool) {
+        let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        defer {
+            stream.deinitialize(count: 1)
+            stream.deallocate()
+        }
+        guard inflateInit2_(stream, -15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw DicomError.deflate("inflateInit2 failed")
         }
-        defer { inflateEnd(&stream) }
+        defer { inflateEnd(stream) }
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 256 * 1024)
-        var input = input
-        let inputCount = input.count
-        return try input.withUnsafeMutableBufferPointer { inBuffer in
-            stream.next_in = inBuffer.baseAddress
-            stream.avail_in = UInt32(inputCount)
+        return try input.withUnsafeBufferPointer { inBuffer -> ([UInt8], Bool) in
+            // zlib's next_in is not const in its API; it only reads through it.
+            stream.pointee.next_in = UnsafeMutablePointer(mutating: inBuffer.baseAddress)
+            stream.pointee.avail_in = UInt32(clamping: inBuffer.count)
+            guard inBuffer.count <= Int(UInt32.max) else { throw DicomError.deflate("deflated data set over 4 GiB") }
             while true {
                 let status: Int32 = chunk.withUnsafeMutableBufferPointer { outBuffer in
-                    stream.next_out = outBuffer.baseAddress
-                    stream.avail_out = UInt32(outBuffer.count)
-                    return inflate(&stream, Z_NO_FLUSH)
+                    stream.pointee.next_out = outBuffer.baseAddress
+                    stream.pointee.avail_out = UInt32(outBuffer.count)
+                    return inflate(stream, Z_NO_FLUSH)
                 }
-                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
+                // The output buffer is gone after the closure: leave no pointer to it behind.
+                stream.pointee.next_out = nil
+                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
                 guard output.count <= limit else { throw DicomError.deflate("inflates past \(limit) bytes") }
-                if status == Z_STREAM_END { return output }
-                if status == Z_BUF_ERROR && stream.avail_in == 0 { return output }
+                if status == Z_STREAM_END { return (output, true) }
+                if status == Z_BUF_ERROR && stream.pointee.avail_in == 0 { return (output, false) }
                 guard status == Z_OK else { throw DicomError.deflate("zlib error \(status)") }
             }
         }

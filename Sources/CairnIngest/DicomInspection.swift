@@ -3,40 +3,36 @@ import CairnStore
 import Glibc
 
 /// What ingest learns from a file before storing it: whether it is a DICOM instance, its indexed
-/// attributes and frame boundaries, and whether the de-identification gate lets it in.
+/// attributes and frame boundaries, and what the de-identification gate concluded.
 struct DicomInspection {
     /// The attributes to index, when the file is a DICOM instance.
     var record: InstanceRecord?
     /// Where the blob writer must start new frames: the Pixel Data value and each image frame.
     var cutPoints: [UInt64] = []
-    /// Why a gated dataset must refuse the file (nil: it may be stored).
-    var refusal: String?
+    var verdict: GateVerdict
 
     init(path: String) {
-        do {
-            let file = try DicomParser().parse(path: path)
+        let inspection = DeidentificationGate.inspect(path: path)
+        verdict = inspection.verdict
+        if let file = inspection.file {
             let layout = PixelDataLayout(file: file)
             record = InstanceRecord(file: file, layout: layout)
             cutPoints = layout.cutPoints
-            let identifiers = Deidentification.violations(file)
-            if !identifiers.isEmpty {
-                refusal = "carries direct identifiers (\(identifiers.joined(separator: ", "))) and does not declare "
-                    + "PatientIdentityRemoved=YES"
-            }
-        } catch {
-            // Not DICOM at all is fine (any file is accepted); a file that says DICM but cannot be
-            // parsed cannot be checked, so a gated dataset refuses it.
-            if Self.hasDicomPrefix(path) { refusal = "cannot be checked for identifiers: \(error)" }
         }
+    }
+
+    /// Why the dataset's gate refuses the file (nil: it may be stored). Only `reject` datasets are gated.
+    func refusal(under gate: DatasetGate) -> String? {
+        gate.deidPolicy == .reject ? verdict.refusal(allowNonDicom: gate.allowNonDicom) : nil
     }
 
     /// Inspects, applies the dataset's gate and stages the file with its frames cut and its
     /// attributes attached: the part of ingest that `cairn ingest` and uploads share. Returns the
     /// gate's reason instead when it refuses the file.
-    static func stage(_ path: String, into store: BlobStore, dataset: String, policy: DatasetInfo.DeidPolicy,
+    static func stage(_ path: String, into store: BlobStore, dataset: String, gate: DatasetGate,
                       name: String?, options: WriteOptions) throws -> Result<StagedBlob, Refusal> {
         let inspection = DicomInspection(path: path)
-        if policy == .reject, let reason = inspection.refusal { return .failure(Refusal(reason: reason)) }
+        if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,
                                      cutPoints: inspection.cutPoints)
         staged.instance = inspection.record
@@ -45,15 +41,6 @@ struct DicomInspection {
 
     struct Refusal: Error {
         let reason: String
-    }
-
-    static func hasDicomPrefix(_ path: String) -> Bool {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4)
-        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 128) }
-        return n == 4 && bytes == Array("DICM".utf8)
     }
 }
 

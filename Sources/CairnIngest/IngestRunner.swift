@@ -111,11 +111,12 @@ public struct IngestRunner: Sendable {
             committed.signal()
         }
         committers.start()
-        let policy = (try? store.dataset(dataset))?.deidPolicy ?? .reject
+        // A dataset that cannot be read is gated as tightly as any.
+        let gate = ((try? store.dataset(dataset)) ?? nil)?.gate ?? .closed
         WorkerPool.forEach(count: files.count, jobs: jobs) { index in
             let file = files[index]
             do {
-                switch try DicomInspection.stage(file.path, into: store, dataset: dataset, policy: policy, name: file.name,
+                switch try DicomInspection.stage(file.path, into: store, dataset: dataset, gate: gate, name: file.name,
                                                  options: options) {
                 case .failure(let refusal): queue.put(.refused(path: file.path, reason: refusal.reason))
                 case .success(let staged): queue.put(.ready(file, staged))

@@ -11,8 +11,8 @@ public enum SingleIngestOutcome: Sendable {
 /// de-identification gate, frames cut at Pixel Data, then the durable write path. Used for uploads.
 public func ingestFile(at path: String, into store: BlobStore, dataset: String, name: String? = nil,
                        options: WriteOptions = .init()) throws -> SingleIngestOutcome {
-    let policy = try store.dataset(dataset)?.deidPolicy ?? .reject
-    switch try DicomInspection.stage(path, into: store, dataset: dataset, policy: policy, name: name, options: options) {
+    guard let info = try store.dataset(dataset) else { throw StoreError.invalidArgument("dataset '\(dataset)' does not exist") }
+    switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options) {
     case .failure(let refusal): return .refused(reason: refusal.reason)
     case .success(let staged): return .stored(try store.commit(staged), isInstance: staged.instance != nil)
     }

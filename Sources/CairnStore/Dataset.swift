@@ -15,7 +15,12 @@ public struct DatasetInfo: Sendable, Equatable {
     public var description: String?
     public var cancerType: String?
     public var deidPolicy: DeidPolicy
+    /// Whether a gated dataset also stores files that are not DICOM at all (off unless asked for).
+    public var allowNonDicom: Bool
     public var createdAt: Date
+
+    /// What ingest into this dataset must check.
+    public var gate: DatasetGate { DatasetGate(deidPolicy: deidPolicy, allowNonDicom: allowNonDicom) }
 
     init(row: Row) {
         id = row["id"]
@@ -23,8 +28,23 @@ public struct DatasetInfo: Sendable, Equatable {
         description = row["description"]
         cancerType = row["cancer_type"]
         deidPolicy = DeidPolicy(rawValue: row["deid_policy"]) ?? .reject
+        allowNonDicom = row["allow_non_dicom"] ?? false
         createdAt = Date(timeIntervalSince1970: row["created_at"])
     }
+}
+
+/// A dataset's ingest gate: its de-identification policy and whether files that are not DICOM may
+/// enter it. `closed` is what applies when the dataset cannot be read.
+public struct DatasetGate: Sendable, Equatable {
+    public var deidPolicy: DatasetInfo.DeidPolicy
+    public var allowNonDicom: Bool
+
+    public init(deidPolicy: DatasetInfo.DeidPolicy, allowNonDicom: Bool) {
+        self.deidPolicy = deidPolicy
+        self.allowNonDicom = allowNonDicom
+    }
+
+    public static let closed = DatasetGate(deidPolicy: .reject, allowNonDicom: false)
 }
 
 /// Counts for `cairn dataset show`.
@@ -60,15 +80,17 @@ extension InstanceRecord {
 
 extension BlobStore {
     public func createDataset(id: String, title: String?, description: String? = nil, cancerType: String? = nil,
-                              deidPolicy: DatasetInfo.DeidPolicy = .reject) throws {
+                              deidPolicy: DatasetInfo.DeidPolicy = .reject, allowNonDicom: Bool = false) throws {
         try Self.validateDatasetID(id)
         try index.write { db in
             try db.execute(sql: """
-                INSERT INTO datasets(id, title, description, cancer_type, deid_policy, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO datasets(id, title, description, cancer_type, deid_policy, allow_non_dicom, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),
                     description = coalesce(excluded.description, description),
-                    cancer_type = coalesce(excluded.cancer_type, cancer_type), deid_policy = excluded.deid_policy
-                """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, Date().timeIntervalSince1970])
+                    cancer_type = coalesce(excluded.cancer_type, cancer_type), deid_policy = excluded.deid_policy,
+                    allow_non_dicom = excluded.allow_non_dicom
+                """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, allowNonDicom, Date().timeIntervalSince1970])
         }
     }
 
@@ -144,7 +166,7 @@ extension BlobStore {
     public func instances(in dataset: String) throws -> [(digest: BlobDigest, record: InstanceRecord)] {
         try index.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM instances WHERE dataset_id = ? ORDER BY digest", arguments: [dataset]).map { row in
-                (BlobDigest(hex: row["digest"])!, InstanceRecord(row: row))
+                (try BlobDigest(indexed: row["digest"]), InstanceRecord(row: row))
             }
         }
     }

@@ -20,8 +20,8 @@ public struct BlobRecord: Sendable, Equatable {
     public var state: State
     public var createdAt: Date
 
-    init(row: Row) {
-        digest = BlobDigest(hex: row["digest"])!
+    init(row: Row) throws {
+        digest = try BlobDigest(indexed: row["digest"])
         size = UInt64(row["size"] as Int64)
         storedSize = UInt64(row["stored_size"] as Int64)
         codec = BlobCodec(rawValue: row["codec"]) ?? .raw
@@ -171,6 +171,15 @@ struct StoreIndex: Sendable {
                     last_error TEXT,
                     PRIMARY KEY (dataset_id, seq)
                 ) WITHOUT ROWID;
+                """)
+        }
+        migrator.registerMigration("v6-gate-identity") { db in
+            // allow_non_dicom: a gated dataset stores files that are not DICOM only when asked to.
+            // outbox.halted: why the hub refused a push for a reason retrying cannot fix; the push
+            // worker stops retrying that dataset until the node restarts.
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN allow_non_dicom INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE outbox ADD COLUMN halted TEXT;
                 """)
         }
         return migrator

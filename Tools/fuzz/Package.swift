@@ -1,6 +1,6 @@
 // swift-tools-version:6.1
-// libFuzzer target for the DICOM parser, kept out of the main build. Build and run:
-//   Tools/fuzz/run.sh [SECONDS]
+// libFuzzer targets, kept out of the main build: the DICOM parser and the de-identification gate.
+// Build and run: Tools/fuzz/run.sh [SECONDS] [TARGET]
 import PackageDescription
 
 let package = Package(
@@ -9,6 +9,9 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "FuzzDicomParser",
+            dependencies: [.product(name: "CairnDICOM", package: "main")]),
+        .executableTarget(
+            name: "FuzzDeidGate",
             dependencies: [.product(name: "CairnDICOM", package: "main")]),
     ],
     swiftLanguageModes: [.v6]

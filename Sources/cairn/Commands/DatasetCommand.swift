@@ -31,6 +31,10 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "reject: refuse files with direct identifiers unless PatientIdentityRemoved=YES; accept: store everything.")
         var deidPolicy: DatasetInfo.DeidPolicy = .reject
 
+        @Flag(help: ArgumentHelp("Under --deid-policy reject, also store files that are not DICOM at all (refused by default). "
+            + "Files that look like DICOM but cannot be fully checked, and archives, are refused all the same."))
+        var allowNonDicom = false
+
         @Option(help: ArgumentHelp("Entry attributes manifests publish, comma-separated (default: "
             + ManifestAttribute.defaults.map(\.rawValue).joined(separator: ",") + ").", valueName: "LIST"))
         var publishAttributes: String?
@@ -39,10 +43,13 @@ struct DatasetCommand: ParsableCommand {
             let store = try global.openStore()
             let attributes = try publishAttributes.map(ManifestAttribute.parseList)
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
-                                    deidPolicy: deidPolicy)
+                                    deidPolicy: deidPolicy, allowNonDicom: allowNonDicom)
             if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
-            if global.json { Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue]) } else {
-                print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue))")
+            if global.json {
+                Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue, "allow_non_dicom": allowNonDicom])
+            } else {
+                print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue)"
+                    + (allowNonDicom ? ", files that are not DICOM allowed)" : ")"))
             }
         }
     }
@@ -60,6 +67,7 @@ struct DatasetCommand: ParsableCommand {
             if global.json {
                 var object: [String: Any] = [
                     "id": s.info.id, "deid_policy": s.info.deidPolicy.rawValue, "gated": s.info.deidPolicy == .reject,
+                    "allow_non_dicom": s.info.allowNonDicom,
                     "subjects": s.subjects, "studies": s.studies, "series": s.series, "instances": s.instances,
                     "files": s.files, "bytes": s.bytes, "stored_bytes": s.storedBytes, "by_modality": s.byModality,
                     "by_body_part": s.byBodyPart, "by_manufacturer": s.byManufacturer, "by_sex": s.bySex,
@@ -78,7 +86,8 @@ struct DatasetCommand: ParsableCommand {
             print("""
                 dataset:       \(s.info.id)\(s.info.title.map { " (\($0))" } ?? "")
                 cancer type:   \(s.info.cancerType ?? "-")
-                policy:        \(s.info.deidPolicy == .reject ? "reject identified files (gated)" : "accept everything (not gated)")
+                policy:        \(s.info.deidPolicy == .reject ? "reject identified files (gated)" : "accept everything (not gated)")\
+                \(s.info.deidPolicy == .reject ? (s.info.allowNonDicom ? "; files that are not DICOM allowed" : "; files that are not DICOM refused") : "")
                 subjects:      \(s.subjects)
                 studies:       \(s.studies)
                 series:        \(s.series)
@@ -138,13 +147,14 @@ extension DatasetCommand {
 
         @Argument var id: String
 
-        @Option(help: "Node id to name in the snapshot (default: the one `node serve` last ran with, else the host name).")
+        @Option(help: ArgumentHelp("This node's id, when it has none yet (default: the id chosen at init or the first publish "
+            + "or serve, else the host name). A different id than the stored one is refused: see `cairn node rename`."))
         var nodeID: String?
 
         func run() throws {
             let store = try global.openStore()
             let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
-            let node = try nodeID ?? store.nodeID() ?? ProcessInfo.processInfo.hostName
+            let node = try store.claimNodeID(nodeID, fallback: ProcessInfo.processInfo.hostName)
             let outcome = try Publisher(store: store, nodeID: node, key: key.privateKey, keyID: key.keyID).publish(id)
             switch outcome {
             case .published(let snapshot):

@@ -1,0 +1,205 @@
+import Glibc
+
+/// What the de-identification gate concluded about one file. A gated dataset stores a file only
+/// when it is `.clean`, or `.notDicom` when the dataset explicitly allows files that are not DICOM.
+public enum GateVerdict: Sendable, Equatable {
+    /// Parsed to its end, a complete instance, no direct identifier.
+    case clean
+    /// Parsed, and carries direct identifiers (named).
+    case identifiable([String])
+    /// Looks like DICOM, or is an archive, but cannot be fully checked: refused whatever the dataset allows.
+    case uncheckable(String)
+    /// Nothing about it looks like DICOM.
+    case notDicom(String)
+
+    /// Why a gated dataset refuses the file; nil for `.clean`.
+    public func refusal(allowNonDicom: Bool) -> String? {
+        switch self {
+        case .clean: return nil
+        case .identifiable(let names):
+            return "carries direct identifiers (\(names.joined(separator: ", "))) and does not declare PatientIdentityRemoved=YES"
+        case .uncheckable(let why): return "cannot be checked for identifiers: \(why)"
+        case .notDicom(let why):
+            return allowNonDicom ? nil
+                : "is not DICOM (\(why)) and the dataset does not allow files that are not DICOM (dataset create --allow-non-dicom)"
+        }
+    }
+}
+
+/// The gate's decision and, when the file parsed, what was read (for indexing).
+public struct GateInspection: Sendable {
+    public var file: DicomFile?
+    public var verdict: GateVerdict
+}
+
+/// The de-identification gate fails closed: a file is clean only when the parser read it to its
+/// end, its elements are in ascending tag order at every level (so no element can hide behind a
+/// duplicate, and a wrong transfer syntax does not read as a clean file), it is a complete
+/// composite instance (study, series and SOP instance UIDs; an image's whole pixel data), and it
+/// carries no direct identifier. Anything that fails to parse is `uncheckable` when any of the
+/// shapes the parser accepts, or an archive, can be seen in it; otherwise `notDicom`.
+public enum DeidentificationGate {
+    public static func inspect(path: String, parser: DicomParser = DicomParser()) -> GateInspection {
+        do {
+            return judge(try parser.parse(path: path))
+        } catch {
+            return GateInspection(file: nil, verdict: unreadable(prefix: readPrefix(path), error: error))
+        }
+    }
+
+    public static func inspect(bytes: [UInt8], parser: DicomParser = DicomParser()) -> GateInspection {
+        do {
+            return judge(try parser.parse(bytes: bytes))
+        } catch {
+            return GateInspection(file: nil, verdict: unreadable(prefix: Array(bytes.prefix(prefixLength)), error: error))
+        }
+    }
+
+    /// How much of a file that failed to parse is searched for signs of DICOM.
+    static let prefixLength = 64 * 1024
+
+    static func judge(_ file: DicomFile) -> GateInspection {
+        guard file.deflateComplete else {
+            return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end (cut short?)"))
+        }
+        if let problem = orderProblem(file.dataSet, depth: 0) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
+        let identifiers = Deidentification.violations(file)
+        if !identifiers.isEmpty { return GateInspection(file: file, verdict: .identifiable(identifiers)) }
+        if let missing = incompleteness(file) { return GateInspection(file: file, verdict: .uncheckable(missing)) }
+        return GateInspection(file: file, verdict: .clean)
+    }
+
+    static func unreadable(prefix: [UInt8], error: Error) -> GateVerdict {
+        if let shape = leadingShape(prefix) { return .uncheckable("\(shape), but \(error)") }
+        if let archive = archiveKind(prefix) { return .uncheckable("a \(archive) archive; unpack it and ingest its files") }
+        if let shape = embeddedShape(prefix) { return .uncheckable("\(shape), but \(error)") }
+        return .notDicom("\(error)")
+    }
+
+    /// Elements must come in strictly ascending tag order (PS3.5 7.1), in items too.
+    static func orderProblem(_ dataSet: DataSet, depth: Int) -> String? {
+        var previous: DicomTag?
+        for element in dataSet.elements {
+            if let previous, !(previous < element.tag) {
+                return "\(element.tag) at offset \(element.offset) follows \(previous): elements out of order or repeated "
+                    + "(damaged, or a transfer syntax that does not match the bytes)"
+            }
+            previous = element.tag
+            if case .sequence(let items) = element.value {
+                for item in items {
+                    if let problem = orderProblem(item, depth: depth + 1) { return problem }
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Type 1 attributes every composite instance has, and an image's whole pixel data: a file cut
+    /// at an element boundary parses, but misses these.
+    static func incompleteness(_ file: DicomFile) -> String? {
+        let ds = file.dataSet
+        for keyword in ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+        where (ds.string(keyword) ?? "").isEmpty {
+            return "an incomplete instance: no \(keyword) (cut short?)"
+        }
+        let pixelTags = [DicomTag.pixelData, DicomTag(0x7FE0, 0x0008), DicomTag(0x7FE0, 0x0009)]
+        guard let rows = ds.integer("Rows"), let columns = ds.integer("Columns") else { return nil }
+        guard let pixels = pixelTags.lazy.compactMap({ ds[$0] }).first else {
+            return "an incomplete image: Rows and Columns but no pixel data (cut short?)"
+        }
+        let length: Int
+        switch pixels.value {
+        case .bulk(_, let count): length = count
+        case .bytes(let bytes): length = bytes.count
+        case .encapsulated(let encapsulated):
+            return encapsulated.fragments.isEmpty ? "an incomplete image: encapsulated pixel data with no fragment" : nil
+        case .sequence: return "pixel data \(pixels.tag) is a sequence"
+        }
+        guard pixels.tag == .pixelData else { return nil }
+        let samples = max(1, ds.integer("SamplesPerPixel") ?? 1)
+        let bits = ds.integer("BitsAllocated") ?? 16
+        let frames = max(1, ds.integer("NumberOfFrames") ?? 1)
+        let (pixelCount, overflow) = rows.multipliedReportingOverflow(by: columns * samples * frames)
+        guard !overflow, rows >= 0, columns >= 0 else { return "Rows x Columns x frames overflows" }
+        let expected = bits == 1 ? (pixelCount + 7) / 8 : pixelCount.multipliedReportingOverflow(by: max(1, (bits + 7) / 8)).partialValue
+        if length < expected {
+            return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
+        }
+        return nil
+    }
+
+    /// The shapes the parser accepts at the start of a file.
+    static func leadingShape(_ prefix: [UInt8]) -> String? {
+        let dicm = Array("DICM".utf8)
+        if prefix.count >= 132, Array(prefix[128..<132]) == dicm { return "DICM at offset 128" }
+        if prefix.count >= 4, Array(prefix[0..<4]) == dicm { return "DICM at offset 0" }
+        if prefix.count >= 8 {
+            let little = UInt16(prefix[0]) | UInt16(prefix[1]) << 8
+            let big = UInt16(prefix[0]) << 8 | UInt16(prefix[1])
+            let explicit = VR(bytes: prefix[4], prefix[5]) != nil
+            if (0x0002...0x0020).contains(little) || ((0x0002...0x0020).contains(big) && explicit) {
+                return "starts like a DICOM data set without a preamble"
+            }
+        }
+        return nil
+    }
+
+    /// DICOM seen further in: behind leading junk, or stored inside another format.
+    static func embeddedShape(_ prefix: [UInt8]) -> String? {
+        if let at = find(Array("DICM".utf8), in: prefix) { return "DICM at offset \(at)" }
+        if let at = patientNameElement(in: prefix) { return "a Patient Name element at offset \(at)" }
+        return nil
+    }
+
+    /// (0010,0010) in explicit VR of either byte order, or in implicit VR little endian with a short printable value.
+    static func patientNameElement(in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 8 else { return nil }
+        for i in 0...(bytes.count - 8) {
+            if bytes[i] == 0x10, bytes[i + 1] == 0, bytes[i + 2] == 0x10, bytes[i + 3] == 0 {
+                if bytes[i + 4] == 0x50, bytes[i + 5] == 0x4E { return i }
+                let length = Int(bytes[i + 4]) | Int(bytes[i + 5]) << 8 | Int(bytes[i + 6]) << 16 | Int(bytes[i + 7]) << 24
+                if length >= 2, length <= 64, i + 8 + length <= bytes.count,
+                   bytes[(i + 8)..<(i + 8 + length)].allSatisfy({ (0x20...0x7E).contains($0) }) { return i }
+            }
+            if bytes[i] == 0, bytes[i + 1] == 0x10, bytes[i + 2] == 0, bytes[i + 3] == 0x10, bytes[i + 4] == 0x50, bytes[i + 5] == 0x4E {
+                return i
+            }
+        }
+        return nil
+    }
+
+    static func archiveKind(_ prefix: [UInt8]) -> String? {
+        func starts(_ magic: [UInt8]) -> Bool { prefix.count >= magic.count && Array(prefix[0..<magic.count]) == magic }
+        if starts([0x1F, 0x8B]) { return "gzip" }
+        if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) { return "zip" }
+        if starts([0x28, 0xB5, 0x2F, 0xFD]) { return "zstd" }
+        if starts([0x42, 0x5A, 0x68]) { return "bzip2" }
+        if starts([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return "xz" }
+        if starts([0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]) { return "7z" }
+        if starts([0x04, 0x22, 0x4D, 0x18]) { return "lz4" }
+        if prefix.count >= 262, Array(prefix[257..<262]) == Array("ustar".utf8) { return "tar" }
+        return nil
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+            if Array(haystack[i..<(i + needle.count)]) == needle { return i }
+        }
+        return nil
+    }
+
+    static func readPrefix(_ path: String) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: prefixLength)
+        var filled = 0
+        while filled < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(filled)) }
+            if n <= 0 { break }
+            filled += n
+        }
+        return Array(bytes[0..<filled])
+    }
+}
