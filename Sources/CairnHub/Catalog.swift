@@ -26,6 +26,28 @@ public struct CatalogDataset: Sendable {
         updatedAt = Date(timeIntervalSince1970: row["updated_at"])
     }
 
+    /// The same dataset with every count about subjects and studies that is above zero but below
+    /// `minCount` withheld (`null`), as count answers do: the subjects and studies of the summary
+    /// (both, when either is small, with `"suppressed": true`) and each small per-value count of its
+    /// breakdowns (by modality, body part, manufacturer, sex).
+    public func withholdingSmallCells(minCount: Int) -> CatalogDataset {
+        guard case .object(var fields) = summary else { return self }
+        func small(_ value: JSONValue?) -> Bool { value?.int.map { $0 > 0 && $0 < Int64(minCount) } ?? false }
+        if small(fields["subjects"]) || small(fields["studies"]) {
+            fields["subjects"] = .null
+            fields["studies"] = .null
+            fields["suppressed"] = .bool(true)
+        }
+        for (key, value) in fields where key.hasPrefix("by_") {
+            guard case .object(var counts) = value else { continue }
+            for (name, count) in counts where small(count) { counts[name] = .null }
+            fields[key] = .object(counts)
+        }
+        var copy = self
+        copy.summary = .object(fields)
+        return copy
+    }
+
     public var json: JSONValue {
         .object(["id": .string(dataset), "node": .string(node), "seq": .int(seq), "snapshot": .string(digest),
                  "entries": .int(Int64(entries)), "metadata": metadata, "summary": summary,
@@ -106,13 +128,15 @@ public enum DCAT {
             "dct:accessRights": .string("http://publications.europa.eu/resource/authority/access-right/RESTRICTED"),
             "dct:modified": .string(ISO8601DateFormatter().string(from: item.updatedAt)),
             "dcat:keyword": list("modality"),
-            "healthdcatap:numberOfUniqueIndividuals": .int(item.summary["subjects"]?.int ?? 0),
-            "healthdcatap:numberOfRecords": .int(item.summary["studies"]?.int ?? 0),
             "cairn:modalities": list("modality"),
             "cairn:bodyParts": list("body_part"),
             "cairn:manufacturers": list("manufacturer"),
             "cairn:snapshot": .string(item.digest),
         ]
+        // Withheld small counts (null in the summary) are left out, not published as zero.
+        if let subjects = item.summary["subjects"]?.int { description["healthdcatap:numberOfUniqueIndividuals"] = .int(subjects) }
+        if let studies = item.summary["studies"]?.int { description["healthdcatap:numberOfRecords"] = .int(studies) }
+        if item.summary["suppressed"]?.bool == true { description["cairn:countsWithheld"] = .bool(true) }
         if let issued = item.createdAt { description["dct:issued"] = .string(issued) }
         if let condition = item.metadata["cancer_type"]?.string { description["healthdcatap:healthTheme"] = .string(condition) }
         return .object(description)

@@ -9,6 +9,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import Synchronization
 
 /// `cairn hub serve`: receives signed snapshots from nodes, keeps the catalogue, answers
 /// federated counts and DCAT-AP descriptions (DESIGN.md "Hub HTTP API, v1").
@@ -18,6 +19,8 @@ public struct HubServer: Sendable {
     /// Checks catalogue tokens: signed by the hub's key, `catalog` scope, no other audience.
     let verifier: TokenVerifier
     public let logger: Logger
+    /// At most this many snapshot bodies are read and taken in at once; more get a 503.
+    let intakeSlots = IntakeSlots(limit: 2)
 
     /// The audience a token must name, if it names one, to be accepted here.
     public static let audience = "hub"
@@ -48,20 +51,20 @@ public struct HubServer: Sendable {
             for (key, value) in request.uri.queryParameters {
                 filters[String(key), default: []].append(String(value))
             }
-            let items = try index.catalog(filters: filters)
-            return try Self.json(.object(["datasets": .array(items.map(\.json))]))
+            let items = try index.catalog(filters: filters).map { $0.withholdingSmallCells(minCount: config.minCount) }
+            return try Self.json(.object(["datasets": .array(items.map(\.json)), "min_count": .int(Int64(config.minCount))]))
         }
         router.get("/v1/catalog/datasets/:id") { request, context in
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
-            let items = try index.catalogDataset(id)
+            let items = try index.catalogDataset(id).map { $0.withholdingSmallCells(minCount: config.minCount) }
             guard !items.isEmpty else { throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
-            return try Self.json(.object(["datasets": .array(items.map(\.json))]))
+            return try Self.json(.object(["datasets": .array(items.map(\.json)), "min_count": .int(Int64(config.minCount))]))
         }
         router.get("/v1/catalog/datasets/:id/dcat") { request, context in
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
-            guard let item = try index.catalogDataset(id).first else {
+            guard let item = try index.catalogDataset(id).first?.withholdingSmallCells(minCount: config.minCount) else {
                 throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue")
             }
             let base = request.head.authority.map { "http://\($0)" } ?? ""
@@ -146,13 +149,16 @@ public struct HubServer: Sendable {
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
         let digest = context.parameters.get("digest") ?? ""
-        var body = Array(try await request.body.collect(upTo: config.maxSnapshotBytes).readableBytesView)
-        if request.headers[.contentEncoding]?.lowercased() == "zstd" {
-            guard let decoded = ZstdBuffer.decompress(body, limit: config.maxSnapshotBytes) else {
-                throw HubError(.badRequest, "bad_request", "body is not valid zstd")
-            }
-            body = decoded
+        // Who is pushing is checked before any of the body is read: an unenrolled sender costs nothing.
+        guard try index.publicKey(of: node) != nil else {
+            logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "unenrolled"])
+            throw HubError(.forbidden, "unenrolled", IntakeError.unenrolled(node).description)
         }
+        guard intakeSlots.acquire() else {
+            throw HubError(.serviceUnavailable, "busy", "\(intakeSlots.limit) snapshots are being taken in; retry shortly")
+        }
+        defer { intakeSlots.release() }
+        let body = try await readSnapshotBody(request)
         do {
             // Intake of a large snapshot takes seconds of CPU and disk: off the server's threads.
             let outcome = try await withCheckedThrowingContinuation { continuation in
@@ -178,6 +184,37 @@ public struct HubServer: Sendable {
                 throw HubError(.conflict, "out_of_order", error.description,
                                head: seq.map { ["seq": .int($0), "digest": .string(digest ?? "")] })
             default: throw HubError(.unprocessableContent, "refused", error.description)
+            }
+        }
+    }
+
+    /// The largest original-to-compressed ratio a pushed body may inflate by (past its first MiB).
+    /// Canonical snapshot JSON compresses about 5:1; a zero-filled bomb compresses thousands to one.
+    static let maxCompressionRatio = 250
+
+    /// The pushed snapshot, inflated as it arrives when `Content-Encoding: zstd`: memory grows only
+    /// with what was produced, within `max_snapshot_bytes` and `maxCompressionRatio`.
+    func readSnapshotBody(_ request: Request) async throws -> [UInt8] {
+        let limit = config.maxSnapshotBytes
+        switch request.headers[.contentEncoding]?.lowercased() {
+        case nil, "identity":
+            return Array(try await request.body.collect(upTo: limit).readableBytesView)
+        case "zstd":
+            break
+        case let other?:
+            throw HubError(.unsupportedMediaType, "unsupported_encoding", "Content-Encoding \(other) is not accepted (zstd or none)")
+        }
+        let inflater = ZstdInflater(limit: limit, maxRatio: Self.maxCompressionRatio)
+        do {
+            for try await chunk in request.body {
+                guard inflater.consumed + chunk.readableBytes <= limit else { throw ZstdInflateError.tooLarge(limit: limit) }
+                try chunk.withUnsafeReadableBytes { bytes throws(ZstdInflateError) in try inflater.feed(bytes) }
+            }
+            return try inflater.finish()
+        } catch let error as ZstdInflateError {
+            switch error {
+            case .tooLarge, .ratio: throw HubError(.contentTooLarge, "too_large", "snapshot body \(error)")
+            case .invalid, .truncated: throw HubError(.badRequest, "bad_request", "snapshot body \(error)")
             }
         }
     }
@@ -219,4 +256,23 @@ struct HubError: HTTPResponseError {
         if let head { body["head"] = .object(head) }
         return try HubServer.json(.object(body), status: status)
     }
+}
+
+/// A counting gate for concurrent intakes: `acquire` never waits, so a flood of pushes holds no
+/// memory while it is turned away.
+final class IntakeSlots: Sendable {
+    let limit: Int
+    private let inUse = Mutex(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    func acquire() -> Bool {
+        inUse.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func release() { inUse.withLock { $0 -= 1 } }
 }

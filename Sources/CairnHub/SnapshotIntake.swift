@@ -166,22 +166,39 @@ extension HubIndex {
     private func insertEntries(datasetKey: Int64, delta: EntryDelta, facets: [Int64], db: Database) throws {
         let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO entries (dataset_key, digest, leaf, facet) VALUES (?, ?, ?, ?)")
         let statement = insert.sqliteStatement
+        func check(_ code: Int32, _ what: String) throws {
+            guard code == SQLITE_OK else {
+                throw DatabaseError(resultCode: ResultCode(rawValue: code),
+                                    message: "\(what): " + String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: insert.sql)
+            }
+        }
         try delta.addedDigests.withUnsafeBytes { digests in
             try delta.leaves.withUnsafeBytes { leaves in
+                guard let digestBase = digests.baseAddress, let leafBase = leaves.baseAddress,
+                      digests.count >= delta.addedCount * 32, leaves.count >= delta.addedCount * Merkle.hashSize,
+                      facets.count >= delta.addedCount
+                else {
+                    if delta.addedCount == 0 { return }
+                    throw IntakeError.malformed("entry buffers shorter than the \(delta.addedCount) added entries")
+                }
+                // The bindings point into these buffers (SQLITE_STATIC): they are cleared before the
+                // buffers go away, on every path out, and the statement is left reset for its next user.
+                defer {
+                    sqlite3_reset(statement)
+                    sqlite3_clear_bindings(statement)
+                }
                 for index in 0..<delta.addedCount {
                     sqlite3_reset(statement)
-                    sqlite3_bind_int64(statement, 1, datasetKey)
-                    sqlite3_bind_blob(statement, 2, digests.baseAddress! + index * 32, 32, nil)
-                    sqlite3_bind_blob(statement, 3, leaves.baseAddress! + index * Merkle.hashSize, Int32(Merkle.hashSize), nil)
-                    sqlite3_bind_int64(statement, 4, facets[index])
+                    try check(sqlite3_bind_int64(statement, 1, datasetKey), "bind dataset key")
+                    try check(sqlite3_bind_blob(statement, 2, digestBase + index * 32, 32, nil), "bind digest")
+                    try check(sqlite3_bind_blob(statement, 3, leafBase + index * Merkle.hashSize, Int32(Merkle.hashSize), nil), "bind leaf")
+                    try check(sqlite3_bind_int64(statement, 4, facets[index]), "bind facet")
                     let code = sqlite3_step(statement)
                     guard code == SQLITE_DONE else {
                         throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)),
                                             sql: insert.sql)
                     }
                 }
-                sqlite3_reset(statement)
-                sqlite3_clear_bindings(statement)
             }
         }
     }

@@ -18,6 +18,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     public var string: String? { if case .string(let value) = self { value } else { nil } }
     public var int: Int64? { if case .int(let value) = self { value } else { nil } }
+    public var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
     public var array: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
     public var object: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
 
