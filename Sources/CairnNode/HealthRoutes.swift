@@ -14,10 +14,18 @@ extension NodeAPI {
         }
     }
 
-    /// Ready when the index answers, `tmp/` is writable and free space is above the low-water mark.
+    /// Ready when the index answers, `tmp/` is writable, free space is above the low-water mark and
+    /// the hub has not refused a push for good.
     func readiness() throws -> Response {
         var problems: [String] = []
         do { try store.checkUsable() } catch { problems.append("store not usable: \(error)") }
+        do {
+            for item in try store.outbox().halted {
+                problems.append("replication of \(item.dataset) halted: \(item.halted ?? "")")
+            }
+        } catch {
+            problems.append("outbox not readable: \(error)")
+        }
         let free = store.freeBytes ?? 0
         if free < config.diskLowWaterBytes {
             problems.append("disk free \(free) bytes is below the low-water mark of \(config.diskLowWaterBytes)")

@@ -15,6 +15,7 @@ public final class NodeMetrics: Sendable {
     let replicationLag: Gauge
     let replicationFailures: Counter
     let replicationPushed: Counter
+    let replicationHalted: Gauge
 
     static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
@@ -37,6 +38,8 @@ public final class NodeMetrics: Sendable {
         replicationLag = registry.makeGauge(descriptor: descriptor("replication_lag", "seconds", "Age of the oldest snapshot not yet at the hub"))
         replicationFailures = registry.makeCounter(descriptor: descriptor("replication_failures", "total", "Failed pushes to the hub (retried)"))
         replicationPushed = registry.makeCounter(descriptor: descriptor("replication_pushed", "total", "Snapshots the hub accepted"))
+        replicationHalted = registry.makeGauge(descriptor: descriptor("replication_halted", "datasets",
+                                                                      "Datasets whose pushes the hub refused for good (not retried until restart)"))
     }
 
     func requestFinished(route: String, method: String, status: Int, duration: Duration) {

@@ -23,9 +23,10 @@ public struct NodeServer: Sendable {
     public static func make(config: NodeConfig, dataDirectory: String, logger: Logger) async throws -> NodeServer {
         let store = try BlobStore.initialize(at: dataDirectory)
         let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
-        let nodeID = config.nodeID ?? ProcessInfo.processInfo.hostName
-        // `cairn dataset publish` names this node in its snapshots.
-        try store.setNodeID(nodeID)
+        // One identity per node: the stored id wins, and a different --node-id is refused.
+        let nodeID = try store.claimNodeID(config.nodeID, fallback: ProcessInfo.processInfo.hostName)
+        // Datasets whose pushes the hub refused for good are tried again once per start.
+        try store.outboxResume()
         let verifier = try await TokenVerifier(ownKey: key, audience: nodeID, trusted: config.trustedIssuers,
                                                clockSkew: config.clockSkewSeconds)
         // Revocations made while the node was down apply from the first request on.

@@ -23,6 +23,11 @@ struct ReplicationPusher: Service {
         let status: UInt
         let body: String
         var description: String { "hub answered \(status): \(body)" }
+
+        /// Refusals that the same bytes sent again cannot change: unenrolled, bad signature, a snapshot
+        /// for another node or dataset, too large. Conflicts (the head moved), throttling and server
+        /// errors are retried.
+        var isFinal: Bool { (400..<500).contains(status) && ![408, 409, 425, 429].contains(status) }
     }
 
     func run() async throws {
@@ -31,10 +36,17 @@ struct ReplicationPusher: Service {
             var failures = 0
             while !Task.isCancelled {
                 do {
-                    let pending = try store.outbox()
-                    metrics.replicationLag.set(pending.lag())
+                    let outbox = try store.outbox()
+                    metrics.replicationLag.set(outbox.lag())
+                    metrics.replicationHalted.set(Double(outbox.halted.count))
+                    let pending = outbox.filter { $0.halted == nil }
                     for item in pending {
-                        do { try await push(item.dataset, client: client) } catch {
+                        do { try await push(item.dataset, client: client) } catch let refusal as HubRefusal where refusal.isFinal {
+                            try? store.outboxHalt(item.dataset, reason: refusal.description)
+                            metrics.replicationFailures.increment()
+                            logger.error("hub refused the push for good; not retrying until the node restarts",
+                                         metadata: ["dataset": "\(item.dataset)", "error": "\(refusal)"])
+                        } catch {
                             try? store.outboxFailed(item.dataset, error: "\(error)")
                             throw error
                         }

@@ -86,11 +86,12 @@ extension BlobStore {
         try index.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT dataset_id, min(seq) AS lo, max(seq) AS hi, min(enqueued_at) AS since, max(attempts) AS attempts,
-                       max(last_error) AS last_error
+                       max(last_error) AS last_error, max(halted) AS halted
                 FROM outbox GROUP BY dataset_id
                 """).map {
                     OutboxItem(dataset: $0["dataset_id"], oldestSeq: $0["lo"], latestSeq: $0["hi"],
-                               since: Date(timeIntervalSince1970: $0["since"]), attempts: $0["attempts"], lastError: $0["last_error"])
+                               since: Date(timeIntervalSince1970: $0["since"]), attempts: $0["attempts"], lastError: $0["last_error"],
+                               halted: $0["halted"])
                 }
         }
     }
@@ -109,15 +110,59 @@ extension BlobStore {
         }
     }
 
-    /// This node's id as last configured (`node serve --node-id`), for snapshots made by the CLI.
+    /// This node's id, once chosen (nil before the first `init --node-id`, publish or serve).
     public func nodeID() throws -> String? {
         try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'node_id'") }
     }
 
-    public func setNodeID(_ id: String) throws {
-        try index.write { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
+    /// A node has one identity: the first caller chooses it (`requested`, else `fallback`, the host
+    /// name) and it is stored; later callers get it back, and asking for another id is refused with
+    /// how to rename deliberately. Snapshots are signed for this id, so a silent change would make
+    /// the hub refuse every push.
+    public func claimNodeID(_ requested: String?, fallback: String) throws -> String {
+        if let requested { try Self.validateNodeID(requested) }
+        return try index.write { db in
+            if let stored = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'node_id'") {
+                if let requested, requested != stored {
+                    throw StoreError.invalidArgument("""
+                        this node's id is '\(stored)' (chosen at init or its first publish or serve, and signed into its \
+                        snapshots); '\(requested)' was asked for. To rename the node deliberately, run \
+                        `cairn node rename \(requested)` and enroll the new id at the hub
+                        """)
+                }
+                return stored
+            }
+            let id = requested ?? fallback
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
+            return id
         }
+    }
+
+    /// Renames the node: its snapshots were signed for the old id, so they, the published state and
+    /// the outbox are dropped in the same transaction; the next publish of each dataset is a first
+    /// snapshot (seq 1) under the new id. Returns the datasets that had snapshots.
+    public func renameNode(to id: String) throws -> [String] {
+        try Self.validateNodeID(id)
+        return try index.write { db in
+            let published = try String.fetchAll(db, sql: "SELECT DISTINCT dataset_id FROM snapshots ORDER BY dataset_id")
+            try db.execute(sql: "DELETE FROM outbox; DELETE FROM published_entries; DELETE FROM snapshots")
+            try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
+            return published
+        }
+    }
+
+    static func validateNodeID(_ id: String) throws { try validateIdentifier(id, what: "node id") }
+
+    /// The hub refused the dataset's push for a reason retrying cannot fix: stop until the node restarts.
+    public func outboxHalt(_ dataset: String, reason: String) throws {
+        try index.write { db in
+            try db.execute(sql: "UPDATE outbox SET halted = ?, last_error = ? WHERE dataset_id = ?", arguments: [reason, reason, dataset])
+        }
+    }
+
+    /// A starting node tries halted datasets again (the hub's operator may have fixed the cause).
+    public func outboxResume() throws {
+        try index.write { db in try db.execute(sql: "UPDATE outbox SET halted = NULL WHERE halted IS NOT NULL") }
     }
 }
 
@@ -129,6 +174,8 @@ public struct OutboxItem: Sendable {
     public var since: Date
     public var attempts: Int
     public var lastError: String?
+    /// Why the hub refused it for good (until the node restarts); nil while it is retried.
+    public var halted: String?
 }
 
 extension [OutboxItem] {
@@ -136,6 +183,8 @@ extension [OutboxItem] {
     public func lag(now: Date = Date()) -> TimeInterval { map { now.timeIntervalSince($0.since) }.max() ?? 0 }
 
     public var failedAttempts: Int { reduce(0) { $0 + $1.attempts } }
+
+    public var halted: [OutboxItem] { filter { $0.halted != nil } }
 }
 
 extension StoredSnapshot {

@@ -104,7 +104,7 @@ public final class BlobStore: Sendable {
                 """), arguments: [digest.hex])
             let holders = Set(rows.map { $0["dataset_id"] as String })
             guard let row = rows.first, let dataset = datasets.first(where: holders.contains) else { return nil }
-            return (BlobRecord(row: row), dataset)
+            return (try BlobRecord(row: row), dataset)
         }
     }
 
@@ -171,13 +171,16 @@ public final class BlobStore: Sendable {
     }
 
     /// Dataset ids are used in URLs and file names: letters, digits, `.`, `_`, `-`; 1–128 characters.
-    public static func validateDatasetID(_ id: String) throws {
+    public static func validateDatasetID(_ id: String) throws { try validateIdentifier(id, what: "dataset id") }
+
+    /// Node and dataset ids appear in URLs, file names and signed documents.
+    static func validateIdentifier(_ id: String, what: String) throws {
         let allowed = id.utf8.allSatisfy {
             ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
                 || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
         }
         guard allowed, (1...128).contains(id.utf8.count), id.first != ".", id.first != "-" else {
-            throw StoreError.invalidArgument("dataset id '\(id)' must be 1-128 of A-Z a-z 0-9 . _ - and not start with . or -")
+            throw StoreError.invalidArgument("\(what) '\(id)' must be 1-128 of A-Z a-z 0-9 . _ - and not start with . or -")
         }
     }
 }

@@ -1,12 +1,15 @@
 import ArgumentParser
 import CPosix
+import CairnAuth
+import CairnManifest
 import CairnNode
+import CairnStore
 import Foundation
 import Logging
 
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node server.",
-                                                    subcommands: [Serve.self])
+                                                    subcommands: [Serve.self, Rename.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -43,6 +46,43 @@ struct NodeCommand: ParsableCommand {
             try await server.run { url in
                 print("cairn node \(server.nodeID) listening on \(url) (data \(server.api.store.root))")
                 Terminal.flushStdout()
+            }
+        }
+    }
+
+    struct Rename: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give the node a new id: re-signs every published dataset under it (stop `node serve` first).",
+            discussion: """
+                Snapshots name the node they come from and are signed for it, so renaming drops them and \
+                publishes each dataset again as a first snapshot under the new id. Enroll the new id at the \
+                hub (`cairn hub enroll NEW_ID KEY`); the hub keeps what the old id pushed until its operator drops it.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The new node id: 1-128 of A-Z a-z 0-9 . _ -")
+        var newID: String
+
+        func run() throws {
+            let store = try global.openStore()
+            let old = try store.nodeID()
+            let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
+            let datasets = try store.renameNode(to: newID)
+            try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "node.rename", status: 0,
+                                              detail: "\(old ?? "(none)") -> \(newID)")])
+            let publisher = Publisher(store: store, nodeID: newID, key: key.privateKey, keyID: key.keyID)
+            var republished: [String] = []
+            for dataset in datasets {
+                if case .published(let snapshot) = try publisher.publish(dataset) {
+                    republished.append("\(dataset) seq \(snapshot.seq) \(snapshot.digest)")
+                }
+            }
+            if global.json {
+                Terminal.printJSON(["old": old ?? NSNull(), "node": newID, "republished": republished])
+            } else {
+                print("node \(old ?? "(none)") is now \(newID); enroll it at the hub: cairn hub enroll \(newID) \(key.publicKeyText)")
+                for line in republished { print("re-signed \(line)") }
             }
         }
     }

@@ -23,17 +23,20 @@ struct StatsCommand: ParsableCommand {
             if let free = stats.diskFree { object["disk_free"] = free }
             object["replication"] = [
                 "pending_datasets": outbox.count, "lag_seconds": (lag * 10).rounded() / 10,
-                "failed_attempts": outbox.failedAttempts,
+                "failed_attempts": outbox.failedAttempts, "halted_datasets": outbox.halted.count,
                 "pending": outbox.map { item -> [String: Any] in
                     var entry: [String: Any] = ["dataset": item.dataset, "from_seq": item.oldestSeq, "to_seq": item.latestSeq,
                                                 "attempts": item.attempts]
                     if let error = item.lastError { entry["last_error"] = error }
+                    if let halted = item.halted { entry["halted"] = halted }
                     return entry
                 },
             ]
             Terminal.printJSON(object)
             return
         }
+        let halted = outbox.halted.map { "\n             HALTED \($0.dataset): the hub refused it for good (retried at the next node start): \($0.halted ?? "")" }
+            .joined()
         let codecs = stats.byCodec.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         print("""
             data:        \(store.root)
@@ -46,7 +49,7 @@ struct StatsCommand: ParsableCommand {
             disk free:   \(stats.diskFree.map(Terminal.bytes) ?? "unknown")
             replication: \(outbox.isEmpty ? "up to date (or never published)" : "\(outbox.count) datasets waiting for the hub, "
                 + "oldest for \(Int(lag)) s, \(outbox.failedAttempts) failed attempts"
-                + (outbox.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))
+                + (outbox.compactMap(\.lastError).first.map { "; last error: \($0)" } ?? ""))\(halted)
             """)
     }
 }

@@ -1,0 +1,231 @@
+"""Issue 10, the hub and the node's identity: a zstd bomb costs the hub nothing, a node has one id
+(the README's commands replicate in order, a different id is refused with how to rename), a push
+the hub refuses for good stops and shows, and small cells are withheld everywhere the hub counts."""
+import concurrent.futures
+import hashlib
+import struct
+import subprocess
+
+import pytest
+import requests
+from backports import zstd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import Store, cairn_binary, wait_until
+from manifest_reference import b64url_encode, canonical, entries_root
+from node import Node
+from test_federation import Hub, free_port, make_corpus
+
+
+def vm_hwm(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def signed_snapshot(key, node, dataset, entries, seq=1, parent=None):
+    doc = {"type": "cairn.snapshot/v1", "node": node, "dataset": dataset, "seq": seq, "parent": parent, "metadata": {},
+           "added": entries, "removed": [], "entries": len(entries), "entries_root": entries_root(entries),
+           "summary": {}, "created_at": "2026-11-29T00:00:00Z"}
+    doc["signature"] = {"alg": "EdDSA", "kid": "k", "sig": b64url_encode(key.sign(canonical(doc)))}
+    body = canonical(doc)
+    return body, "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def declared_huge_frame(declared):
+    """A zstd frame whose header declares `declared` bytes of content but holds 16 (a raw block)."""
+    descriptor = 0b11 << 6  # 8-byte Frame_Content_Size, not single-segment: a window byte follows
+    window = 0x00  # a 1 KiB window
+    block_header = (16 << 3) | (0 << 1) | 1  # raw block of 16 bytes, last block
+    return (b"\x28\xb5\x2f\xfd" + bytes([descriptor, window]) + struct.pack("<Q", declared)
+            + struct.pack("<I", block_header)[:3] + b"x" * 16)
+
+
+def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
+    """8 clients at once send a 1 GiB zstd bomb (content size in the frame header) and a frame that
+    declares almost 1 GiB but holds 16 bytes, as an unenrolled and as an enrolled node: every one is
+    refused, the hub's peak RSS stays under 300 MB, and the next honest push is applied."""
+    bomb = zstd.compress(bytes(1 << 30), level=19)
+    assert len(bomb) < 64 * 1024 and zstd.get_frame_info(bomb).decompressed_size == 1 << 30
+    liar = declared_huge_frame((1 << 30) - 64)
+    hub = Hub(tmp_path / "hub", free_port())
+    try:
+        key = Ed25519PrivateKey.generate()
+        hub.cli("enroll", "honest", b64url_encode(key.public_key().public_bytes_raw()))
+        before = vm_hwm(hub.proc.pid)
+        digest = "sha256:" + "0" * 64
+
+        def send(job):
+            node, body = job
+            r = requests.put(f"{hub.url}/v1/nodes/{node}/datasets/x/snapshots/{digest}", data=body,
+                             headers={"Content-Encoding": "zstd"}, timeout=120)
+            return node, len(body), r.status_code, r.json().get("error")
+
+        jobs = [(node, body) for node in ("evil", "honest") for body in (bomb, liar) for _ in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, jobs))
+        peak = vm_hwm(hub.proc.pid)
+        print(f"hub VmHWM before {before / 2**20:.1f} MiB, after {len(jobs)} bomb pushes {peak / 2**20:.1f} MiB")
+        for node, size, status, error in answers:
+            if node == "evil":
+                assert (status, error) == (403, "unenrolled"), (node, size, status, error)
+            else:
+                assert status in (400, 413, 503), (node, size, status, error)
+        assert any(status == 413 for node, _, status, _ in answers if node == "honest"), "no bomb reached the inflater"
+        assert peak < 300 * 2**20, f"hub peak RSS {peak / 2**20:.0f} MiB"
+        entries = sorted(({"digest": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), "size": i,
+                           "subject": f"S{i % 7}", "modality": "CT"} for i in range(50)), key=lambda e: e["digest"])
+        body, real = signed_snapshot(key, "honest", "x", entries)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=zstd.compress(body),
+                         headers={"Content-Encoding": "zstd"}, timeout=30)
+        assert r.status_code == 201, r.text
+        assert hub.head("honest", "x")["digest"] == real
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=body,
+                         headers={"Content-Encoding": "br"}, timeout=30)
+        assert r.status_code == 415
+    finally:
+        hub.stop()
+
+
+def cli(store, *args):
+    return subprocess.run([cairn_binary(), *args, "--data", str(store.root)], capture_output=True, text=True)
+
+
+def test_readme_commands_in_order_replicate(tmp_path):
+    """README "Manifests, replication and the hub", in order, on a fresh store and hub."""
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus, seed=3, ct=4, mr=2)
+    store = Store(tmp_path / "data")
+    store.run("init", "--node-id", "hospital-a")
+    store.run("dataset", "create", "lung-ct", "--publish-attributes", "subject,study_uid,modality,body_part,sex")
+    store.run("ingest", "--dataset", "lung-ct", str(corpus))
+    published = store.json("dataset", "publish", "lung-ct")
+    assert published["node"] == "hospital-a"
+    hub = Hub(tmp_path / "hub", free_port())
+    node = None
+    try:
+        hub.cli("enroll", "hospital-a", store.run("key", "show").stdout.decode().strip())
+        node = Node(store, node_id="hospital-a", extra=("--hub", hub.url))
+        wait_until(lambda: (hub.head("hospital-a", "lung-ct") or {}).get("digest") == published["digest"],
+                   timeout=20, what="the hub to hold hospital-a/lung-ct")
+        # The same id again is fine; another is refused, before anything is served or signed.
+        other = cli(store, "node", "serve", "--node-id", "hospital-b", "--listen", "127.0.0.1:0")
+        assert other.returncode == 2 and "this node's id is 'hospital-a'" in other.stderr
+        assert "cairn node rename hospital-b" in other.stderr
+        again = cli(store, "dataset", "publish", "lung-ct", "--node-id", "hospital-b")
+        assert again.returncode == 2 and "cairn node rename" in again.stderr
+    finally:
+        if node:
+            node.stop()
+        hub.stop()
+
+
+def test_a_node_published_under_its_host_name_is_renamed_deliberately(tmp_path):
+    """The order that used to push forever: publish with no id (the host name is chosen), then serve
+    under another id: refused with how to rename; after `node rename` the snapshots are re-signed
+    and replicate."""
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus, seed=4, ct=3, mr=1)
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "ds1")
+    store.run("ingest", "--dataset", "ds1", str(corpus))
+    first = store.json("dataset", "publish", "ds1")
+    assert first["node"] not in ("", "hospital-a")
+    refused = cli(store, "node", "serve", "--node-id", "hospital-a", "--listen", "127.0.0.1:0")
+    assert refused.returncode == 2 and f"this node's id is '{first['node']}'" in refused.stderr
+    renamed = store.json("node", "rename", "hospital-a")
+    assert renamed["node"] == "hospital-a" and renamed["old"] == first["node"]
+    assert [line.split()[0] for line in renamed["republished"]] == ["ds1"]
+    audit = store.ndjson("audit", "export")
+    assert any(r["action"] == "node.rename" for r in audit)
+    hub = Hub(tmp_path / "hub", free_port())
+    node = None
+    try:
+        hub.cli("enroll", "hospital-a", store.run("key", "show").stdout.decode().strip())
+        node = Node(store, node_id="hospital-a", extra=("--hub", hub.url))
+        wait_until(lambda: (hub.head("hospital-a", "ds1") or {}).get("seq") == 1, timeout=20, what="the re-signed snapshot")
+    finally:
+        if node:
+            node.stop()
+        hub.stop()
+
+
+def test_a_push_refused_for_good_stops_and_shows(tmp_path):
+    """An unenrolled node: the hub's 403 cannot change by retrying, so the push worker stops,
+    /readyz is 503 naming it, `cairn stats` and /metrics show it; after enrolment a restart resumes."""
+    corpus = tmp_path / "corpus"
+    make_corpus(corpus, seed=5, ct=2, mr=1)
+    store = Store(tmp_path / "data")
+    store.run("init", "--node-id", "hospital-c")
+    store.run("dataset", "create", "ds")
+    store.run("ingest", "--dataset", "ds", str(corpus))
+    published = store.json("dataset", "publish", "ds")
+    hub = Hub(tmp_path / "hub", free_port())
+    node = None
+    try:
+        node = Node(store, node_id="hospital-c", extra=("--hub", hub.url))
+        wait_until(lambda: requests.get(node.url + "/readyz", timeout=10).status_code == 503, timeout=20,
+                   what="readyz to report the halted push")
+        ready = requests.get(node.url + "/readyz", timeout=10).json()
+        assert any("replication of ds halted" in p and "not enrolled" in p for p in ready["problems"]), ready
+        assert node.metrics()["cairn_replication_halted_datasets"] == 1
+        stats = store.json("stats")["replication"]
+        assert stats["halted_datasets"] == 1 and "not enrolled" in stats["pending"][0]["halted"]
+        attempts = stats["pending"][0]["attempts"]
+        # Halted means no more pushes: the hub's rejection count stays where it is.
+        wait_until(lambda: store.json("stats")["replication"]["pending"][0]["attempts"] == attempts, timeout=5,
+                   what="attempts to stay put")
+        node.stop()
+        hub.cli("enroll", "hospital-c", store.run("key", "show").stdout.decode().strip())
+        node = Node(store, node_id="hospital-c", extra=("--hub", hub.url))
+        wait_until(lambda: (hub.head("hospital-c", "ds") or {}).get("digest") == published["digest"], timeout=20,
+                   what="the push after enrolment")
+        wait_until(lambda: requests.get(node.url + "/readyz", timeout=10).status_code == 200, timeout=10, what="ready again")
+    finally:
+        if node:
+            node.stop()
+        hub.stop()
+
+
+def test_small_cells_are_withheld_in_the_catalogue_and_dcat(tmp_path):
+    corpus = tmp_path / "corpus"
+    files = make_corpus(corpus, seed=6, ct=3, mr=1)
+    store = Store(tmp_path / "data")
+    store.run("init", "--node-id", "small")
+    store.run("dataset", "create", "tiny", "--cancer-type", "lung")
+    store.run("ingest", "--dataset", "tiny", str(corpus))
+    shown = store.json("dataset", "show", "tiny")
+    assert 0 < shown["subjects"] < 50 and shown["studies"] < 50
+    published = store.json("dataset", "publish", "tiny")
+    hub = Hub(tmp_path / "hub", free_port())
+    node = None
+    try:
+        hub.cli("enroll", "small", store.run("key", "show").stdout.decode().strip())
+        node = Node(store, node_id="small", extra=("--hub", hub.url))
+        wait_until(lambda: (hub.head("small", "tiny") or {}).get("digest") == published["digest"], timeout=20, what="sync")
+        node.stop()
+        node = None
+        listed = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", timeout=10).json()["datasets"][0]["summary"]
+        assert listed["subjects"] == shown["subjects"]  # min_count 1 withholds nothing
+        hub.stop()
+        hub.configure(50)
+        hub.start()
+        for path in ("/v1/catalog/datasets", "/v1/catalog/datasets/tiny"):
+            answer = hub.catalog.get(hub.url + path, timeout=10).json()
+            summary = answer["datasets"][0]["summary"]
+            assert answer["min_count"] == 50
+            assert summary["subjects"] is None and summary["studies"] is None and summary["suppressed"] is True, summary
+            for key in ("by_modality", "by_sex", "by_body_part", "by_manufacturer"):
+                assert all(v is None or v >= 50 for v in summary.get(key, {}).values()), (key, summary[key])
+        dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/tiny/dcat", timeout=10).json()
+        assert "healthdcatap:numberOfUniqueIndividuals" not in dcat and dcat["cairn:countsWithheld"] is True
+        counted = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": {}}, timeout=10).json()
+        assert counted["datasets"][0]["suppressed"] is True
+        assert len(files) > 0
+    finally:
+        if node:
+            node.stop()
+        hub.stop()
