@@ -71,3 +71,13 @@ public enum Hex {
         return valid ? out : nil
     }
 }
+
+extension BlobDigest {
+    /// A digest read back from the index: a damaged row is an error naming the value, not a crash.
+    init(indexed hex: String?) throws {
+        guard let hex, let digest = BlobDigest(hex: hex) else {
+            throw StoreError.index("an index row holds a malformed digest '\(hex ?? "NULL")'")
+        }
+        self = digest
+    }
+}

@@ -41,13 +41,13 @@ extension BlobStore {
                     LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
                     WHERE d.dataset_id = ? AND d.digest > ? ORDER BY d.digest\(limitClause)
                     """, arguments: [dataset, cursor]).map { row in
-                        ListedBlob(record: BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
+                        ListedBlob(record: try BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
                                    instance: row["transfer_syntax"] == nil ? nil : InstanceRecord(row: row))
                     }
             }
             return try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE digest > ? ORDER BY digest\(limitClause)",
                                     arguments: [cursor])
-                .map { ListedBlob(record: BlobRecord(row: $0), dataset: nil, name: nil, instance: nil) }
+                .map { ListedBlob(record: try BlobRecord(row: $0), dataset: nil, name: nil, instance: nil) }
         }
     }
 

@@ -16,6 +16,11 @@ public struct SeekTable: Equatable, Sendable {
     static let headerSize = 8
     /// The format's own bound on frames per table.
     static let maxFrames = 0x800_0000
+    /// No writer makes a frame of more original bytes than the largest frame size, nor stores one
+    /// in more than that plus zstd's and LZ4's worst-case expansion: an entry past these is damage,
+    /// and is refused before any reader sizes a buffer from it.
+    static let maxFrameDecompressedSize = UInt32(WriteOptions.frameSizes.upperBound)
+    static let maxFrameCompressedSize = maxFrameDecompressedSize + maxFrameDecompressedSize / 128 + 1024
 
     public private(set) var entries: [Entry] = []
     /// Prefix sums: start of frame i in the blob file and in the original bytes; one extra at the end.
@@ -76,6 +81,7 @@ public struct SeekTable: Equatable, Sendable {
         case missingChecksums
         case badHeader
         case tooManyFrames
+        case frameTooLarge(index: Int, compressed: UInt32, decompressed: UInt32)
     }
 
     /// Number of bytes at the end of a file needed to read the table, given its 9-byte footer.
@@ -103,9 +109,12 @@ public struct SeekTable: Equatable, Sendable {
         table.entries.reserveCapacity((size - headerSize - footerSize) / entrySize)
         var at = headerSize
         while at < size - footerSize {
-            table.append(Entry(compressedSize: readU32(bytes, at),
-                               decompressedSize: readU32(bytes, at + 4),
-                               checksum: readU32(bytes, at + 8)))
+            let entry = Entry(compressedSize: readU32(bytes, at), decompressedSize: readU32(bytes, at + 4),
+                              checksum: readU32(bytes, at + 8))
+            guard entry.decompressedSize <= maxFrameDecompressedSize, entry.compressedSize <= maxFrameCompressedSize else {
+                throw .frameTooLarge(index: table.entries.count, compressed: entry.compressedSize, decompressed: entry.decompressedSize)
+            }
+            table.append(entry)
             at += entrySize
         }
         return table
