@@ -57,22 +57,33 @@ extension NodeAPI {
         let store = store, audit = audit, startAfter = after, maximum = limit
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             var cursor = startAfter
-            var sent = 0
-            while sent < maximum {
-                let page = try store.list(dataset: id, after: cursor, limit: min(1000, maximum - sent))
-                if page.isEmpty { break }
-                var buffer = ByteBuffer()
-                for entry in page {
-                    buffer.writeBytes(try JSONSerialization.data(withJSONObject: Self.entryJSON(entry), options: [.sortedKeys]))
-                    buffer.writeInteger(UInt8(ascii: "\n"))
-                }
-                try await writer.write(buffer)
-                sent += page.count
-                cursor = page.last?.record.digest
+            var sent = 0, bytes = 0
+            // Recorded on every path: a client that hangs up midway is audited with what it got.
+            func record(_ detail: String) {
+                audit.record(AuditEvent(actor: grant.subject, action: "entries", dataset: id, range: startAfter.map { "after \($0)" },
+                                        bytes: Int64(bytes), status: 200, detail: detail))
             }
-            try await writer.finish(nil)
-            audit.record(AuditEvent(actor: grant.subject, action: "entries", dataset: id, range: startAfter.map { "after \($0)" },
-                                    bytes: Int64(sent), status: 200, detail: "\(sent) entries"))
+            do {
+                while sent < maximum {
+                    let page = try store.list(dataset: id, after: cursor, limit: min(1000, maximum - sent))
+                    if page.isEmpty { break }
+                    var buffer = ByteBuffer()
+                    for entry in page {
+                        buffer.writeBytes(try JSONSerialization.data(withJSONObject: Self.entryJSON(entry), options: [.sortedKeys]))
+                        buffer.writeInteger(UInt8(ascii: "\n"))
+                    }
+                    let size = buffer.readableBytes
+                    try await writer.write(buffer)
+                    bytes += size
+                    sent += page.count
+                    cursor = page.last?.record.digest
+                }
+                try await writer.finish(nil)
+            } catch {
+                record("cut short after \(sent) entries: \(error)")
+                throw error
+            }
+            record("\(sent) entries")
         })
     }
 

@@ -60,7 +60,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let inspection = DicomInspection(path: path)
         let instance = try #require(inspection.record)
-        #expect(inspection.refusal == nil)
+        #expect(inspection.refusal(under: .closed) == nil)
         #expect(instance.frameOffsets.count == 12)
         let pixelStart = try #require(instance.pixelDataOffset)
         #expect(instance.frameOffsets.first == pixelStart)
@@ -98,8 +98,9 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         _ = FileManager.default.createFile(atPath: path, contents: Data(
             multiFrameImage(rows: 8, columns: 8, frames: 1, patientName: "Doe^Jane", identityRemoved: false)))
         let inspection = DicomInspection(path: path)
-        #expect(inspection.refusal?.contains("PatientName") == true)
-        #expect(inspection.refusal?.contains("PatientBirthDate") == true)
+        let refusal = inspection.refusal(under: .closed)
+        #expect(refusal?.contains("PatientName") == true)
+        #expect(refusal?.contains("PatientBirthDate") == true)
 
         let summary = IngestRunner(store: store, options: .init(), dataset: BlobStore.defaultDataset, jobs: 2)
             .run([FoundFile(path: path, name: "named.dcm", size: 0)]) { _, _ in }

@@ -7,14 +7,28 @@ import Testing
         for _ in 0..<200 {
             let count = Int(rng.next() % 50)
             let entries = (0..<count).map { _ in
-                SeekTable.Entry(compressedSize: UInt32(truncatingIfNeeded: rng.next()),
-                                decompressedSize: UInt32(truncatingIfNeeded: rng.next()),
+                SeekTable.Entry(compressedSize: UInt32(rng.next() % UInt64(SeekTable.maxFrameCompressedSize + 1)),
+                                decompressedSize: UInt32(rng.next() % UInt64(SeekTable.maxFrameDecompressedSize + 1)),
                                 checksum: UInt32(truncatingIfNeeded: rng.next()))
             }
             let table = SeekTable(entries: entries)
             let encoded = table.encoded()
             #expect(encoded.count == table.encodedSize)
             #expect(try SeekTable.parse(encoded) == table)
+        }
+    }
+
+    /// No writer makes a frame past the largest frame size: such an entry is damage, refused
+    /// before a reader sizes a buffer from it.
+    @Test func oversizedFramesAreDamage() {
+        let tooBig = SeekTable(entries: [.init(compressedSize: 100, decompressedSize: SeekTable.maxFrameDecompressedSize + 1, checksum: 0)])
+        #expect(throws: SeekTable.ParseError.frameTooLarge(index: 0, compressed: 100, decompressed: SeekTable.maxFrameDecompressedSize + 1)) {
+            try SeekTable.parse(tooBig.encoded())
+        }
+        let stored = SeekTable(entries: [.init(compressedSize: 10, decompressedSize: 10, checksum: 0),
+                                         .init(compressedSize: UInt32.max, decompressedSize: 10, checksum: 0)])
+        #expect(throws: SeekTable.ParseError.frameTooLarge(index: 1, compressed: UInt32.max, decompressed: 10)) {
+            try SeekTable.parse(stored.encoded())
         }
     }
 

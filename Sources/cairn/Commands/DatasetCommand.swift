@@ -131,6 +131,8 @@ struct DatasetCommand: ParsableCommand {
             let store = try global.openStore()
             guard try store.datasetExists(id) else { throw StoreError.invalidArgument("dataset '\(id)' does not exist") }
             let removed = try store.eraseSubject(subject, from: id)
+            try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.erase-subject", dataset: id, status: 0,
+                                              detail: "subject \(subject), \(removed) instances")])
             if global.json { Terminal.printJSON(["dataset": id, "removed": removed]) } else {
                 print("removed \(removed) instances of subject \(subject) from \(id); run `cairn gc` to delete unreferenced blobs")
             }

@@ -13,6 +13,15 @@ struct GCCommand: ParsableCommand {
     func run() throws {
         let store = try global.openStore()
         let report = try store.collectGarbage(dryRun: dryRun)
+        if !dryRun {
+            // One record per blob deleted (its digest), so the trail shows when each left the disk.
+            let removed = report.unreferenced.map {
+                AuditEvent(actor: AdminActor.current, action: "gc.remove", digest: $0.description, status: 0)
+            }
+            try store.appendAudit(removed + [AuditEvent(actor: AdminActor.current, action: "gc", status: 0,
+                                                        detail: "\(report.unreferenced.count) blobs, \(report.orphanFiles.count) orphan files, "
+                                                            + "\(report.bytesFreed) bytes")])
+        }
         if global.json {
             Terminal.printJSON([
                 "dry_run": dryRun, "unreferenced": report.unreferenced.map(\.description),
