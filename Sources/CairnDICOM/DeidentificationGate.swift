@@ -134,10 +134,16 @@ public enum DeidentificationGate {
         if prefix.count >= 132, Array(prefix[128..<132]) == dicm { return "DICM at offset 128" }
         if prefix.count >= 4, Array(prefix[0..<4]) == dicm { return "DICM at offset 0" }
         if prefix.count >= 8 {
+            // The parser's guess for a bare data set: a first group of 0002-0020, read little or big
+            // endian. Random bytes fit that one time in two thousand, so the first element must also
+            // look like one: an explicit VR, or an implicit length that is short or undefined.
             let little = UInt16(prefix[0]) | UInt16(prefix[1]) << 8
             let big = UInt16(prefix[0]) << 8 | UInt16(prefix[1])
             let explicit = VR(bytes: prefix[4], prefix[5]) != nil
-            if (0x0002...0x0020).contains(little) || ((0x0002...0x0020).contains(big) && explicit) {
+            let implicitLength = UInt32(prefix[4]) | UInt32(prefix[5]) << 8 | UInt32(prefix[6]) << 16 | UInt32(prefix[7]) << 24
+            let plausibleImplicit = implicitLength <= 1 << 16 || implicitLength == 0xFFFF_FFFF
+            if ((0x0002...0x0020).contains(little) && (explicit || plausibleImplicit))
+                || ((0x0002...0x0020).contains(big) && explicit) {
                 return "starts like a DICOM data set without a preamble"
             }
         }
