@@ -35,11 +35,19 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CPosix"),
+        // Hex, base64url, canonical JSON, durable SQLite opening, small-buffer zstd: nothing about blobs or HTTP.
+        .target(
+            name: "CairnFoundation",
+            dependencies: ["CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "CairnAudit",
+            dependencies: ["CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnDICOM", dependencies: ["CZlib"]),
         .target(
             name: "CairnStore",
             dependencies: [
-                "CZstd", "CLZ4", "CXXHash", "CPosix",
+                "CairnFoundation", "CairnAudit", "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -47,17 +55,18 @@ let package = Package(
         .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
         .target(
             name: "CairnManifest",
-            dependencies: ["CairnStore", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "CairnAuth",
             dependencies: [
-                "CairnManifest", "CairnStore",
+                "CairnFoundation", "CairnManifest",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
             ]),
         .target(
             name: "CairnHTTP",
             dependencies: [
+                "CairnFoundation",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -66,7 +75,7 @@ let package = Package(
         .target(
             name: "CairnNode",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -84,7 +93,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnManifest", "CairnStore", "CairnHTTP", "CairnAuth",
+                "CairnFoundation", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -97,24 +106,26 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP", "CairnAuth", "CPosix",
+                "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP",
+                "CairnAuth", "CPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnAudit", "CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
+        .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
         .testTarget(name: "CairnManifestTests",
-                    dependencies: ["CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift")]),
+                    dependencies: ["CairnManifest", "CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CairnHubTests",
-                    dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnStore", .product(name: "GRDB", package: "GRDB.swift"),
+                    dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
                                    .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [
-                "CairnNode", "CairnStore", "CairnHTTP", "CairnAuth",
+                "CairnNode", "CairnStore", "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

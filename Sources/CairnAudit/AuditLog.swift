@@ -1,3 +1,4 @@
+import CairnFoundation
 import Crypto
 import Foundation
 import GRDB
@@ -90,33 +91,53 @@ public struct AuditVerification: Sendable {
     public var firstBad: (seq: Int64, reason: String)?
 }
 
-extension BlobStore {
-    /// Appends events in one transaction, continuing the hash chain from the last record. Several
-    /// processes (the node, CLI admin commands) may append; the write lock orders them.
-    public func appendAudit(_ events: [AuditEvent]) throws {
+/// The hash-chained audit log in an `audit` table of a node's index or a hub's catalogue: one
+/// chain per database, appended under SQLite's write lock so several processes (a server, CLI
+/// admin commands) keep one order.
+public enum AuditChain {
+    /// The table, as the node's migration v3 created it (time in integer microseconds so the hash
+    /// never depends on float formatting).
+    public static let tableSQL = """
+        CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            at_us INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            dataset TEXT,
+            digest TEXT,
+            range TEXT,
+            bytes INTEGER,
+            status INTEGER,
+            detail TEXT,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_at ON audit(at_us);
+        """
+
+    /// Appends events in the caller's transaction, continuing the chain from the last record.
+    public static func append(_ events: [AuditEvent], in db: Database) throws {
         if events.isEmpty { return }
-        try index.write { db in
-            var (seq, previous) = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-                .map { (($0["seq"] as Int64), ($0["hash"] as String)) } ?? (0, AuditRecord.genesis)
-            let insert = try db.cachedStatement(sql: """
-                INSERT INTO audit (seq, at_us, actor, action, dataset, digest, range, bytes, status, detail, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            for event in events {
-                seq += 1
-                previous = AuditRecord.chain(previous: previous, seq: seq, event: event)
-                try insert.execute(arguments: [seq, event.atMicroseconds, event.actor, event.action, event.dataset,
-                                               event.digest, event.range, event.bytes, event.status, event.detail, previous])
-            }
+        var (seq, previous) = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .map { (($0["seq"] as Int64), ($0["hash"] as String)) } ?? (0, AuditRecord.genesis)
+        let insert = try db.cachedStatement(sql: """
+            INSERT INTO audit (seq, at_us, actor, action, dataset, digest, range, bytes, status, detail, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for event in events {
+            seq += 1
+            previous = AuditRecord.chain(previous: previous, seq: seq, event: event)
+            try insert.execute(arguments: [seq, event.atMicroseconds, event.actor, event.action, event.dataset,
+                                           event.digest, event.range, event.bytes, event.status, event.detail, previous])
         }
     }
 
     /// Records from `since` on, oldest first, in pages so a long log is never held in memory.
-    public func auditRecords(since: Date? = nil, pageSize: Int = 10_000, _ body: ([AuditRecord]) throws -> Void) throws {
+    public static func records(in reader: some DatabaseReader, since: Date? = nil, pageSize: Int = 10_000,
+                               _ body: ([AuditRecord]) throws -> Void) throws {
         let sinceMicroseconds = since.map { Int64($0.timeIntervalSince1970 * 1_000_000) } ?? Int64.min
         var after: Int64 = 0
         while true {
-            let page = try index.read { db in
+            let page = try reader.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? AND at_us >= ? ORDER BY seq LIMIT ?",
                                  arguments: [after, sinceMicroseconds, pageSize]).map(AuditRecord.init)
             }
@@ -127,11 +148,11 @@ extension BlobStore {
     }
 
     /// Recomputes the whole chain.
-    public func verifyAudit() throws -> AuditVerification {
+    public static func verify(in reader: some DatabaseReader) throws -> AuditVerification {
         var result = AuditVerification()
         var previous = AuditRecord.genesis
         var expectedSeq: Int64 = 1
-        try auditRecords { page in
+        try records(in: reader) { page in
             for record in page where result.firstBad == nil {
                 result.records += 1
                 if record.seq != expectedSeq {
@@ -146,29 +167,8 @@ extension BlobStore {
         return result
     }
 
-    /// Rows in the audit log, for metrics.
-    public func auditCount() throws -> Int64 {
-        try index.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0 }
-    }
-
-    // MARK: - Revoked tokens
-
-    /// Records a token id as revoked; true when it was not revoked before.
-    @discardableResult
-    public func revokeToken(_ jti: String) throws -> Bool {
-        try index.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?, ?)",
-                           arguments: [jti, Date().timeIntervalSince1970])
-            return db.changesCount > 0
-        }
-    }
-
-    /// Token ids revoked after row `after` (0: all), with the last row seen, so a server can poll cheaply.
-    public func revokedTokens(after: Int64) throws -> (jtis: [String], last: Int64) {
-        try index.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT rowid, jti FROM revoked_tokens WHERE rowid > ? ORDER BY rowid",
-                                        arguments: [after])
-            return (rows.map { $0["jti"] }, rows.last?["rowid"] ?? after)
-        }
+    /// Records in the log, for metrics.
+    public static func count(in reader: some DatabaseReader) throws -> Int64 {
+        try reader.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0 }
     }
 }

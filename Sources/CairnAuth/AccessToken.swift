@@ -1,3 +1,4 @@
+import CairnFoundation
 import CairnManifest
 import Crypto
 import Foundation

@@ -2,21 +2,21 @@
 /// escapes, surrogate pairs joined), integers, true, false, null. Floats are refused: canonical
 /// documents carry none. Written for the hub's intake: Foundation's decoder into a generic value
 /// threw and caught an error per attempted type, which made a million-entry snapshot take a minute.
-struct JSONParser {
+public struct JSONParser {
     private let bytes: [UInt8]
     private var position = 0
     private var depth = 0
-    static let maxDepth = 64
+    public static let maxDepth = 64
 
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let reason: String
-        var description: String { "invalid JSON at byte \(offset): \(reason)" }
+    public struct Failure: Error, CustomStringConvertible {
+        public let offset: Int
+        public let reason: String
+        public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes)
         let value = try parser.value()
         parser.skipWhitespace()

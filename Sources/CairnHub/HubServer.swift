@@ -1,7 +1,7 @@
 import CairnAuth
+import CairnFoundation
 import CairnHTTP
 import CairnManifest
-import CairnStore
 import Foundation
 import GRDB
 import HTTPTypes
@@ -41,7 +41,7 @@ public struct HubServer: Sendable {
         router.get("/v1/nodes/:node/datasets/:id/head") { _, context in
             let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
             guard let head = try index.head(node: node, dataset: id) else {
-                throw HubError(.notFound, "not_found", "no snapshot of \(node)/\(id) at this hub")
+                throw APIError(.notFound, "not_found", "no snapshot of \(node)/\(id) at this hub")
             }
             return try Self.json(.object(["digest": .string(head.digest), "seq": .int(head.seq)]))
         }
@@ -58,14 +58,14 @@ public struct HubServer: Sendable {
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
             let items = try index.catalogDataset(id).map { $0.withholdingSmallCells(minCount: config.minCount) }
-            guard !items.isEmpty else { throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
+            guard !items.isEmpty else { throw APIError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
             return try Self.json(.object(["datasets": .array(items.map(\.json)), "min_count": .int(Int64(config.minCount))]))
         }
         router.get("/v1/catalog/datasets/:id/dcat") { request, context in
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
             guard let item = try index.catalogDataset(id).first?.withholdingSmallCells(minCount: config.minCount) else {
-                throw HubError(.notFound, "not_found", "no dataset \(id) in the catalogue")
+                throw APIError(.notFound, "not_found", "no dataset \(id) in the catalogue")
             }
             let base = request.head.authority.map { "http://\($0)" } ?? ""
             return try Self.json(DCAT.describe(item, hubURL: base), contentType: "application/ld+json")
@@ -85,7 +85,7 @@ public struct HubServer: Sendable {
                 }
                 criteria = try CountCriteria(values: values)
             } catch {
-                throw HubError(.badRequest, "bad_request", "\(error)")
+                throw APIError(.badRequest, "bad_request", "\(error)")
             }
             return try Self.json(countAnswer(try index.count(criteria)))
         }
@@ -105,14 +105,14 @@ public struct HubServer: Sendable {
             grant = try await verifier.verify(authorization: request.headers[.authorization])
         } catch {
             logger.notice("catalogue access refused", metadata: ["route": "\(route)", "reason": "\(error)"])
-            throw HubError(.unauthorized, "unauthorized", error.description
+            throw APIError(.unauthorized, "unauthorized", error.description
                 + "; the catalogue needs a token of scope catalog from this hub (`cairn hub grant --scope catalog`)"
                 + " unless the hub's config sets open_catalog")
         }
         guard grant.allows(.catalog) else {
             logger.notice("catalogue access refused", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)",
                                                                 "reason": "no catalog scope"])
-            throw HubError(.forbidden, "forbidden", "the token's scope does not include catalog")
+            throw APIError(.forbidden, "forbidden", "the token's scope does not include catalog")
         }
         logger.info("catalogue access", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)"])
     }
@@ -152,10 +152,10 @@ public struct HubServer: Sendable {
         // Who is pushing is checked before any of the body is read: an unenrolled sender costs nothing.
         guard try index.publicKey(of: node) != nil else {
             logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "unenrolled"])
-            throw HubError(.forbidden, "unenrolled", IntakeError.unenrolled(node).description)
+            throw APIError(.forbidden, "unenrolled", IntakeError.unenrolled(node).description)
         }
         guard intakeSlots.acquire() else {
-            throw HubError(.serviceUnavailable, "busy", "\(intakeSlots.limit) snapshots are being taken in; retry shortly")
+            throw APIError(.serviceUnavailable, "busy", "\(intakeSlots.limit) snapshots are being taken in; retry shortly")
         }
         defer { intakeSlots.release() }
         let body = try await readSnapshotBody(request)
@@ -174,16 +174,16 @@ public struct HubServer: Sendable {
                                  status: outcome == .applied ? .created : .ok)
         } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
             logger.error("snapshot not applied: disk full", metadata: ["node": "\(node)", "dataset": "\(id)"])
-            throw HubError(.insufficientStorage, "disk_full", "the hub's disk is full; nothing was applied")
+            throw APIError(.insufficientStorage, "disk_full", "the hub's disk is full; nothing was applied")
         } catch let error as IntakeError {
             logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "\(error)"])
             switch error {
-            case .unenrolled: throw HubError(.forbidden, "unenrolled", error.description)
-            case .badSignature: throw HubError(.forbidden, "bad_signature", error.description)
+            case .unenrolled: throw APIError(.forbidden, "unenrolled", error.description)
+            case .badSignature: throw APIError(.forbidden, "bad_signature", error.description)
             case .outOfOrder(_, let seq, let digest):
-                throw HubError(.conflict, "out_of_order", error.description,
-                               head: seq.map { ["seq": .int($0), "digest": .string(digest ?? "")] })
-            default: throw HubError(.unprocessableContent, "refused", error.description)
+                throw APIError(.conflict, "out_of_order", error.description,
+                               extra: seq.map { ["head": .object(["seq": .int($0), "digest": .string(digest ?? "")])] } ?? [:])
+            default: throw APIError(.unprocessableContent, "refused", error.description)
             }
         }
     }
@@ -202,7 +202,7 @@ public struct HubServer: Sendable {
         case "zstd":
             break
         case let other?:
-            throw HubError(.unsupportedMediaType, "unsupported_encoding", "Content-Encoding \(other) is not accepted (zstd or none)")
+            throw APIError(.unsupportedMediaType, "unsupported_encoding", "Content-Encoding \(other) is not accepted (zstd or none)")
         }
         let inflater = ZstdInflater(limit: limit, maxRatio: Self.maxCompressionRatio)
         do {
@@ -213,8 +213,8 @@ public struct HubServer: Sendable {
             return try inflater.finish()
         } catch let error as ZstdInflateError {
             switch error {
-            case .tooLarge, .ratio: throw HubError(.contentTooLarge, "too_large", "snapshot body \(error)")
-            case .invalid, .truncated: throw HubError(.badRequest, "bad_request", "snapshot body \(error)")
+            case .tooLarge, .ratio: throw APIError(.contentTooLarge, "too_large", "snapshot body \(error)")
+            case .invalid, .truncated: throw APIError(.badRequest, "bad_request", "snapshot body \(error)")
             }
         }
     }
@@ -234,27 +234,6 @@ public struct HubServer: Sendable {
                               onServerRunning: { channel in onListening("\(scheme)://\(host):\(channel.localAddress?.port ?? port)") },
                               logger: logger)
         try await app.runService()
-    }
-}
-
-/// Hub errors: `{"error", "detail"}` and, for out-of-order pushes, the hub's head.
-struct HubError: HTTPResponseError {
-    let status: HTTPResponse.Status
-    let error: String
-    let detail: String
-    var head: [String: JSONValue]?
-
-    init(_ status: HTTPResponse.Status, _ error: String, _ detail: String, head: [String: JSONValue]? = nil) {
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.head = head
-    }
-
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        var body: [String: JSONValue] = ["error": .string(error), "detail": .string(detail)]
-        if let head { body["head"] = .object(head) }
-        return try HubServer.json(.object(body), status: status)
     }
 }
 

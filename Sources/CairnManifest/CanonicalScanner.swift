@@ -1,3 +1,5 @@
+import CairnFoundation
+
 /// Validates that bytes are exactly the canonical encoding `JSONValue.canonicalBytes()` would
 /// produce, without building values, and hands out byte ranges of members and elements. The hub
 /// reads million-entry snapshots with it: each entry is hashed and stored from its own bytes, so

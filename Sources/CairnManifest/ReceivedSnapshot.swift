@@ -1,4 +1,4 @@
-import CairnStore
+import CairnFoundation
 import Crypto
 
 /// A snapshot as the hub receives it: the pushed bytes, checked once to be canonical, with every
@@ -53,7 +53,7 @@ public struct ReceivedSnapshot: Sendable {
         }
         guard header["type"]?.string == Snapshot.type, header["seq"]?.int != nil, header["dataset"]?.string != nil,
               header["node"]?.string != nil, header["entries_root"]?.string != nil
-        else { throw StoreError.invalidArgument("not a \(Snapshot.type) document") }
+        else { throw ManifestError.invalid("not a \(Snapshot.type) document") }
         self.bytes = bytes
         self.header = header
         self.added = added

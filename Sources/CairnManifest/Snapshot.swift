@@ -1,4 +1,4 @@
-import CairnStore
+import CairnFoundation
 import Crypto
 import Foundation
 

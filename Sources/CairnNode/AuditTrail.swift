@@ -1,3 +1,4 @@
+import CairnAudit
 import CairnAuth
 import CairnStore
 import Logging

@@ -1,3 +1,5 @@
+import CairnAudit
+import CairnHTTP
 import CairnStore
 import Foundation
 import HTTPTypes
@@ -32,7 +34,7 @@ extension NodeAPI {
             // Checked after the token, so an anonymous client learns nothing, not even about syntax.
             let grant = try await authorize(request, context: context, scope: .read, action: action)
             deny(actor: grant.subject, action: action, status: 400, detail: "malformed digest", context: context)
-            throw NodeError.badRequest("'\(text.prefix(100))' is not a digest (sha256:<64 lowercase hex>)")
+            throw APIError.badRequest("'\(text.prefix(100))' is not a digest (sha256:<64 lowercase hex>)")
         }
         let grant = try await authorize(request, context: context, scope: .read, action: action)
         // Not held, or held only by datasets the token does not grant: the same 404, so a token
@@ -40,7 +42,7 @@ extension NodeAPI {
         guard let (record, dataset) = try store.record(digest, inAnyOf: grant.datasets) else {
             deny(actor: grant.subject, action: action, digest: digest.description, status: 404,
                  detail: "not in the datasets this token grants", context: context)
-            throw NodeError.notFound("blob \(digest) is not in the datasets this token grants")
+            throw APIError.notFound("blob \(digest) is not in the datasets this token grants")
         }
         let event: BlobAuditEvent = { range, bytes, status, detail in
             AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: digest.description, range: range,
@@ -95,11 +97,11 @@ extension NodeAPI {
             headers[.contentType] = "application/octet-stream"
         case .unsatisfiable:
             audit.record(event(rangeHeader, 0, 416, nil))
-            throw NodeError(.rangeNotSatisfiable, "range_not_satisfiable", "no range in '\(rangeHeader ?? "")' overlaps \(size) bytes",
+            throw APIError(.rangeNotSatisfiable, "range_not_satisfiable", "no range in '\(rangeHeader ?? "")' overlaps \(size) bytes",
                             headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
         case .tooMany(let count):
             audit.record(event("\(count) ranges", 0, 416, nil))
-            throw NodeError(.rangeNotSatisfiable, "too_many_ranges", "\(count) ranges in one request; the limit is \(config.maxRanges)",
+            throw APIError(.rangeNotSatisfiable, "too_many_ranges", "\(count) ranges in one request; the limit is \(config.maxRanges)",
                             headers: [.contentRange: "bytes */\(size)", .acceptRanges: "bytes", .eTag: etag])
         case .partial(let resolved):
             ranges = resolved
@@ -151,7 +153,7 @@ extension NodeAPI {
     func openReader(_ record: BlobRecord) throws -> BlobReader {
         do { return try store.reader(for: record) } catch {
             if case StoreError.corruptBlob = error { metrics.checksumFailures.increment() }
-            throw NodeError.from(error)
+            throw APIError.from(error)
         }
     }
 

@@ -1,3 +1,5 @@
+import CairnAudit
+import CairnHTTP
 import CairnStore
 import Foundation
 import HTTPTypes
@@ -14,7 +16,7 @@ extension NodeAPI {
         router.get("/v1/datasets/:id") { request, context in
             let id = context.parameters.get("id") ?? ""
             let grant = try await authorize(request, context: context, scope: .read, dataset: id, action: "show")
-            guard let summary = try store.summary(of: id) else { throw NodeError.notFound("no dataset \(id)") }
+            guard let summary = try store.summary(of: id) else { throw APIError.notFound("no dataset \(id)") }
             audit.record(AuditEvent(actor: grant.subject, action: "show", dataset: id, status: 200))
             return try NodeAPI.json(Self.summaryJSON(summary))
         }
@@ -23,7 +25,7 @@ extension NodeAPI {
             let id = context.parameters.get("id") ?? ""
             let grant = try await authorize(request, context: context, scope: .read, dataset: id, action: "snapshot")
             guard let snapshot = try store.latestSnapshot(of: id) else {
-                throw NodeError.notFound("dataset \(id) has no published snapshot (`cairn dataset publish \(id)`)")
+                throw APIError.notFound("dataset \(id) has no published snapshot (`cairn dataset publish \(id)`)")
             }
             let etag = "\"\(snapshot.digest)\""
             if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
@@ -43,15 +45,15 @@ extension NodeAPI {
     func entries(_ request: Request, context: NodeRequestContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
         let grant = try await authorize(request, context: context, scope: .read, dataset: id, action: "entries")
-        guard try store.datasetExists(id) else { throw NodeError.notFound("no dataset \(id)") }
+        guard try store.datasetExists(id) else { throw APIError.notFound("no dataset \(id)") }
         var after: BlobDigest?
         if let text = request.uri.queryParameters.get("after") {
-            guard let digest = BlobDigest(parsing: text) else { throw NodeError.badRequest("after='\(text.prefix(100))' is not a digest") }
+            guard let digest = BlobDigest(parsing: text) else { throw APIError.badRequest("after='\(text.prefix(100))' is not a digest") }
             after = digest
         }
         var limit = Int.max
         if let text = request.uri.queryParameters.get("limit") {
-            guard let value = Int(text), value > 0 else { throw NodeError.badRequest("limit must be a positive integer") }
+            guard let value = Int(text), value > 0 else { throw APIError.badRequest("limit must be a positive integer") }
             limit = value
         }
         let store = store, audit = audit, startAfter = after, maximum = limit

@@ -1,4 +1,6 @@
+import CairnAudit
 import CairnAuth
+import CairnHTTP
 import CairnStore
 import Foundation
 import HTTPTypes
@@ -40,17 +42,17 @@ public struct NodeAPI: Sendable {
             grant = try await verifier.verify(authorization: request.headers[.authorization])
         } catch {
             deny(actor: "-", action: action, dataset: dataset, status: 401, detail: error.description, context: context)
-            throw NodeError.unauthorized(error.description)
+            throw APIError.unauthorized(error.description)
         }
         guard grant.allows(scope) else {
             let detail = "token scope does not include \(scope.rawValue)"
             deny(actor: grant.subject, action: action, dataset: dataset, status: 403, detail: detail, context: context)
-            throw NodeError.forbidden(detail)
+            throw APIError.forbidden(detail)
         }
         if let dataset, !grant.covers(dataset: dataset) {
             let detail = "token does not grant dataset \(dataset)"
             deny(actor: grant.subject, action: action, dataset: dataset, status: 403, detail: detail, context: context)
-            throw NodeError.forbidden(detail)
+            throw APIError.forbidden(detail)
         }
         return grant
     }

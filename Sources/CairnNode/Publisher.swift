@@ -1,3 +1,5 @@
+import CairnFoundation
+import CairnManifest
 import CairnStore
 import Crypto
 import Foundation

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import CairnFoundation
 import CairnManifest
 import CairnStore
 import Foundation

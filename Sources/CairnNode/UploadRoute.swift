@@ -1,3 +1,5 @@
+import CairnAudit
+import CairnHTTP
 import CairnIngest
 import CairnStore
 import Foundation
@@ -20,34 +22,34 @@ extension NodeAPI {
         }
         guard try store.datasetExists(id) else {
             audit.record(event(404, detail: "no such dataset"))
-            throw NodeError.notFound("no dataset \(id)")
+            throw APIError.notFound("no dataset \(id)")
         }
         let limit = config.maxUploadBytes
         if let declared = request.headers[.contentLength].flatMap(UInt64.init), declared > limit {
             audit.record(event(413, bytes: Int64(declared), detail: "declared size over the limit"))
             metrics.ingested(outcome: "too_large")
-            throw NodeError(.contentTooLarge, "too_large", "\(declared) bytes is over the upload limit of \(limit)")
+            throw APIError(.contentTooLarge, "too_large", "\(declared) bytes is over the upload limit of \(limit)")
         }
         if let free = store.freeBytes, free < config.diskLowWaterBytes {
             audit.record(event(507, detail: "disk below low-water mark"))
             metrics.ingested(outcome: "disk_full")
-            throw NodeError(.insufficientStorage, "disk_full", "only \(free) bytes free, below the low-water mark")
+            throw APIError(.insufficientStorage, "disk_full", "only \(free) bytes free, below the low-water mark")
         }
         let spool = try store.makeSpool()
         do {
             for try await chunk in request.body {
                 guard spool.length + UInt64(chunk.readableBytes) <= limit else {
-                    throw NodeError(.contentTooLarge, "too_large", "body exceeds the upload limit of \(limit) bytes")
+                    throw APIError(.contentTooLarge, "too_large", "body exceeds the upload limit of \(limit) bytes")
                 }
                 try chunk.withUnsafeReadableBytes { try spool.append($0) }
             }
         } catch {
-            let failure = NodeError.from(error)
-            let cutOff = !(error is NodeError) && !(error is StoreError)
+            let failure = APIError.from(error)
+            let cutOff = !(error is APIError) && !(error is StoreError)
             audit.record(event(cutOff ? 400 : Int(failure.status.code), bytes: Int64(spool.length),
                                detail: cutOff ? "upload cut off: \(error)" : failure.detail))
             metrics.ingested(outcome: cutOff ? "cut_off" : failure.error)
-            if cutOff { throw NodeError.badRequest("upload did not complete: \(error)") }
+            if cutOff { throw APIError.badRequest("upload did not complete: \(error)") }
             throw failure
         }
         let outcome: SingleIngestOutcome
@@ -56,7 +58,7 @@ extension NodeAPI {
             // Compressing a large file takes seconds: off the cooperative pool that serves reads.
             outcome = try await offload { try ingestFile(at: spool.path, into: store, dataset: id, name: name) }
         } catch {
-            let failure = NodeError.from(error)
+            let failure = APIError.from(error)
             audit.record(event(Int(failure.status.code), bytes: Int64(spool.length), detail: failure.detail))
             metrics.ingested(outcome: failure.error)
             throw failure
@@ -65,7 +67,7 @@ extension NodeAPI {
         case .refused(let reason):
             audit.record(event(422, bytes: Int64(spool.length), detail: "refused by the de-identification gate"))
             metrics.ingested(outcome: "refused")
-            throw NodeError(.unprocessableContent, "refused", "dataset \(id) refuses this file: it \(reason)")
+            throw APIError(.unprocessableContent, "refused", "dataset \(id) refuses this file: it \(reason)")
         case .stored(let put, let isInstance):
             audit.record(event(201, bytes: Int64(put.blob.size), digest: put.blob.digest.description,
                                detail: put.deduplicated ? "already stored" : nil))

@@ -1,3 +1,4 @@
+import CairnFoundation
 import Foundation
 import GRDB
 
@@ -117,6 +118,7 @@ struct StoreIndex: Sendable {
         }
         migrator.registerMigration("v3-audit-revocations") { db in
             // Audit time is integer microseconds so the hash chain never depends on float formatting.
+            // (AuditChain.tableSQL is the same table for databases created later; migrations stay as written.)
             try db.execute(sql: """
                 CREATE TABLE audit (
                     seq INTEGER PRIMARY KEY,

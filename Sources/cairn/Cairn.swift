@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnManifest
 import CairnStore
 import Glibc
 
@@ -31,6 +32,9 @@ struct Cairn: ParsableCommand {
         } catch let error as StoreError {
             Terminal.error(error.description)
             Glibc.exit(error.exitStatus)
+        } catch let error as ManifestError {
+            Terminal.error(error.description)  // an attribute list or document the user gave: bad input
+            Glibc.exit(2)
         } catch {
             let code = exitCode(for: error)
             if code == .success || code == .validationFailure || code.rawValue == 64 {

@@ -1,6 +1,6 @@
+import CairnFoundation
 @testable import CairnHub
 import CairnManifest
-import CairnStore
 import Crypto
 import Foundation
 import GRDB

@@ -1,3 +1,4 @@
+import CairnAudit
 @testable import CairnAuth
 @testable import CairnNode
 import CairnStore

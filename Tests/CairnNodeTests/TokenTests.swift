@@ -1,4 +1,5 @@
 @testable import CairnAuth
+import CairnFoundation
 import CairnManifest
 @testable import CairnNode
 import Crypto

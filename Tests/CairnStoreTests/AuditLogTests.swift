@@ -1,3 +1,4 @@
+@testable import CairnAudit
 import Foundation
 import GRDB
 import Testing

@@ -1,6 +1,8 @@
 import ArgumentParser
+import CairnAudit
 import CairnAuth
 import CairnManifest
+import CairnNode
 import CairnStore
 import Foundation
 

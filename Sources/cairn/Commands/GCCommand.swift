@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnAudit
 import CairnStore
 
 struct GCCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CPosix
+import CairnAudit
 import CairnAuth
 import CairnManifest
 import CairnNode

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnAudit
 import CairnAuth
 import CairnStore
 import Foundation

@@ -1,3 +1,4 @@
+import CairnAudit
 import CairnDICOM
 import CairnIngest
 import CairnStore
