@@ -19,6 +19,7 @@ extension NodeAPI {
     func readiness() throws -> Response {
         var problems: [String] = []
         do { try store.checkUsable() } catch { problems.append("store not usable: \(error)") }
+        if let problem = audit.problem { problems.append(problem) }
         do {
             for item in try store.outbox().halted {
                 problems.append("replication of \(item.dataset) halted: \(item.halted ?? "")")

@@ -37,6 +37,11 @@ public struct NodeAPI: Sendable {
     /// Every refusal is audited; the actor of an unverifiable token is `-` (its claims mean nothing).
     func authorize(_ request: Request, context: NodeRequestContext, scope: Scope, dataset: String? = nil,
                    action: String) async throws -> AccessGrant {
+        // Nothing is served that cannot be audited.
+        if let problem = audit.problem {
+            deny(actor: "-", action: action, dataset: dataset, status: 503, detail: problem, context: context)
+            throw APIError(.serviceUnavailable, "audit_unavailable", problem + "; data requests are refused until it clears")
+        }
         let grant: AccessGrant
         do {
             grant = try await verifier.verify(authorization: request.headers[.authorization])

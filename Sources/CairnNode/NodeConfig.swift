@@ -26,13 +26,16 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var clockSkewSeconds = 60.0
     /// Audit records are written in batches at most this far apart.
     public var auditFlushMilliseconds = 200
+    /// At most this many audit records wait for the index; past it (or while a write fails) the
+    /// node refuses data requests with 503 rather than serve them unaudited.
+    public var auditMaxPending = 100_000
 
     enum CodingKeys: String, CodingKey {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
         case trustedIssuers = "trusted_issuers", maxUploadBytes = "max_upload_bytes"
         case diskLowWaterBytes = "disk_low_water_bytes", maxRanges = "max_ranges"
         case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
-        case auditFlushMilliseconds = "audit_flush_milliseconds"
+        case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
     }
 
     public init() {}
@@ -53,6 +56,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
         auditFlushMilliseconds = try c.decodeIfPresent(Int.self, forKey: .auditFlushMilliseconds) ?? defaults.auditFlushMilliseconds
+        auditMaxPending = try c.decodeIfPresent(Int.self, forKey: .auditMaxPending) ?? defaults.auditMaxPending
+        guard auditMaxPending >= 1 else { throw ServerConfigError.invalid(path: "audit_max_pending", reason: "must be 1 or more") }
         try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
     }
 

@@ -12,6 +12,7 @@ public final class NodeMetrics: Sendable {
     let auditRecords: Gauge
     let auditPending: Gauge
     let auditWriteFailures: Counter
+    let auditDropped: Counter
     let replicationLag: Gauge
     let replicationFailures: Counter
     let replicationPushed: Counter
@@ -35,6 +36,8 @@ public final class NodeMetrics: Sendable {
         auditRecords = registry.makeGauge(descriptor: descriptor("audit_log", "records", "Records in the audit log"))
         auditPending = registry.makeGauge(descriptor: descriptor("audit_pending", "records", "Audit records waiting for the next batch"))
         auditWriteFailures = registry.makeCounter(descriptor: descriptor("audit_write_failures", "total", "Failed audit batch writes (retried)"))
+        auditDropped = registry.makeCounter(descriptor: descriptor("audit_dropped", "total",
+                                                                   "Audit events dropped while the queue was full (data requests were refused then)"))
         replicationLag = registry.makeGauge(descriptor: descriptor("replication_lag", "seconds", "Age of the oldest snapshot not yet at the hub"))
         replicationFailures = registry.makeCounter(descriptor: descriptor("replication_failures", "total", "Failed pushes to the hub (retried)"))
         replicationPushed = registry.makeCounter(descriptor: descriptor("replication_pushed", "total", "Snapshots the hub accepted"))

@@ -33,7 +33,7 @@ public struct NodeServer: Sendable {
         verifier.revoke(try store.revokedTokens(after: 0).jtis)
         let metrics = NodeMetrics()
         let audit = AuditTrail(store: store, interval: .milliseconds(config.auditFlushMilliseconds), metrics: metrics,
-                               logger: logger)
+                               logger: logger, maxPending: config.auditMaxPending)
         let api = NodeAPI(store: store, verifier: verifier, audit: audit, metrics: metrics, config: config)
         let housekeeping = NodeHousekeeping(store: store, verifier: verifier, metrics: metrics, interval: .seconds(1),
                                             logger: logger)

@@ -11,7 +11,7 @@ import requests
 from backports import zstd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import Store, cairn_binary, wait_until
+from conftest import Store, cairn_binary, sha256_digest, wait_until
 from manifest_reference import b64url_encode, canonical, entries_root
 from node import Node
 from test_federation import Hub, free_port, make_corpus
@@ -229,3 +229,48 @@ def test_small_cells_are_withheld_in_the_catalogue_and_dcat(tmp_path):
         if node:
             node.stop()
         hub.stop()
+
+
+def test_reads_stop_when_the_audit_log_cannot_keep_up(store, tmp_path):
+    """Another process holds the index's write lock, so audit batches cannot be written: the node
+    serves until `audit_max_pending` records wait, then refuses data requests with 503 (and says so
+    in /readyz and /metrics) rather than serve them unaudited; when the lock goes, the records are
+    written, reads resume, and the chain verifies with every served read in it."""
+    import sqlite3
+    blob = tmp_path / "x.bin"
+    blob.write_bytes(bytes(range(256)) * 64)
+    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("ingest", "--dataset", "ct", str(blob))
+    digest = sha256_digest(blob.read_bytes())
+    node = Node(store, config={"audit_max_pending": 20, "audit_flush_milliseconds": 50})
+    lock = sqlite3.connect(store.root / "index.sqlite", timeout=30, isolation_level=None)
+    try:
+        token = node.token(datasets="ct")
+        assert node.get(f"/v1/blobs/{digest}", token).status_code == 200
+        lock.execute("BEGIN EXCLUSIVE")
+        statuses = []
+        for _ in range(60):
+            statuses.append(node.get(f"/v1/blobs/{digest}", token).status_code)
+            if statuses[-1] == 503:
+                break
+        assert statuses[-1] == 503 and statuses.count(200) <= 20, statuses
+        refused = node.get(f"/v1/blobs/{digest}", token)
+        assert refused.status_code == 503 and refused.json()["error"] == "audit_unavailable"
+        ready = requests.get(node.url + "/readyz", timeout=10)
+        assert ready.status_code == 503 and any("audit records" in p for p in ready.json()["problems"])
+        assert node.metrics()["cairn_audit_pending_records"] >= 20
+        served = statuses.count(200) + 1
+    finally:
+        if lock.in_transaction:
+            lock.execute("ROLLBACK")
+        lock.close()
+    try:
+        wait_until(lambda: node.get(f"/v1/blobs/{digest}", token).status_code == 200, timeout=30,
+                   what="reads to resume once the audit records are written")
+        wait_until(lambda: node.metrics()["cairn_audit_pending_records"] == 0, timeout=10, what="the queue to drain")
+    finally:
+        node.stop()
+    verified = store.json("audit", "verify")
+    assert verified["ok"] is True
+    reads = [r for r in store.ndjson("audit", "export") if r["action"] == "read" and r["digest"] == digest]
+    assert len(reads) >= served + 1
