@@ -8,6 +8,12 @@ let package = Package(
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "CairnStore", targets: ["CairnStore"]),
         .library(name: "CairnDICOM", targets: ["CairnDICOM"]),
+        // For the fuzz targets (Tools/fuzz), which build these modules with libFuzzer.
+        .library(name: "CairnFoundation", targets: ["CairnFoundation"]),
+        .library(name: "CairnManifest", targets: ["CairnManifest"]),
+        .library(name: "CairnAuth", targets: ["CairnAuth"]),
+        .library(name: "CairnNode", targets: ["CairnNode"]),
+        .library(name: "CairnHub", targets: ["CairnHub"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),

@@ -81,8 +81,13 @@ extension HubIndex {
         guard signatureValid.withLock({ $0 }) else { throw IntakeError.badSignature }
         let delta: EntryDelta
         do {
-            delta = try EntryDelta(joining: taken.withLock { results in try (0..<slices).map { try results[$0]!.get() } },
-                                   removed: snapshot.removed)
+            let parts = try taken.withLock { results in
+                try (0..<slices).map { slice -> EntryDelta in
+                    guard let result = results[slice] else { throw IntakeError.malformed("entry slice \(slice) was not taken apart") }
+                    return try result.get()
+                }
+            }
+            delta = try EntryDelta(joining: parts, removed: snapshot.removed)
         } catch let error as IntakeError {
             throw error
         } catch {

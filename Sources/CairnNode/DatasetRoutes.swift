@@ -46,17 +46,9 @@ extension NodeAPI {
         let id = context.parameters.get("id") ?? ""
         let grant = try await authorize(request, context: context, scope: .read, dataset: id, action: "entries")
         guard try store.datasetExists(id) else { throw APIError.notFound("no dataset \(id)") }
-        var after: BlobDigest?
-        if let text = request.uri.queryParameters.get("after") {
-            guard let digest = BlobDigest(parsing: text) else { throw APIError.badRequest("after='\(text.prefix(100))' is not a digest") }
-            after = digest
-        }
-        var limit = Int.max
-        if let text = request.uri.queryParameters.get("limit") {
-            guard let value = Int(text), value > 0 else { throw APIError.badRequest("limit must be a positive integer") }
-            limit = value
-        }
-        let store = store, audit = audit, startAfter = after, maximum = limit
+        let parameters = request.uri.queryParameters
+        let query = try EntriesQuery(after: parameters.get("after").map { String($0) }, limit: parameters.get("limit").map { String($0) })
+        let store = store, audit = audit, startAfter = query.after, maximum = query.limit
         return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody { writer in
             var cursor = startAfter
             var sent = 0, bytes = 0
@@ -126,5 +118,23 @@ extension NodeAPI {
         ]
         for (key, value) in attributes { if let value { out[key] = value } }
         return out
+    }
+}
+
+/// `?after=DIGEST&limit=N` of the entries route: a digest to resume after, and a positive count
+/// (no limit when absent). Anything else is a 400 naming the parameter.
+public struct EntriesQuery: Equatable, Sendable {
+    public var after: BlobDigest?
+    public var limit = Int.max
+
+    public init(after: String?, limit: String?) throws(APIError) {
+        if let after {
+            guard let digest = BlobDigest(parsing: after) else { throw .badRequest("after='\(after.prefix(100))' is not a digest") }
+            self.after = digest
+        }
+        if let limit {
+            guard let value = Int(limit), value > 0 else { throw .badRequest("limit must be a positive integer") }
+            self.limit = value
+        }
     }
 }
