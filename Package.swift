@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "CairnDICOM", targets: ["CairnDICOM"]),
         // For the fuzz targets (Tools/fuzz), which build these modules with libFuzzer.
         .library(name: "CairnFoundation", targets: ["CairnFoundation"]),
+        .library(name: "CairnAudit", targets: ["CairnAudit"]),
         .library(name: "CairnManifest", targets: ["CairnManifest"]),
         .library(name: "CairnAuth", targets: ["CairnAuth"]),
         .library(name: "CairnNode", targets: ["CairnNode"]),
@@ -99,7 +100,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnFoundation", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,3 +1,4 @@
+import CairnAudit
 import CairnFoundation
 import CairnManifest
 import Foundation
@@ -152,6 +153,10 @@ public struct HubIndex: Sendable {
                 ALTER TABLE new_facets RENAME TO facets;
                 """)
         }
+        migrator.registerMigration("v5-audit") { db in
+            // The hub's own hash-chained audit log (CairnAudit): enrolments, grants, snapshots applied and refused.
+            try db.execute(sql: AuditChain.tableSQL)
+        }
         return migrator
     }
 
@@ -196,6 +201,21 @@ public struct HubIndex: Sendable {
         _ = try? write { db in
             try db.execute(sql: "INSERT INTO rejections (at, node, dataset, digest, reason) VALUES (?, ?, ?, ?, ?)",
                            arguments: [Date().timeIntervalSince1970, node, dataset, digest, reason])
+            try AuditChain.append([AuditEvent(actor: node, action: "snapshot.refuse", dataset: dataset, digest: digest,
+                                              detail: reason)], in: db)
         }
     }
+
+    // MARK: - Audit
+
+    /// Appends admin actions (`hub enroll`, `hub grant`) to the hub's audit chain.
+    public func appendAudit(_ events: [AuditEvent]) throws {
+        try write { db in try AuditChain.append(events, in: db) }
+    }
+
+    public func auditRecords(since: Date? = nil, _ body: ([AuditRecord]) throws -> Void) throws {
+        try AuditChain.records(in: pool, since: since, body)
+    }
+
+    public func verifyAudit() throws -> AuditVerification { try AuditChain.verify(in: pool) }
 }

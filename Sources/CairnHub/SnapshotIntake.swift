@@ -1,3 +1,4 @@
+import CairnAudit
 import CairnFoundation
 import CairnManifest
 import Crypto
@@ -100,7 +101,11 @@ extension HubIndex {
             guard snapshot.seq == (head?.seq ?? 0) + 1, snapshot.parent == head?.digest else {
                 throw IntakeError.outOfOrder(seq: snapshot.seq, head: head?.seq, headDigest: head?.digest)
             }
-            return try apply(snapshot, delta, firstSnapshot: head == nil, db: db)
+            let change = try apply(snapshot, delta, firstSnapshot: head == nil, db: db)
+            try AuditChain.append([AuditEvent(actor: node, action: "snapshot.apply", dataset: dataset, digest: snapshot.digest,
+                                              status: 201, detail: "seq \(snapshot.seq), +\(delta.addedCount) -\(snapshot.removed.count)")],
+                                  in: db)
+            return change
         }, afterCommit: { change in
             if let change { counts.apply(datasetKey: change.datasetKey, dataset: change.dataset, changed: change.facets) }
         })

@@ -3,6 +3,7 @@
 the hub refuses for good stops and shows, and small cells are withheld everywhere the hub counts."""
 import concurrent.futures
 import hashlib
+import json
 import struct
 import subprocess
 
@@ -82,6 +83,16 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
                          headers={"Content-Encoding": "zstd"}, timeout=30)
         assert r.status_code == 201, r.text
         assert hub.head("honest", "x")["digest"] == real
+        # The hub's audit chain: the enrolment, the catalogue grant the test hub makes, and the one
+        # snapshot applied; the bombs never reached intake.
+        forged, forged_digest = signed_snapshot(Ed25519PrivateKey.generate(), "honest", "x", entries[:10], seq=2, parent=real)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{forged_digest}", data=forged, timeout=30)
+        assert r.status_code == 403 and r.json()["error"] == "bad_signature"
+        records = [json.loads(line) for line in hub.cli("audit", "export", "--json").splitlines()]
+        assert [r["action"] for r in records] == ["token.issue", "node.enroll", "snapshot.apply", "snapshot.refuse"], records
+        assert records[2]["digest"] == real and records[2]["actor"] == "honest"
+        assert records[3]["digest"] == forged_digest and "signature" in records[3]["detail"]
+        assert json.loads(hub.cli("audit", "verify", "--json")) == {"ok": True, "records": 4}
         r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=body,
                          headers={"Content-Encoding": "br"}, timeout=30)
         assert r.status_code == 415

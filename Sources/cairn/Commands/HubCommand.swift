@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnAudit
 import CairnAuth
 import CairnHTTP
 import CairnHub
@@ -12,7 +13,7 @@ import Logging
 struct HubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run and administer the federation hub.",
-        subcommands: [Serve.self, Enroll.self, Grant.self, Key.self])
+        subcommands: [Serve.self, Enroll.self, Grant.self, Key.self, Audit.self])
 
     static func open(_ global: GlobalOptions) throws -> (index: HubIndex, key: NodeKey) {
         let root = global.dataDirectory
@@ -68,7 +69,10 @@ struct HubCommand: ParsableCommand {
         func run() throws {
             let publicKey = publicKeyArgument[0]
             _ = try NodeKey.publicKey(text: publicKey)
-            try HubCommand.open(global).index.enroll(node: nodeID, publicKey: publicKey)
+            let index = try HubCommand.open(global).index
+            try index.enroll(node: nodeID, publicKey: publicKey)
+            try index.appendAudit([AuditEvent(actor: AdminActor.current, action: "node.enroll", status: 0,
+                                              detail: "\(nodeID), key \(NodeKey.keyID(of: try NodeKey.publicKey(text: publicKey)))")])
             if global.json { Terminal.printJSON(["node": nodeID, "enrolled": true]) } else { print("enrolled \(nodeID)") }
         }
     }
@@ -108,7 +112,7 @@ struct HubCommand: ParsableCommand {
 
         func run() async throws {
             let lifetime = try TokenCommand.Issue.lifetime(ttl)
-            let (_, key) = try HubCommand.open(global)
+            let (index, key) = try HubCommand.open(global)
             let issuer = TokenIssuer(key: key)
             let issued = if let datasets, let node {
                 try await issuer.issue(subject: subject, datasets: try TokenCommand.Issue.datasetIDs(datasets), scopes: [.read],
@@ -116,6 +120,8 @@ struct HubCommand: ParsableCommand {
             } else {
                 try await issuer.issue(subject: subject, datasets: [], scopes: [.catalog], audience: HubServer.audience, ttl: lifetime)
             }
+            try index.appendAudit([AuditEvent(actor: AdminActor.current, action: "token.issue", dataset: datasets, status: 0,
+                                              detail: "jti \(issued.id) for \(subject), scope \(scope), audience \(node ?? HubServer.audience), ttl \(ttl)")])
             if global.json {
                 Terminal.printJSON(["token": issued.token, "jti": issued.id, "scope": scope, "audience": node ?? HubServer.audience])
             } else {
@@ -132,6 +138,34 @@ struct HubCommand: ParsableCommand {
         func run() throws {
             let (_, key) = try HubCommand.open(global)
             if global.json { Terminal.printJSON(["public_key": key.publicKeyText, "key_id": key.keyID]) } else { print(key.publicKeyText) }
+        }
+    }
+
+    struct Audit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The hub's audit log: enrolments, grants, snapshots applied and refused.",
+            subcommands: [Verify.self, Export.self])
+
+        struct Verify: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Recompute the hub's hash chain; exit 1 naming the first bad record.")
+
+            @OptionGroup var global: GlobalOptions
+
+            func run() throws { try AuditCommand.report(try HubCommand.open(global).index.verifyAudit(), json: global.json) }
+        }
+
+        struct Export: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Print the hub's audit records, oldest first.")
+
+            @OptionGroup var global: GlobalOptions
+
+            @Option(help: "Only records at or after this time (ISO 8601, e.g. 2026-11-27T00:00:00Z).")
+            var since: String?
+
+            func run() throws {
+                let index = try HubCommand.open(global).index
+                try AuditCommand.export(since: since, json: global.json) { start, body in try index.auditRecords(since: start, body) }
+            }
         }
     }
 }
