@@ -166,7 +166,8 @@ def test_a_node_published_under_its_host_name_is_renamed_deliberately(tmp_path):
 
 def test_a_push_refused_for_good_stops_and_shows(tmp_path):
     """An unenrolled node: the hub's 403 cannot change by retrying, so the push worker stops,
-    /readyz is 503 naming it, `cairn stats` and /metrics show it; after enrolment a restart resumes."""
+    /readyz is 503 naming it, `cairn stats` and /metrics show it; after enrolment `cairn node resume`
+    lets the running node push again."""
     corpus = tmp_path / "corpus"
     make_corpus(corpus, seed=5, ct=2, mr=1)
     store = Store(tmp_path / "data")
@@ -189,9 +190,9 @@ def test_a_push_refused_for_good_stops_and_shows(tmp_path):
         # Halted means no more pushes: the hub's rejection count stays where it is.
         wait_until(lambda: store.json("stats")["replication"]["pending"][0]["attempts"] == attempts, timeout=5,
                    what="attempts to stay put")
-        node.stop()
+        # Fixed at the hub, resumed on the node without a restart.
         hub.cli("enroll", "hospital-c", store.run("key", "show").stdout.decode().strip())
-        node = Node(store, node_id="hospital-c", extra=("--hub", hub.url))
+        assert store.json("node", "resume") == {"resumed": ["ds"]}
         wait_until(lambda: (hub.head("hospital-c", "ds") or {}).get("digest") == published["digest"], timeout=20,
                    what="the push after enrolment")
         wait_until(lambda: requests.get(node.url + "/readyz", timeout=10).status_code == 200, timeout=10, what="ready again")

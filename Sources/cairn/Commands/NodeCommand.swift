@@ -10,7 +10,7 @@ import Logging
 
 struct NodeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "node", abstract: "Run the node server.",
-                                                    subcommands: [Serve.self, Rename.self])
+                                                    subcommands: [Serve.self, Rename.self, Resume.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -84,6 +84,25 @@ struct NodeCommand: ParsableCommand {
             } else {
                 print("node \(old ?? "(none)") is now \(newID); enroll it at the hub: cairn hub enroll \(newID) \(key.publicKeyText)")
                 for line in republished { print("re-signed \(line)") }
+            }
+        }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Push again the datasets whose pushes the hub refused for good (after fixing the cause at the hub).",
+            discussion: "A running `node serve` picks this up within a second; a starting one resumes on its own.")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let store = try global.openStore()
+            let halted = try store.outbox().halted.map(\.dataset)
+            try store.outboxResume()
+            try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "replication.resume", status: 0,
+                                              detail: halted.isEmpty ? "nothing halted" : halted.joined(separator: ","))])
+            if global.json { Terminal.printJSON(["resumed": halted]) } else {
+                print(halted.isEmpty ? "no dataset was halted" : "resumed \(halted.joined(separator: ", "))")
             }
         }
     }
