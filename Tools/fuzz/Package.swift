@@ -9,8 +9,8 @@ let package = Package(
     dependencies: [.package(path: "../.."), .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2")],
     targets: [
         .target(name: "FuzzSupport"),
-        .executableTarget(name: "FuzzDicomParser", dependencies: [.product(name: "CairnDICOM", package: "main")]),
-        .executableTarget(name: "FuzzDeidGate", dependencies: [.product(name: "CairnDICOM", package: "main")]),
+        .executableTarget(name: "FuzzDicomParser", dependencies: ["FuzzSupport", .product(name: "CairnDICOM", package: "main")]),
+        .executableTarget(name: "FuzzDeidGate", dependencies: ["FuzzSupport", .product(name: "CairnDICOM", package: "main")]),
         .executableTarget(name: "FuzzByteRanges", dependencies: ["FuzzSupport", .product(name: "CairnNode", package: "main")]),
         .executableTarget(name: "FuzzEntriesQuery",
                           dependencies: ["FuzzSupport", .product(name: "CairnNode", package: "main"),

@@ -31,11 +31,16 @@ NAME = "MUSTERMANN^ERIKA"
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
-def identifiable_dataset(transfer_syntax=ExplicitVRLittleEndian, rows=32, columns=32):
+def file_meta(transfer_syntax):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1001"
     meta.TransferSyntaxUID = transfer_syntax
+    return meta
+
+
+def identifiable_dataset(transfer_syntax=ExplicitVRLittleEndian, rows=32, columns=32):
+    meta = file_meta(transfer_syntax)
     ds = Dataset()
     ds.file_meta = meta
     ds.SpecificCharacterSet = "ISO_IR 100"
@@ -94,12 +99,8 @@ def meta_end(data):
 
 def deflated_header():
     """Preamble, DICM and a File Meta group declaring Deflated Explicit VR Little Endian."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.8.498.1001"
-    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
     holder = Dataset()
-    holder.file_meta = meta
+    holder.file_meta = file_meta(DeflatedExplicitVRLittleEndian)
     buffer = io.BytesIO()
     holder.save_as(buffer, enforce_file_format=True)
     data = buffer.getvalue()

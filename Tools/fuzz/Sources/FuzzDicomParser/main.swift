@@ -1,5 +1,5 @@
 import CairnDICOM
-import Glibc
+import FuzzSupport
 
 /// Every input must either parse or fail with a DicomError: no crash, no hang, bounded memory.
 /// Whatever parses must also survive the JSON model and the text dump, which decode every value.
@@ -18,11 +18,4 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
-                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
-
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(LLVMFuzzerRunDriver(&argc, &argv, { fuzzOne($0, $1) }))
+runFuzzer { fuzzOne($0, $1) }
