@@ -51,6 +51,8 @@ let package = Package(
             dependencies: ["CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnDICOM", dependencies: ["CZlib"]),
+        // The EUCAIM federated search (samply Focus): query AST, code table, evaluation over facets; node and hub.
+        .target(name: "CairnSearch", dependencies: ["CairnFoundation"]),
         .target(
             name: "CairnStore",
             dependencies: [
@@ -83,6 +85,7 @@ let package = Package(
             name: "CairnNode",
             dependencies: [
                 "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnSearch", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

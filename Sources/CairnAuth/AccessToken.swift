@@ -8,7 +8,8 @@ import Synchronization
 /// What a token lets its holder do. On a node: `read`, `ingest`, `admin` (which includes both);
 /// on the hub: `catalog` (the catalogue and count queries).
 public enum Scope: String, Sendable, CaseIterable {
-    case read, ingest, admin, catalog
+    /// `search`: federated counts (EUCAIM, through Focus) over the datasets marked searchable.
+    case read, ingest, admin, catalog, search
 
     func allows(_ needed: Scope) -> Bool { self == needed || (self == .admin && needed != .catalog) }
 }

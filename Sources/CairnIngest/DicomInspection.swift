@@ -1,3 +1,4 @@
+import Foundation
 import CairnDICOM
 import CairnStore
 import Glibc
@@ -53,8 +54,22 @@ extension InstanceRecord {
                   sopInstanceUID: text("SOPInstanceUID") ?? file.meta?.string("MediaStorageSOPInstanceUID"),
                   sopClassUID: text("SOPClassUID") ?? file.meta?.string("MediaStorageSOPClassUID"),
                   modality: text("Modality"), bodyPart: text("BodyPartExamined"), manufacturer: text("Manufacturer"),
-                  sex: text("PatientSex"), studyDate: text("StudyDate"), rows: ds.integer("Rows"),
+                  sex: text("PatientSex"), studyDate: text("StudyDate"), ageYears: text("PatientAge").flatMap(Self.years),
+                  rows: ds.integer("Rows"),
                   columns: ds.integer("Columns"), frames: layout.frames, transferSyntax: file.transferSyntax.uid,
                   pixelDataOffset: layout.pixelDataOffset, frameOffsets: layout.frameOffsets)
+    }
+
+    /// An Age String (PS3.5 6.2, VR AS: `nnnD`, `nnnW`, `nnnM` or `nnnY`) in years; nil when malformed.
+    static func years(_ text: String) -> Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.utf8.count == 4, let unit = trimmed.last, let count = Int(trimmed.dropLast()), count >= 0 else { return nil }
+        switch unit {
+        case "Y", "y": return Double(count)
+        case "M", "m": return Double(count) / 12
+        case "W", "w": return Double(count) * 7 / 365.25
+        case "D", "d": return Double(count) / 365.25
+        default: return nil
+        }
     }
 }

@@ -14,6 +14,8 @@ public struct NodeAPI: Sendable {
     public let audit: AuditTrail
     public let metrics: NodeMetrics
     public let config: NodeConfig
+    /// The searchable datasets' facets, rebuilt when the index's search generation moves.
+    let searchFacets: SearchFacetCache
 
     public init(store: BlobStore, verifier: TokenVerifier, audit: AuditTrail, metrics: NodeMetrics, config: NodeConfig) {
         self.store = store
@@ -21,6 +23,7 @@ public struct NodeAPI: Sendable {
         self.audit = audit
         self.metrics = metrics
         self.config = config
+        searchFacets = SearchFacetCache(store: store)
     }
 
     public func router() -> Router<NodeRequestContext> {
@@ -30,6 +33,7 @@ public struct NodeAPI: Sendable {
         addBlobRoutes(to: router)
         addDatasetRoutes(to: router)
         addUploadRoute(to: router)
+        addSearchRoutes(to: router)
         return router
     }
 

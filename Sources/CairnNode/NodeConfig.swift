@@ -29,6 +29,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// At most this many audit records wait for the index; past it (or while a write fails) the
     /// node refuses data requests with 503 rather than serve them unaudited.
     public var auditMaxPending = 100_000
+    /// What samply Focus sends as `Authorization: Secret <search_secret>` (its `AUTH_HEADER`), for
+    /// the federated search endpoints; unset, only `search`-scope tokens are accepted there.
+    public var searchSecret: String?
+    /// Search answer rows with fewer subjects or studies than this (but more than none) are withheld.
+    public var minCount = 5
 
     enum CodingKeys: String, CodingKey {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
@@ -36,6 +41,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         case diskLowWaterBytes = "disk_low_water_bytes", maxRanges = "max_ranges"
         case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
         case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
+        case searchSecret = "search_secret", minCount = "min_count"
     }
 
     public init() {}
@@ -58,6 +64,12 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         auditFlushMilliseconds = try c.decodeIfPresent(Int.self, forKey: .auditFlushMilliseconds) ?? defaults.auditFlushMilliseconds
         auditMaxPending = try c.decodeIfPresent(Int.self, forKey: .auditMaxPending) ?? defaults.auditMaxPending
         guard auditMaxPending >= 1 else { throw ServerConfigError.invalid(path: "audit_max_pending", reason: "must be 1 or more") }
+        searchSecret = try c.decodeIfPresent(String.self, forKey: .searchSecret)
+        if let searchSecret, searchSecret.utf8.count < 16 {
+            throw ServerConfigError.invalid(path: "search_secret", reason: "must be at least 16 characters")
+        }
+        minCount = try c.decodeIfPresent(Int.self, forKey: .minCount) ?? defaults.minCount
+        guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
         try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
     }
 

@@ -17,6 +17,10 @@ public struct DatasetInfo: Sendable, Equatable {
     public var deidPolicy: DeidPolicy
     /// Whether a gated dataset also stores files that are not DICOM at all (off unless asked for).
     public var allowNonDicom: Bool
+    /// Whether federated searches (EUCAIM, through Focus) may count this dataset (off unless asked for).
+    public var searchable: Bool
+    /// The dataset's diagnosis as a catalogue code (`SNOMEDCT…`), when set.
+    public var diagnosis: String?
     public var createdAt: Date
 
     /// What ingest into this dataset must check.
@@ -29,6 +33,8 @@ public struct DatasetInfo: Sendable, Equatable {
         cancerType = row["cancer_type"]
         deidPolicy = DeidPolicy(rawValue: row["deid_policy"]) ?? .reject
         allowNonDicom = row["allow_non_dicom"] ?? false
+        searchable = row["searchable"] ?? false
+        diagnosis = row["diagnosis"]
         createdAt = Date(timeIntervalSince1970: row["created_at"])
     }
 }
@@ -45,6 +51,19 @@ public struct DatasetGate: Sendable, Equatable {
     }
 
     public static let closed = DatasetGate(deidPolicy: .reject, allowNonDicom: false)
+}
+
+extension BlobStore {
+    /// Turns federated search on or off for a dataset, and sets its diagnosis code; nil leaves either as it is.
+    public func setSearch(dataset id: String, searchable: Bool?, diagnosis: String?) throws {
+        try index.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [id]) ?? false else {
+                throw StoreError.invalidArgument("dataset '\(id)' does not exist")
+            }
+            if let searchable { try db.execute(sql: "UPDATE datasets SET searchable = ? WHERE id = ?", arguments: [searchable, id]) }
+            if let diagnosis { try db.execute(sql: "UPDATE datasets SET diagnosis = ? WHERE id = ?", arguments: [diagnosis, id]) }
+        }
+    }
 }
 
 /// Counts for `cairn dataset show`.
@@ -71,7 +90,8 @@ extension InstanceRecord {
         let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
         self.init(subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
                   sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
-                  manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"], rows: row["rows"],
+                  manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"],
+                  ageYears: row.hasColumn("age_years") ? row["age_years"] : nil, rows: row["rows"],
                   columns: row["columns"], frames: row.hasColumn("instance_frames") ? row["instance_frames"] : row["frames"],
                   transferSyntax: row["transfer_syntax"],
                   pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
@@ -174,10 +194,11 @@ extension BlobStore {
     static func insertInstance(_ db: Database, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
         try db.execute(sql: """
             INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
-                body_part, manufacturer, sex, study_date, rows, columns, frames, transfer_syntax, pixel_data_offset, frame_offsets)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,
+                frame_offsets)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
-                             r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.rows, r.columns, r.frames, r.transferSyntax,
+                             r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.ageYears, r.rows, r.columns, r.frames, r.transferSyntax,
                              r.pixelDataOffset.map { Int64($0) },
                              r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ",")])
     }

@@ -11,6 +11,8 @@ public struct InstanceRecord: Sendable, Equatable {
     public var manufacturer: String?
     public var sex: String?
     public var studyDate: String?
+    /// PatientAge (0010,1010) in years (days, weeks and months as fractions): the age at the study.
+    public var ageYears: Double?
     public var rows: Int?
     public var columns: Int?
     public var frames: Int?
@@ -20,7 +22,7 @@ public struct InstanceRecord: Sendable, Equatable {
 
     public init(subject: String? = nil, studyUID: String? = nil, seriesUID: String? = nil, sopInstanceUID: String? = nil,
                 sopClassUID: String? = nil, modality: String? = nil, bodyPart: String? = nil, manufacturer: String? = nil,
-                sex: String? = nil, studyDate: String? = nil, rows: Int? = nil, columns: Int? = nil, frames: Int? = nil,
+                sex: String? = nil, studyDate: String? = nil, ageYears: Double? = nil, rows: Int? = nil, columns: Int? = nil, frames: Int? = nil,
                 transferSyntax: String? = nil, pixelDataOffset: UInt64? = nil, frameOffsets: [UInt64] = []) {
         self.subject = subject
         self.studyUID = studyUID
@@ -32,6 +34,7 @@ public struct InstanceRecord: Sendable, Equatable {
         self.manufacturer = manufacturer
         self.sex = sex
         self.studyDate = studyDate
+        self.ageYears = ageYears
         self.rows = rows
         self.columns = columns
         self.frames = frames

@@ -184,6 +184,23 @@ struct StoreIndex: Sendable {
                 ALTER TABLE outbox ADD COLUMN halted TEXT;
                 """)
         }
+        migrator.registerMigration("v7-search") { db in
+            // Federated search: which datasets take part and their diagnosis code, the patient's age
+            // at the study, and a generation number every change to what a search reads moves on, so
+            // a server's in-memory search facets know when another process changed the index.
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN searchable INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE datasets ADD COLUMN diagnosis TEXT;
+                ALTER TABLE instances ADD COLUMN age_years REAL;
+                INSERT OR IGNORE INTO settings (key, value) VALUES ('search_generation', '0');
+                CREATE TRIGGER search_instance_added AFTER INSERT ON instances BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'search_generation'; END;
+                CREATE TRIGGER search_instance_removed AFTER DELETE ON instances BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'search_generation'; END;
+                CREATE TRIGGER search_dataset_changed AFTER UPDATE ON datasets BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'search_generation'; END;
+                """)
+        }
         return migrator
     }
 

@@ -46,6 +46,7 @@ def base_dataset(rng, sop_class, modality, subject, study_uid, series_uid, numbe
     ds.PatientName = f"ANON^{subject}"
     ds.PatientID = subject
     ds.PatientSex = "F" if int(subject[-4:], 16) % 2 else "M"
+    ds.PatientAge = f"{30 + int(subject[-4:], 16) % 60:03d}Y"
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "Cairn synthetic corpus"
     ds.StudyDate = "20240101"

@@ -3,6 +3,7 @@ import CairnAudit
 import CairnAuth
 import CairnManifest
 import CairnNode
+import CairnSearch
 import CairnStore
 import Foundation
 
@@ -11,7 +12,7 @@ extension DatasetInfo.DeidPolicy: ExpressibleByArgument {}
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataset", abstract: "Manage datasets.",
-        subcommands: [Create.self, Show.self, List.self, EraseSubject.self, Publish.self])
+        subcommands: [Create.self, Set.self, Show.self, List.self, EraseSubject.self, Publish.self])
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a dataset, or update its description (idempotent).")
@@ -37,6 +38,13 @@ struct DatasetCommand: ParsableCommand {
             + "Files that look like DICOM but cannot be fully checked, and archives, are refused all the same."))
         var allowNonDicom = false
 
+        @Flag(help: "Let federated searches (EUCAIM, through samply Focus) count this dataset (off by default).")
+        var searchable = false
+
+        @Option(help: ArgumentHelp("The dataset's diagnosis as a EUCAIM catalogue code (e.g. SNOMEDCT363358000, lung cancer); "
+            + "default: from --cancer-type (lung, breast, colon or colorectal, prostate, rectum, pelvis).", valueName: "CODE"))
+        var diagnosis: String?
+
         @Option(help: ArgumentHelp("Entry attributes manifests publish, comma-separated (default: "
             + ManifestAttribute.defaults.map(\.rawValue).joined(separator: ",") + ").", valueName: "LIST"))
         var publishAttributes: String?
@@ -47,11 +55,52 @@ struct DatasetCommand: ParsableCommand {
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
                                     deidPolicy: deidPolicy, allowNonDicom: allowNonDicom)
             if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
+            try store.setSearch(dataset: id, searchable: searchable, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
             if global.json {
                 Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue, "allow_non_dicom": allowNonDicom])
             } else {
                 print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue)"
                     + (allowNonDicom ? ", files that are not DICOM allowed)" : ")"))
+            }
+        }
+    }
+
+    /// The diagnosis codes the EUCAIM catalogue offers (and the reference provider's extra ones).
+    static func checkedDiagnosis(_ code: String) throws -> String {
+        guard EucaimCodes.diagnoses.contains(code) else {
+            throw StoreError.invalidArgument("'\(code)' is not a diagnosis code Cairn knows; use one of "
+                + EucaimCodes.diagnoses.sorted().joined(separator: ", "))
+        }
+        return code
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a dataset's federated-search settings.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument var id: String
+
+        @Option(help: ArgumentHelp("yes: federated searches count this dataset; no: they do not.", valueName: "yes|no"))
+        var searchable: String?
+
+        @Option(help: ArgumentHelp("The dataset's diagnosis as a EUCAIM catalogue code.", valueName: "CODE"))
+        var diagnosis: String?
+
+        func run() throws {
+            let flag: Bool? = switch searchable {
+            case nil: nil
+            case "yes"?: true
+            case "no"?: false
+            case let other?: throw StoreError.invalidArgument("--searchable takes yes or no, not '\(other)'")
+            }
+            let store = try global.openStore()
+            try store.setSearch(dataset: id, searchable: flag, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
+            guard let info = try store.dataset(id) else { throw StoreError.invalidArgument("dataset '\(id)' does not exist") }
+            if global.json {
+                Terminal.printJSON(["id": id, "searchable": info.searchable, "diagnosis": info.diagnosis ?? NSNull()])
+            } else {
+                print("dataset \(id): federated search \(info.searchable ? "on" : "off"), diagnosis \(info.diagnosis ?? "-")")
             }
         }
     }
@@ -69,7 +118,7 @@ struct DatasetCommand: ParsableCommand {
             if global.json {
                 var object: [String: Any] = [
                     "id": s.info.id, "deid_policy": s.info.deidPolicy.rawValue, "gated": s.info.deidPolicy == .reject,
-                    "allow_non_dicom": s.info.allowNonDicom,
+                    "allow_non_dicom": s.info.allowNonDicom, "searchable": s.info.searchable,
                     "subjects": s.subjects, "studies": s.studies, "series": s.series, "instances": s.instances,
                     "files": s.files, "bytes": s.bytes, "stored_bytes": s.storedBytes, "by_modality": s.byModality,
                     "by_body_part": s.byBodyPart, "by_manufacturer": s.byManufacturer, "by_sex": s.bySex,
@@ -78,6 +127,7 @@ struct DatasetCommand: ParsableCommand {
                 if let title = s.info.title { object["title"] = title }
                 if let description = s.info.description { object["description"] = description }
                 if let cancerType = s.info.cancerType { object["cancer_type"] = cancerType }
+                if let diagnosis = s.info.diagnosis { object["diagnosis"] = diagnosis }
                 Terminal.printJSON(object)
                 return
             }
@@ -87,7 +137,8 @@ struct DatasetCommand: ParsableCommand {
             }
             print("""
                 dataset:       \(s.info.id)\(s.info.title.map { " (\($0))" } ?? "")
-                cancer type:   \(s.info.cancerType ?? "-")
+                cancer type:   \(s.info.cancerType ?? "-")\(s.info.diagnosis.map { " (diagnosis \($0))" } ?? "")
+                search:        \(s.info.searchable ? "searchable (EUCAIM federated search)" : "not searchable")
                 policy:        \(s.info.deidPolicy == .reject ? "reject identified files (gated)" : "accept everything (not gated)")\
                 \(s.info.deidPolicy == .reject ? (s.info.allowNonDicom ? "; files that are not DICOM allowed" : "; files that are not DICOM refused") : "")
                 subjects:      \(s.subjects)

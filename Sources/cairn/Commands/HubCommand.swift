@@ -87,7 +87,8 @@ struct HubCommand: ParsableCommand {
         @Option(help: "The job, person or service the token is for.")
         var subject: String
 
-        @Option(help: "read (datasets on one node) or catalog (this hub's catalogue).")
+        @Option(help: ArgumentHelp("read (datasets on one node), catalog (this hub's catalogue) or search (federated search: "
+            + "with --node NODE for that node's /eucaim/search, without for this hub's)."))
         var scope = "read"
 
         @Option(help: "Comma-separated dataset ids (read tokens).")
@@ -105,8 +106,10 @@ struct HubCommand: ParsableCommand {
                 guard datasets != nil, node != nil else { throw ValidationError("a read token needs --datasets and --node") }
             case Scope.catalog.rawValue:
                 guard datasets == nil, node == nil else { throw ValidationError("a catalog token takes no --datasets or --node") }
+            case Scope.search.rawValue:
+                guard datasets == nil else { throw ValidationError("a search token takes no --datasets") }
             default:
-                throw ValidationError("--scope must be read or catalog")
+                throw ValidationError("--scope must be read, catalog or search")
             }
         }
 
@@ -117,6 +120,8 @@ struct HubCommand: ParsableCommand {
             let issued = if let datasets, let node {
                 try await issuer.issue(subject: subject, datasets: try TokenCommand.Issue.datasetIDs(datasets), scopes: [.read],
                                        audience: node, ttl: lifetime)
+            } else if scope == Scope.search.rawValue {
+                try await issuer.issue(subject: subject, datasets: [], scopes: [.search], audience: node ?? HubServer.audience, ttl: lifetime)
             } else {
                 try await issuer.issue(subject: subject, datasets: [], scopes: [.catalog], audience: HubServer.audience, ttl: lifetime)
             }

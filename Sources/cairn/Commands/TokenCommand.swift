@@ -19,10 +19,10 @@ struct TokenCommand: ParsableCommand {
         @Option(help: "Who the token is for: a job or a user (the audit log's actor).")
         var subject: String
 
-        @Option(help: "Comma-separated dataset ids the token grants.")
-        var datasets: String
+        @Option(help: "Comma-separated dataset ids the token grants (none for a search token).")
+        var datasets: String = ""
 
-        @Option(help: "read, ingest or admin (admin includes both).")
+        @Option(help: "read, ingest, admin (admin includes both) or search (federated counts over the searchable datasets).")
         var scope: Scope = .read
 
         @Option(help: "Lifetime: a number with s, m, h or d (e.g. 30m, 1h, 7d).")
@@ -33,7 +33,8 @@ struct TokenCommand: ParsableCommand {
 
         func run() async throws {
             let store = try global.openStore()
-            let ids = try Self.datasetIDs(datasets)
+            // A search token counts over whatever datasets the provider made searchable; it names none.
+            let ids = scope == .search && datasets.isEmpty ? [] : try Self.datasetIDs(datasets)
             for id in ids where try !store.datasetExists(id) {
                 throw StoreError.invalidArgument("dataset '\(id)' does not exist")
             }

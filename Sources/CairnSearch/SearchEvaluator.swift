@@ -1,0 +1,223 @@
+/// A searchable dataset, as an answer row names it.
+public struct SearchDataset: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var description: String
+    /// The dataset's diagnosis code (`SNOMEDCT…`), from `--diagnosis` or its cancer type.
+    public var diagnosis: String?
+    /// The node holding it (hub answers; nil on a node).
+    public var node: String?
+
+    public init(id: String, name: String, description: String, diagnosis: String?, node: String? = nil) {
+        self.id = id
+        self.name = name
+        self.description = description
+        self.diagnosis = diagnosis
+        self.node = node
+    }
+}
+
+/// Instances that agree on everything a query can ask, counted once: the unit a search scans.
+public struct SearchFacet: Sendable, Equatable {
+    public var dataset: Int
+    /// Codes dense per search index, unique per (dataset, subject) and (dataset, study).
+    public var subject: Int
+    public var study: Int
+    public var sex: String?
+    public var modality: String?
+    public var bodyPart: String?
+    public var manufacturer: String?
+    public var ageYears: Double?
+
+    public init(dataset: Int, subject: Int, study: Int, sex: String?, modality: String?, bodyPart: String?,
+                manufacturer: String?, ageYears: Double?) {
+        self.dataset = dataset
+        self.subject = subject
+        self.study = study
+        self.sex = sex
+        self.modality = modality
+        self.bodyPart = bodyPart
+        self.manufacturer = manufacturer
+        self.ageYears = ageYears
+    }
+}
+
+/// What one search reads: the searchable datasets and their facets.
+public struct SearchIndex: Sendable {
+    public var datasets: [SearchDataset]
+    public var facets: [SearchFacet]
+    public var subjectCodes: Int
+    public var studyCodes: Int
+
+    public init(datasets: [SearchDataset], facets: [SearchFacet], subjectCodes: Int, studyCodes: Int) {
+        self.datasets = datasets
+        self.facets = facets
+        self.subjectCodes = subjectCodes
+        self.studyCodes = studyCodes
+    }
+}
+
+/// One dataset's answer: distinct subjects and studies among the instances meeting the query,
+/// and what those instances are (ages, sexes, modalities, body parts).
+public struct SearchRow: Sendable, Equatable {
+    public var dataset: SearchDataset
+    public var subjects = 0
+    public var studies = 0
+    public var ageRange: (min: Double, max: Double)?
+    public var sexes: Set<String> = []
+    public var modalities: Set<String> = []
+    public var bodyParts: Set<String> = []
+
+    public static func == (a: SearchRow, b: SearchRow) -> Bool {
+        a.dataset == b.dataset && a.subjects == b.subjects && a.studies == b.studies && a.sexes == b.sexes
+            && a.modalities == b.modalities && a.bodyParts == b.bodyParts
+            && a.ageRange?.min == b.ageRange?.min && a.ageRange?.max == b.ageRange?.max
+    }
+}
+
+/// A condition Cairn cannot evaluate (a key or code it does not know): it is false, as in the
+/// reference provider, and the answer lists it so the asker can see why nothing matched.
+public struct IgnoredCondition: Sendable, Equatable {
+    public var key: String
+    public var reason: String
+}
+
+/// Evaluates a query over a search index: every condition is a predicate on one facet (and its
+/// dataset); AND/OR combine them; matching facets mark their subject and study once per dataset.
+public struct SearchEvaluator: Sendable {
+    public let index: SearchIndex
+
+    public init(index: SearchIndex) { self.index = index }
+
+    typealias Predicate = (SearchFacet, SearchDataset) -> Bool
+
+    public func evaluate(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+        var ignored: [IgnoredCondition] = []
+        let predicate = try compile(query.root, ignored: &ignored)
+        var rows = index.datasets.map { SearchRow(dataset: $0) }
+        var subjectSeen = [Bool](repeating: false, count: index.subjectCodes)
+        var studySeen = [Bool](repeating: false, count: index.studyCodes)
+        for facet in index.facets where predicate(facet, index.datasets[facet.dataset]) {
+            if !subjectSeen[facet.subject] {
+                subjectSeen[facet.subject] = true
+                rows[facet.dataset].subjects += 1
+            }
+            if !studySeen[facet.study] {
+                studySeen[facet.study] = true
+                rows[facet.dataset].studies += 1
+            }
+            if let age = facet.ageYears {
+                let range = rows[facet.dataset].ageRange
+                rows[facet.dataset].ageRange = (Swift.min(range?.min ?? age, age), Swift.max(range?.max ?? age, age))
+            }
+            if let sex = facet.sex { rows[facet.dataset].sexes.insert(sex) }
+            if let modality = facet.modality { rows[facet.dataset].modalities.insert(modality) }
+            if let bodyPart = facet.bodyPart { rows[facet.dataset].bodyParts.insert(bodyPart) }
+        }
+        var seen = Set<String>()
+        return (rows.filter { $0.subjects > 0 }, ignored.filter { seen.insert("\($0.key) \($0.reason)").inserted })
+    }
+
+    func compile(_ node: SearchNode, ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> Predicate {
+        switch node {
+        case .operation(let operand, let children):
+            var parts: [Predicate] = []
+            for child in children { parts.append(try compile(child, ignored: &ignored)) }
+            // An empty operation asks nothing: every instance meets it (Focus's empty query).
+            if parts.isEmpty { return { _, _ in true } }
+            switch operand {
+            case .and: return { facet, dataset in parts.allSatisfy { $0(facet, dataset) } }
+            case .or: return { facet, dataset in parts.contains { $0(facet, dataset) } }
+            }
+        case .condition(let condition):
+            return try compile(condition, ignored: &ignored)
+        }
+    }
+
+    func compile(_ condition: SearchCondition, ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> Predicate {
+        switch condition.key {
+        case EucaimCodes.sexKey:
+            return try categorical(condition, table: EucaimCodes.sex, match: exact, ignored: &ignored) { facet, _ in facet.sex }
+        case EucaimCodes.modalityKey:
+            return try categorical(condition, table: EucaimCodes.modality, match: exact, ignored: &ignored) { facet, _ in facet.modality }
+        case EucaimCodes.bodyPartKey:
+            return try categorical(condition, table: EucaimCodes.bodyPart, match: exact, ignored: &ignored) { facet, _ in facet.bodyPart }
+        case EucaimCodes.manufacturerKey:
+            return try categorical(condition, table: EucaimCodes.manufacturer, match: prefix, ignored: &ignored) { facet, _ in
+                facet.manufacturer
+            }
+        case EucaimCodes.diagnosisKey:
+            let table = Dictionary(uniqueKeysWithValues: EucaimCodes.diagnoses.map { ($0, [$0]) })
+            return try categorical(condition, table: table, match: exact, ignored: &ignored) { _, dataset in dataset.diagnosis }
+        case EucaimCodes.ageKey:
+            return try numeric(condition) { facet in facet.ageYears }
+        default:
+            ignored.append(IgnoredCondition(key: condition.key, reason: "not a criterion Cairn indexes; the condition is false"))
+            return { _, _ in false }
+        }
+    }
+
+    private func exact(_ value: String, _ wanted: String) -> Bool { value.uppercased() == wanted.uppercased() }
+    private func prefix(_ value: String, _ wanted: String) -> Bool { value.uppercased().hasPrefix(wanted) }
+
+    /// A criterion over coded values: EQUALS/CONTAINS a code, NOT_EQUALS, IN a list. A code Cairn
+    /// does not know is false (and listed); "unknown" matches instances without a value.
+    private func categorical(_ condition: SearchCondition, table: [String: [String]], match: @escaping (String, String) -> Bool,
+                             ignored: inout [IgnoredCondition],
+                             value: @escaping (SearchFacet, SearchDataset) -> String?) throws(SearchQueryError) -> Predicate {
+        func meaning(_ code: String, ignored: inout [IgnoredCondition]) -> ((SearchFacet, SearchDataset) -> Bool)? {
+            if code == EucaimCodes.unknown { return { facet, dataset in (value(facet, dataset) ?? "").isEmpty } }
+            guard let accepted = table[code] else {
+                ignored.append(IgnoredCondition(key: condition.key, reason: "unknown code '\(code.prefix(64))'; the condition is false"))
+                return nil
+            }
+            return { facet, dataset in
+                guard let have = value(facet, dataset), !have.isEmpty else { return false }
+                return accepted.contains { match(have, $0) }
+            }
+        }
+        switch (condition.comparison, condition.value) {
+        case (.equals, .string(let code)), (.contains, .string(let code)):
+            return meaning(code, ignored: &ignored) ?? { _, _ in false }
+        case (.notEquals, .string(let code)):
+            guard let positive = meaning(code, ignored: &ignored) else { return { _, _ in false } }
+            // A value must be known to differ: an instance without one matches neither.
+            if code == EucaimCodes.unknown { return { facet, dataset in !positive(facet, dataset) } }
+            return { facet, dataset in !(value(facet, dataset) ?? "").isEmpty && !positive(facet, dataset) }
+        case (.in, .strings(let codes)):
+            let parts = codes.compactMap { meaning($0, ignored: &ignored) }
+            return { facet, dataset in parts.contains { $0(facet, dataset) } }
+        case (.in, _):
+            throw SearchQueryError("\(condition.key): IN takes a list of codes")
+        case (.equals, _), (.notEquals, _), (.contains, _):
+            throw SearchQueryError("\(condition.key): \(condition.comparison.rawValue) takes one code (a string)")
+        default:
+            throw SearchQueryError("\(condition.key): \(condition.comparison.rawValue) does not apply to a coded criterion")
+        }
+    }
+
+    /// Age in years: BETWEEN {min, max} (inclusive; max 0 with min above 0 means no upper bound, as
+    /// the EUCAIM UI sends "at least"), LOWER_THAN / GREATER_THAN a number (or a range's max / min),
+    /// EQUALS / NOT_EQUALS a number. Instances without an age match none of them.
+    private func numeric(_ condition: SearchCondition,
+                         value: @escaping (SearchFacet) -> Double?) throws(SearchQueryError) -> Predicate {
+        let test: (Double) -> Bool
+        switch (condition.comparison, condition.value) {
+        case (.between, .range(let low, let high)):
+            let upper = high == 0 && low > 0 ? Double.infinity : high
+            test = { $0 >= low && $0 <= upper }
+        case (.lowerThan, .number(let bound)), (.lowerThan, .range(min: _, max: let bound)):
+            test = { $0 < bound }
+        case (.greaterThan, .number(let bound)), (.greaterThan, .range(min: let bound, max: _)):
+            test = { $0 > bound }
+        case (.equals, .number(let wanted)):
+            test = { $0.rounded(.down) == wanted.rounded(.down) }
+        case (.notEquals, .number(let wanted)):
+            test = { $0.rounded(.down) != wanted.rounded(.down) }
+        default:
+            throw SearchQueryError("\(condition.key): \(condition.comparison.rawValue) with this value does not apply to an age "
+                + "(BETWEEN {min, max}, LOWER_THAN, GREATER_THAN, EQUALS or NOT_EQUALS a number)")
+        }
+        return { facet, _ in value(facet).map(test) ?? false }
+    }
+}
