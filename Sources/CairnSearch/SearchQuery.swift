@@ -69,10 +69,8 @@ public struct SearchQuery: Equatable, Sendable {
         let depth = Self.nesting(body)
         guard depth <= 2 * Self.maxDepth + 4 else { throw SearchQueryError("nested deeper than \(Self.maxDepth) operations") }
         let document: Document
-        do { document = try JSONDecoder().decode(Document.self, from: Data(body)) } catch let error as SearchQueryError {
-            throw error
-        } catch let DecodingError.dataCorrupted(context) {
-            throw SearchQueryError("not JSON: \(context.debugDescription)")
+        do { document = try JSONDecoder().decode(Document.self, from: Data(body)) } catch let error as DecodingError {
+            throw SearchQueryError(Self.describe(error))
         } catch {
             throw SearchQueryError("\(error)")
         }
@@ -103,6 +101,29 @@ public struct SearchQuery: Equatable, Sendable {
                                                        value: .string(EucaimCodes.code(forParameter: name, value: value)))))
         }
         root = .operation(.and, children)
+    }
+
+    /// A decoding failure as a path into the query and what was wrong there.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let steps = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return steps.isEmpty ? "the body" : String(steps.dropFirst(steps.hasPrefix(".") ? 1 : 0))
+        }
+        switch error {
+        case .dataCorrupted(let context) where context.codingPath.isEmpty:
+            return "not JSON: \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        case .typeMismatch(let type, let context):
+            let wanted = type == Document.self || "\(type)".hasPrefix("Dictionary") ? "an object" : "\(type)"
+            return "\(path(context)): must be \(wanted)" + (context.codingPath.isEmpty ? " {\"ast\": …, \"id\": …}" : "")
+        case .valueNotFound(_, let context):
+            return "\(path(context)): missing"
+        case .keyNotFound(let key, let context):
+            return "\(path(context)): no \"\(key.stringValue)\" member"
+        @unknown default:
+            return "\(error)"
+        }
     }
 
     /// The deepest bracket nesting outside strings.
