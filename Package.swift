@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth", "CairnSearch",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,5 +1,6 @@
 import CairnFoundation
 import CairnManifest
+import CairnSearch
 import Foundation
 import GRDB
 import Synchronization
@@ -45,6 +46,8 @@ final class FacetCounts: Sendable {
         var node: String
         var dataset: String
         var cancerType: String?
+        var title: String?
+        var description: String?
     }
 
     private struct State {
@@ -145,8 +148,9 @@ final class FacetCounts: Sendable {
     var isLoaded: Bool { state.withLock { $0 != nil } }
 
     static func held(node: String, dataset: String, metadata: String) -> HeldDataset {
-        HeldDataset(node: node, dataset: dataset,
-                    cancerType: (try? JSONValue.parse(Data(metadata.utf8)))?["cancer_type"]?.string)
+        let parsed = try? JSONValue.parse(Data(metadata.utf8))
+        return HeldDataset(node: node, dataset: dataset, cancerType: parsed?["cancer_type"]?.string,
+                           title: parsed?["title"]?.string, description: parsed?["description"]?.string)
     }
 
     /// Applies one committed intake: the dataset's description and the facets it changed (those
@@ -215,4 +219,88 @@ final class FacetCounts: Sendable {
                 .sorted { ($0.node, $0.dataset) < ($1.node, $1.dataset) }
         }
     }
+
+    /// The EUCAIM federated search over every held dataset: the query's tree evaluated per coded
+    /// facet, each leaf turned first into a table over the attribute's codes (or the datasets, for
+    /// the diagnosis), so no string is compared per facet. Published entries carry no ages: an age
+    /// condition is false here, and listed as not evaluable.
+    func search(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+        try state.withLock { state throws(SearchQueryError) -> ([SearchRow], [IgnoredCondition]) in
+            guard let state else { return ([], []) }
+            var names: [[String]] = state.attributeCodes.map { codes in
+                var out = [String](repeating: "", count: codes.count)
+                for (value, code) in codes { out[Int(code)] = value }
+                return out
+            }
+            let datasets = state.datasets.map { held in
+                SearchDataset(id: held.dataset, name: held.title ?? held.dataset, description: held.description ?? "",
+                              diagnosis: held.cancerType.flatMap { EucaimCodes.diagnosisByCancerType[$0.lowercased()] }, node: held.node)
+            }
+            var ignored: [IgnoredCondition] = []
+            func table(_ criterion: Criterion, _ test: (String?) -> Bool) -> (codes: [Bool], absent: Bool) {
+                (names[criterion.rawValue].map { test($0.nonEmpty) }, test(nil))
+            }
+            let predicate: (CodedFacet) -> Bool = try SearchCompiler.tree(query.root) { condition throws(SearchQueryError) in
+                let compiled = try SearchCompiler.compile(condition, ignored: &ignored)
+                let (criterion, test): (Criterion, (String?) -> Bool)
+                switch compiled {
+                case .attribute(.sex, let t): (criterion, test) = (.sex, t)
+                case .attribute(.modality, let t): (criterion, test) = (.modality, t)
+                case .attribute(.bodyPart, let t): (criterion, test) = (.bodyPart, t)
+                case .attribute(.manufacturer, let t): (criterion, test) = (.manufacturer, t)
+                case .attribute(.diagnosis, let t):
+                    let passes = datasets.map { t($0.diagnosis) }
+                    return { passes[Int($0.dataset)] }
+                case .age:
+                    ignored.append(IgnoredCondition(key: condition.key, reason: "the hub holds no ages (published entries carry none); "
+                        + "the condition is false here, ask the nodes"))
+                    return { _ in false }
+                case .never:
+                    return { _ in false }
+                }
+                let (codes, absent) = table(criterion, test)
+                return { facet in
+                    let code = Self.attribute(facet, criterion)
+                    return code < 0 ? absent : codes[Int(code)]
+                }
+            }
+            var rows = datasets.map { SearchRow(dataset: $0) }
+            var subjectSeen = [Bool](repeating: false, count: state.subjectCodes.count)
+            var studySeen = [Bool](repeating: false, count: state.studyCodes.count)
+            for facet in state.rows where predicate(facet) {
+                let dataset = Int(facet.dataset)
+                if facet.subject >= 0, !subjectSeen[Int(facet.subject)] {
+                    subjectSeen[Int(facet.subject)] = true
+                    rows[dataset].subjects += 1
+                }
+                if facet.study >= 0, !studySeen[Int(facet.study)] {
+                    studySeen[Int(facet.study)] = true
+                    rows[dataset].studies += 1
+                }
+                func name(_ code: Int32, _ criterion: Criterion) -> String? {
+                    code >= 0 ? names[criterion.rawValue][Int(code)].nonEmpty : nil
+                }
+                if let sex = name(facet.attributes.1, .sex) { rows[dataset].sexes.insert(sex) }
+                if let modality = name(facet.attributes.0, .modality) { rows[dataset].modalities.insert(modality) }
+                if let bodyPart = name(facet.attributes.2, .bodyPart) { rows[dataset].bodyParts.insert(bodyPart) }
+            }
+            names = []
+            return (rows.filter { $0.subjects > 0 }.sorted { ($0.dataset.node ?? "", $0.dataset.id) < ($1.dataset.node ?? "", $1.dataset.id) },
+                    SearchCompiler.distinct(ignored))
+        }
+    }
+
+    private static func attribute(_ facet: CodedFacet, _ criterion: Criterion) -> Int32 {
+        switch criterion {
+        case .modality: facet.attributes.0
+        case .sex: facet.attributes.1
+        case .bodyPart: facet.attributes.2
+        case .manufacturer: facet.attributes.3
+        }
+    }
+}
+
+private extension String {
+    /// '' stands for an absent attribute in the facets table.
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -21,11 +21,14 @@ public struct HubConfig: Decodable, Sendable, Equatable {
     public var openCatalog = false
     /// Clock skew tolerated on tokens' `exp` and `nbf`.
     public var clockSkewSeconds = 60.0
+    /// What samply Focus sends as `Authorization: Secret <search_secret>` for `/eucaim/search`;
+    /// unset, only search-scope tokens from the hub's key are accepted there.
+    public var searchSecret: String?
 
     enum CodingKeys: String, CodingKey {
         case listen, tlsCertificate = "tls_certificate", tlsKey = "tls_key", minCount = "min_count"
         case maxSnapshotBytes = "max_snapshot_bytes", idleTimeoutSeconds = "idle_timeout_seconds"
-        case openCatalog = "open_catalog", clockSkewSeconds = "clock_skew_seconds"
+        case openCatalog = "open_catalog", clockSkewSeconds = "clock_skew_seconds", searchSecret = "search_secret"
     }
 
     public init() {}
@@ -41,6 +44,10 @@ public struct HubConfig: Decodable, Sendable, Equatable {
         idleTimeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .idleTimeoutSeconds) ?? defaults.idleTimeoutSeconds
         openCatalog = try c.decodeIfPresent(Bool.self, forKey: .openCatalog) ?? defaults.openCatalog
         clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
+        searchSecret = try c.decodeIfPresent(String.self, forKey: .searchSecret)
+        if let searchSecret, searchSecret.utf8.count < 16 {
+            throw ServerConfigError.invalid(path: "search_secret", reason: "must be at least 16 characters")
+        }
         try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
         guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
     }

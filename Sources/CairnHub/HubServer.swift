@@ -2,6 +2,8 @@ import CairnAuth
 import CairnFoundation
 import CairnHTTP
 import CairnManifest
+import CairnSearch
+import Crypto
 import Foundation
 import GRDB
 import HTTPTypes
@@ -89,7 +91,58 @@ public struct HubServer: Sendable {
             }
             return try Self.json(countAnswer(try index.count(criteria)))
         }
+        router.post("/eucaim/search") { request, _ in
+            let actor = try await authorizeSearch(request)
+            let body = try await request.body.collect(upTo: SearchQuery.maxBodyBytes + 1)
+            return try answerSearch(actor: actor) { () throws(SearchQueryError) in try SearchQuery(json: Array(body.readableBytesView)) }
+        }
+        router.get("/eucaim/search") { request, _ in
+            let actor = try await authorizeSearch(request)
+            let parameters = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            return try answerSearch(actor: actor) { () throws(SearchQueryError) in try SearchQuery(parameters: parameters) }
+        }
         return router
+    }
+
+    /// `/eucaim/search` takes `Authorization: Secret <search_secret>` (Focus's AUTH_HEADER) or a
+    /// `search`-scope token from the hub's key; refusals and answers are logged without the secret.
+    func authorizeSearch(_ request: Request) async throws -> String {
+        let header = request.headers[.authorization] ?? ""
+        if header.count > 7, header.prefix(7).lowercased() == "secret " {
+            let given = SHA256.hash(data: Array(header.dropFirst(7).utf8))
+            guard let secret = config.searchSecret,
+                  zip(given, SHA256.hash(data: Array(secret.utf8))).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
+            else {
+                logger.notice("search refused", metadata: ["reason": "wrong or unconfigured search secret"])
+                throw APIError.unauthorized("wrong search secret, or none configured on this hub")
+            }
+            return "focus (search_secret)"
+        }
+        let grant: AccessGrant
+        do { grant = try await verifier.verify(authorization: request.headers[.authorization]) } catch {
+            logger.notice("search refused", metadata: ["reason": "\(error)"])
+            throw APIError.unauthorized(error.description + "; send a search-scope token from this hub or the configured secret")
+        }
+        guard grant.allows(.search) else {
+            logger.notice("search refused", metadata: ["subject": "\(grant.subject)", "jti": "\(grant.tokenID)", "reason": "no search scope"])
+            throw APIError(.forbidden, "forbidden", "the token's scope does not include search")
+        }
+        return grant.subject
+    }
+
+    func answerSearch(actor: String, parse: () throws(SearchQueryError) -> SearchQuery) throws -> Response {
+        if !index.counts.isLoaded { try index.loadCounts() }
+        let query: SearchQuery
+        let rows: [SearchRow], ignored: [IgnoredCondition]
+        do {
+            query = try parse()
+            (rows, ignored) = try index.counts.search(query)
+        } catch let error as SearchQueryError {
+            logger.info("search refused", metadata: ["actor": "\(actor)", "reason": "\(error.reason.prefix(200))"])
+            throw APIError(.unprocessableContent, "bad_query", error.reason)
+        }
+        logger.info("search", metadata: ["actor": "\(actor)", "query": "\(query.id ?? "-")", "collections": "\(rows.count)"])
+        return try Self.json(SearchAnswer.json(rows, ignored: ignored, minCount: config.minCount))
     }
 
     /// Catalogue routes need a `catalog` token unless `open_catalog` is set; every access and

@@ -68,6 +68,8 @@ public struct SearchRow: Sendable, Equatable {
     public var modalities: Set<String> = []
     public var bodyParts: Set<String> = []
 
+    public init(dataset: SearchDataset) { self.dataset = dataset }
+
     public static func == (a: SearchRow, b: SearchRow) -> Bool {
         a.dataset == b.dataset && a.subjects == b.subjects && a.studies == b.studies && a.sexes == b.sexes
             && a.modalities == b.modalities && a.bodyParts == b.bodyParts
@@ -80,113 +82,92 @@ public struct SearchRow: Sendable, Equatable {
 public struct IgnoredCondition: Sendable, Equatable {
     public var key: String
     public var reason: String
+
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
 }
 
-/// Evaluates a query over a search index: every condition is a predicate on one facet (and its
-/// dataset); AND/OR combine them; matching facets mark their subject and study once per dataset.
-public struct SearchEvaluator: Sendable {
-    public let index: SearchIndex
+/// What one condition asks of an instance, once its key and code are understood: a test on one
+/// coded attribute, on the age, or nothing can meet it (an unknown key or code, listed as ignored).
+public enum CompiledCondition: Sendable {
+    public enum Attribute: Sendable { case sex, modality, bodyPart, manufacturer, diagnosis }
+    case attribute(Attribute, @Sendable (String?) -> Bool)
+    case age(@Sendable (Double?) -> Bool)
+    case never
+}
 
-    public init(index: SearchIndex) { self.index = index }
-
-    typealias Predicate = (SearchFacet, SearchDataset) -> Bool
-
-    public func evaluate(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
-        var ignored: [IgnoredCondition] = []
-        let predicate = try compile(query.root, ignored: &ignored)
-        var rows = index.datasets.map { SearchRow(dataset: $0) }
-        var subjectSeen = [Bool](repeating: false, count: index.subjectCodes)
-        var studySeen = [Bool](repeating: false, count: index.studyCodes)
-        for facet in index.facets where predicate(facet, index.datasets[facet.dataset]) {
-            if !subjectSeen[facet.subject] {
-                subjectSeen[facet.subject] = true
-                rows[facet.dataset].subjects += 1
-            }
-            if !studySeen[facet.study] {
-                studySeen[facet.study] = true
-                rows[facet.dataset].studies += 1
-            }
-            if let age = facet.ageYears {
-                let range = rows[facet.dataset].ageRange
-                rows[facet.dataset].ageRange = (Swift.min(range?.min ?? age, age), Swift.max(range?.max ?? age, age))
-            }
-            if let sex = facet.sex { rows[facet.dataset].sexes.insert(sex) }
-            if let modality = facet.modality { rows[facet.dataset].modalities.insert(modality) }
-            if let bodyPart = facet.bodyPart { rows[facet.dataset].bodyParts.insert(bodyPart) }
-        }
-        var seen = Set<String>()
-        return (rows.filter { $0.subjects > 0 }, ignored.filter { seen.insert("\($0.key) \($0.reason)").inserted })
-    }
-
-    func compile(_ node: SearchNode, ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> Predicate {
+/// Compiles queries: the tree into one predicate over whatever an evaluator scans, each leaf through
+/// `compile(_:ignored:)`, so the node (facets of strings) and the hub (facets of integer codes)
+/// apply the same rules.
+public enum SearchCompiler {
+    public static func tree<T>(_ node: SearchNode, leaf: (SearchCondition) throws(SearchQueryError) -> (T) -> Bool)
+        throws(SearchQueryError) -> (T) -> Bool {
         switch node {
         case .operation(let operand, let children):
-            var parts: [Predicate] = []
-            for child in children { parts.append(try compile(child, ignored: &ignored)) }
+            var parts: [(T) -> Bool] = []
+            for child in children { parts.append(try tree(child, leaf: leaf)) }
             // An empty operation asks nothing: every instance meets it (Focus's empty query).
-            if parts.isEmpty { return { _, _ in true } }
+            if parts.isEmpty { return { _ in true } }
             switch operand {
-            case .and: return { facet, dataset in parts.allSatisfy { $0(facet, dataset) } }
-            case .or: return { facet, dataset in parts.contains { $0(facet, dataset) } }
+            case .and: return { item in parts.allSatisfy { $0(item) } }
+            case .or: return { item in parts.contains { $0(item) } }
             }
         case .condition(let condition):
-            return try compile(condition, ignored: &ignored)
+            return try leaf(condition)
         }
     }
 
-    func compile(_ condition: SearchCondition, ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> Predicate {
+    public static func compile(_ condition: SearchCondition, ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> CompiledCondition {
+        let exact: @Sendable (String, String) -> Bool = { $0.uppercased() == $1.uppercased() }
+        let prefix: @Sendable (String, String) -> Bool = { $0.uppercased().hasPrefix($1) }
         switch condition.key {
         case EucaimCodes.sexKey:
-            return try categorical(condition, table: EucaimCodes.sex, match: exact, ignored: &ignored) { facet, _ in facet.sex }
+            return .attribute(.sex, try categorical(condition, table: EucaimCodes.sex, match: exact, ignored: &ignored))
         case EucaimCodes.modalityKey:
-            return try categorical(condition, table: EucaimCodes.modality, match: exact, ignored: &ignored) { facet, _ in facet.modality }
+            return .attribute(.modality, try categorical(condition, table: EucaimCodes.modality, match: exact, ignored: &ignored))
         case EucaimCodes.bodyPartKey:
-            return try categorical(condition, table: EucaimCodes.bodyPart, match: exact, ignored: &ignored) { facet, _ in facet.bodyPart }
+            return .attribute(.bodyPart, try categorical(condition, table: EucaimCodes.bodyPart, match: exact, ignored: &ignored))
         case EucaimCodes.manufacturerKey:
-            return try categorical(condition, table: EucaimCodes.manufacturer, match: prefix, ignored: &ignored) { facet, _ in
-                facet.manufacturer
-            }
+            return .attribute(.manufacturer, try categorical(condition, table: EucaimCodes.manufacturer, match: prefix, ignored: &ignored))
         case EucaimCodes.diagnosisKey:
             let table = Dictionary(uniqueKeysWithValues: EucaimCodes.diagnoses.map { ($0, [$0]) })
-            return try categorical(condition, table: table, match: exact, ignored: &ignored) { _, dataset in dataset.diagnosis }
+            return .attribute(.diagnosis, try categorical(condition, table: table, match: exact, ignored: &ignored))
         case EucaimCodes.ageKey:
-            return try numeric(condition) { facet in facet.ageYears }
+            return .age(try numeric(condition))
         default:
             ignored.append(IgnoredCondition(key: condition.key, reason: "not a criterion Cairn indexes; the condition is false"))
-            return { _, _ in false }
+            return .never
         }
     }
-
-    private func exact(_ value: String, _ wanted: String) -> Bool { value.uppercased() == wanted.uppercased() }
-    private func prefix(_ value: String, _ wanted: String) -> Bool { value.uppercased().hasPrefix(wanted) }
 
     /// A criterion over coded values: EQUALS/CONTAINS a code, NOT_EQUALS, IN a list. A code Cairn
     /// does not know is false (and listed); "unknown" matches instances without a value.
-    private func categorical(_ condition: SearchCondition, table: [String: [String]], match: @escaping (String, String) -> Bool,
-                             ignored: inout [IgnoredCondition],
-                             value: @escaping (SearchFacet, SearchDataset) -> String?) throws(SearchQueryError) -> Predicate {
-        func meaning(_ code: String, ignored: inout [IgnoredCondition]) -> ((SearchFacet, SearchDataset) -> Bool)? {
-            if code == EucaimCodes.unknown { return { facet, dataset in (value(facet, dataset) ?? "").isEmpty } }
+    static func categorical(_ condition: SearchCondition, table: [String: [String]], match: @escaping @Sendable (String, String) -> Bool,
+                            ignored: inout [IgnoredCondition]) throws(SearchQueryError) -> @Sendable (String?) -> Bool {
+        func meaning(_ code: String, ignored: inout [IgnoredCondition]) -> (@Sendable (String?) -> Bool)? {
+            if code == EucaimCodes.unknown { return { ($0 ?? "").isEmpty } }
             guard let accepted = table[code] else {
                 ignored.append(IgnoredCondition(key: condition.key, reason: "unknown code '\(code.prefix(64))'; the condition is false"))
                 return nil
             }
-            return { facet, dataset in
-                guard let have = value(facet, dataset), !have.isEmpty else { return false }
+            return { have in
+                guard let have, !have.isEmpty else { return false }
                 return accepted.contains { match(have, $0) }
             }
         }
         switch (condition.comparison, condition.value) {
         case (.equals, .string(let code)), (.contains, .string(let code)):
-            return meaning(code, ignored: &ignored) ?? { _, _ in false }
+            return meaning(code, ignored: &ignored) ?? { _ in false }
         case (.notEquals, .string(let code)):
-            guard let positive = meaning(code, ignored: &ignored) else { return { _, _ in false } }
+            guard let positive = meaning(code, ignored: &ignored) else { return { _ in false } }
             // A value must be known to differ: an instance without one matches neither.
-            if code == EucaimCodes.unknown { return { facet, dataset in !positive(facet, dataset) } }
-            return { facet, dataset in !(value(facet, dataset) ?? "").isEmpty && !positive(facet, dataset) }
+            if code == EucaimCodes.unknown { return { !positive($0) } }
+            return { have in !(have ?? "").isEmpty && !positive(have) }
         case (.in, .strings(let codes)):
             let parts = codes.compactMap { meaning($0, ignored: &ignored) }
-            return { facet, dataset in parts.contains { $0(facet, dataset) } }
+            return { have in parts.contains { $0(have) } }
         case (.in, _):
             throw SearchQueryError("\(condition.key): IN takes a list of codes")
         case (.equals, _), (.notEquals, _), (.contains, _):
@@ -199,9 +180,8 @@ public struct SearchEvaluator: Sendable {
     /// Age in years: BETWEEN {min, max} (inclusive; max 0 with min above 0 means no upper bound, as
     /// the EUCAIM UI sends "at least"), LOWER_THAN / GREATER_THAN a number (or a range's max / min),
     /// EQUALS / NOT_EQUALS a number. Instances without an age match none of them.
-    private func numeric(_ condition: SearchCondition,
-                         value: @escaping (SearchFacet) -> Double?) throws(SearchQueryError) -> Predicate {
-        let test: (Double) -> Bool
+    static func numeric(_ condition: SearchCondition) throws(SearchQueryError) -> @Sendable (Double?) -> Bool {
+        let test: @Sendable (Double) -> Bool
         switch (condition.comparison, condition.value) {
         case (.between, .range(let low, let high)):
             let upper = high == 0 && low > 0 ? Double.infinity : high
@@ -218,6 +198,57 @@ public struct SearchEvaluator: Sendable {
             throw SearchQueryError("\(condition.key): \(condition.comparison.rawValue) with this value does not apply to an age "
                 + "(BETWEEN {min, max}, LOWER_THAN, GREATER_THAN, EQUALS or NOT_EQUALS a number)")
         }
-        return { facet, _ in value(facet).map(test) ?? false }
+        return { $0.map(test) ?? false }
+    }
+
+    /// Ignored conditions, each listed once.
+    public static func distinct(_ ignored: [IgnoredCondition]) -> [IgnoredCondition] {
+        var seen = Set<String>()
+        return ignored.filter { seen.insert("\($0.key) \($0.reason)").inserted }
+    }
+}
+
+/// Evaluates a query over a node's search index: matching facets mark their subject and study
+/// once per dataset, and add their age, sex, modality and body part to the dataset's row.
+public struct SearchEvaluator: Sendable {
+    public let index: SearchIndex
+
+    public init(index: SearchIndex) { self.index = index }
+
+    public func evaluate(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+        var ignored: [IgnoredCondition] = []
+        let datasets = index.datasets
+        let predicate: (SearchFacet) -> Bool = try SearchCompiler.tree(query.root) { condition throws(SearchQueryError) in
+            switch try SearchCompiler.compile(condition, ignored: &ignored) {
+            case .attribute(.sex, let test): return { test($0.sex) }
+            case .attribute(.modality, let test): return { test($0.modality) }
+            case .attribute(.bodyPart, let test): return { test($0.bodyPart) }
+            case .attribute(.manufacturer, let test): return { test($0.manufacturer) }
+            case .attribute(.diagnosis, let test): return { test(datasets[$0.dataset].diagnosis) }
+            case .age(let test): return { test($0.ageYears) }
+            case .never: return { _ in false }
+            }
+        }
+        var rows = datasets.map { SearchRow(dataset: $0) }
+        var subjectSeen = [Bool](repeating: false, count: index.subjectCodes)
+        var studySeen = [Bool](repeating: false, count: index.studyCodes)
+        for facet in index.facets where predicate(facet) {
+            if !subjectSeen[facet.subject] {
+                subjectSeen[facet.subject] = true
+                rows[facet.dataset].subjects += 1
+            }
+            if !studySeen[facet.study] {
+                studySeen[facet.study] = true
+                rows[facet.dataset].studies += 1
+            }
+            if let age = facet.ageYears {
+                let range = rows[facet.dataset].ageRange
+                rows[facet.dataset].ageRange = (Swift.min(range?.min ?? age, age), Swift.max(range?.max ?? age, age))
+            }
+            if let sex = facet.sex { rows[facet.dataset].sexes.insert(sex) }
+            if let modality = facet.modality { rows[facet.dataset].modalities.insert(modality) }
+            if let bodyPart = facet.bodyPart { rows[facet.dataset].bodyParts.insert(bodyPart) }
+        }
+        return (rows.filter { $0.subjects > 0 }, SearchCompiler.distinct(ignored))
     }
 }

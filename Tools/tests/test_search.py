@@ -311,3 +311,60 @@ def test_small_counts_are_withheld_and_the_view_follows_the_index(tmp_path):
         assert ask(node, FIXTURES["everything"])["collections"] == []
     finally:
         node.stop()
+
+
+def test_the_hub_answers_the_same_queries_over_replicated_entries(tmp_path):
+    """Two nodes publish to a hub; the hub's /eucaim/search counts over every node's published
+    entries, per (node, dataset), and agrees with pydicom for every fixture query that asks no age
+    (entries carry none: an age condition is false there and listed as not evaluable)."""
+    from test_federation import Hub, free_port
+    from conftest import wait_until
+    hub = Hub(tmp_path / "hub", free_port())
+    hub.stop()
+    hub.configure(1, search_secret=SECRET)
+    hub.start()
+    nodes, instances = [], []
+    try:
+        for name, (dataset, (cancer, seed)) in zip(["node-a", "node-b"], list(DATASETS.items())[:2]):
+            store = Store(tmp_path / name / "data")
+            (tmp_path / name).mkdir(exist_ok=True)
+            store.run("init", "--node-id", name)
+            store.run("dataset", "create", dataset, "--cancer-type", cancer, "--title", dataset.upper())
+            files = make_corpus(tmp_path / f"{name}-corpus", seed)
+            store.run("ingest", "--dataset", dataset, str(tmp_path / f"{name}-corpus"))
+            for path in files:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                instances.append({"dataset": dataset, "cancer": cancer, "subject": ds.PatientID, "study": ds.StudyInstanceUID,
+                                  "sex": ds.get("PatientSex"), "modality": ds.get("Modality"),
+                                  "body_part": ds.get("BodyPartExamined"), "manufacturer": ds.get("Manufacturer"), "age": None})
+            published = store.json("dataset", "publish", dataset)
+            hub.cli("enroll", name, store.run("key", "show").stdout.decode().strip())
+            node = Node(store, node_id=name, extra=("--hub", hub.url))
+            nodes.append(node)
+            wait_until(lambda: (hub.head(name, dataset) or {}).get("digest") == published["digest"], timeout=20, what=name)
+        for label, ast in FIXTURES.items():
+            if "AGE" in json.dumps(ast) or AGE in json.dumps(ast):
+                continue
+            r = requests.post(hub.url + "/eucaim/search", data=json.dumps({"ast": ast, "id": label}),
+                              headers={"Authorization": "Secret " + SECRET}, timeout=30)
+            assert r.status_code == 200, r.text
+            assert counts(r.json()) == expected(ast, instances), label
+            assert {c["node"] for c in r.json()["collections"]} <= {"node-a", "node-b"}
+        aged = requests.post(hub.url + "/eucaim/search", data=json.dumps({"ast": FIXTURES["younger than 45"]}),
+                             headers={"Authorization": "Secret " + SECRET}, timeout=30).json()
+        assert aged["collections"] == [] and "no ages" in aged["ignored"][0]["reason"]
+        r = requests.get(hub.url + "/eucaim/search?modality=CT", headers={"Authorization": "Secret " + SECRET}, timeout=30)
+        assert counts(r.json()) == expected(bar([leaf(MODALITY, "RID10321")]), instances)
+        token = hub.cli("grant", "--subject", "focus-hub", "--scope", "search", "--ttl", "1h")
+        assert requests.get(hub.url + "/eucaim/search?modality=CT", headers={"Authorization": "Bearer " + token},
+                            timeout=30).status_code == 200
+        assert requests.get(hub.url + "/eucaim/search?modality=CT", headers={"Authorization": hub.catalog.headers["Authorization"]},
+                            timeout=30).status_code == 403
+        assert requests.get(hub.url + "/eucaim/search?modality=CT", timeout=30).status_code == 401
+        bad = requests.post(hub.url + "/eucaim/search", data=b'{"ast": {"operand": "NAND", "children": []}}',
+                            headers={"Authorization": "Secret " + SECRET}, timeout=30)
+        assert bad.status_code == 422 and "operand" in bad.json()["detail"]
+    finally:
+        for node in nodes:
+            node.stop()
+        hub.stop()
