@@ -1,4 +1,5 @@
 """Shared fixtures: the cairn binary, fresh stores, generated data."""
+import functools
 import hashlib
 import json
 import os
@@ -8,12 +9,22 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import pydicom
+import pydicom.data
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 # Tools/manifest_reference.py, shared with the federation benchmark.
 sys.path.insert(0, str(REPO / "Tools"))
-SHARED_DICOM = Path(os.environ.get("CAIRN_SHARED_DICOM", REPO.parent / "shared" / "dicom"))
+
+# Real-world DICOM test files (big and little endian, implicit VR, JPEG, JPEG 2000, JPEG-LS, RLE,
+# deflate, DICOMDIRs, truncated and malformed files) as the pydicom wheel installs them: no network,
+# nothing beside the repository. (pydicom.data.get_testdata_files would also try to download the
+# files pydicom keeps online, so the folder is read directly.)
+PYDICOM_TEST_FILES = Path(pydicom.data.DATA_ROOT) / "test_files"
+# Optionally more files: every file under CAIRN_SHARED_DICOM is added (a file with the same bytes as
+# one already in the set is left out). Not needed, and not read unless set.
+EXTRA_DICOM = Path(os.environ["CAIRN_SHARED_DICOM"]) if os.environ.get("CAIRN_SHARED_DICOM") else None
 
 
 def cairn_binary() -> str:
@@ -68,12 +79,50 @@ def image_like(size: int, seed: int) -> bytes:
     return b"".join(w.to_bytes(2, "little") for w in words)[:size]
 
 
+def dicom_roots() -> list:
+    """The folders the DICOM test files come from: pydicom's, then CAIRN_SHARED_DICOM if it exists."""
+    return [PYDICOM_TEST_FILES] + ([EXTRA_DICOM] if EXTRA_DICOM is not None and EXTRA_DICOM.is_dir() else [])
+
+
+@functools.lru_cache(maxsize=None)
+def dicom_test_files() -> tuple:
+    """Every file of pydicom's test data (176 in pydicom 3.0), then those of CAIRN_SHARED_DICOM whose
+    bytes are not already in the set, each folder in sorted order. May be empty: callers fail then."""
+    files, seen = [], set()
+    for index, root in enumerate(dicom_roots()):
+        found = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        digests = [hashlib.sha256(p.read_bytes()).digest() for p in found]
+        # pydicom's own folder is taken whole (two of its files happen to have the same bytes).
+        files += [p for p, d in zip(found, digests) if index == 0 or d not in seen]
+        seen.update(digests)
+    return tuple(files)
+
+
+def dicom_file_id(path: Path) -> str:
+    """A test id: the path under pydicom's folder, or `extra/` and the path under CAIRN_SHARED_DICOM."""
+    if path.is_relative_to(PYDICOM_TEST_FILES):
+        return str(path.relative_to(PYDICOM_TEST_FILES))
+    return "extra/" + str(path.relative_to(EXTRA_DICOM))
+
+
 @pytest.fixture(scope="session")
-def shared_dicom_files():
-    files = sorted(p for p in SHARED_DICOM.rglob("*") if p.is_file())
+def dicom_files():
+    files = list(dicom_test_files())
     if not files:
-        pytest.fail(f"no files under {SHARED_DICOM}")
+        pytest.fail(f"no DICOM test files under {', '.join(map(str, dicom_roots()))}")
     return files
+
+
+@pytest.fixture(scope="session")
+def shared_dicom_files(dicom_files):
+    """The old name of dicom_files (the files no longer come from ../shared)."""
+    return dicom_files
+
+
+def pytest_report_header(config):
+    extra = "not set" if EXTRA_DICOM is None else f"{EXTRA_DICOM}{'' if EXTRA_DICOM.is_dir() else ' (missing: ignored)'}"
+    return [f"DICOM test files: {len(dicom_test_files())} from pydicom {pydicom.__version__} ({PYDICOM_TEST_FILES}); "
+            f"CAIRN_SHARED_DICOM {extra}"]
 
 
 @contextmanager

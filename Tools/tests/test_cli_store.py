@@ -18,13 +18,13 @@ def stock_decode(codec, path):
 
 
 @pytest.mark.parametrize("codec", ["auto", "zstd", "lz4", "raw"])
-def test_stock_tools_restore_every_shared_dicom_file(store, shared_dicom_files, codec):
+def test_stock_tools_restore_every_dicom_test_file(store, dicom_files, codec):
     # The test files carry names and birth dates: only an ungated dataset takes them all.
     store.run("dataset", "create", "raw", "--deid-policy", "accept")
-    summary = store.json("ingest", "--dataset", "raw", "--codec", codec, *map(str, shared_dicom_files))
+    summary = store.json("ingest", "--dataset", "raw", "--codec", codec, *map(str, dicom_files))
     assert summary["failed"] == 0
-    assert summary["files"] == len(shared_dicom_files)
-    by_digest = {sha256_digest(p.read_bytes()): p for p in shared_dicom_files}
+    assert summary["files"] == len(dicom_files)
+    by_digest = {sha256_digest(p.read_bytes()): p for p in dicom_files}
     listed = store.ndjson("ls")
     assert {e["digest"] for e in listed} == set(by_digest)
     for entry in listed:

@@ -295,7 +295,7 @@ def test_slowloris_is_cut_off(node):
     assert node.alive()
 
 
-def test_uploads(node, tmp_path, shared_dicom_files):
+def test_uploads(node, tmp_path, dicom_files):
     ingest = node.token(datasets="ct,mr", scope="ingest")
     reader = node.token(datasets="ct")
     body = image_like(400_000, seed=99)
@@ -306,7 +306,7 @@ def test_uploads(node, tmp_path, shared_dicom_files):
     assert again.status_code == 201 and again.json()["deduplicated"] is True
     assert node.get(f"/v1/blobs/{sha256_digest(body)}", reader).content == body
     # A real DICOM file with identifiers: the gated dataset refuses it, and nothing is stored.
-    dicom = next(p for p in shared_dicom_files if p.name == "CT_small.dcm")
+    dicom = next(p for p in dicom_files if p.name == "CT_small.dcm")
     refused = requests.post(f"{node.url}/v1/datasets/mr/instances", data=dicom.read_bytes(), headers=node.headers(ingest), timeout=30)
     assert refused.status_code == 422 and refused.json()["error"] == "refused"
     assert all(e["digest"] != sha256_digest(dicom.read_bytes()) for e in node.store.ndjson("ls", "--dataset", "mr"))
