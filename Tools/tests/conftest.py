@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +26,10 @@ PYDICOM_TEST_FILES = Path(pydicom.data.DATA_ROOT) / "test_files"
 # Optionally more files: every file under CAIRN_SHARED_DICOM is added (a file with the same bytes as
 # one already in the set is left out). Not needed, and not read unless set.
 EXTRA_DICOM = Path(os.environ["CAIRN_SHARED_DICOM"]) if os.environ.get("CAIRN_SHARED_DICOM") else None
+
+# One seed per run for every randomised test: CAIRN_TEST_SEED replays a run. Shown in the header
+# and printed by seeded_rng, so a failing test's captured output says how to replay it.
+TEST_SEED = int(os.environ.get("CAIRN_TEST_SEED") or time.time_ns() % 2**32)
 
 
 def cairn_binary() -> str:
@@ -121,8 +126,30 @@ def shared_dicom_files(dicom_files):
 
 def pytest_report_header(config):
     extra = "not set" if EXTRA_DICOM is None else f"{EXTRA_DICOM}{'' if EXTRA_DICOM.is_dir() else ' (missing: ignored)'}"
-    return [f"DICOM test files: {len(dicom_test_files())} from pydicom {pydicom.__version__} ({PYDICOM_TEST_FILES}); "
+    return [f"random seed: {TEST_SEED} (replay with CAIRN_TEST_SEED={TEST_SEED})",
+            f"DICOM test files: {len(dicom_test_files())} from pydicom {pydicom.__version__} ({PYDICOM_TEST_FILES}); "
             f"CAIRN_SHARED_DICOM {extra}"]
+
+
+def seeded_rng(label: str) -> random.Random:
+    """A random.Random for one randomised test (or one stream within it), from the run's seed and
+    `label`; prints the seed so that pytest shows it with a failure."""
+    print(f"random seed {TEST_SEED} ({label}): replay with CAIRN_TEST_SEED={TEST_SEED}")
+    return random.Random(f"{TEST_SEED}:{label}")
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns something true, and returns that; after `timeout` seconds
+    (checked once more at the deadline) fails naming `what`. For waiting on something to happen.
+    Mind that a requests.Response with an error status is false: return something else."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
 
 
 @contextmanager

@@ -1,12 +1,11 @@
 """The store through the `cairn` CLI, checked with stock tools (zstd, lz4, sha256sum)."""
 import hashlib
 import os
-import random
 import subprocess
 
 import pytest
 
-from conftest import cairn_binary, image_like, sha256_digest
+from conftest import cairn_binary, image_like, seeded_rng, sha256_digest
 
 
 def stock_decode(codec, path):
@@ -40,11 +39,11 @@ def test_stock_tools_restore_every_dicom_test_file(store, dicom_files, codec):
 
 
 def test_random_ranges_match_the_original(store, tmp_path):
-    rng = random.Random(1234)
+    rng = seeded_rng("random ranges")
     files = []
     for i, size in enumerate([1, 1000, 262_143, 262_144, 262_145, 3_000_000]):
         p = tmp_path / f"f{i}.bin"
-        p.write_bytes(image_like(size, i) if i % 2 else os.urandom(size))
+        p.write_bytes(image_like(size, i) if i % 2 else rng.randbytes(size))
         files.append(p)
     store.run("ingest", *map(str, files))
     for p in files:

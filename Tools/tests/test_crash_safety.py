@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Store, cairn_binary, image_like
+from conftest import Store, cairn_binary, image_like, seeded_rng
 
 ROUNDS = int(os.environ.get("CAIRN_KILL_ROUNDS", "30"))
 
@@ -21,13 +21,13 @@ ROUNDS = int(os.environ.get("CAIRN_KILL_ROUNDS", "30"))
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill-corpus")
-    rng = random.Random(99)
+    rng = seeded_rng("kill corpus")
     base = image_like(4 * 1024 * 1024, 1)
     files = {}
     for i in range(160):
         size = rng.choice([30_000, 300_000, 1_000_000, 2_500_000])
         start = rng.randrange(len(base) - size)
-        data = i.to_bytes(4, "little") + (base[start:start + size] if i % 5 else os.urandom(size))
+        data = i.to_bytes(4, "little") + (base[start:start + size] if i % 5 else rng.randbytes(size))
         path = root / f"dir{i % 7}" / f"file{i:03d}.bin"
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(data)
@@ -58,7 +58,7 @@ def check_store(store: Store, expected: dict, rng: random.Random, sample: int = 
 
 def test_kill_9_during_parallel_ingest(corpus, tmp_path):
     root, files = corpus
-    rng = random.Random(2024)
+    rng = seeded_rng("kill moments")
     store = Store(tmp_path / "data")
     store.run("init")
     durable = {}

@@ -7,14 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pydicom
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import REPO, Store, cairn_binary, tmpfs
+from conftest import REPO, Store, cairn_binary, tmpfs, wait_until
 from node import Node
 from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root
 
@@ -72,15 +71,6 @@ def make_corpus(out, seed, ct, mr):
     return sorted(p for p in out.rglob("*") if p.is_file())
 
 
-def wait_for(predicate, timeout=20, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def federation(tmp_path):
     hub = Hub(tmp_path / "hub", free_port())
@@ -111,7 +101,7 @@ def test_publish_converges_and_counts_match_pydicom(federation):
     for i, n in enumerate(nodes):
         n.published = n.store.json("dataset", "publish", f"ds{i}")
     for i, n in enumerate(nodes):
-        wait_for(lambda: (hub.head(node_id(n), f"ds{i}") or {}).get("digest") == n.published["digest"], what=f"node{i}")
+        wait_until(lambda: (hub.head(node_id(n), f"ds{i}") or {}).get("digest") == n.published["digest"], timeout=20, what=f"node{i}")
     # Catalogue and filters.
     catalog = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", timeout=10).json()["datasets"]
     assert sorted(d["id"] for d in catalog) == ["ds0", "ds1", "ds2"]
@@ -172,7 +162,7 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     hub, nodes, files = federation
     n = nodes[0]
     first = n.store.json("dataset", "publish", "ds0")
-    wait_for(lambda: (hub.head("node0", "ds0") or {}).get("digest") == first["digest"], what="first push")
+    wait_until(lambda: (hub.head("node0", "ds0") or {}).get("digest") == first["digest"], timeout=20, what="first push")
     doc1 = n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content
     put = lambda node, dataset, digest, body: requests.put(
         f"{hub.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body, timeout=10)
@@ -183,7 +173,7 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     subject = pydicom.dcmread(files["ds0"][0], stop_before_pixels=True).PatientID
     n.store.run("dataset", "erase-subject", "ds0", subject)
     second = n.store.json("dataset", "publish", "ds0")
-    wait_for(lambda: (hub.head("node0", "ds0") or {}).get("digest") == second["digest"], what="erasure push")
+    wait_until(lambda: (hub.head("node0", "ds0") or {}).get("digest") == second["digest"], timeout=20, what="erasure push")
     replay = put("node0", "ds0", first["digest"], doc1)
     assert replay.status_code == 409 and replay.json()["head"]["seq"] == 2
     # The erasure reached the hub: the subject is gone from the counts.
@@ -229,12 +219,17 @@ def test_hub_and_node_restarts_mid_push(federation):
     n = nodes[1]
     hub.kill()
     published = n.store.json("dataset", "publish", "ds1")
-    time.sleep(4.0)  # the node is now backing off against a dead hub
-    waiting = n.store.json("stats")["replication"]
-    assert waiting["pending_datasets"] == 1 and waiting["failed_attempts"] >= 1 and waiting["lag_seconds"] > 0
+
+    def backing_off():
+        """The replication stats once the node has failed to push to the dead hub (and lags)."""
+        replication = n.store.json("stats")["replication"]
+        return replication if replication["failed_attempts"] >= 1 and replication["lag_seconds"] > 0 else None
+
+    waiting = wait_until(backing_off, timeout=20, what="a failed push to the dead hub")
+    assert waiting["pending_datasets"] == 1
     assert n.metrics()["cairn_replication_failures_total"] >= 1
     hub.start()
-    wait_for(lambda: (hub.head("node1", "ds1") or {}).get("digest") == published["digest"], timeout=40, what="resume after hub restart")
+    wait_until(lambda: (hub.head("node1", "ds1") or {}).get("digest") == published["digest"], timeout=40, what="resume after hub restart")
     # Kill the node right after a publish, restart it: the outbox survives.
     m = nodes[2]
     m.proc.send_signal(signal.SIGKILL)
@@ -243,9 +238,9 @@ def test_hub_and_node_restarts_mid_push(federation):
     second = m.store.json("dataset", "publish", "ds2")
     restarted = Node(m.store, node_id="node2", extra=("--hub", hub.url))
     nodes[2] = restarted
-    wait_for(lambda: (hub.head("node2", "ds2") or {}).get("digest") == second["digest"], timeout=40, what="resume after node restart")
+    wait_until(lambda: (hub.head("node2", "ds2") or {}).get("digest") == second["digest"], timeout=40, what="resume after node restart")
     assert hub.head("node2", "ds2")["seq"] == second["seq"]
-    wait_for(lambda: n.store.json("stats")["replication"]["pending_datasets"] == 0, what="outbox drained")
+    wait_until(lambda: n.store.json("stats")["replication"]["pending_datasets"] == 0, timeout=20, what="outbox drained")
     metrics = restarted.metrics()
     assert metrics["cairn_replication_lag_seconds"] == 0 or metrics["cairn_replication_lag_seconds"] < 5
 

@@ -3,6 +3,7 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import Store, image_like, sha256_digest, tmpfs
+from conftest import Store, image_like, seeded_rng, sha256_digest, tmpfs, wait_until
 from node import Node
 
 
@@ -125,9 +126,15 @@ def test_token_refusals(node, tmp_path):
     foreign = stranger.json("token", "issue", "--subject", "x", "--datasets", "ct")["token"]
     assert node.get(path, foreign).status_code == 401
     # Expired (the test node allows no clock skew), wrong audience, another dataset, revoked.
+    def refused(token):
+        """(status, JSON body) once `token` is no longer served (one byte asked for), else None.
+        (Not the response itself: a requests.Response with an error status is false.)"""
+        r = node.get(path, token, headers={"Range": "bytes=0-0"})
+        return None if r.status_code == 206 else (r.status_code, r.json())
+
     short = node.token(ttl="1s")["token"]
-    time.sleep(2.1)
-    assert "expired" in node.get(path, short).json()["detail"]
+    status, body = wait_until(lambda: refused(short), timeout=10, what="a 1 s token to expire")
+    assert status == 401 and "expired" in body["detail"]
     assert node.get(path, node.token(audience="some-other-node")).status_code == 401
     assert node.get(path, node.token(audience="test-node")).status_code == 200
     assert node.get(path, node.token(datasets="mr")).status_code == 404
@@ -137,11 +144,8 @@ def test_token_refusals(node, tmp_path):
     revoked = node.token()
     assert node.get(path, revoked).status_code == 200
     node.store.run("token", "revoke", revoked["jti"])
-    deadline = time.time() + 5
-    while node.get(path, revoked).status_code == 200 and time.time() < deadline:
-        time.sleep(0.2)
-    r = node.get(path, revoked)
-    assert r.status_code == 401 and "revoked" in r.json()["detail"]
+    status, body = wait_until(lambda: refused(revoked), timeout=5, what="the node to pick up the revocation")
+    assert status == 401 and "revoked" in body["detail"]
     # Health and metrics need no token; everything else does.
     assert node.get("/healthz").status_code == 200
     assert node.get("/readyz").status_code == 200
@@ -240,10 +244,9 @@ def test_many_concurrent_clients(node):
     digest = big(node.store)
     data = node.store.files[digest]
     errors = []
+    seeds = seeded_rng("concurrent clients")
 
-    def worker(seed):
-        import random
-        rng = random.Random(seed)
+    def worker(rng):
         session = requests.Session()
         for _ in range(40):
             a = rng.randrange(len(data))
@@ -252,7 +255,7 @@ def test_many_concurrent_clients(node):
             if r.status_code != 206 or r.content != data[a:b]:
                 errors.append((a, b, r.status_code))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(24)]
+    threads = [threading.Thread(target=worker, args=(random.Random(seeds.getrandbits(64)),)) for _ in range(24)]
     for t in threads:
         t.start()
     for t in threads:
@@ -271,9 +274,8 @@ def test_client_disconnecting_mid_body(node):
         s.close()
     assert node.alive()
     assert node.get(f"/v1/blobs/{digest}", token).content == node.store.files[digest]
-    time.sleep(0.3)
-    exported = node.store.ndjson("audit", "export")
-    assert any("cut short" in (e.get("detail") or "") for e in exported)
+    wait_until(lambda: any("cut short" in (e.get("detail") or "") for e in node.store.ndjson("audit", "export")),
+               timeout=10, what="a 'cut short' read in the audit trail")
 
 
 def test_slowloris_is_cut_off(node):
@@ -321,14 +323,17 @@ def test_uploads(node, tmp_path, dicom_files):
     assert requests.post(f"{node.url}/v1/datasets/ct/instances", data=body, timeout=30).status_code == 401
     # Cut off midway: the socket closes after 100 kB of a declared 1 MB.
     before = node.store.ndjson("ls")
+    tmp = node.store.root / "tmp"
     s = socket.create_connection(("127.0.0.1", node.port))
     s.sendall((f"POST /v1/datasets/ct/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ingest['token']}\r\n"
                "Content-Length: 1000000\r\n\r\n").encode() + image_like(100_000, seed=5))
-    time.sleep(0.3)
+    # Close once the node has spooled part of the body, so the cut comes mid-body.
+    wait_until(lambda: any(p.stat().st_size > 0 for p in tmp.iterdir()), timeout=10, what="the upload to reach the spool")
     s.close()
-    time.sleep(0.5)
+    wait_until(lambda: any(e["action"] == "upload" and "cut off" in (e.get("detail") or "")
+                           for e in node.store.ndjson("audit", "export")), timeout=10, what="the cut-off upload's audit record")
+    wait_until(lambda: os.listdir(tmp) == [], timeout=10, what="the cut-off upload's spool file to be removed")
     assert node.store.ndjson("ls") == before
-    assert os.listdir(node.store.root / "tmp") == []
     assert node.alive()
 
 
@@ -364,28 +369,43 @@ def test_upload_to_a_full_disk_gets_507(tmp_path):
         assert store.run("verify").returncode == 0
 
 
-def test_sigterm_lets_in_flight_responses_finish(node_store):
+def accepts_connections(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+    except ConnectionRefusedError:
+        return False
+
+
+def test_sigterm_lets_in_flight_responses_finish(node_store, tmp_path):
+    # Far more than the socket buffers on both ends hold (the 2 MB blob fits in them whole, so the
+    # node could have written all of it and exited at once, and the client would still read it all).
+    data = random.Random(1).randbytes(24_000_000)
+    (tmp_path / "large.bin").write_bytes(data)
+    node_store.run("ingest", "--dataset", "ct", str(tmp_path / "large.bin"))
+    digest = sha256_digest(data)
     node = Node(node_store)
     token = node.token()["token"]
-    digest = big(node_store)
-    s = socket.create_connection(("127.0.0.1", node.port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # before connect, so the window stays small
+    s.connect(("127.0.0.1", node.port))
     s.sendall(f"GET /v1/blobs/{digest} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
     received = s.recv(4096)
     node.proc.send_signal(15)
-    time.sleep(0.5)
+    wait_until(lambda: not accepts_connections(node.port), timeout=10, what="the node to stop listening on SIGTERM")
+    assert node.proc.poll() is None, "the node exited with a response still being sent"
     while True:
         chunk = s.recv(1 << 16)
         if not chunk:
             break
         received += chunk
-        if len(received) > 2_000_003 and received.endswith(node_store.files[digest][-100:]):
+        if len(received) > len(data) and received.endswith(data[-100:]):
             break
     head, body = received.split(b"\r\n\r\n", 1)
-    assert body == node_store.files[digest]
+    assert body == data
     s.close()
     assert node.proc.wait(timeout=30) == 0
-    assert any(e["action"] == "read" and e.get("bytes") == 2_000_003 for e in node_store.ndjson("audit", "export"))
+    assert any(e["action"] == "read" and e.get("bytes") == len(data) for e in node_store.ndjson("audit", "export"))
 
 
 def test_tls(node_store, tmp_path):
