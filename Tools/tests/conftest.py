@@ -68,8 +68,12 @@ class Store:
 
 @pytest.fixture
 def store(tmp_path):
+    """A fresh store whose `default` dataset also takes files that are not DICOM: most tests store
+    arbitrary bytes there. The gate's own tests (test_gate.py) use datasets made for them, and
+    check that `default` as `init` makes it refuses such files."""
     s = Store(tmp_path / "data")
     s.run("init")
+    s.run("dataset", "create", "default", "--allow-non-dicom")
     return s
 
 

@@ -61,6 +61,7 @@ def test_kill_9_during_parallel_ingest(corpus, tmp_path):
     rng = seeded_rng("kill moments")
     store = Store(tmp_path / "data")
     store.run("init")
+    store.run("dataset", "create", "default", "--allow-non-dicom")  # the corpus is not DICOM
     durable = {}
     kills = 0
     started = time.monotonic()
@@ -70,6 +71,7 @@ def test_kill_9_during_parallel_ingest(corpus, tmp_path):
         if round_number % 6 == 0:  # now and then start over, so rounds write new blobs, not dedup hits
             subprocess.run(["rm", "-rf", str(store.root)], check=True)
             store.run("init")
+            store.run("dataset", "create", "default", "--allow-non-dicom")
             durable = {}
         proc = subprocess.Popen([cairn_binary(), "ingest", "--jobs", "2", "-v", "--codec",
                                  rng.choice(["auto", "zstd", "lz4"]), str(root), "--data", str(store.root)],

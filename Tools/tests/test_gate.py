@@ -10,7 +10,7 @@ import pydicom
 import pytest
 import requests
 
-from conftest import REPO, sha256_digest
+from conftest import REPO, Store, sha256_digest
 from node import Node
 
 sys.path.insert(0, str(REPO / "Tools" / "gen"))
@@ -88,6 +88,11 @@ def test_clean_instances_and_plain_files(store, tmp_path):
     text.write_bytes(b"segmentation notes, no DICOM here\n")
     store.run("dataset", "create", "gated")
     store.run("dataset", "create", "loose", "--allow-non-dicom")
+    fresh = Store(tmp_path / "fresh")
+    fresh.run("init")
+    refused = fresh.run("ingest", str(text), check=False)
+    assert refused.returncode == 1 and "is not DICOM" in refused.stderr.decode(), "init's default dataset is gated"
+    assert fresh.json("dataset", "show", "default")["allow_non_dicom"] is False
     summary = store.json("ingest", "--dataset", "gated", str(declared), str(undeclared))
     assert summary["ingested"] == 2 and summary["refused"] == 0
     for path in (declared, undeclared):

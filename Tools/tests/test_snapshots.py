@@ -116,7 +116,7 @@ def test_allow_list_is_per_dataset_and_refuses_unknown_attributes(store, corpus)
     assert proc.returncode == 2 and b"cannot be published" in proc.stderr
     store.run("dataset", "create", "mods", "--publish-attributes", "modality,rows", "--deid-policy", "accept")
     store.run("ingest", "--dataset", "mods", str(corpus))
-    store.json("dataset", "publish", "mods")
+    store.json("dataset", "publish", "mods", "--node-id", "test-node")
     node = Node(store)
     try:
         doc = node.get("/v1/datasets/mods/snapshots/latest", node.token(datasets="mods")).json()
