@@ -71,7 +71,7 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError("node did not stop within {timeout} s of SIGTERM")
+                raise AssertionError(f"node did not stop within {timeout} s of SIGTERM")
         return self.proc.returncode
 
     def alive(self):
