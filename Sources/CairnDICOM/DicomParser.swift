@@ -66,7 +66,10 @@ public struct DicomParser {
         }
         if syntax.deflated {
             let compressed = try input.bytes(position, input.size - position)
-            let (inflated, complete) = try Inflate.raw(compressed, limit: limits.maxInflated)
+            // Bounded by what was sent, not only by the cap: DEFLATE tops out near 1,032:1, real data
+            // sets near 10:1, so past the first MiB a data set may grow 200 times its deflated size.
+            let bound = min(limits.maxInflated, max(1 << 20, compressed.count.multipliedReportingOverflow(by: 200).partialValue))
+            let (inflated, complete) = try Inflate.raw(compressed, limit: bound)
             let (dataSet, _) = try state.parseDataSet(DicomInput(bytes: inflated), from: 0, end: nil, syntax: syntax,
                                                       characterSet: .default, depth: 0, stopAtGroupChange: nil)
             return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false,

@@ -120,8 +120,10 @@ extension HubIndex {
 
     private func apply(_ snapshot: ReceivedSnapshot, _ delta: EntryDelta, firstSnapshot: Bool, db: Database) throws -> AppliedChange {
         try db.execute(sql: "INSERT OR IGNORE INTO dataset_keys (node, dataset) VALUES (?, ?)", arguments: [snapshot.node, snapshot.dataset])
-        let datasetKey = try Int64.fetchOne(db, sql: "SELECT id FROM dataset_keys WHERE node = ? AND dataset = ?",
-                                            arguments: [snapshot.node, snapshot.dataset])!
+        guard let datasetKey = try Int64.fetchOne(db, sql: "SELECT id FROM dataset_keys WHERE node = ? AND dataset = ?",
+                                                  arguments: [snapshot.node, snapshot.dataset]) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "dataset_keys has no row for \(snapshot.node)/\(snapshot.dataset) after inserting it")
+        }
         var instances: [Int64: Int64] = [:]
         let facetOfEntry = try db.cachedStatement(sql: "SELECT facet FROM entries WHERE dataset_key = ? AND digest = ?")
         let delete = try db.cachedStatement(sql: "DELETE FROM entries WHERE dataset_key = ? AND digest = ?")
@@ -139,7 +141,10 @@ extension HubIndex {
             ON CONFLICT DO UPDATE SET instances = instances RETURNING id
             """)
         let facetIDs = try delta.facets.map { values in
-            try Int64.fetchOne(upsertFacet, arguments: StatementArguments([datasetKey] + values))!
+            guard let id = try Int64.fetchOne(upsertFacet, arguments: StatementArguments([datasetKey] + values)) else {
+                throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "the facet upsert returned no id")
+            }
+            return id
         }
         let facetOfAdded = delta.facetOfAdded.map { facetIDs[Int($0)] }
         for facet in facetOfAdded { instances[facet, default: 0] += 1 }

@@ -12,7 +12,7 @@ import requests
 from backports import zstd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import Store, cairn_binary, sha256_digest, wait_until
+from conftest import REPO, Store, cairn_binary, sha256_digest, wait_until
 from manifest_reference import b64url_encode, canonical, entries_root
 from node import Node
 from test_federation import Hub, free_port, make_corpus
@@ -286,3 +286,46 @@ def test_reads_stop_when_the_audit_log_cannot_keep_up(store, tmp_path):
     assert verified["ok"] is True
     reads = [r for r in store.ndjson("audit", "export") if r["action"] == "read" and r["digest"] == digest]
     assert len(reads) >= served + 1
+
+
+def test_a_deflate_bomb_is_refused_by_its_ratio(tmp_path):
+    """A Deflated Explicit VR Little Endian file whose data set holds 300 MB of zeros (about 300 kB
+    deflated): the parser stops at 200 times what was sent instead of inflating it all, so reading
+    it costs the process tens of MB, not hundreds, and the gate refuses it as uncheckable."""
+    import struct
+    import sys
+    import zlib
+    sys.path.insert(0, str(REPO / "Tools" / "gen"))
+    from make_identifiable import deflated_header
+    body = struct.pack("<HH2sHI", 0x0009, 0x1010, b"OB", 0, 300_000_000)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = compressor.compress(body)
+    chunk = bytes(1 << 20)
+    for _ in range(300_000_000 // len(chunk)):
+        deflated += compressor.compress(chunk)
+    deflated += compressor.compress(bytes(300_000_000 % len(chunk))) + compressor.flush()
+    bomb = tmp_path / "bomb.dcm"
+    bomb.write_bytes(deflated_header() + deflated)
+    assert bomb.stat().st_size < 1_000_000
+    dump = subprocess.run([cairn_binary(), "dicom", "dump", str(bomb)], capture_output=True, timeout=120)
+    assert dump.returncode != 0 and b"inflates past" in dump.stderr, dump.stderr
+    store = Store(tmp_path / "data")
+    store.run("init")
+    refused = store.run("ingest", str(bomb), check=False)
+    assert refused.returncode == 1 and b"cannot be checked" in refused.stderr and b"inflates past" in refused.stderr
+    peak = peak_rss_of([cairn_binary(), "dicom", "dump", str(bomb)])
+    print(f"cairn dicom dump of a 300 MB deflate bomb ({bomb.stat().st_size} bytes): peak RSS {peak / 2**20:.0f} MiB")
+    assert peak < 150 * 2**20
+
+
+def peak_rss_of(args):
+    """Runs a command to its end and returns its own peak resident set size in bytes (wait4's rusage)."""
+    import os
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.execv(args[0], args)
+    _, _, usage = os.wait4(pid, 0)
+    return usage.ru_maxrss * 1024
