@@ -37,6 +37,32 @@ sys.path.insert(0, str(REPO / "Tools"))
 from manifest_reference import b64url_encode, canonical, leaf_hash, merkle_root  # noqa: E402
 CAIRN = REPO / ".build" / "release" / "cairn"
 OUT = REPO / "Tools" / "bench" / "out" / "federation"
+def run_searches(hub, queries):
+    """Federated searches as Focus POSTs them: one to three criteria (sex, modality, body part,
+    manufacturer, diagnosis) of one or two catalogue codes each, in the UI's OR[AND[OR[...]]] shape."""
+    token = subprocess.run([CAIRN, "hub", "grant", "--subject", "bench", "--scope", "search", "--data", hub.root],
+                           check=True, capture_output=True, text=True).stdout.strip()
+    codes = [("SNOMEDCT263495000", ["SNOMEDCT248153007", "SNOMEDCT248152002"]),
+             ("RID10311", ["RID10312", "RID10321", "RID10337"]),
+             ("SNOMEDCT123037004", ["SNOMEDCT39607008", "SNOMEDCT76752008", "SNOMEDCT12921003"]),
+             ("C25392", ["C200140", "birnlex_12833", "birnlex_3065", "birnlex_3067"]),
+             ("SNOMEDCT439401001", ["SNOMEDCT363358000", "SNOMEDCT254837009"])]
+    rng = random.Random(7)
+    latencies = []
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    for i in range(queries):
+        bars = [{"operand": "OR", "children": [{"key": key, "type": "EQUALS", "value": code}
+                                               for code in rng.sample(values, rng.randint(1, 2))]}
+                for key, values in rng.sample(codes, rng.randint(1, 3))] if i % 10 else []
+        body = {"ast": {"operand": "OR", "children": [{"operand": "AND", "children": bars}] if bars else []}, "id": f"bench-{i}"}
+        start = time.perf_counter()
+        r = session.post(f"{hub.url}/eucaim/search", json=body, timeout=60)
+        latencies.append(time.perf_counter() - start)
+        assert r.status_code == 200, r.text
+    return sorted(latencies)
+
+
 MODALITIES = ["CT", "MR", "PT", "CR", "MG"]
 BODY_PARTS = ["CHEST", "ABDOMEN", "HEAD", "BREAST", "PELVIS"]
 MANUFACTURERS = ["SIEMENS", "GE MEDICAL SYSTEMS", "Philips", "TOSHIBA"]
@@ -220,6 +246,7 @@ def count_latency(nodes, per_node, lines, queries, target=""):
                 assert r.status_code == 201, r.text
                 intake.append(time.perf_counter() - start)
         latencies = run_counts(hub, queries)
+        searches = run_searches(hub, queries)
         hub.stop()
         start = time.perf_counter()
         hub.start()
@@ -227,6 +254,8 @@ def count_latency(nodes, per_node, lines, queries, target=""):
         restarted = run_counts(hub, queries)
         label = f"{nodes} nodes x {per_node:,} entries, all through intake"
         lines.append(f"| count query, {label}, p50 / p95 ({queries} queries) | {ms(latencies, 0.5)} / {ms(latencies, 0.95)} ms | {target} |")
+        lines.append(f"| EUCAIM search (`POST /eucaim/search`), {label}, p50 / p95 ({queries} queries) | "
+                     f"{ms(searches, 0.5)} / {ms(searches, 0.95)} ms | {target} |")
         lines.append(f"| same, after a restart (counts loaded from the facets table) | {ms(restarted, 0.5)} / {ms(restarted, 0.95)} ms | |")
         lines.append(f"| hub start with {nodes * per_node:,} entries (to listening, counts loaded) | {started:.1f} s | |")
         lines.append(f"| intake of each {per_node:,}-entry snapshot, median of {nodes} | {statistics.median(intake):.1f} s | |")

@@ -314,7 +314,7 @@ def test_small_counts_are_withheld_and_the_view_follows_the_index(tmp_path):
 
 
 def test_the_hub_answers_the_same_queries_over_replicated_entries(tmp_path):
-    """Two nodes publish to a hub; the hub's /eucaim/search counts over every node's published
+    """Three nodes publish to a hub; the hub's /eucaim/search counts over every node's published
     entries, per (node, dataset), and agrees with pydicom for every fixture query that asks no age
     (entries carry none: an age condition is false there and listed as not evaluable)."""
     from test_federation import Hub, free_port
@@ -325,7 +325,7 @@ def test_the_hub_answers_the_same_queries_over_replicated_entries(tmp_path):
     hub.start()
     nodes, instances = [], []
     try:
-        for name, (dataset, (cancer, seed)) in zip(["node-a", "node-b"], list(DATASETS.items())[:2]):
+        for name, (dataset, (cancer, seed)) in zip(["node-a", "node-b", "node-c"], DATASETS.items()):
             store = Store(tmp_path / name / "data")
             (tmp_path / name).mkdir(exist_ok=True)
             store.run("init", "--node-id", name)
@@ -349,7 +349,7 @@ def test_the_hub_answers_the_same_queries_over_replicated_entries(tmp_path):
                               headers={"Authorization": "Secret " + SECRET}, timeout=30)
             assert r.status_code == 200, r.text
             assert counts(r.json()) == expected(ast, instances), label
-            assert {c["node"] for c in r.json()["collections"]} <= {"node-a", "node-b"}
+            assert {c["node"] for c in r.json()["collections"]} <= {"node-a", "node-b", "node-c"}
         aged = requests.post(hub.url + "/eucaim/search", data=json.dumps({"ast": FIXTURES["younger than 45"]}),
                              headers={"Authorization": "Secret " + SECRET}, timeout=30).json()
         assert aged["collections"] == [] and "no ages" in aged["ignored"][0]["reason"]
