@@ -9,7 +9,8 @@ public enum Deidentification {
         "PatientBirthName", "PatientMotherBirthName", "MedicalRecordLocator", "MilitaryRank",
         "BranchOfService", "InsurancePlanIdentification", "ResponsiblePerson", "RegionOfResidence",
         "PersonAddress", "PersonTelephoneNumbers", "ReferringPhysicianAddress",
-        "ReferringPhysicianTelephoneNumbers", "PatientReligiousPreference",
+        "ReferringPhysicianTelephoneNumbers", "PatientReligiousPreference", "PatientBirthDateInAlternativeCalendar",
+        "PatientDeathDateInAlternativeCalendar", "PersonName",
     ]
 
     static let identifierTags: [DicomTag: String] = Dictionary(
@@ -24,22 +25,27 @@ public enum Deidentification {
         if ds.string("PatientIdentityRemoved")?.uppercased() == "YES" { return [] }
         var found: [String] = []
         collect(ds, subject: ds.string("PatientID") ?? "", into: &found)
+        // The File Meta group is part of the file too: an identifier there is one.
+        if let meta = file.meta { collect(meta, subject: ds.string("PatientID") ?? "", into: &found, anyPersonName: true) }
         var seen = Set<String>()
         return found.filter { seen.insert($0).inserted }
     }
 
-    private static func collect(_ ds: DataSet, subject: String, into found: inout [String]) {
+    /// `anyPersonName`: every PN element counts (the File Meta group has no business holding one).
+    private static func collect(_ ds: DataSet, subject: String, into found: inout [String], anyPersonName: Bool = false) {
         for element in ds.elements {
             if case .sequence(let items) = element.value {
                 if let keyword = identifierTags[element.tag], !items.isEmpty { found.append(keyword) }
-                for item in items { collect(item, subject: subject, into: &found) }
+                for item in items { collect(item, subject: subject, into: &found, anyPersonName: anyPersonName) }
                 continue
             }
             let keyword: String
             if let known = identifierTags[element.tag] {
                 keyword = known
-            } else if element.tag.isPrivate, !element.tag.isPrivateCreator, element.vr == .PN {
+            } else if element.tag.isPrivate, element.vr == .PN {
                 keyword = "private person name \(element.tag)"
+            } else if anyPersonName, element.vr == .PN {
+                keyword = "person name \(element.tag) in the File Meta group"
             } else {
                 continue
             }
@@ -49,13 +55,20 @@ public enum Deidentification {
 
     private static func carriesValue(_ element: DataElement, keyword: String, in ds: DataSet, subject: String) -> Bool {
         guard case .bytes(let bytes) = element.value else { return true }
-        guard let text = ValueDecoder(dataSet: ds).strings(element)?.joined(separator: "\\") else { return !bytes.isEmpty }
-        if text.isEmpty { return false }
-        // A name that only repeats the pseudonym, or says it was removed, names nobody.
-        if keyword == "PatientName" || element.vr == .PN {
-            let upper = text.uppercased()
-            if text == subject || upper.hasPrefix("ANON") || upper.hasPrefix("REMOVED") || upper == "^" { return false }
-        }
-        return true
+        guard let values = ValueDecoder(dataSet: ds).strings(element) else { return !bytes.isEmpty }
+        let named = values.filter { $0.contains { $0 != " " } }
+        guard element.vr == .PN || keyword == "PatientName" else { return !named.isEmpty }
+        // A name that only repeats the pseudonym, or says it was removed, names nobody; each value
+        // of a multi-valued name is judged alone.
+        return named.contains { !namesNobody($0, subject: subject) }
+    }
+
+    /// A pseudonym repeated (one without the `^` and spaces of a person's name), `^`, or a marker
+    /// such as ANON, ANON^…, ANONYMIZED, ANONYMOUS, REMOVED (not a surname that starts like one).
+    static func namesNobody(_ value: String, subject: String) -> Bool {
+        let upper = value.uppercased()
+        if value == subject { return !value.contains("^") && !value.contains(" ") && !value.contains("=") }
+        if upper == "^" || upper == "ANON" || upper == "REMOVED" || upper == "ANONYMOUS" || upper.hasPrefix("ANONYMI") { return true }
+        return ["ANON^", "ANON-", "ANON_", "REMOVED^"].contains { upper.hasPrefix($0) }
     }
 }

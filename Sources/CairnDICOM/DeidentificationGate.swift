@@ -60,7 +60,14 @@ public enum DeidentificationGate {
 
     static func judge(_ file: DicomFile) -> GateInspection {
         guard file.deflateComplete else {
-            return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end (cut short?)"))
+            return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end, or bytes follow it"))
+        }
+        if file.bytesSkipped > 0 {
+            return GateInspection(file: file, verdict: .uncheckable("\(file.bytesSkipped) bytes inside items were never read "
+                + "(an item delimiter before the item's declared end)"))
+        }
+        if let problem = opaqueProblem(file.dataSet) ?? file.meta.flatMap(opaqueProblem) {
+            return GateInspection(file: file, verdict: .uncheckable(problem))
         }
         if let problem = orderProblem(file.dataSet, depth: 0) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
         let identifiers = Deidentification.violations(file)
@@ -89,6 +96,56 @@ public enum DeidentificationGate {
                 for item in items {
                     if let problem = orderProblem(item, depth: depth + 1) { return problem }
                 }
+            }
+        }
+        return nil
+    }
+
+    /// Values the parser keeps as bytes (VR UN, and private OB/OW/UN) are not decoded, so what they
+    /// hold is searched for the tags of identifying elements (an item of a private sequence read as
+    /// UN holds its elements as bytes); trailing padding must be zeros.
+    static func opaqueProblem(_ dataSet: DataSet) -> String? {
+        for element in dataSet.elements {
+            switch element.value {
+            case .sequence(let items):
+                for item in items { if let problem = opaqueProblem(item) { return problem } }
+            case .bytes(let bytes):
+                if element.tag == DicomTag(0xFFFC, 0xFFFC) {
+                    if bytes.contains(where: { $0 != 0 }) { return "trailing padding \(element.tag) holds data" }
+                    continue
+                }
+                guard element.vr == .UN || (element.tag.isPrivate && [.OB, .OW, .UN, .UT, .LT].contains(element.vr)) else { continue }
+                if let tag = identifierTagPattern(in: bytes) {
+                    return "the undecoded value of \(element.tag) at offset \(element.offset) holds an element tagged \(tag) "
+                        + "(an identifier)"
+                }
+            case .bulk(_, let length):
+                if element.tag == DicomTag(0xFFFC, 0xFFFC) || element.vr == .UN || (element.tag.isPrivate && element.tag.group != 0x7FE0) {
+                    return "\(element.tag) at offset \(element.offset) holds \(length) bytes that are not decoded or searched"
+                }
+            case .encapsulated:
+                continue
+            }
+        }
+        return nil
+    }
+
+    /// Identifier tags as little- and big-endian bytes, once.
+    static let identifierPatterns: [(DicomTag, [UInt8], [UInt8])] = Deidentification.identifierTags.keys.map { tag in
+        (tag, [UInt8(tag.group & 0xFF), UInt8(tag.group >> 8), UInt8(tag.element & 0xFF), UInt8(tag.element >> 8)],
+         [UInt8(tag.group >> 8), UInt8(tag.group & 0xFF), UInt8(tag.element >> 8), UInt8(tag.element & 0xFF)])
+    }
+
+    static func identifierTagPattern(in bytes: [UInt8]) -> DicomTag? {
+        guard bytes.count >= 4 else { return nil }
+        for i in 0...(bytes.count - 4) {
+            // Every identifier tag is in groups 0008-0040, so its first byte (little endian) or
+            // second (big endian) is small: skip the rest fast.
+            guard bytes[i] <= 0x40 || bytes[i + 1] <= 0x40 else { continue }
+            for (tag, little, big) in identifierPatterns
+            where (bytes[i] == little[0] && bytes[i + 1] == little[1] && bytes[i + 2] == little[2] && bytes[i + 3] == little[3])
+                || (bytes[i] == big[0] && bytes[i + 1] == big[1] && bytes[i + 2] == big[2] && bytes[i + 3] == big[3]) {
+                return tag
             }
         }
         return nil

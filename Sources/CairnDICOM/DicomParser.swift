@@ -6,9 +6,11 @@ public struct DicomFile: Sendable {
     public var transferSyntax: TransferSyntax
     /// True when element offsets are file offsets; false for a deflated data set, parsed after inflating.
     public var offsetsAreFileOffsets: Bool
-    /// False when a deflated data set's stream stopped before its end (read leniently, as pydicom
-    /// does; the de-identification gate refuses such a file).
+    /// False when a deflated data set's stream stopped before its end, or bytes follow it (read
+    /// leniently, as pydicom does; the de-identification gate refuses such a file).
     public var deflateComplete = true
+    /// Bytes the parse skipped without reading them (an item cut short by an item delimiter).
+    public var bytesSkipped = 0
 }
 
 /// Limits that keep hostile input bounded in time and memory.
@@ -73,11 +75,12 @@ public struct DicomParser {
             let (dataSet, _) = try state.parseDataSet(DicomInput(bytes: inflated), from: 0, end: nil, syntax: syntax,
                                                       characterSet: .default, depth: 0, stopAtGroupChange: nil)
             return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: false,
-                             deflateComplete: complete)
+                             deflateComplete: complete, bytesSkipped: state.bytesSkipped)
         }
         let (dataSet, _) = try state.parseDataSet(input, from: position, end: nil, syntax: syntax,
                                                   characterSet: .default, depth: 0, stopAtGroupChange: nil)
-        return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: true)
+        return DicomFile(meta: meta, dataSet: dataSet, transferSyntax: syntax, offsetsAreFileOffsets: true,
+                         bytesSkipped: state.bytesSkipped)
     }
 
     private func startsMetaGroup(_ input: DicomInput, at position: Int) throws -> Bool {
@@ -112,6 +115,8 @@ public struct DicomParser {
     struct State {
         let limits: ParseLimits
         var elementCount = 0
+        /// Bytes inside items of defined length that were never read.
+        var bytesSkipped = 0
 
         init(limits: ParseLimits) { self.limits = limits }
 
@@ -269,8 +274,11 @@ public struct DicomParser {
                     guard itemEnd <= input.size else {
                         throw DicomError.valuePastEnd(tag: tag, offset: position, length: UInt64(length), end: input.size)
                     }
-                    let (item, _) = try parseDataSet(input, from: itemStart, end: itemEnd, syntax: syntax,
-                                                     characterSet: characterSet, depth: depth + 1, stopAtGroupChange: nil)
+                    let (item, stopped) = try parseDataSet(input, from: itemStart, end: itemEnd, syntax: syntax,
+                                                           characterSet: characterSet, depth: depth + 1, stopAtGroupChange: nil)
+                    // An item delimiter inside an item of defined length ends the parse early: the
+                    // rest of the item is skipped unread (as pydicom does), and the gate must know.
+                    if stopped < itemEnd { bytesSkipped += itemEnd - stopped }
                     items.append(item)
                     position = itemEnd
                 }

@@ -34,7 +34,8 @@ enum Inflate {
                 stream.pointee.next_out = nil
                 output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
                 guard output.count <= limit else { throw DicomError.deflate("inflates past \(limit) bytes") }
-                if status == Z_STREAM_END { return (output, true) }
+                // Input left after the stream's end is not part of the data set: not complete either.
+                if status == Z_STREAM_END { return (output, stream.pointee.avail_in == 0) }
                 if status == Z_BUF_ERROR && stream.pointee.avail_in == 0 { return (output, false) }
                 guard status == Z_OK else { throw DicomError.deflate("zlib error \(status)") }
             }

@@ -190,6 +190,82 @@ def variants(seed):
     element = struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", len(NAME)) + NAME.encode()
     at = with_empty.index(struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", 0)) + 8
     out["duplicate-name.dcm"] = (with_empty[:at] + element + with_empty[at:], "an empty Patient Name, then the real one")
+    out.update(hidden_variants())
+    return out
+
+
+def without_identifiers():
+    ds = identifiable_dataset()
+    del ds.PatientName
+    del ds.PatientBirthDate
+    return ds
+
+
+def hidden_variants():
+    """Identifiers where a reader may not look (found by a hostile review of the gate)."""
+    out = {}
+
+    def with_meta_elements(data, extra):
+        end = meta_end(data)
+        (group_length,) = struct.unpack_from("<I", data, 132 + 8)
+        return data[:140] + struct.pack("<I", group_length + len(extra)) + data[144:end] + extra + data[end:]
+
+    item = (struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", len(NAME)) + NAME.encode()
+            + struct.pack("<HH2sH", 0x0010, 0x0030, b"DA", 8) + b"19610412")
+    sequence = (struct.pack("<HH2sHI", 0x0002, 0x0200, b"SQ", 0, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE000, len(item))
+                + item + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+    out["meta-sequence.dcm"] = (with_meta_elements(encode(without_identifiers()), sequence),
+                                "the name in a sequence inside the File Meta group")
+    out["meta-person-name.dcm"] = (with_meta_elements(encode(without_identifiers()),
+                                                      struct.pack("<HH2sH", 0x0002, 0x0200, b"PN", len(NAME)) + NAME.encode()),
+                                   "a PN element in the File Meta group")
+    implicit = without_identifiers()
+    implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    implicit.add_new(0x00210010, "LO", "BRIT Systems, Inc.")
+    inner = Dataset()
+    inner.PatientName = NAME
+    inner.PatientBirthDate = "19610412"
+    implicit.add_new(0x00211000, "SQ", Sequence([inner]))
+    out["implicit-private-sequence.dcm"] = (encode(implicit, implicit=True), "the name in a private sequence, implicit VR (read as UN)")
+    explicit = without_identifiers()
+    explicit.add_new(0x00210010, "LO", "BRIT Systems, Inc.")
+    raw_item = b"".join(struct.pack("<HHI", g, e, len(v)) + v for g, e, v in
+                        [(0x0010, 0x0010, NAME.encode()), (0x0010, 0x0030, b"19610412")])
+    explicit.add_new(0x00211000, "UN", struct.pack("<HHI", 0xFFFE, 0xE000, len(raw_item)) + raw_item)
+    out["private-un-sequence.dcm"] = (encode(explicit), "the name in a private UN value holding an item")
+    for name, value, what in [("anon-then-name.dcm", "ANON\\" + NAME, "ANON, then the real name as a second value"),
+                              ("anon-like-surname.dcm", "Anonsen^Kari", "a surname that starts like ANON")]:
+        ds = identifiable_dataset()
+        del ds.PatientBirthDate
+        ds.PatientName = value
+        out[name] = (encode(ds), what)
+    same = identifiable_dataset()
+    del same.PatientBirthDate
+    same.PatientID = NAME
+    out["id-equals-name.dcm"] = (encode(same), "the real name as PatientID and PatientName")
+    alternative = without_identifiers()
+    alternative.add_new(0x00100033, "LO", "19610412")
+    out["birth-date-alternative-calendar.dcm"] = (encode(alternative), "the birth date in an alternative calendar")
+    content = without_identifiers()
+    person = Dataset()
+    person.PersonName = NAME
+    content.ContentSequence = Sequence([person])
+    out["person-name-in-content.dcm"] = (encode(content), "a Person Name inside a content item")
+    plain = encode(without_identifiers())
+    hidden = (struct.pack("<HH2sH", 0x0008, 0x0100, b"SH", 4) + b"T-D1" + struct.pack("<HHI", 0xFFFE, 0xE00D, 0)
+              + struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", len(NAME)) + NAME.encode())
+    referenced = (struct.pack("<HH2sHI", 0x0008, 0x1120, b"SQ", 0, 8 + len(hidden))
+                  + struct.pack("<HHI", 0xFFFE, 0xE000, len(hidden)) + hidden)
+    at = plain.index(struct.pack("<HH", 0x0010, 0x0020))
+    out["item-delimiter-hides-name.dcm"] = (plain[:at] + referenced + plain[at:],
+                                            "the name after an item delimiter inside an item of defined length")
+    creator = without_identifiers()
+    creator.add_new(0x00090010, "PN", NAME)
+    out["private-creator-name.dcm"] = (encode(creator), "the name as a private creator of VR PN")
+    full = encode(identifiable_dataset())
+    out["deflated-then-file.dcm"] = (deflated(without_identifiers()) + full, "a clean deflated data set, then an identifiable file")
+    out["trailing-padding-file.dcm"] = (plain + struct.pack("<HH2sHI", 0xFFFC, 0xFFFC, b"OB", 0, len(full)) + full,
+                                        "an identifiable file inside Data Set Trailing Padding")
     return out
 
 
