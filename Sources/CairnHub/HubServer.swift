@@ -21,8 +21,8 @@ public struct HubServer: Sendable {
     /// Checks catalogue tokens: signed by the hub's key, `catalog` scope, no other audience.
     let verifier: TokenVerifier
     public let logger: Logger
-    /// At most this many snapshot bodies are read and taken in at once; more get a 503.
-    let intakeSlots = IntakeSlots(limit: 2)
+    /// At most one snapshot body per node, and this many in all, are read and taken in at once; more get a 503.
+    let intakeSlots = IntakeSlots(limit: 4)
 
     /// The audience a token must name, if it names one, to be accepted here.
     public static let audience = "hub"
@@ -207,10 +207,10 @@ public struct HubServer: Sendable {
             logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "unenrolled"])
             throw APIError(.forbidden, "unenrolled", IntakeError.unenrolled(node).description)
         }
-        guard intakeSlots.acquire() else {
-            throw APIError(.serviceUnavailable, "busy", "\(intakeSlots.limit) snapshots are being taken in; retry shortly")
+        guard intakeSlots.acquire(node) else {
+            throw APIError(.serviceUnavailable, "busy", "a snapshot of \(node) is being taken in, or \(intakeSlots.limit) are; retry shortly")
         }
-        defer { intakeSlots.release() }
+        defer { intakeSlots.release(node) }
         let body = try await readSnapshotBody(request)
         do {
             // Intake of a large snapshot takes seconds of CPU and disk: off the server's threads.
@@ -243,23 +243,44 @@ public struct HubServer: Sendable {
 
     /// The largest original-to-compressed ratio a pushed body may inflate by (past its first MiB).
     /// Canonical snapshot JSON compresses about 5:1; a zero-filled bomb compresses thousands to one.
-    static let maxCompressionRatio = 250
+    /// The body is read before its signature can be checked, so this is what one unauthenticated
+    /// byte can cost: 32 bytes of memory at most.
+    static let maxCompressionRatio = 32
+    /// A body must arrive within this long: a sender trickling bytes holds its node's slot no longer.
+    static let bodyDeadline: Duration = .seconds(300)
 
     /// The pushed snapshot, inflated as it arrives when `Content-Encoding: zstd`: memory grows only
     /// with what was produced, within `max_snapshot_bytes` and `maxCompressionRatio`.
     func readSnapshotBody(_ request: Request) async throws -> [UInt8] {
         let limit = config.maxSnapshotBytes
+        let compressed: Bool
         switch request.headers[.contentEncoding]?.lowercased() {
-        case nil, "identity":
-            return Array(try await request.body.collect(upTo: limit).readableBytesView)
-        case "zstd":
-            break
+        case nil, "identity": compressed = false
+        case "zstd": compressed = true
         case let other?:
             throw APIError(.unsupportedMediaType, "unsupported_encoding", "Content-Encoding \(other) is not accepted (zstd or none)")
+        }
+        let deadline = ContinuousClock.now + Self.bodyDeadline
+        func onTime() throws {
+            guard ContinuousClock.now < deadline else {
+                throw APIError(.requestTimeout, "too_slow", "the body did not arrive within \(Self.bodyDeadline)")
+            }
+        }
+        guard compressed else {
+            var body: [UInt8] = []
+            for try await chunk in request.body {
+                try onTime()
+                guard body.count + chunk.readableBytes <= limit else {
+                    throw APIError(.contentTooLarge, "too_large", "snapshot body over max_snapshot_bytes (\(limit))")
+                }
+                body.append(contentsOf: chunk.readableBytesView)
+            }
+            return body
         }
         let inflater = ZstdInflater(limit: limit, maxRatio: Self.maxCompressionRatio)
         do {
             for try await chunk in request.body {
+                try onTime()
                 guard inflater.consumed + chunk.readableBytes <= limit else { throw ZstdInflateError.tooLarge(limit: limit) }
                 try chunk.withUnsafeReadableBytes { bytes throws(ZstdInflateError) in try inflater.feed(bytes) }
             }
@@ -290,21 +311,22 @@ public struct HubServer: Sendable {
     }
 }
 
-/// A counting gate for concurrent intakes: `acquire` never waits, so a flood of pushes holds no
-/// memory while it is turned away.
+/// A gate for concurrent intakes: one per node (a node pushes in order anyway, so a sender
+/// trickling bytes in a node's name holds only that node's slot) and `limit` in all. `acquire`
+/// never waits, so a flood of pushes holds no memory while it is turned away.
 final class IntakeSlots: Sendable {
     let limit: Int
-    private let inUse = Mutex(0)
+    private let busy = Mutex<Set<String>>([])
 
     init(limit: Int) { self.limit = limit }
 
-    func acquire() -> Bool {
-        inUse.withLock { count in
-            guard count < limit else { return false }
-            count += 1
+    func acquire(_ node: String) -> Bool {
+        busy.withLock { nodes in
+            guard nodes.count < limit, !nodes.contains(node) else { return false }
+            nodes.insert(node)
             return true
         }
     }
 
-    func release() { inUse.withLock { $0 -= 1 } }
+    func release(_ node: String) { _ = busy.withLock { $0.remove(node) } }
 }

@@ -45,16 +45,20 @@ extension HubIndex {
     /// Verifies and applies one pushed snapshot: enrolled node, digest of the body, path, signature,
     /// parent chain and seq, then the delta applied to the hub's copy and the entries root
     /// recomputed over it. All in one write transaction: refused means nothing applied.
+    /// Refusals are recorded (rejections table, audit chain) only once the signature has verified:
+    /// what a sender that has not proven to be the node sends costs no disk (it is logged instead).
     public func intake(node: String, dataset: String, claimedDigest: String, body: [UInt8]) throws -> IntakeOutcome {
+        var signed = false
         do {
-            return try intakeChecked(node: node, dataset: dataset, claimedDigest: claimedDigest, body: body)
+            return try intakeChecked(node: node, dataset: dataset, claimedDigest: claimedDigest, body: body, signed: &signed)
         } catch let error as IntakeError {
-            reject(node: node, dataset: dataset, digest: claimedDigest, reason: error.description)
+            if signed { reject(node: node, dataset: dataset, digest: claimedDigest, reason: error.description) }
             throw error
         }
     }
 
-    private func intakeChecked(node: String, dataset: String, claimedDigest: String, body: [UInt8]) throws -> IntakeOutcome {
+    private func intakeChecked(node: String, dataset: String, claimedDigest: String, body: [UInt8],
+                               signed: inout Bool) throws -> IntakeOutcome {
         guard let keyText = try publicKey(of: node) else { throw IntakeError.unenrolled(node) }
         let snapshot: ReceivedSnapshot
         do { snapshot = try ReceivedSnapshot(canonical: body) } catch { throw IntakeError.malformed("\(error)") }
@@ -80,6 +84,7 @@ extension HubIndex {
             }
         }
         guard signatureValid.withLock({ $0 }) else { throw IntakeError.badSignature }
+        signed = true
         let delta: EntryDelta
         do {
             let parts = try taken.withLock { results in

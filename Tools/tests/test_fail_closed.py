@@ -85,17 +85,35 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         assert hub.head("honest", "x")["digest"] == real
         # The hub's audit chain: the enrolment, the catalogue grant the test hub makes, and the one
         # snapshot applied; the bombs never reached intake.
+        # A forged snapshot is refused and costs no disk: only what the node signed is recorded.
         forged, forged_digest = signed_snapshot(Ed25519PrivateKey.generate(), "honest", "x", entries[:10], seq=2, parent=real)
         r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{forged_digest}", data=forged, timeout=30)
         assert r.status_code == 403 and r.json()["error"] == "bad_signature"
+        stale, stale_digest = signed_snapshot(key, "honest", "x", entries[:10], seq=2, parent="sha256:" + "1" * 64)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{stale_digest}", data=stale, timeout=30)
+        assert r.status_code == 409 and r.json()["error"] == "out_of_order"
         records = [json.loads(line) for line in hub.cli("audit", "export", "--json").splitlines()]
         assert [r["action"] for r in records] == ["token.issue", "node.enroll", "snapshot.apply", "snapshot.refuse"], records
         assert records[2]["digest"] == real and records[2]["actor"] == "honest"
-        assert records[3]["digest"] == forged_digest and "signature" in records[3]["detail"]
+        assert records[3]["digest"] == stale_digest and "head" in records[3]["detail"]
         assert json.loads(hub.cli("audit", "verify", "--json")) == {"ok": True, "records": 4}
         r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=body,
                          headers={"Content-Encoding": "br"}, timeout=30)
         assert r.status_code == 415
+        # A sender trickling a body in honest's name holds honest's slot only: another node pushes.
+        import socket
+        other = Ed25519PrivateKey.generate()
+        hub.cli("enroll", "other", b64url_encode(other.public_key().public_bytes_raw()))
+        slow = socket.create_connection(("127.0.0.1", hub.port))
+        slow.sendall(f"PUT /v1/nodes/honest/datasets/y/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
+                     f"Content-Length: 100000\r\n\r\n{{".encode())
+        try:
+            wait_until(lambda: requests.put(f"{hub.url}/v1/nodes/honest/datasets/z/snapshots/{digest}", data=b"{}",
+                                            timeout=30).status_code == 503, timeout=10, what="honest's slot to be taken")
+            body2, digest2 = signed_snapshot(other, "other", "x", entries)
+            assert requests.put(f"{hub.url}/v1/nodes/other/datasets/x/snapshots/{digest2}", data=body2, timeout=30).status_code == 201
+        finally:
+            slow.close()
     finally:
         hub.stop()
 
