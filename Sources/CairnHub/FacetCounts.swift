@@ -48,6 +48,9 @@ final class FacetCounts: Sendable {
         var cancerType: String?
         var title: String?
         var description: String?
+        /// The provider made it searchable (federated search counts nothing else).
+        var searchable = false
+        var diagnosis: String?
     }
 
     private struct State {
@@ -150,7 +153,8 @@ final class FacetCounts: Sendable {
     static func held(node: String, dataset: String, metadata: String) -> HeldDataset {
         let parsed = try? JSONValue.parse(Data(metadata.utf8))
         return HeldDataset(node: node, dataset: dataset, cancerType: parsed?["cancer_type"]?.string,
-                           title: parsed?["title"]?.string, description: parsed?["description"]?.string)
+                           title: parsed?["title"]?.string, description: parsed?["description"]?.string,
+                           searchable: parsed?["searchable"]?.bool ?? false, diagnosis: parsed?["diagnosis"]?.string)
     }
 
     /// Applies one committed intake: the dataset's description and the facets it changed (those
@@ -224,7 +228,7 @@ final class FacetCounts: Sendable {
     /// facet, each leaf turned first into a table over the attribute's codes (or the datasets, for
     /// the diagnosis), so no string is compared per facet. Published entries carry no ages: an age
     /// condition is false here, and listed as not evaluable.
-    func search(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+    func search(_ query: SearchQuery, minCount: Int) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
         try state.withLock { state throws(SearchQueryError) -> ([SearchRow], [IgnoredCondition]) in
             guard let state else { return ([], []) }
             var names: [[String]] = state.attributeCodes.map { codes in
@@ -234,7 +238,8 @@ final class FacetCounts: Sendable {
             }
             let datasets = state.datasets.map { held in
                 SearchDataset(id: held.dataset, name: held.title ?? held.dataset, description: held.description ?? "",
-                              diagnosis: held.cancerType.flatMap { EucaimCodes.diagnosisByCancerType[$0.lowercased()] }, node: held.node)
+                              diagnosis: held.diagnosis ?? held.cancerType.flatMap { EucaimCodes.diagnosisByCancerType[$0.lowercased()] },
+                              node: held.node)
             }
             var ignored: [IgnoredCondition] = []
             func table(_ criterion: Criterion, _ test: (String?) -> Bool) -> (codes: [Bool], absent: Bool) {
@@ -267,11 +272,14 @@ final class FacetCounts: Sendable {
             var rows = datasets.map { SearchRow(dataset: $0) }
             var subjectSeen = [Bool](repeating: false, count: state.subjectCodes.count)
             var studySeen = [Bool](repeating: false, count: state.studyCodes.count)
-            for facet in state.rows where predicate(facet) {
+            let searchable = state.datasets.map(\.searchable)
+            for facet in state.rows where searchable[Int(facet.dataset)] && predicate(facet) {
                 let dataset = Int(facet.dataset)
+                var newSubject = false
                 if facet.subject >= 0, !subjectSeen[Int(facet.subject)] {
                     subjectSeen[Int(facet.subject)] = true
                     rows[dataset].subjects += 1
+                    newSubject = true
                 }
                 if facet.study >= 0, !studySeen[Int(facet.study)] {
                     studySeen[Int(facet.study)] = true
@@ -280,10 +288,11 @@ final class FacetCounts: Sendable {
                 func name(_ code: Int32, _ criterion: Criterion) -> String? {
                     code >= 0 ? names[criterion.rawValue][Int(code)].nonEmpty : nil
                 }
-                if let sex = name(facet.attributes.1, .sex) { rows[dataset].sexes.insert(sex) }
-                if let modality = name(facet.attributes.0, .modality) { rows[dataset].modalities.insert(modality) }
-                if let bodyPart = name(facet.attributes.2, .bodyPart) { rows[dataset].bodyParts.insert(bodyPart) }
+                rows[dataset].note(subject: Int(facet.subject), newSubject: newSubject, age: nil, sex: name(facet.attributes.1, .sex),
+                                   modality: name(facet.attributes.0, .modality), bodyPart: name(facet.attributes.2, .bodyPart),
+                                   minCount: minCount)
             }
+            for index in rows.indices { rows[index].finish(minCount: minCount) }
             names = []
             return (rows.filter { $0.subjects > 0 }.sorted { ($0.dataset.node ?? "", $0.dataset.id) < ($1.dataset.node ?? "", $1.dataset.id) },
                     SearchCompiler.distinct(ignored))

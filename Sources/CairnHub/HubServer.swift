@@ -93,8 +93,13 @@ public struct HubServer: Sendable {
         }
         router.post("/eucaim/search") { request, _ in
             let actor = try await authorizeSearch(request)
-            let body = try await request.body.collect(upTo: SearchQuery.maxBodyBytes + 1)
-            return try answerSearch(actor: actor) { () throws(SearchQueryError) in try SearchQuery(json: Array(body.readableBytesView)) }
+            // One byte over the bound is enough to refuse it, with the 422 every bad query gets.
+            var body: [UInt8] = []
+            for try await chunk in request.body {
+                body.append(contentsOf: chunk.readableBytesView.prefix(SearchQuery.maxBodyBytes + 1 - body.count))
+                if body.count > SearchQuery.maxBodyBytes { break }
+            }
+            return try answerSearch(actor: actor) { () throws(SearchQueryError) in try SearchQuery(json: body) }
         }
         router.get("/eucaim/search") { request, _ in
             let actor = try await authorizeSearch(request)
@@ -136,7 +141,7 @@ public struct HubServer: Sendable {
         let rows: [SearchRow], ignored: [IgnoredCondition]
         do {
             query = try parse()
-            (rows, ignored) = try index.counts.search(query)
+            (rows, ignored) = try index.counts.search(query, minCount: config.minCount)
         } catch let error as SearchQueryError {
             logger.info("search refused", metadata: ["actor": "\(actor)", "reason": "\(error.reason.prefix(200))"])
             throw APIError(.unprocessableContent, "bad_query", error.reason)

@@ -54,12 +54,19 @@ public struct Publisher: Sendable {
             after = last.record.digest
         }
         while let gone = try published.next(before: nil) { removed.append(gone) }
-        let latest = try store.latestSnapshot(of: dataset)
-        if let latest, added.isEmpty, removed.isEmpty { return .unchanged(latest) }
         var metadata: [String: JSONValue] = ["deid_policy": .string(info.deidPolicy.rawValue)]
         if let title = info.title { metadata["title"] = .string(title) }
         if let description = info.description { metadata["description"] = .string(description) }
         if let cancerType = info.cancerType { metadata["cancer_type"] = .string(cancerType) }
+        // The hub's federated search counts only what the provider made searchable, under its diagnosis.
+        if info.searchable { metadata["searchable"] = .bool(true) }
+        if let diagnosis = info.diagnosis { metadata["diagnosis"] = .string(diagnosis) }
+        let latest = try store.latestSnapshot(of: dataset)
+        // A changed description (title, searchable, diagnosis) is news too, even with the same entries.
+        if let latest, added.isEmpty, removed.isEmpty,
+           (try? JSONValue.parse(latest.document))?["metadata"] == .object(metadata) {
+            return .unchanged(latest)
+        }
         let snapshot = try Snapshot.make(node: nodeID, dataset: dataset, metadata: metadata, seq: (latest?.seq ?? 0) + 1,
                                          parent: latest?.digest, leaves: leaves, summary: summary,
                                          added: added.map(\.entry), removed: removed, key: key, keyID: keyID)

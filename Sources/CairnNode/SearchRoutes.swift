@@ -64,7 +64,7 @@ extension NodeAPI {
         let rows: [SearchRow], ignored: [IgnoredCondition]
         do {
             query = try parse()
-            (rows, ignored) = try SearchEvaluator(index: try searchFacets.current()).evaluate(query)
+            (rows, ignored) = try SearchEvaluator(index: try searchFacets.current()).evaluate(query, minCount: config.minCount)
         } catch let error as SearchQueryError {
             audit.record(AuditEvent(actor: actor, action: "search", status: 422, detail: "refused: \(error.reason.prefix(200))"))
             throw APIError(.unprocessableContent, "bad_query", error.reason)
@@ -103,10 +103,16 @@ final class SearchFacetCache: Sendable {
         facets.reserveCapacity(rows.count)
         for row in rows {
             guard let dataset = positions[row.dataset] else { continue }
-            let subject = subjects[row.dataset + "\u{0}" + row.subject, default: subjects.count]
-            subjects[row.dataset + "\u{0}" + row.subject] = subject
-            let study = studies[row.dataset + "\u{0}" + row.study, default: studies.count]
-            studies[row.dataset + "\u{0}" + row.study] = study
+            // An instance without a subject pseudonym (or study UID) is counted as neither, as at the hub.
+            var subject = -1, study = -1
+            if !row.subject.isEmpty {
+                subject = subjects[row.dataset + "\u{0}" + row.subject, default: subjects.count]
+                subjects[row.dataset + "\u{0}" + row.subject] = subject
+            }
+            if !row.study.isEmpty {
+                study = studies[row.dataset + "\u{0}" + row.study, default: studies.count]
+                studies[row.dataset + "\u{0}" + row.study] = study
+            }
             facets.append(SearchFacet(dataset: dataset, subject: subject, study: study, sex: row.sex, modality: row.modality,
                                       bodyPart: row.bodyPart, manufacturer: row.manufacturer, ageYears: row.ageYears))
         }

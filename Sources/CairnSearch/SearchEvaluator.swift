@@ -58,7 +58,9 @@ public struct SearchIndex: Sendable {
 }
 
 /// One dataset's answer: distinct subjects and studies among the instances meeting the query,
-/// and what those instances are (ages, sexes, modalities, body parts).
+/// and what those instances are. What could single a person out is only said of at least
+/// `minCount` subjects: the age range runs from the minCount-th youngest to the minCount-th oldest
+/// subject, and a sex, modality or body part is listed when that many subjects have it.
 public struct SearchRow: Sendable, Equatable {
     public var dataset: SearchDataset
     public var subjects = 0
@@ -67,8 +69,39 @@ public struct SearchRow: Sendable, Equatable {
     public var sexes: Set<String> = []
     public var modalities: Set<String> = []
     public var bodyParts: Set<String> = []
+    var subjectAges: [Double] = []
+    /// Per "kind:value", the subjects seen with it, until there are minCount of them.
+    var valueSubjects: [String: Set<Int>] = [:]
 
     public init(dataset: SearchDataset) { self.dataset = dataset }
+
+    /// Counts one matching facet; `newSubject` when its subject is seen for the first time.
+    public mutating func note(subject: Int, newSubject: Bool, age: Double?, sex: String?, modality: String?, bodyPart: String?,
+                              minCount: Int) {
+        if newSubject, let age { subjectAges.append(age) }
+        guard subject >= 0 else { return }
+        for (kind, value) in [("s", sex), ("m", modality), ("b", bodyPart)] {
+            guard let value, !value.isEmpty else { continue }
+            let key = kind + ":" + value
+            if valueSubjects[key, default: []].count < minCount { valueSubjects[key, default: []].insert(subject) }
+        }
+    }
+
+    /// Fills the age range and the listed values from what `note` gathered.
+    public mutating func finish(minCount: Int) {
+        let ages = subjectAges.sorted()
+        ageRange = ages.count >= minCount ? (ages[minCount - 1], ages[ages.count - minCount]) : nil
+        for (key, seen) in valueSubjects where seen.count >= minCount {
+            let value = String(key.dropFirst(2))
+            switch key.first {
+            case "s": sexes.insert(value)
+            case "m": modalities.insert(value)
+            default: bodyParts.insert(value)
+            }
+        }
+        subjectAges = []
+        valueSubjects = [:]
+    }
 
     public static func == (a: SearchRow, b: SearchRow) -> Bool {
         a.dataset == b.dataset && a.subjects == b.subjects && a.studies == b.studies && a.sexes == b.sexes
@@ -215,16 +248,21 @@ public struct SearchEvaluator: Sendable {
 
     public init(index: SearchIndex) { self.index = index }
 
-    public func evaluate(_ query: SearchQuery) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+    public func evaluate(_ query: SearchQuery, minCount: Int) throws(SearchQueryError) -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
         var ignored: [IgnoredCondition] = []
         let datasets = index.datasets
+        // Each leaf's answer per distinct value, computed once: a long IN list costs per value, not per facet.
+        func memo(_ test: @escaping @Sendable (String?) -> Bool) -> (String?) -> Bool {
+            let cache = MemoTable()
+            return { value in cache.answer(value, test) }
+        }
         let predicate: (SearchFacet) -> Bool = try SearchCompiler.tree(query.root) { condition throws(SearchQueryError) in
             switch try SearchCompiler.compile(condition, ignored: &ignored) {
-            case .attribute(.sex, let test): return { test($0.sex) }
-            case .attribute(.modality, let test): return { test($0.modality) }
-            case .attribute(.bodyPart, let test): return { test($0.bodyPart) }
-            case .attribute(.manufacturer, let test): return { test($0.manufacturer) }
-            case .attribute(.diagnosis, let test): return { test(datasets[$0.dataset].diagnosis) }
+            case .attribute(.sex, let test): let t = memo(test); return { t($0.sex) }
+            case .attribute(.modality, let test): let t = memo(test); return { t($0.modality) }
+            case .attribute(.bodyPart, let test): let t = memo(test); return { t($0.bodyPart) }
+            case .attribute(.manufacturer, let test): let t = memo(test); return { t($0.manufacturer) }
+            case .attribute(.diagnosis, let test): let t = memo(test); return { t(datasets[$0.dataset].diagnosis) }
             case .age(let test): return { test($0.ageYears) }
             case .never: return { _ in false }
             }
@@ -233,22 +271,32 @@ public struct SearchEvaluator: Sendable {
         var subjectSeen = [Bool](repeating: false, count: index.subjectCodes)
         var studySeen = [Bool](repeating: false, count: index.studyCodes)
         for facet in index.facets where predicate(facet) {
-            if !subjectSeen[facet.subject] {
+            var newSubject = false
+            if facet.subject >= 0, !subjectSeen[facet.subject] {
                 subjectSeen[facet.subject] = true
                 rows[facet.dataset].subjects += 1
+                newSubject = true
             }
-            if !studySeen[facet.study] {
+            if facet.study >= 0, !studySeen[facet.study] {
                 studySeen[facet.study] = true
                 rows[facet.dataset].studies += 1
             }
-            if let age = facet.ageYears {
-                let range = rows[facet.dataset].ageRange
-                rows[facet.dataset].ageRange = (Swift.min(range?.min ?? age, age), Swift.max(range?.max ?? age, age))
-            }
-            if let sex = facet.sex { rows[facet.dataset].sexes.insert(sex) }
-            if let modality = facet.modality { rows[facet.dataset].modalities.insert(modality) }
-            if let bodyPart = facet.bodyPart { rows[facet.dataset].bodyParts.insert(bodyPart) }
+            rows[facet.dataset].note(subject: facet.subject, newSubject: newSubject, age: facet.ageYears, sex: facet.sex,
+                                     modality: facet.modality, bodyPart: facet.bodyPart, minCount: minCount)
         }
+        for index in rows.indices { rows[index].finish(minCount: minCount) }
         return (rows.filter { $0.subjects > 0 }, SearchCompiler.distinct(ignored))
+    }
+}
+
+/// A leaf's answers by value, filled as values are met (one query, one thread).
+final class MemoTable {
+    private var answers: [String?: Bool] = [:]
+
+    func answer(_ value: String?, _ test: (String?) -> Bool) -> Bool {
+        if let known = answers[value] { return known }
+        let result = test(value)
+        answers[value] = result
+        return result
     }
 }
