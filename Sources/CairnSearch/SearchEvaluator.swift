@@ -90,7 +90,11 @@ public struct SearchRow: Sendable, Equatable {
     /// Fills the age range and the listed values from what `note` gathered.
     public mutating func finish(minCount: Int) {
         let ages = subjectAges.sorted()
-        ageRange = ages.count >= minCount ? (ages[minCount - 1], ages[ages.count - minCount]) : nil
+        if ages.count >= minCount {
+            // With fewer than 2 x minCount - 1 ages the two ends cross: the range is then between them.
+            let (young, old) = (ages[minCount - 1], ages[ages.count - minCount])
+            ageRange = (Swift.min(young, old), Swift.max(young, old))
+        }
         for (key, seen) in valueSubjects where seen.count >= minCount {
             let value = String(key.dropFirst(2))
             switch key.first {
