@@ -3,7 +3,6 @@ import CairnFoundation
 import CairnHTTP
 import CairnManifest
 import CairnSearch
-import Crypto
 import Foundation
 import GRDB
 import HTTPTypes
@@ -114,10 +113,7 @@ public struct HubServer: Sendable {
     func authorizeSearch(_ request: Request) async throws -> String {
         let header = request.headers[.authorization] ?? ""
         if header.count > 7, header.prefix(7).lowercased() == "secret " {
-            let given = SHA256.hash(data: Array(header.dropFirst(7).utf8))
-            guard let secret = config.searchSecret,
-                  zip(given, SHA256.hash(data: Array(secret.utf8))).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0
-            else {
+            guard let secret = config.searchSecret, SharedSecret.matches(header.dropFirst(7), secret) else {
                 logger.notice("search refused", metadata: ["reason": "wrong or unconfigured search secret"])
                 throw APIError.unauthorized("wrong search secret, or none configured on this hub")
             }

@@ -4,7 +4,6 @@ import CairnFoundation
 import CairnHTTP
 import CairnSearch
 import CairnStore
-import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -44,18 +43,12 @@ extension NodeAPI {
             return try await authorize(request, context: context, scope: .search, action: "search").subject
         }
         if let problem = audit.problem { throw APIError(.serviceUnavailable, "audit_unavailable", problem) }
-        guard let secret = config.searchSecret, Self.sameSecret(String(header.dropFirst(7)), secret) else {
+        guard let secret = config.searchSecret, SharedSecret.matches(header.dropFirst(7), secret) else {
             let detail = config.searchSecret == nil ? "no search_secret is configured on this node" : "wrong search secret"
             deny(actor: "-", action: "search", status: 401, detail: detail, context: context)
             throw APIError.unauthorized(detail + "; send a search-scope Bearer token or the configured secret")
         }
         return "focus (search_secret)"
-    }
-
-    /// Compares digests of the two secrets, so the time taken says nothing about where they differ.
-    static func sameSecret(_ given: String, _ expected: String) -> Bool {
-        let a = SHA256.hash(data: Array(given.utf8)), b = SHA256.hash(data: Array(expected.utf8))
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
     func answerSearch(actor: String, context: NodeRequestContext,
