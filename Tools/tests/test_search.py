@@ -255,6 +255,7 @@ def test_auth_is_deny_by_default(searchable, tmp_path):
     assert requests.post(url, data=body, headers=node.headers(reader), timeout=10).status_code == 403
     searcher = node.store.json("token", "issue", "--subject", "portal", "--scope", "search", "--ttl", "1h")
     assert requests.post(url, data=body, headers=node.headers(searcher), timeout=10).status_code == 200
+    assert requests.post(url, data=body, headers={"Authorization": "Secret " + SECRET}, timeout=10).status_code == 200
     from conftest import wait_until
 
     def searchers():
