@@ -102,7 +102,7 @@ def snapshot(node, dataset, entries, key, cancer_type="lung", seq=1, parent=None
     leaves = [leaf_hash(e) for e in encoded]
     encoded_added = encoded if added is None else [encode_entry(e) for e in added]
     rest = {"type": "cairn.snapshot/v1", "node": node, "dataset": dataset, "seq": seq, "parent": parent,
-            "metadata": {"title": dataset, "cancer_type": cancer_type, "deid_policy": "reject"},
+            "metadata": {"title": dataset, "cancer_type": cancer_type, "deid_policy": "reject", "searchable": True},
             "removed": sorted(removed), "entries": len(entries), "entries_root": merkle_root(leaves),
             "summary": {"subjects": len({e["subject"] for e in entries}), "studies": len({e["study_uid"] for e in entries}),
                         "series": 0, "instances": len(entries), "bytes": sum(e["size"] for e in entries),
