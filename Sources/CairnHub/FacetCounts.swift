@@ -273,6 +273,8 @@ final class FacetCounts: Sendable {
             var subjectSeen = [Bool](repeating: false, count: state.subjectCodes.count)
             var studySeen = [Bool](repeating: false, count: state.studyCodes.count)
             let searchable = state.datasets.map(\.searchable)
+            let listed: [Criterion] = [.sex, .modality, .bodyPart]
+            var seenWith = datasets.map { _ in listed.map { [Set<Int32>](repeating: [], count: names[$0.rawValue].count) } }
             for facet in state.rows where searchable[Int(facet.dataset)] && predicate(facet) {
                 let dataset = Int(facet.dataset)
                 var newSubject = false
@@ -285,14 +287,30 @@ final class FacetCounts: Sendable {
                     studySeen[Int(facet.study)] = true
                     rows[dataset].studies += 1
                 }
-                func name(_ code: Int32, _ criterion: Criterion) -> String? {
-                    code >= 0 ? names[criterion.rawValue][Int(code)].nonEmpty : nil
+                // Which subjects have each sex, modality and body part code, until min_count of them:
+                // arrays by code, no string per facet.
+                if facet.subject >= 0 {
+                    for (slot, criterion) in listed.enumerated() {
+                        let code = Self.attribute(facet, criterion)
+                        if code >= 0, seenWith[dataset][slot][Int(code)].count < minCount {
+                            seenWith[dataset][slot][Int(code)].insert(facet.subject)
+                        }
+                    }
                 }
-                rows[dataset].note(subject: Int(facet.subject), newSubject: newSubject, age: nil, sex: name(facet.attributes.1, .sex),
-                                   modality: name(facet.attributes.0, .modality), bodyPart: name(facet.attributes.2, .bodyPart),
-                                   minCount: minCount)
             }
-            for index in rows.indices { rows[index].finish(minCount: minCount) }
+            for index in rows.indices {
+                rows[index].finish(minCount: minCount)
+                for (slot, criterion) in listed.enumerated() {
+                    for (code, subjects) in seenWith[index][slot].enumerated() where subjects.count >= minCount {
+                        guard let value = names[criterion.rawValue][code].nonEmpty else { continue }
+                        switch criterion {
+                        case .sex: rows[index].sexes.insert(value)
+                        case .modality: rows[index].modalities.insert(value)
+                        default: rows[index].bodyParts.insert(value)
+                        }
+                    }
+                }
+            }
             names = []
             return (rows.filter { $0.subjects > 0 }.sorted { ($0.dataset.node ?? "", $0.dataset.id) < ($1.dataset.node ?? "", $1.dataset.id) },
                     SearchCompiler.distinct(ignored))
