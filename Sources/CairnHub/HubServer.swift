@@ -93,11 +93,7 @@ public struct HubServer: Sendable {
         router.post("/eucaim/search") { request, _ in
             let actor = try await authorizeSearch(request)
             // One byte over the bound is enough to refuse it, with the 422 every bad query gets.
-            var body: [UInt8] = []
-            for try await chunk in request.body {
-                body.append(contentsOf: chunk.readableBytesView.prefix(SearchQuery.maxBodyBytes + 1 - body.count))
-                if body.count > SearchQuery.maxBodyBytes { break }
-            }
+            let body = try await request.body.prefix(upTo: SearchQuery.maxBodyBytes)
             return try answerSearch(actor: actor) { () throws(SearchQueryError) in try SearchQuery(json: body) }
         }
         router.get("/eucaim/search") { request, _ in

@@ -17,13 +17,7 @@ extension NodeAPI {
         router.post("/eucaim/search") { request, context in
             let actor = try await authorizeSearch(request, context: context)
             // One byte over the bound is enough to refuse it, with the 422 every bad query gets.
-            var body = ByteBuffer()
-            for try await chunk in request.body {
-                body.writeImmutableBuffer(chunk.getSlice(at: chunk.readerIndex, length: min(chunk.readableBytes,
-                                                                                            SearchQuery.maxBodyBytes + 1 - body.readableBytes)) ?? ByteBuffer())
-                if body.readableBytes > SearchQuery.maxBodyBytes { break }
-            }
-            let bytes = Array(body.readableBytesView)
+            let bytes = try await request.body.prefix(upTo: SearchQuery.maxBodyBytes)
             return try answerSearch(actor: actor, context: context) { () throws(SearchQueryError) in try SearchQuery(json: bytes) }
         }
         router.get("/eucaim/search") { request, context in
