@@ -10,6 +10,15 @@ import requests
 from conftest import cairn_binary
 
 
+def proc_status_bytes(pid, field):
+    """A memory figure (VmRSS, VmHWM, ...) of a running process, in bytes, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
 class Node:
     """Starts the node on a free loopback port and stops it with SIGTERM."""
 
@@ -49,11 +58,7 @@ class Node:
         return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)
 
     def rss_bytes(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
+        return proc_status_bytes(self.proc.pid, "VmRSS")
 
     def metrics(self):
         values = {}

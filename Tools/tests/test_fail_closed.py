@@ -14,16 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import REPO, Store, cairn_binary, sha256_digest, wait_until
 from manifest_reference import b64url_encode, canonical, entries_root
-from node import Node
+from node import Node, proc_status_bytes
 from test_federation import Hub, free_port, make_corpus
-
-
-def vm_hwm(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
 
 
 def signed_snapshot(key, node, dataset, entries, seq=1, parent=None):
@@ -55,7 +47,7 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
     try:
         key = Ed25519PrivateKey.generate()
         hub.cli("enroll", "honest", b64url_encode(key.public_key().public_bytes_raw()))
-        before = vm_hwm(hub.proc.pid)
+        before = proc_status_bytes(hub.proc.pid, "VmHWM")
         digest = "sha256:" + "0" * 64
 
         def send(job):
@@ -67,7 +59,7 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         jobs = [(node, body) for node in ("evil", "honest") for body in (bomb, liar) for _ in range(8)]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(send, jobs))
-        peak = vm_hwm(hub.proc.pid)
+        peak = proc_status_bytes(hub.proc.pid, "VmHWM")
         print(f"hub VmHWM before {before / 2**20:.1f} MiB, after {len(jobs)} bomb pushes {peak / 2**20:.1f} MiB")
         for node, size, status, error in answers:
             if node == "evil":
