@@ -1,5 +1,6 @@
 import CairnFoundation
 import CairnManifest
+import CairnSearch
 import Foundation
 import GRDB
 
@@ -103,6 +104,12 @@ extension HubIndex {
     public func count(_ criteria: CountCriteria) throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
         if !counts.isLoaded { try loadCounts() }
         return counts.count(criteria).map { ($0.node, $0.dataset, $0.subjects, $0.studies) }
+    }
+
+    /// The EUCAIM federated search over the same in-memory facets as counts.
+    public func search(_ query: SearchQuery, minCount: Int) throws -> (rows: [SearchRow], ignored: [IgnoredCondition]) {
+        if !counts.isLoaded { try loadCounts() }
+        return try counts.search(query, minCount: minCount)
     }
 }
 

@@ -128,12 +128,11 @@ public struct HubServer: Sendable {
     }
 
     func answerSearch(actor: String, parse: () throws(SearchQueryError) -> SearchQuery) throws -> Response {
-        if !index.counts.isLoaded { try index.loadCounts() }
         let query: SearchQuery
         let rows: [SearchRow], ignored: [IgnoredCondition]
         do {
             query = try parse()
-            (rows, ignored) = try index.counts.search(query, minCount: config.minCount)
+            (rows, ignored) = try index.search(query, minCount: config.minCount)
         } catch let error as SearchQueryError {
             logger.info("search refused", metadata: ["actor": "\(actor)", "reason": "\(error.reason.prefix(200))"])
             throw APIError(.unprocessableContent, "bad_query", error.reason)
