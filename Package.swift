@@ -42,6 +42,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CPosix"),
+        // libfuse3's low-level API (Debian libfuse3-dev); the shim wraps what Swift cannot call (macros).
+        .target(name: "CFuse", linkerSettings: [.linkedLibrary("fuse3")]),
         // Hex, base64url, canonical JSON, durable SQLite opening, small-buffer zstd: nothing about blobs or HTTP.
         .target(
             name: "CairnFoundation",
@@ -62,6 +64,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
+        // `cairn mount`: datasets as read-only folders of DICOM files, over FUSE.
+        .target(
+            name: "CairnMount",
+            dependencies: ["CairnStore", "CairnAudit", "CFuse", "CXXHash", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "CairnManifest",
             dependencies: ["CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
@@ -117,7 +123,7 @@ let package = Package(
             name: "cairn",
             dependencies: [
                 "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP",
-                "CairnAuth", "CPosix",
+                "CairnAuth", "CPosix", "CairnMount",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -126,6 +132,7 @@ let package = Package(
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
+        .testTarget(name: "CairnMountTests", dependencies: ["CairnMount", "CairnStore"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),

@@ -12,3 +12,9 @@ void cairn_tune_malloc_for_server(void) {
     mallopt(M_ARENA_MAX, 2);
     mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 }
+
+#include <spawn.h>
+
+int cairn_spawn_in_new_session(posix_spawnattr_t *attributes) {
+    return posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
+}

@@ -17,30 +17,20 @@ public final class AuditTrail: Service, Sendable {
     private let interval: Duration
     private let metrics: NodeMetrics
     private let logger: Logger
-    public let maxPending: Int
-    private let state = Mutex(State())
-
-    struct State {
-        var pending: [AuditEvent] = []
-        /// The last write failed; cleared by the next one that succeeds.
-        var failing = false
-    }
+    private let queue: AuditQueue
 
     public init(store: BlobStore, interval: Duration, metrics: NodeMetrics, logger: Logger, maxPending: Int = 100_000) {
         self.store = store
         self.interval = interval
         self.metrics = metrics
         self.logger = logger
-        self.maxPending = maxPending
+        queue = AuditQueue(maxPending: maxPending, boundName: "audit_max_pending")
     }
 
+    public var maxPending: Int { queue.maxPending }
+
     public func record(_ event: AuditEvent) {
-        let waiting = state.withLock { state -> Int? in
-            guard state.pending.count < maxPending else { return nil }
-            state.pending.append(event)
-            return state.pending.count
-        }
-        if let waiting {
+        if let waiting = queue.record(event) {
             metrics.auditPending.set(Double(waiting))
         } else {
             metrics.auditDropped.increment()
@@ -48,13 +38,7 @@ public final class AuditTrail: Service, Sendable {
     }
 
     /// Why nothing may be served now (records cannot be written, or too many wait); nil when healthy.
-    public var problem: String? {
-        state.withLock { state in
-            if state.failing { return "audit records cannot be written to the index (\(state.pending.count) waiting)" }
-            if state.pending.count >= maxPending { return "\(state.pending.count) audit records wait for the index (audit_max_pending)" }
-            return nil
-        }
-    }
+    public var problem: String? { queue.problem }
 
     public func run() async throws {
         metrics.auditRecords.set(Double((try? store.auditCount()) ?? 0))
@@ -69,22 +53,14 @@ public final class AuditTrail: Service, Sendable {
 
     /// Writes what is pending; on failure the events stay queued, in order, for the next attempt.
     public func flush() {
-        let batch = state.withLock { $0.pending }
-        if batch.isEmpty { return }
         do {
-            try store.appendAudit(batch)
-            let waiting = state.withLock { state -> Int in
-                state.pending.removeFirst(batch.count)
-                state.failing = false
-                return state.pending.count
-            }
-            metrics.auditRecords.increment(by: Double(batch.count))
+            let (written, waiting) = try queue.flush { try store.appendAudit($0) }
+            if written == 0 { return }
+            metrics.auditRecords.increment(by: Double(written))
             metrics.auditPending.set(Double(waiting))
         } catch {
-            state.withLock { $0.failing = true }
             metrics.auditWriteFailures.increment()
-            logger.error("audit batch not written; data requests are refused until it is",
-                         metadata: ["records": "\(batch.count)", "error": "\(error)"])
+            logger.error("audit batch not written; data requests are refused until it is", metadata: ["error": "\(error)"])
         }
     }
 }

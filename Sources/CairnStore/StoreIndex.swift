@@ -201,6 +201,21 @@ struct StoreIndex: Sendable {
                     UPDATE settings SET value = value + 1 WHERE key = 'search_generation'; END;
                 """)
         }
+        migrator.registerMigration("v8-content-generation") { db in
+            // Moves on whenever a dataset gains or loses a blob or an instance row, so views kept in
+            // another process (`cairn mount`) know when to re-read a dataset's listing.
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO settings (key, value) VALUES ('content_generation', '0');
+                CREATE TRIGGER content_blob_added AFTER INSERT ON dataset_blobs BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                CREATE TRIGGER content_blob_removed AFTER DELETE ON dataset_blobs BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                CREATE TRIGGER content_instance_added AFTER INSERT ON instances BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                CREATE TRIGGER content_instance_removed AFTER DELETE ON instances BEGIN
+                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                """)
+        }
         return migrator
     }
 

@@ -12,7 +12,7 @@ struct Cairn: ParsableCommand {
         subcommands: [
             InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
             StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
-            KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self, HubCommand.self,
+            KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self, HubCommand.self, MountCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions

@@ -10,4 +10,10 @@ int cairn_o_direct(void);
 /// mapped directly so they return to the system when freed.
 void cairn_tune_malloc_for_server(void);
 
+#include <spawn.h>
+
+/// Makes a spawned process lead a session of its own (POSIX_SPAWN_SETSID, a GNU extension), so a
+/// daemon outlives its terminal.
+int cairn_spawn_in_new_session(posix_spawnattr_t *attributes);
+
 #endif

@@ -1,0 +1,268 @@
+import CairnAudit
+import CairnStore
+import Glibc
+import Logging
+import Synchronization
+
+/// The mount's state shared by libfuse's worker threads: the current picture of the datasets, the
+/// open files, the counters. Requests never touch the index, except `open` (one lookup of the blob).
+public final class MountFilesystem: Sendable {
+    public let store: BlobStore
+    public let datasets: [String]
+    /// Who reads, as the audit records it (`cairn mount --subject`).
+    public let actor: String
+    public let audit: AuditQueue
+    let logger: Logger
+    let counters = MountCounters()
+    private let current: Mutex<MountTree>
+    private let open = Mutex(OpenFiles())
+    private let buffers = ReadBuffers()
+    /// Owner of every file and folder (the user who mounted).
+    let owner: (uid: uid_t, gid: gid_t) = (getuid(), getgid())
+
+    /// Attribute and name lookups the kernel may cache: blobs never change, and everything that
+    /// does change (erasure, new instances, index.json) is invalidated by `MountRefresher`.
+    static let cacheSeconds = 3600.0
+
+    public init(store: BlobStore, datasets: [String], actor: String, audit: AuditQueue, logger: Logger) throws {
+        self.store = store
+        self.datasets = datasets
+        self.actor = actor
+        self.audit = audit
+        self.logger = logger
+        current = Mutex(try Self.readTree(store: store, datasets: datasets))
+    }
+
+    public var tree: MountTree { current.withLock { $0 } }
+
+    /// Reads the named datasets into a new picture. Its generation is the lowest one read, so a
+    /// change that lands while it is read shows again at the next check.
+    static func readTree(store: BlobStore, datasets: [String]) throws -> MountTree {
+        var generation = Int64.max
+        var pictured: [MountTree.Dataset] = []
+        for id in datasets {
+            guard let info = try store.dataset(id) else { throw StoreError.invalidArgument("no dataset '\(id)' in \(store.root)") }
+            let (members, read) = try store.members(of: id)
+            generation = min(generation, read)
+            pictured.append(MountTree.Dataset(id: id, createdAt: info.createdAt, members: members))
+        }
+        return MountTree.build(pictured, generation: generation == .max ? 0 : generation)
+    }
+
+    /// Installs a new picture and returns the one it replaced.
+    func replaceTree(_ tree: MountTree) -> MountTree {
+        current.withLock { old in
+            defer { old = tree }
+            return old
+        }
+    }
+
+    // MARK: - Requests
+
+    func attributes(of entry: MountEntry) -> stat {
+        var attributes = stat()
+        attributes.st_ino = ino_t(entry.inode)
+        switch entry.content {
+        case .directory(let subdirectories):
+            attributes.st_mode = S_IFDIR | 0o555
+            attributes.st_nlink = nlink_t(2 + subdirectories)
+        case .blob, .indexDocument:
+            attributes.st_mode = S_IFREG | 0o444
+            attributes.st_nlink = 1
+        }
+        attributes.st_size = off_t(clamping: entry.size)
+        attributes.st_blocks = blkcnt_t(clamping: (entry.size + 511) / 512)
+        // Tools size their reads from this (cp, cat, Python's buffered files): a few frames at a time.
+        attributes.st_blksize = 1 << 20
+        attributes.st_uid = owner.uid
+        attributes.st_gid = owner.gid
+        let time = timespec(tv_sec: time_t(entry.modified), tv_nsec: 0)
+        attributes.st_mtim = time
+        attributes.st_ctim = time
+        attributes.st_atim = time
+        return attributes
+    }
+
+    enum OpenResult {
+        case opened(UInt64)
+        case failed(Int32)
+    }
+
+    /// Opens a file for reading: a blob through a reader kept with the handle, `index.json` as
+    /// the bytes of the picture it was opened in.
+    func openFile(_ inode: UInt64, flags: Int32) -> OpenResult {
+        guard flags & O_ACCMODE == O_RDONLY else { return .failed(EROFS) }
+        let tree = self.tree
+        guard let entry = tree.entry(inode) else { return .failed(ENOENT) }
+        if let problem = audit.problem {
+            counters.refused.add(1, ordering: .relaxed)
+            logger.error("open refused: the audit cannot record it", metadata: ["problem": "\(problem)"])
+            return .failed(EIO)
+        }
+        let file: OpenFile
+        switch entry.content {
+        case .directory:
+            return .failed(EISDIR)
+        case .indexDocument:
+            file = OpenFile(entry: entry, document: tree.document(inode) ?? [], reader: nil)
+        case .blob(let digest):
+            do {
+                file = OpenFile(entry: entry, document: nil, reader: try store.reader(digest))
+            } catch {
+                counters.failedOpens.add(1, ordering: .relaxed)
+                logger.error("cannot open blob", metadata: ["digest": "\(digest)", "error": "\(error)"])
+                return .failed(EIO)
+            }
+        }
+        counters.opens.add(1, ordering: .relaxed)
+        return .opened(open.withLock { $0.insert(file) })
+    }
+
+    enum ReadResult {
+        case bytes(UnsafeRawBufferPointer)
+        case failed(Int32)
+    }
+
+    /// Reads up to `count` bytes at `offset` and hands them to `reply` (which must copy them out).
+    func read(handle: UInt64, inode: UInt64, count: Int, offset: Int, reply: (ReadResult) -> Void) {
+        guard let file = open.withLock({ $0.files[handle] }) else { return reply(.failed(EBADF)) }
+        // An erased subject's open files stop reading too: consent is withdrawn for reads in flight.
+        guard let now = tree.entry(inode), now.content == file.entry.content else { return reply(.failed(ENOENT)) }
+        guard offset >= 0 else { return reply(.failed(EINVAL)) }
+        let start = UInt64(offset)
+        let end = min(file.entry.size, start + UInt64(max(0, count)))
+        guard start < end else { return reply(.bytes(UnsafeRawBufferPointer(start: nil, count: 0))) }
+        if let document = file.document {
+            document.withUnsafeBytes { all in
+                reply(.bytes(UnsafeRawBufferPointer(rebasing: all[Int(start)..<Int(end)])))
+            }
+            file.served.add(Int(end - start), ordering: .relaxed)
+            return
+        }
+        let length = Int(end - start)
+        let buffer = buffers.take(length)
+        defer { buffers.give(buffer) }
+        let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
+        do {
+            try file.read(start..<end, into: target)
+        } catch {
+            if case StoreError.corruptFrame(let digest, let frame, _) = error {
+                counters.damagedReads.add(1, ordering: .relaxed)
+                logger.error("damaged frame: answering EIO", metadata: [
+                    "digest": "\(digest)", "frame": "\(frame)", "offset": "\(start)", "length": "\(length)"])
+            } else {
+                counters.failedReads.add(1, ordering: .relaxed)
+                logger.error("read failed: answering EIO", metadata: ["inode": "\(inode)", "error": "\(error)"])
+            }
+            return reply(.failed(EIO))
+        }
+        file.served.add(length, ordering: .relaxed)
+        counters.bytesServed.add(length, ordering: .relaxed)
+        reply(.bytes(UnsafeRawBufferPointer(target)))
+    }
+
+    /// Closes a handle and records the open in the audit: who, which dataset and blob, bytes read.
+    func release(handle: UInt64) {
+        guard let file = open.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        var digest: String?
+        if case .blob(let blob) = file.entry.content { digest = blob.description }
+        let event = AuditEvent(actor: actor, action: "mount.read", dataset: file.entry.dataset, digest: digest,
+                               bytes: Int64(file.served.load(ordering: .relaxed)), status: 0,
+                               detail: digest == nil ? file.entry.name : nil)
+        if audit.record(event) == nil { counters.auditDropped.add(1, ordering: .relaxed) }
+    }
+
+    var openCount: Int { open.withLock { $0.files.count } }
+}
+
+/// An open file: what it reads from (a blob's reader, or the bytes of a generated document) and
+/// how many bytes it has served.
+final class OpenFile: @unchecked Sendable {
+    // @unchecked: `reader` is not thread-safe and is used only under `lock`; the rest is immutable or atomic.
+    let entry: MountEntry
+    let document: [UInt8]?
+    private let reader: BlobReader?
+    private let lock = Mutex(())
+    let served = Atomic<Int>(0)
+
+    init(entry: MountEntry, document: [UInt8]?, reader: BlobReader?) {
+        self.entry = entry
+        self.document = document
+        self.reader = reader
+    }
+
+    /// Concurrent reads of one handle take turns.
+    func read(_ range: Range<UInt64>, into target: UnsafeMutableRawBufferPointer) throws {
+        guard let reader else { throw StoreError.invalidArgument("no reader for an open blob") }
+        try lock.withLock { _ in try reader.read(range, into: target) }
+    }
+}
+
+struct OpenFiles {
+    var files: [UInt64: OpenFile] = [:]
+    private var next: UInt64 = 1
+
+    mutating func insert(_ file: OpenFile) -> UInt64 {
+        let handle = next
+        next += 1
+        files[handle] = file
+        return handle
+    }
+}
+
+/// Read buffers reused across requests: a fresh megabyte per read would be mapped and faulted in
+/// each time (malloc maps large blocks directly).
+final class ReadBuffers: Sendable {
+    /// Free buffers as (address, size): plain numbers, so the list is Sendable.
+    private let free = Mutex<[(address: UInt, count: Int)]>([])
+    private static let kept = 32
+
+    func take(_ count: Int) -> UnsafeMutableRawBufferPointer {
+        if let spare = free.withLock({ $0.popLast() }), let address = UnsafeMutableRawPointer(bitPattern: spare.address) {
+            let buffer = UnsafeMutableRawBufferPointer(start: address, count: spare.count)
+            if buffer.count >= count { return buffer }
+            buffer.deallocate()
+        }
+        return .allocate(byteCount: max(count, 1 << 20), alignment: 4096)
+    }
+
+    func give(_ buffer: UnsafeMutableRawBufferPointer) {
+        guard let address = buffer.baseAddress else { return }
+        let spare = (address: UInt(bitPattern: address), count: buffer.count)
+        let kept = free.withLock { list -> Bool in
+            guard list.count < Self.kept, spare.count <= 4 << 20 else { return false }
+            list.append(spare)
+            return true
+        }
+        if !kept { buffer.deallocate() }
+    }
+}
+
+/// What the mount has done, for its metrics file and log.
+public final class MountCounters: Sendable {
+    public let opens = Atomic<Int>(0)
+    public let bytesServed = Atomic<Int>(0)
+    /// Reads answered EIO because a frame's checksum did not match.
+    public let damagedReads = Atomic<Int>(0)
+    public let failedReads = Atomic<Int>(0)
+    public let failedOpens = Atomic<Int>(0)
+    /// Opens refused because the audit could not record them.
+    public let refused = Atomic<Int>(0)
+    public let auditDropped = Atomic<Int>(0)
+    public let refreshes = Atomic<Int>(0)
+
+    /// Prometheus text exposition (for node_exporter's textfile collector).
+    public func exposition(dataset: String) -> String {
+        let label = "{datasets=\"\(dataset)\"}"
+        let rows: [(String, String, Int)] = [
+            ("cairn_mount_opens_total", "Files opened through the mount.", opens.load(ordering: .relaxed)),
+            ("cairn_mount_read_bytes_total", "Bytes served by the daemon (page-cache hits never reach it).", bytesServed.load(ordering: .relaxed)),
+            ("cairn_mount_checksum_failures_total", "Reads answered EIO for a damaged frame.", damagedReads.load(ordering: .relaxed)),
+            ("cairn_mount_read_errors_total", "Reads answered EIO for another reason.", failedReads.load(ordering: .relaxed)),
+            ("cairn_mount_open_errors_total", "Opens answered EIO because the blob could not be opened.", failedOpens.load(ordering: .relaxed)),
+            ("cairn_mount_audit_refusals_total", "Opens refused because the audit could not record them.", refused.load(ordering: .relaxed)),
+            ("cairn_mount_refreshes_total", "Times the view was re-read after the store changed.", refreshes.load(ordering: .relaxed)),
+        ]
+        return rows.map { "# HELP \($0.0) \($0.1)\n# TYPE \($0.0) counter\n\($0.0)\(label) \($0.2)\n" }.joined()
+    }
+}

@@ -1,0 +1,123 @@
+import CFuse
+import CairnStore
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+/// The mount's housekeeping thread: follows the store (a new picture when its content generation
+/// moves, and the kernel told what went away), writes pending audit records, and rewrites the
+/// metrics file. Erasures therefore show within one `interval` plus the time to re-read.
+public final class MountRefresher: Sendable {
+    private let filesystem: MountFilesystem
+    private let session: FuseSession
+    private let interval: Duration
+    private let metricsFile: String?
+    private let stopping = Atomic<Bool>(false)
+    private let thread = Mutex<pthread_t?>(nil)
+
+    public init(filesystem: MountFilesystem, session: FuseSession, interval: Duration = .milliseconds(200), metricsFile: String?) {
+        self.filesystem = filesystem
+        self.session = session
+        self.interval = interval
+        self.metricsFile = metricsFile
+    }
+
+    /// Starts the thread (with the exit signals blocked, so they reach the session loop).
+    public func start() {
+        cairn_block_exit_signals(1)
+        defer { cairn_block_exit_signals(0) }
+        var created = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&created, nil, { context in
+            guard let context else { return nil }
+            let refresher = Unmanaged<MountRefresher>.fromOpaque(context).takeRetainedValue()
+            refresher.loop()
+            return nil
+        }, context)
+        if status == 0 {
+            thread.withLock { $0 = created }
+        } else {
+            Unmanaged<MountRefresher>.fromOpaque(context).release()
+            filesystem.logger.error("cannot start the refresh thread; the view will not follow the store", metadata: ["errno": "\(status)"])
+        }
+    }
+
+    /// Stops the thread after its last audit write.
+    public func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        if let running = thread.withLock({ $0 }) { pthread_join(running, nil) }
+    }
+
+    private func loop() {
+        var lastMetrics = ContinuousClock.now - .seconds(60)
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            refreshIfChanged()
+            flushAudit()
+            if ContinuousClock.now - lastMetrics >= .seconds(5) {
+                writeMetrics()
+                lastMetrics = .now
+            }
+            let (seconds, attoseconds) = interval.components
+            var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+            nanosleep(&pause, nil)
+        }
+        flushAudit()
+        writeMetrics()
+    }
+
+    /// Re-reads the datasets when the store changed, installs the new picture, and invalidates
+    /// in the kernel every name that went away and every inode whose attributes changed.
+    public func refreshIfChanged() {
+        let store = filesystem.store
+        let old = filesystem.tree
+        do {
+            guard try store.contentGeneration() != old.generation else { return }
+            let new = try MountFilesystem.readTree(store: store, datasets: filesystem.datasets)
+            _ = filesystem.replaceTree(new)
+            filesystem.counters.refreshes.add(1, ordering: .relaxed)
+            invalidate(from: old, to: new)
+        } catch {
+            filesystem.logger.error("cannot re-read the datasets; keeping the previous view", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func invalidate(from old: MountTree, to new: MountTree) {
+        var removed = 0
+        for before in old.allEntries {
+            guard let after = new.entry(before.inode) else {
+                session.invalidate(entry: before.name, in: before.parent)
+                session.invalidate(inode: before.inode)
+                removed += 1
+                continue
+            }
+            if after == before { continue }
+            if after.parent != before.parent || after.name != before.name || after.content != before.content {
+                session.invalidate(entry: before.name, in: before.parent)
+            }
+            session.invalidate(inode: before.inode)
+        }
+        filesystem.logger.info("view follows the store", metadata: [
+            "generation": "\(new.generation)", "entries": "\(new.count)", "removed": "\(removed)"])
+    }
+
+    private func flushAudit() {
+        do {
+            try filesystem.audit.flush { try filesystem.store.appendAudit($0) }
+        } catch {
+            filesystem.logger.error("audit records not written; opens are refused until they are", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func writeMetrics() {
+        guard let metricsFile else { return }
+        let text = filesystem.counters.exposition(dataset: filesystem.datasets.joined(separator: ","))
+        let temporary = metricsFile + ".tmp"
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+            guard rename(temporary, metricsFile) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        } catch {
+            filesystem.logger.warning("cannot write the metrics file", metadata: ["path": "\(metricsFile)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,207 @@
+import CairnStore
+import Foundation
+
+/// One file or folder of the mount.
+public struct MountEntry: Sendable, Equatable {
+    public enum Content: Sendable, Equatable {
+        case directory(subdirectories: Int)
+        /// A blob's original bytes.
+        case blob(BlobDigest)
+        /// The dataset's generated `index.json`.
+        case indexDocument
+    }
+
+    public let inode: UInt64
+    public let parent: UInt64
+    public let name: String
+    /// The dataset the entry belongs to ("" for the root).
+    public let dataset: String
+    public let content: Content
+    public let size: UInt64
+    /// Seconds since 1970: a blob's time of storing; a folder's newest file below it.
+    public let modified: Int64
+
+    public var isDirectory: Bool { if case .directory = content { true } else { false } }
+}
+
+/// An immutable picture of the mounted datasets as folders:
+/// `/<dataset>/index.json`, `/<dataset>/<subject>/<study>/<series>/<instance>.dcm` and
+/// `/<dataset>/files/<name>` for blobs that are not DICOM. A new picture is built whenever the
+/// store's content generation moves; readers hold whichever picture they started with.
+public final class MountTree: Sendable {
+    public static let rootInode: UInt64 = 1
+    public static let indexName = "index.json"
+    public static let filesFolder = "files"
+
+    /// The store's content generation the picture was read at.
+    public let generation: Int64
+    private let entries: [UInt64: MountEntry]
+    private let childList: [UInt64: [UInt64]]
+    private let childNames: [UInt64: [String: UInt64]]
+    private let documents: [UInt64: [UInt8]]
+
+    init(generation: Int64, entries: [UInt64: MountEntry], childList: [UInt64: [UInt64]],
+         childNames: [UInt64: [String: UInt64]], documents: [UInt64: [UInt8]]) {
+        self.generation = generation
+        self.entries = entries
+        self.childList = childList
+        self.childNames = childNames
+        self.documents = documents
+    }
+
+    public var count: Int { entries.count }
+
+    public func entry(_ inode: UInt64) -> MountEntry? { entries[inode] }
+
+    public func lookup(parent: UInt64, name: String) -> MountEntry? {
+        childNames[parent]?[name].flatMap { entries[$0] }
+    }
+
+    /// A folder's entries, in name order.
+    public func children(of inode: UInt64) -> [MountEntry] {
+        (childList[inode] ?? []).compactMap { entries[$0] }
+    }
+
+    /// The bytes of a generated file (`index.json`).
+    public func document(_ inode: UInt64) -> [UInt8]? { documents[inode] }
+
+    /// Every entry (tests, diffs between pictures).
+    public var allEntries: Dictionary<UInt64, MountEntry>.Values { entries.values }
+
+    /// The path of an entry below the root, e.g. `ds/subject/study/series/x.dcm`.
+    public func path(of inode: UInt64) -> String? {
+        var parts: [String] = []
+        var current = inode
+        while current != Self.rootInode {
+            guard let entry = entries[current] else { return nil }
+            parts.append(entry.name)
+            current = entry.parent
+        }
+        return parts.reversed().joined(separator: "/")
+    }
+
+    /// A dataset as the mount shows it.
+    public struct Dataset: Sendable {
+        public var id: String
+        public var createdAt: Date
+        public var members: [DatasetMember]
+
+        public init(id: String, createdAt: Date, members: [DatasetMember]) {
+            self.id = id
+            self.createdAt = createdAt
+            self.members = members
+        }
+    }
+
+    public static func build(_ datasets: [Dataset], generation: Int64) -> MountTree {
+        var builder = MountTreeBuilder()
+        for dataset in datasets.sorted(by: { $0.id < $1.id }) { builder.add(dataset) }
+        return builder.finish(generation: generation)
+    }
+}
+
+/// Assembles a `MountTree`: folders on first use, names unique per folder, inode numbers from
+/// paths (stable across rebuilds and mounts; on a hash collision the next free number).
+struct MountTreeBuilder {
+    private var entries: [UInt64: MountEntry] = [:]
+    private var childList: [UInt64: [UInt64]] = [:]
+    private var childNames: [UInt64: [String: UInt64]] = [:]
+    private var documents: [UInt64: [UInt8]] = [:]
+    private var paths: [UInt64: String] = [MountTree.rootInode: ""]
+    private var modified: [UInt64: Int64] = [:]
+
+    init() {
+        entries[MountTree.rootInode] = MountEntry(inode: MountTree.rootInode, parent: MountTree.rootInode, name: "", dataset: "",
+                                                  content: .directory(subdirectories: 0), size: 0, modified: 0)
+    }
+
+    mutating func add(_ dataset: MountTree.Dataset) {
+        let datasetTime = Int64(dataset.createdAt.timeIntervalSince1970)
+        let top = folder(named: dataset.id, in: MountTree.rootInode, dataset: dataset.id, time: datasetTime)
+        var studies = StudyIndex()
+        let reserved: Set<String> = [MountTree.indexName, MountTree.filesFolder]
+        // Earliest stored first: when two blobs want one name, the one already there keeps it.
+        for member in dataset.members.sorted(by: { ($0.storedAt, $0.digest.hex) < ($1.storedAt, $1.digest.hex) }) {
+            let time = Int64(member.storedAt.timeIntervalSince1970)
+            guard let instance = member.instance else {
+                let files = folder(named: MountTree.filesFolder, in: top, dataset: dataset.id, time: time)
+                addFile(MountNames.component(member.name, placeholder: member.digest.hex), in: files, member: member, dataset: dataset.id)
+                continue
+            }
+            let subjectName = MountNames.component(instance.subject, placeholder: "unknown-subject", reserved: reserved)
+            let studyName = MountNames.component(instance.studyUID, placeholder: "unknown-study")
+            let seriesName = MountNames.component(instance.seriesUID, placeholder: "unknown-series")
+            let subject = folder(named: subjectName, in: top, dataset: dataset.id, time: time)
+            let study = folder(named: studyName, in: subject, dataset: dataset.id, time: time)
+            let series = folder(named: seriesName, in: study, dataset: dataset.id, time: time)
+            let instanceName = MountNames.component(instance.sopInstanceUID, placeholder: member.digest.hex) + ".dcm"
+            addFile(instanceName, in: series, member: member, dataset: dataset.id)
+            studies.add(subject: subjectName, study: studyName, series: seriesName, instance: instance)
+        }
+        let document = studies.document()
+        let inode = place(MountTree.indexName, in: top)
+        entries[inode] = MountEntry(inode: inode, parent: top, name: MountTree.indexName, dataset: dataset.id, content: .indexDocument,
+                                    size: UInt64(document.count), modified: max(datasetTime, modified[top] ?? 0))
+        documents[inode] = document
+    }
+
+    private mutating func addFile(_ preferred: String, in parent: UInt64, member: DatasetMember, dataset: String) {
+        var name = preferred
+        if childNames[parent]?[name] != nil {
+            func tagged(_ tag: Substring) -> String {
+                preferred.hasSuffix(".dcm") ? String(preferred.dropLast(4)) + "~" + tag + ".dcm" : preferred + "~" + tag
+            }
+            name = tagged(member.digest.hex.prefix(12))
+            if childNames[parent]?[name] != nil { name = tagged(member.digest.hex[...]) }
+        }
+        let inode = place(name, in: parent)
+        let time = Int64(member.storedAt.timeIntervalSince1970)
+        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset, content: .blob(member.digest),
+                                    size: member.size, modified: time)
+        touch(parent, time: time)
+    }
+
+    private mutating func folder(named name: String, in parent: UInt64, dataset: String, time: Int64) -> UInt64 {
+        if let existing = childNames[parent]?[name] { return existing }
+        let inode = place(name, in: parent)
+        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset,
+                                    content: .directory(subdirectories: 0), size: 0, modified: time)
+        touch(parent, time: time)
+        return inode
+    }
+
+    /// Reserves an inode for `name` in `parent` and links it there.
+    private mutating func place(_ name: String, in parent: UInt64) -> UInt64 {
+        let path = (paths[parent].map { $0.isEmpty ? "" : $0 + "/" } ?? "") + name
+        var inode = MountNames.inode(path)
+        while entries[inode] != nil || inode == MountTree.rootInode || inode == 0 { inode &+= 1 }
+        paths[inode] = path
+        childList[parent, default: []].append(inode)
+        childNames[parent, default: [:]][name] = inode
+        return inode
+    }
+
+    private mutating func touch(_ folder: UInt64, time: Int64) {
+        var current = folder
+        while true {
+            if (modified[current] ?? Int64.min) < time { modified[current] = time }
+            if current == MountTree.rootInode { return }
+            guard let parent = entries[current]?.parent else { return }
+            current = parent
+        }
+    }
+
+    func finish(generation: Int64) -> MountTree {
+        var entries = entries
+        var childList = childList
+        for (folder, children) in childList {
+            childList[folder] = children.sorted { (entries[$0]?.name ?? "") < (entries[$1]?.name ?? "") }
+            guard let entry = entries[folder] else { continue }
+            let subdirectories = children.filter { entries[$0]?.isDirectory == true }.count
+            entries[folder] = MountEntry(inode: folder, parent: entry.parent, name: entry.name, dataset: entry.dataset,
+                                         content: .directory(subdirectories: subdirectories), size: 0,
+                                         modified: max(entry.modified, modified[folder] ?? entry.modified))
+        }
+        return MountTree(generation: generation, entries: entries, childList: childList, childNames: childNames, documents: documents)
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import GRDB
+
+/// One blob of a dataset with what a file view of the dataset needs: its size and time, and the
+/// instance attributes that place it in a subject/study/series tree (nil when it is not DICOM).
+public struct DatasetMember: Sendable, Equatable {
+    public var digest: BlobDigest
+    /// The name given at upload or ingest (its file name), if any.
+    public var name: String?
+    public var size: UInt64
+    public var storedAt: Date
+    public var instance: Instance?
+
+    public init(digest: BlobDigest, name: String?, size: UInt64, storedAt: Date, instance: Instance?) {
+        self.digest = digest
+        self.name = name
+        self.size = size
+        self.storedAt = storedAt
+        self.instance = instance
+    }
+
+    public struct Instance: Sendable, Equatable {
+        public var subject: String?
+        public var studyUID: String?
+        public var seriesUID: String?
+        public var sopInstanceUID: String?
+        public var modality: String?
+        public var bodyPart: String?
+        public var studyDate: String?
+
+        public init(subject: String? = nil, studyUID: String? = nil, seriesUID: String? = nil, sopInstanceUID: String? = nil,
+                    modality: String? = nil, bodyPart: String? = nil, studyDate: String? = nil) {
+            self.subject = subject
+            self.studyUID = studyUID
+            self.seriesUID = seriesUID
+            self.sopInstanceUID = sopInstanceUID
+            self.modality = modality
+            self.bodyPart = bodyPart
+            self.studyDate = studyDate
+        }
+    }
+}
+
+extension BlobStore {
+    /// A number that moves on whenever any dataset gains or loses a blob or an instance (in any
+    /// process): a listing read at one value is current until it changes.
+    public func contentGeneration() throws -> Int64 {
+        try index.readStatement { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'content_generation'") ?? 0
+        }
+    }
+
+    /// Every blob of `dataset` with its instance attributes, in digest order, and the content
+    /// generation it was read at (one transaction, so the two agree).
+    public func members(of dataset: String) throws -> (members: [DatasetMember], generation: Int64) {
+        try index.read { db in
+            let generation = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'content_generation'") ?? 0
+            var members: [DatasetMember] = []
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT d.digest, d.name, b.size, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
+                       i.series_uid, i.sop_uid, i.modality, i.body_part, i.study_date
+                FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
+                LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
+                WHERE d.dataset_id = ? ORDER BY d.digest
+                """, arguments: [dataset])
+            while let row = try rows.next() {
+                var instance: DatasetMember.Instance?
+                if (row["instance_digest"] as String?) != nil {
+                    var found = DatasetMember.Instance()
+                    found.subject = row["subject"]
+                    found.studyUID = row["study_uid"]
+                    found.seriesUID = row["series_uid"]
+                    found.sopInstanceUID = row["sop_uid"]
+                    found.modality = row["modality"]
+                    found.bodyPart = row["body_part"]
+                    found.studyDate = row["study_date"]
+                    instance = found
+                }
+                let digest = try BlobDigest(indexed: row["digest"])
+                guard let size = UInt64(exactly: row["size"] as Int64) else {
+                    throw StoreError.index("blob \(digest) has a negative size in the index")
+                }
+                members.append(DatasetMember(
+                    digest: digest, name: row["name"], size: size,
+                    storedAt: Date(timeIntervalSince1970: row["created_at"]), instance: instance))
+            }
+            return (members, generation)
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import CairnStore
+import Foundation
+import Testing
+@testable import CairnMount
+
+@Suite struct MountTreeTests {
+    static func digest(_ n: Int) -> BlobDigest {
+        BlobDigest(hex: String(repeating: "0", count: 60) + String(format: "%04x", n))!
+    }
+
+    static func instance(_ n: Int, subject: String?, study: String?, series: String?, sop: String?, at seconds: Double = 1_000) -> DatasetMember {
+        DatasetMember(digest: digest(n), name: nil, size: UInt64(100 + n), storedAt: Date(timeIntervalSince1970: seconds),
+                      instance: .init(subject: subject, studyUID: study, seriesUID: series, sopInstanceUID: sop,
+                                      modality: "CT", bodyPart: "CHEST", studyDate: "20200101"))
+    }
+
+    @Test func layoutFollowsSubjectStudySeries() throws {
+        let members = [
+            Self.instance(1, subject: "P1", study: "1.2.3", series: "1.2.3.4", sop: "1.2.3.4.5"),
+            Self.instance(2, subject: "P1", study: "1.2.3", series: "1.2.3.4", sop: "1.2.3.4.6"),
+            DatasetMember(digest: Self.digest(3), name: "notes.txt", size: 7, storedAt: Date(timeIntervalSince1970: 2_000), instance: nil),
+        ]
+        let tree = MountTree.build([.init(id: "ds", createdAt: Date(timeIntervalSince1970: 10), members: members)], generation: 4)
+        let paths = Set(tree.allEntries.compactMap { tree.path(of: $0.inode) })
+        #expect(paths.contains("ds/P1/1.2.3/1.2.3.4/1.2.3.4.5.dcm"))
+        #expect(paths.contains("ds/P1/1.2.3/1.2.3.4/1.2.3.4.6.dcm"))
+        #expect(paths.contains("ds/files/notes.txt"))
+        #expect(paths.contains("ds/index.json"))
+        let series = try #require(tree.lookup(parent: try #require(tree.lookup(parent: try #require(
+            tree.lookup(parent: try #require(tree.lookup(parent: MountTree.rootInode, name: "ds")).inode, name: "P1")).inode,
+            name: "1.2.3")).inode, name: "1.2.3.4"))
+        #expect(tree.children(of: series.inode).map(\.name) == ["1.2.3.4.5.dcm", "1.2.3.4.6.dcm"])
+        #expect(tree.entry(MountTree.rootInode)?.modified == 2_000)
+        let document = try #require(tree.lookup(parent: try #require(tree.lookup(parent: MountTree.rootInode, name: "ds")).inode, name: "index.json"))
+        let json = try JSONSerialization.jsonObject(with: Data(try #require(tree.document(document.inode)))) as? [[String: Any]]
+        let study = try #require(json?.first)
+        #expect(study["studyId"] as? String == "1.2.3")
+        #expect(study["subjectName"] as? String == "P1")
+        #expect(study["path"] as? String == "P1/1.2.3")
+        #expect(study["url"] as? String == "urn:oid:1.2.3")
+        let seriesList = try #require(study["series"] as? [[String: Any]])
+        #expect(seriesList.first?["folderName"] as? String == "1.2.3.4")
+        #expect(seriesList.first?["tags"] as? [String] == ["CT", "CHEST"])
+        #expect(seriesList.first?["instances"] as? Int == 2)
+    }
+
+    @Test func namesAreSafeUniqueAndStable() throws {
+        let members = [
+            Self.instance(1, subject: "../etc", study: "1.2", series: "1.3", sop: "1.4"),
+            Self.instance(2, subject: "__etc", study: "1.2", series: "1.3", sop: "1.4"),
+            Self.instance(3, subject: "files", study: nil, series: nil, sop: nil),
+            Self.instance(4, subject: nil, study: "1.2", series: "1.3", sop: "1.4"),
+            // The same SOP Instance UID stored twice (a re-sent, changed file): the earlier keeps the name.
+            Self.instance(5, subject: "P", study: "1.2", series: "1.3", sop: "9.9", at: 50),
+            Self.instance(6, subject: "P", study: "1.2", series: "1.3", sop: "9.9", at: 40),
+        ]
+        let tree = MountTree.build([.init(id: "ds", createdAt: Date(), members: members)], generation: 1)
+        let paths = tree.allEntries.compactMap { tree.path(of: $0.inode) }
+        #expect(Set(paths).count == paths.count)
+        for path in paths {
+            for part in path.split(separator: "/") {
+                #expect(part != "." && part != ".." && !part.hasPrefix("."), "unsafe component in \(path)")
+            }
+        }
+        let top = try #require(tree.lookup(parent: MountTree.rootInode, name: "ds"))
+        let subjects = tree.children(of: top.inode).map(\.name)
+        #expect(subjects.contains("files") == false, "a subject called files must not take the files folder's name: \(subjects)")
+        #expect(subjects.filter { $0.hasPrefix("__etc") }.count == 2)
+        #expect(subjects.contains { $0.hasPrefix("unknown-subject~") })
+        let p = try #require(tree.lookup(parent: top.inode, name: "P"))
+        let seriesFolder = try #require(tree.lookup(parent: try #require(tree.lookup(parent: p.inode, name: "1.2")).inode, name: "1.3"))
+        let names = tree.children(of: seriesFolder.inode).map(\.name)
+        #expect(names.count == 2 && names.contains("9.9.dcm"))
+        #expect(tree.lookup(parent: seriesFolder.inode, name: "9.9.dcm")?.content == .blob(Self.digest(6)))
+
+        // Inodes and names do not depend on the other members.
+        let smaller = MountTree.build([.init(id: "ds", createdAt: Date(), members: [members[4]])], generation: 2)
+        let lone = try #require(smaller.lookup(parent: try #require(smaller.lookup(parent: try #require(smaller.lookup(parent: try #require(
+            smaller.lookup(parent: MountTree.rootInode, name: "ds")).inode, name: "P")).inode, name: "1.2")).inode, name: "1.3"))
+        #expect(lone.inode == seriesFolder.inode)
+    }
+}
