@@ -34,7 +34,7 @@ public enum Mountpoint {
         var recovered = false
         // statvfs reaches a FUSE daemon even when the kernel still caches the folder's attributes.
         var filesystem = statvfs()
-        if statvfs(path, &filesystem) != 0 && errno == ENOTCONN {
+        if statvfs(path, &filesystem) != 0 && (errno == ENOTCONN || errno == ECONNABORTED) {
             try detachStale(path)
             recovered = true
         }
