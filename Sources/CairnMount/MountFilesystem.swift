@@ -1,5 +1,6 @@
 import CairnAudit
 import CairnStore
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
@@ -104,10 +105,14 @@ public final class MountFilesystem: Sendable {
         case .directory:
             return .failed(EISDIR)
         case .indexDocument:
-            file = OpenFile(entry: entry, document: tree.document(inode) ?? [], reader: nil)
-        case .blob(let digest):
+            file = OpenFile(entry: entry, document: tree.document(inode) ?? [], reader: nil) {
+                throw StoreError.invalidArgument("a generated document has no blob")
+            }
+        case .blob(let digest, let codec):
             do {
-                file = OpenFile(entry: entry, document: nil, reader: try store.reader(digest))
+                file = OpenFile(entry: entry, document: nil, reader: try store.reader(digest, codec: codec)) { [store] in
+                    try store.reader(digest, codec: codec)
+                }
             } catch {
                 counters.failedOpens.add(1, ordering: .relaxed)
                 logger.error("cannot open blob", metadata: ["digest": "\(digest)", "error": "\(error)"])
@@ -165,7 +170,7 @@ public final class MountFilesystem: Sendable {
     func release(handle: UInt64) {
         guard let file = open.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
         var digest: String?
-        if case .blob(let blob) = file.entry.content { digest = blob.description }
+        if case .blob(let blob, _) = file.entry.content { digest = blob.description }
         let event = AuditEvent(actor: actor, action: "mount.read", dataset: file.entry.dataset, digest: digest,
                                bytes: Int64(file.served.load(ordering: .relaxed)), status: 0,
                                detail: digest == nil ? file.entry.name : nil)
@@ -178,23 +183,60 @@ public final class MountFilesystem: Sendable {
 /// An open file: what it reads from (a blob's reader, or the bytes of a generated document) and
 /// how many bytes it has served.
 final class OpenFile: @unchecked Sendable {
-    // @unchecked: `reader` is not thread-safe and is used only under `lock`; the rest is immutable or atomic.
+    // @unchecked: each reader is not thread-safe and is used only under its own lock; the rest is
+    // immutable or atomic.
     let entry: MountEntry
     let document: [UInt8]?
     private let reader: BlobReader?
     private let lock = Mutex(())
+    /// A second reader, opened on the first large read, decodes the back half of large reads
+    /// on another core while `reader` decodes the front half.
+    private var helper: BlobReader?
+    private let helperLock = Mutex(())
+    private let openHelper: @Sendable () throws -> BlobReader
     let served = Atomic<Int>(0)
 
-    init(entry: MountEntry, document: [UInt8]?, reader: BlobReader?) {
+    /// Reads of at least this many bytes are decoded in two halves at once.
+    static let splitBytes = 256 << 10
+
+    init(entry: MountEntry, document: [UInt8]?, reader: BlobReader?, openHelper: @escaping @Sendable () throws -> BlobReader) {
         self.entry = entry
         self.document = document
         self.reader = reader
+        self.openHelper = openHelper
     }
 
-    /// Concurrent reads of one handle take turns.
+    /// Concurrent reads of one handle take turns on each reader.
     func read(_ range: Range<UInt64>, into target: UnsafeMutableRawBufferPointer) throws {
         guard let reader else { throw StoreError.invalidArgument("no reader for an open blob") }
-        try lock.withLock { _ in try reader.read(range, into: target) }
+        let length = range.upperBound - range.lowerBound
+        let middle = length < UInt64(Self.splitBytes) ? range.upperBound : lock.withLock { _ in
+            reader.chunkEnd(from: range.lowerBound, minimum: length / 2, limit: range.upperBound)
+        }
+        if middle >= range.upperBound {
+            try lock.withLock { _ in try reader.read(range, into: target) }
+            return
+        }
+        // The halves meet at a frame boundary, so no frame is decoded twice.
+        let front = Int(middle - range.lowerBound)
+        let address = UInt(bitPattern: target.baseAddress)
+        let failure = Mutex<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: 2) { half in
+            guard let base = UnsafeMutableRawPointer(bitPattern: address) else { return }
+            do {
+                if half == 0 {
+                    try lock.withLock { _ in try self.reader?.read(range.lowerBound..<middle, into: .init(start: base, count: front)) }
+                } else {
+                    try helperLock.withLock { _ in
+                        if helper == nil { helper = try openHelper() }
+                        try helper?.read(middle..<range.upperBound, into: .init(start: base + front, count: Int(length) - front))
+                    }
+                }
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 }
 

@@ -50,6 +50,9 @@ public final class MountRefresher: Sendable {
     }
 
     private func loop() {
+        if !session.widenReadahead(kibibytes: 1024) {
+            filesystem.logger.info("readahead stays at the kernel's default (setting it needs root)")
+        }
         var lastMetrics = ContinuousClock.now - .seconds(60)
         while !stopping.load(ordering: .sequentiallyConsistent) {
             refreshIfChanged()

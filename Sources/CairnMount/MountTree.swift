@@ -6,7 +6,7 @@ public struct MountEntry: Sendable, Equatable {
     public enum Content: Sendable, Equatable {
         case directory(subdirectories: Int)
         /// A blob's original bytes.
-        case blob(BlobDigest)
+        case blob(BlobDigest, BlobCodec)
         /// The dataset's generated `index.json`.
         case indexDocument
     }
@@ -156,7 +156,7 @@ struct MountTreeBuilder {
         }
         let inode = place(name, in: parent)
         let time = Int64(member.storedAt.timeIntervalSince1970)
-        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset, content: .blob(member.digest),
+        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset, content: .blob(member.digest, member.codec),
                                     size: member.size, modified: time)
         touch(parent, time: time)
     }

@@ -8,13 +8,16 @@ public struct DatasetMember: Sendable, Equatable {
     /// The name given at upload or ingest (its file name), if any.
     public var name: String?
     public var size: UInt64
+    /// How the blob file is stored, so a reader opens without another index lookup.
+    public var codec: BlobCodec
     public var storedAt: Date
     public var instance: Instance?
 
-    public init(digest: BlobDigest, name: String?, size: UInt64, storedAt: Date, instance: Instance?) {
+    public init(digest: BlobDigest, name: String?, size: UInt64, codec: BlobCodec = .zstd, storedAt: Date, instance: Instance?) {
         self.digest = digest
         self.name = name
         self.size = size
+        self.codec = codec
         self.storedAt = storedAt
         self.instance = instance
     }
@@ -57,7 +60,7 @@ extension BlobStore {
             let generation = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'content_generation'") ?? 0
             var members: [DatasetMember] = []
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT d.digest, d.name, b.size, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
+                SELECT d.digest, d.name, b.size, b.codec, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
                        i.series_uid, i.sop_uid, i.modality, i.body_part, i.study_date
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                 LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
@@ -80,8 +83,11 @@ extension BlobStore {
                 guard let size = UInt64(exactly: row["size"] as Int64) else {
                     throw StoreError.index("blob \(digest) has a negative size in the index")
                 }
+                guard let codec = BlobCodec(rawValue: row["codec"]) else {
+                    throw StoreError.index("blob \(digest) has an unknown codec in the index")
+                }
                 members.append(DatasetMember(
-                    digest: digest, name: row["name"], size: size,
+                    digest: digest, name: row["name"], size: size, codec: codec,
                     storedAt: Date(timeIntervalSince1970: row["created_at"]), instance: instance))
             }
             return (members, generation)

@@ -108,10 +108,13 @@ public final class BlobStore: Sendable {
         }
     }
 
-    /// Opens a reader for a blob whose row the caller already has (saves the index lookup).
-    public func reader(for record: BlobRecord) throws -> BlobReader {
-        try BlobReader(path: path(of: record.digest), digest: record.digest, codec: record.codec, pool: scratchPool, tables: seekTables)
+    /// Opens a reader for a blob whose codec the caller already knows (saves the index lookup).
+    public func reader(_ digest: BlobDigest, codec: BlobCodec) throws -> BlobReader {
+        try BlobReader(path: path(of: digest), digest: digest, codec: codec, pool: scratchPool, tables: seekTables)
     }
+
+    /// Opens a reader for a blob whose row the caller already has (saves the index lookup).
+    public func reader(for record: BlobRecord) throws -> BlobReader { try reader(record.digest, codec: record.codec) }
 
     /// Free bytes on the data directory's filesystem.
     public var freeBytes: UInt64? { FileSystem.freeBytes(root) }

@@ -6,6 +6,7 @@
 #   SERVE_ARGS="--sustain-seconds 0" Tools/bench/run.sh             skip the 10-minute load
 #   Tools/bench/run.sh --serve-only                                 serving (and federation) only
 #   FEDERATION_ARGS="--entries 100000" Tools/bench/run.sh           smaller manifest/hub run
+#   Tools/bench/run.sh --mount-only                                 `cairn mount` only (root, /dev/fuse)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -20,6 +21,9 @@ if [ ! -f "$corpus.complete" ]; then
     touch "$corpus.complete"
 fi
 shared=../shared/dicom
+if [ "${1:-}" = "--mount-only" ]; then
+    exec .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
+fi
 if [ "${1:-}" = "--serve-only" ]; then shift; else
     .venv/bin/python Tools/bench/bench.py --corpus "$corpus" --shared "$shared" "$@"
 fi
@@ -28,3 +32,4 @@ for tool in Orthanc nginx wrk; do
 done
 .venv/bin/python Tools/bench/serve_bench.py --corpus "$corpus" ${SERVE_ARGS:-}
 .venv/bin/python Tools/bench/federation_bench.py ${FEDERATION_ARGS:-}
+.venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
