@@ -37,9 +37,12 @@ enum MountNames {
         return String(repeating: "0", count: 8 - hex.count) + hex
     }
 
-    /// A stable inode number for a path in the mount: 2 and up (1 is the root).
-    static func inode(_ path: String) -> UInt64 {
-        let hash = path.utf8CString.withUnsafeBufferPointer { XXH3_64bits($0.baseAddress, $0.count - 1) }
+    /// A stable inode number for `name` in the folder `parent`: 2 and up (1 is the root). Derived
+    /// from the parent's number, so it follows from the path alone.
+    static func inode(parent: UInt64, name: String) -> UInt64 {
+        var key = withUnsafeBytes(of: parent.littleEndian) { Array($0) }
+        key.append(contentsOf: name.utf8)
+        let hash = key.withUnsafeBytes { XXH3_64bits($0.baseAddress, $0.count) }
         return hash < 2 ? hash + 2 : hash
     }
 }

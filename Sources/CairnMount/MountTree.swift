@@ -101,13 +101,13 @@ public final class MountTree: Sendable {
 }
 
 /// Assembles a `MountTree`: folders on first use, names unique per folder, inode numbers from
-/// paths (stable across rebuilds and mounts; on a hash collision the next free number).
+/// the parent's number and the name (stable across rebuilds and mounts; on a hash collision the
+/// next free number).
 struct MountTreeBuilder {
     private var entries: [UInt64: MountEntry] = [:]
     private var childList: [UInt64: [UInt64]] = [:]
     private var childNames: [UInt64: [String: UInt64]] = [:]
     private var documents: [UInt64: [UInt8]] = [:]
-    private var paths: [UInt64: String] = [MountTree.rootInode: ""]
     private var modified: [UInt64: Int64] = [:]
 
     init() {
@@ -172,10 +172,8 @@ struct MountTreeBuilder {
 
     /// Reserves an inode for `name` in `parent` and links it there.
     private mutating func place(_ name: String, in parent: UInt64) -> UInt64 {
-        let path = (paths[parent].map { $0.isEmpty ? "" : $0 + "/" } ?? "") + name
-        var inode = MountNames.inode(path)
+        var inode = MountNames.inode(parent: parent, name: name)
         while entries[inode] != nil || inode == MountTree.rootInode || inode == 0 { inode &+= 1 }
-        paths[inode] = path
         childList[parent, default: []].append(inode)
         childNames[parent, default: [:]][name] = inode
         return inode

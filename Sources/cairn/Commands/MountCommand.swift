@@ -60,6 +60,8 @@ struct MountCommand: ParsableCommand {
     }
 
     private func serve(_ ids: [String], at path: String) throws {
+        // Read buffers and pictures of the datasets come and go: give freed memory back.
+        cairn_tune_malloc_for_server()
         do { try Mountpoint.checkFuseDevice() } catch { throw CommandFailure(status: 2, message: error.description) }
         let store: BlobStore
         do { store = try global.openStore() } catch { throw CommandFailure(status: 2, message: "cannot open the store: \(error)") }
