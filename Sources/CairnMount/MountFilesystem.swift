@@ -73,8 +73,9 @@ public final class MountFilesystem: Sendable {
         }
         attributes.st_size = off_t(clamping: entry.size)
         attributes.st_blocks = blkcnt_t(clamping: (entry.size + 511) / 512)
-        // Tools size their reads from this (cp, cat, Python's buffered files): a few frames at a time.
-        attributes.st_blksize = 1 << 20
+        // Tools size their buffers from this (cat, cp, Python): 128 KiB, as they would on a local disk;
+        // a megabyte made cat map and fault in a fresh buffer for every file. Readahead still fetches 1 MiB.
+        attributes.st_blksize = 128 << 10
         attributes.st_uid = owner.uid
         attributes.st_gid = owner.gid
         let time = timespec(tv_sec: time_t(entry.modified), tv_nsec: 0)
