@@ -67,7 +67,8 @@ let package = Package(
         // `cairn mount`: datasets as read-only folders of DICOM files, over FUSE.
         .target(
             name: "CairnMount",
-            dependencies: ["CairnStore", "CairnAudit", "CFuse", "CXXHash", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["CairnFoundation", "CairnStore", "CairnAudit", "CFuse", "CXXHash",
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "CairnManifest",
             dependencies: ["CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),

@@ -27,6 +27,13 @@ void cairn_fuse_open_cached(struct fuse_file_info *fi, uint64_t fh) {
     fi->noflush = 1;
 }
 
+void cairn_fuse_open_direct(struct fuse_file_info *fi, uint64_t fh) {
+    fi->fh = fh;
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    fi->noflush = 1;
+}
+
 void cairn_block_exit_signals(int block) {
     sigset_t set;
     sigemptyset(&set);
@@ -34,4 +41,11 @@ void cairn_block_exit_signals(int block) {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+void cairn_block_exit_signals_in_worker(void) {
+    static __thread int blocked = 0;
+    if (blocked) return;
+    cairn_block_exit_signals(1);
+    blocked = 1;
 }

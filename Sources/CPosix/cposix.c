@@ -18,3 +18,9 @@ void cairn_tune_malloc_for_server(void) {
 int cairn_spawn_in_new_session(posix_spawnattr_t *attributes) {
     return posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSID);
 }
+
+int cairn_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+int cairn_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

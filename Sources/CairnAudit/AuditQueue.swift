@@ -30,6 +30,9 @@ public final class AuditQueue: Sendable {
         }
     }
 
+    /// How many events wait to be written.
+    public var pending: Int { state.withLock { $0.pending.count } }
+
     /// Why nothing that must be audited may happen now; nil when healthy.
     public var problem: String? {
         state.withLock { state in

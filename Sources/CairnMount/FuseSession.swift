@@ -9,6 +9,9 @@ public final class FuseSession: Sendable {
     private let filesystem: MountFilesystem
     /// The `struct fuse_session *`, as a bit pattern (0 before mounting and after destroying).
     private let session = Atomic<UInt>(0)
+    /// Held while the kernel is notified and while the session is torn down, so a notification
+    /// never reaches a freed session.
+    private let notifying = Mutex(())
 
     public init(filesystem: MountFilesystem, mountpoint: String) {
         self.filesystem = filesystem
@@ -31,15 +34,30 @@ public final class FuseSession: Sendable {
         session.store(UInt(bitPattern: created), ordering: .sequentiallyConsistent)
     }
 
-    /// Serves requests until the session ends; returns after unmounting.
-    public func run(threads: Int) {
+    /// Holds SIGINT, SIGTERM and SIGHUP pending in the calling thread (and the threads it starts),
+    /// from before mounting until `serve`, so none can leave a mount without its daemon.
+    public static func holdExitSignals(_ hold: Bool) { cairn_block_exit_signals(hold ? 1 : 0) }
+
+    /// Serves requests until the session ends (a signal, `fusermount3 -u`). Afterwards the exit
+    /// signals are ignored, so a second Ctrl-C cannot cut short the last audit records.
+    public func serve(threads: Int) {
         guard let se = handle else { return }
         if fuse_set_signal_handlers(se) != 0 { filesystem.logger.error("cannot install signal handlers: stop with fusermount3 -u") }
-        _ = cairn_fuse_loop_mt(se, UInt32(max(1, threads)))
+        if cairn_fuse_loop_mt(se, UInt32(max(1, threads))) != 0 {
+            filesystem.logger.error("the FUSE session loop ended with an error")
+        }
         fuse_remove_signal_handlers(se)
-        session.store(0, ordering: .sequentiallyConsistent)
-        fuse_session_unmount(se)
-        fuse_session_destroy(se)
+        for exitSignal in [SIGINT, SIGTERM, SIGHUP] { signal(exitSignal, SIG_IGN) }
+    }
+
+    /// Unmounts and frees the session; call after everything that notifies the kernel has stopped.
+    public func teardown() {
+        notifying.withLock { _ in
+            guard let se = handle else { return }
+            session.store(0, ordering: .sequentiallyConsistent)
+            fuse_session_unmount(se)
+            fuse_session_destroy(se)
+        }
     }
 
     private var handle: OpaquePointer? { OpaquePointer(bitPattern: session.load(ordering: .sequentiallyConsistent)) }
@@ -64,14 +82,18 @@ public final class FuseSession: Sendable {
 
     /// Tells the kernel a name is gone (or changed) so it stops answering from its caches.
     func invalidate(entry name: String, in parent: UInt64) {
-        guard let se = handle else { return }
-        _ = name.withCString { fuse_lowlevel_notify_inval_entry(se, parent, $0, strlen($0)) }
+        notifying.withLock { _ in
+            guard let se = handle else { return }
+            _ = name.withCString { fuse_lowlevel_notify_inval_entry(se, parent, $0, strlen($0)) }
+        }
     }
 
     /// Drops the kernel's cached attributes and pages of an inode.
     func invalidate(inode: UInt64) {
-        guard let se = handle else { return }
-        _ = fuse_lowlevel_notify_inval_inode(se, inode, 0, 0)
+        notifying.withLock { _ in
+            guard let se = handle else { return }
+            _ = fuse_lowlevel_notify_inval_inode(se, inode, 0, 0)
+        }
     }
 
     // MARK: - The C callbacks
@@ -95,10 +117,16 @@ public final class FuseSession: Sendable {
         }
         ops.open = { req, inode, info in
             guard let fs = mountFilesystem(of: req), let info else { return replyError(req, EIO) }
-            switch fs.openFile(inode, flags: info.pointee.flags) {
+            let context = fuse_req_ctx(req)
+            let requester = MountFilesystem.Requester(uid: context?.pointee.uid ?? uid_t.max, pid: context?.pointee.pid ?? -1)
+            switch fs.openFile(inode, flags: info.pointee.flags, requester: requester) {
             case .failed(let code): replyError(req, code)
             case .opened(let handle):
-                cairn_fuse_open_cached(info, handle)
+                if fs.tree.entry(inode)?.content == .indexDocument {
+                    cairn_fuse_open_direct(info, handle)
+                } else {
+                    cairn_fuse_open_cached(info, handle)
+                }
                 _ = fuse_reply_open(req, info)
             }
         }
@@ -118,19 +146,28 @@ public final class FuseSession: Sendable {
         }
         ops.opendir = { req, inode, info in
             guard let fs = mountFilesystem(of: req), let info else { return replyError(req, EIO) }
-            guard fs.tree.entry(inode)?.isDirectory == true else { return replyError(req, ENOTDIR) }
-            _ = fuse_reply_open(req, info)
+            switch fs.openDirectory(inode) {
+            case .failed(let code): replyError(req, code)
+            case .opened(let handle):
+                info.pointee.fh = handle
+                _ = fuse_reply_open(req, info)
+            }
         }
-        ops.readdir = { req, inode, size, offset, _ in
-            guard let fs = mountFilesystem(of: req) else { return replyError(req, EIO) }
-            listDirectory(fs, req: req, inode: inode, size: size, offset: offset)
+        ops.readdir = { req, inode, size, offset, info in
+            guard let fs = mountFilesystem(of: req), let info, let tree = fs.directorySnapshot(info.pointee.fh) else {
+                return replyError(req, EBADF)
+            }
+            listDirectory(fs, tree: tree, req: req, inode: inode, size: size, offset: offset)
         }
-        ops.releasedir = { req, _, _ in replyError(req, 0) }
+        ops.releasedir = { req, _, info in
+            if let fs = mountFilesystem(of: req), let info { fs.closeDirectory(info.pointee.fh) }
+            replyError(req, 0)
+        }
         ops.statfs = { req, _ in
             guard let fs = mountFilesystem(of: req) else { return replyError(req, EIO) }
             var stats = statvfs()
             let tree = fs.tree
-            let bytes = tree.allEntries.reduce(UInt64(0)) { $0 + $1.size }
+            let bytes = tree.totalBytes
             stats.f_bsize = 4096
             stats.f_frsize = 4096
             stats.f_blocks = fsblkcnt_t((bytes + 4095) / 4096)
@@ -141,12 +178,12 @@ public final class FuseSession: Sendable {
         return ops
     }
 
-    /// Lists a folder from the current picture. Offsets are positions in its name-ordered list
-    /// (1 and 2 are `.` and `..`), so a listing resumed after a change neither repeats nor skips
-    /// names that stayed.
-    fileprivate static func listDirectoryImpl(_ fs: MountFilesystem, req: fuse_req_t?, inode: UInt64, size: Int, offset: off_t) {
-        let tree = fs.tree
-        guard let folder = tree.entry(inode), folder.isDirectory else { return replyError(req, ENOTDIR) }
+    /// Lists a folder from the picture taken when it was opened. Offsets are positions in its
+    /// name-ordered list (0 and 1 are `.` and `..`), so a listing read in several calls neither
+    /// repeats nor skips a name, whatever the store does meanwhile.
+    fileprivate static func listDirectoryImpl(_ fs: MountFilesystem, tree: MountTree, req: fuse_req_t?, inode: UInt64, size: Int, offset: off_t) {
+        guard let folder = tree.entry(inode) else { return replyError(req, ENOENT) }
+        guard folder.isDirectory else { return replyError(req, ENOTDIR) }
         let children = tree.children(of: inode)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
         defer { buffer.deallocate() }
@@ -183,7 +220,11 @@ public final class FuseSession: Sendable {
 
 }
 
+/// The filesystem a request is for. Every callback starts here, so it also keeps the exit signals
+/// away from libfuse's workers (and the decode threads they start): a signal taken there would
+/// end the session without waking the loop's thread.
 private func mountFilesystem(of req: fuse_req_t?) -> MountFilesystem? {
+    cairn_block_exit_signals_in_worker()
     guard let pointer = fuse_req_userdata(req) else { return nil }
     return Unmanaged<MountFilesystem>.fromOpaque(pointer).takeUnretainedValue()
 }
@@ -192,8 +233,8 @@ private func replyError(_ req: fuse_req_t?, _ code: Int32) {
     _ = fuse_reply_err(req, code)
 }
 
-private func listDirectory(_ fs: MountFilesystem, req: fuse_req_t?, inode: UInt64, size: Int, offset: off_t) {
-    FuseSession.listDirectoryImpl(fs, req: req, inode: inode, size: size, offset: offset)
+private func listDirectory(_ fs: MountFilesystem, tree: MountTree, req: fuse_req_t?, inode: UInt64, size: Int, offset: off_t) {
+    FuseSession.listDirectoryImpl(fs, tree: tree, req: req, inode: inode, size: size, offset: offset)
 }
 
 public enum MountError: Error, CustomStringConvertible {

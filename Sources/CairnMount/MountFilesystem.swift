@@ -1,12 +1,13 @@
 import CairnAudit
 import CairnStore
+import Crypto
 import Dispatch
 import Glibc
 import Logging
 import Synchronization
 
 /// The mount's state shared by libfuse's worker threads: the current picture of the datasets, the
-/// open files, the counters. Requests never touch the index, except `open` (one lookup of the blob).
+/// open files, the counters. Requests never touch the index.
 public final class MountFilesystem: Sendable {
     public let store: BlobStore
     public let datasets: [String]
@@ -17,16 +18,21 @@ public final class MountFilesystem: Sendable {
     let counters = MountCounters()
     private let current: Mutex<MountTree>
     private let open = Mutex(OpenFiles())
+    /// Open folders and the picture each was opened in.
+    private let directories = Mutex<(next: UInt64, open: [UInt64: MountTree])>((1, [:]))
     private let buffers = ReadBuffers()
-    /// Owner of every file and folder (the user who mounted).
-    let owner: (uid: uid_t, gid: gid_t) = (getuid(), getgid())
+    /// Raw blobs (no frame checksums) whose whole content matched their digest at a first open.
+    private let checkedRaw = Mutex(Set<BlobDigest>())
+    /// Owner of every file and folder: the user who mounted, and the group that may read.
+    let owner: (uid: uid_t, gid: gid_t)
 
     /// Attribute and name lookups the kernel may cache: blobs never change, and everything that
     /// does change (erasure, new instances, index.json) is invalidated by `MountRefresher`.
     static let cacheSeconds = 3600.0
 
-    public init(store: BlobStore, datasets: [String], actor: String, audit: AuditQueue, logger: Logger) throws {
+    public init(store: BlobStore, datasets: [String], actor: String, audit: AuditQueue, logger: Logger, group: gid_t? = nil) throws {
         self.store = store
+        owner = (getuid(), group ?? getgid())
         self.datasets = datasets
         self.actor = actor
         self.audit = audit
@@ -36,18 +42,15 @@ public final class MountFilesystem: Sendable {
 
     public var tree: MountTree { current.withLock { $0 } }
 
-    /// Reads the named datasets into a new picture. Its generation is the lowest one read, so a
-    /// change that lands while it is read shows again at the next check.
+    /// Reads the named datasets into a new picture, each with the content generation it was read at.
     static func readTree(store: BlobStore, datasets: [String]) throws -> MountTree {
-        var generation = Int64.max
         var pictured: [MountTree.Dataset] = []
         for id in datasets {
             guard let info = try store.dataset(id) else { throw StoreError.invalidArgument("no dataset '\(id)' in \(store.root)") }
-            let (members, read) = try store.members(of: id)
-            generation = min(generation, read)
-            pictured.append(MountTree.Dataset(id: id, createdAt: info.createdAt, members: members))
+            let (members, generation) = try store.members(of: id)
+            pictured.append(MountTree.Dataset(id: id, createdAt: info.createdAt, members: members, generation: generation))
         }
-        return MountTree.build(pictured, generation: generation == .max ? 0 : generation)
+        return MountTree.build(pictured)
     }
 
     /// Installs a new picture and returns the one it replaced.
@@ -65,10 +68,10 @@ public final class MountFilesystem: Sendable {
         attributes.st_ino = ino_t(entry.inode)
         switch entry.content {
         case .directory(let subdirectories):
-            attributes.st_mode = S_IFDIR | 0o555
+            attributes.st_mode = S_IFDIR | 0o550
             attributes.st_nlink = nlink_t(2 + subdirectories)
-        case .blob, .indexDocument:
-            attributes.st_mode = S_IFREG | 0o444
+        case .blob, .damaged, .indexDocument:
+            attributes.st_mode = S_IFREG | 0o440
             attributes.st_nlink = 1
         }
         attributes.st_size = off_t(clamping: entry.size)
@@ -90,13 +93,22 @@ public final class MountFilesystem: Sendable {
         case failed(Int32)
     }
 
+    /// Who asked, from the request's context: recorded with the open.
+    struct Requester: Sendable {
+        var uid: uid_t
+        var pid: pid_t
+    }
+
     /// Opens a file for reading: a blob through a reader kept with the handle, `index.json` as
-    /// the bytes of the picture it was opened in.
-    func openFile(_ inode: UInt64, flags: Int32) -> OpenResult {
+    /// the bytes of the picture it was opened in. Refused (EIO) when its audit record could not
+    /// be kept: every handle holds a place in the audit queue until it is closed.
+    func openFile(_ inode: UInt64, flags: Int32, requester: Requester) -> OpenResult {
         guard flags & O_ACCMODE == O_RDONLY else { return .failed(EROFS) }
         let tree = self.tree
         guard let entry = tree.entry(inode) else { return .failed(ENOENT) }
-        if let problem = audit.problem {
+        let problem = audit.problem ?? (audit.pending + openCount >= audit.maxPending
+            ? "\(audit.pending) audit records wait and \(openCount) files are open" : nil)
+        if let problem {
             counters.refused.add(1, ordering: .relaxed)
             logger.error("open refused: the audit cannot record it", metadata: ["problem": "\(problem)"])
             return .failed(EIO)
@@ -105,23 +117,44 @@ public final class MountFilesystem: Sendable {
         switch entry.content {
         case .directory:
             return .failed(EISDIR)
+        case .damaged(let digest, let state):
+            counters.failedOpens.add(1, ordering: .relaxed)
+            logger.error("open refused: verify found the blob \(state)", metadata: ["digest": "\(digest)"])
+            return .failed(EIO)
         case .indexDocument:
-            file = OpenFile(entry: entry, document: tree.document(inode) ?? [], reader: nil) {
+            file = OpenFile(entry: entry, requester: requester, document: tree.document(inode) ?? [], reader: nil) {
                 throw StoreError.invalidArgument("a generated document has no blob")
             }
         case .blob(let digest, let codec):
             do {
-                file = OpenFile(entry: entry, document: nil, reader: try store.reader(digest, codec: codec)) { [store] in
+                let reader = try store.reader(digest, codec: codec)
+                guard reader.size == entry.size else {
+                    throw StoreError.corruptBlob(digest, path: reader.path, reason: "holds \(reader.size) bytes, the index says \(entry.size)")
+                }
+                if codec == .raw { try checkWhole(reader) }
+                file = OpenFile(entry: entry, requester: requester, document: nil, reader: reader) { [store] in
                     try store.reader(digest, codec: codec)
                 }
             } catch {
+                if case StoreError.digestMismatch = error { counters.damagedReads.add(1, ordering: .relaxed) }
                 counters.failedOpens.add(1, ordering: .relaxed)
-                logger.error("cannot open blob", metadata: ["digest": "\(digest)", "error": "\(error)"])
+                logger.error("open refused: the blob cannot be read as stored", metadata: ["digest": "\(digest)", "error": "\(error)"])
                 return .failed(EIO)
             }
         }
         counters.opens.add(1, ordering: .relaxed)
         return .opened(open.withLock { $0.insert(file) })
+    }
+
+    /// A raw blob has no frame checksums: before its first byte is served, its whole content must
+    /// hash to its digest (once per blob and mount).
+    private func checkWhole(_ reader: BlobReader) throws {
+        if checkedRaw.withLock({ $0.contains(reader.digest) }) { return }
+        var hasher = SHA256()
+        try reader.read(0..<reader.size) { hasher.update(bufferPointer: $0) }
+        let actual = BlobDigest(hasher.finalize())
+        guard actual == reader.digest else { throw StoreError.digestMismatch(expected: reader.digest, actual: actual, path: reader.path) }
+        _ = checkedRaw.withLock { $0.insert(reader.digest) }
     }
 
     enum ReadResult {
@@ -133,7 +166,10 @@ public final class MountFilesystem: Sendable {
     func read(handle: UInt64, inode: UInt64, count: Int, offset: Int, reply: (ReadResult) -> Void) {
         guard let file = open.withLock({ $0.files[handle] }) else { return reply(.failed(EBADF)) }
         // An erased subject's open files stop reading too: consent is withdrawn for reads in flight.
-        guard let now = tree.entry(inode), now.content == file.entry.content else { return reply(.failed(ENOENT)) }
+        guard let now = tree.entry(inode), now.content == file.entry.content else {
+            file.failed(ENOENT)
+            return reply(.failed(ENOENT))
+        }
         guard offset >= 0 else { return reply(.failed(EINVAL)) }
         let start = UInt64(offset)
         let end = min(file.entry.size, start + UInt64(max(0, count)))
@@ -160,6 +196,7 @@ public final class MountFilesystem: Sendable {
                 counters.failedReads.add(1, ordering: .relaxed)
                 logger.error("read failed: answering EIO", metadata: ["inode": "\(inode)", "error": "\(error)"])
             }
+            file.failed(EIO)
             return reply(.failed(EIO))
         }
         file.served.add(length, ordering: .relaxed)
@@ -167,18 +204,50 @@ public final class MountFilesystem: Sendable {
         reply(.bytes(UnsafeRawBufferPointer(target)))
     }
 
-    /// Closes a handle and records the open in the audit: who, which dataset and blob, bytes read.
+    /// Closes a handle and records the open in the audit: who, which dataset and blob, bytes the
+    /// daemon served for it, and the errno of its first failed read (0 when none failed).
     func release(handle: UInt64) {
         guard let file = open.withLock({ $0.files.removeValue(forKey: handle) }) else { return }
+        record(file, note: nil)
+    }
+
+    /// At unmount: the files still open are recorded as they stand (the kernel sends no release
+    /// for them once the session ends).
+    public func recordOpenFiles() {
+        let still = open.withLock { state in
+            defer { state.files.removeAll() }
+            return Array(state.files.values)
+        }
+        for file in still { record(file, note: "still open at unmount") }
+    }
+
+    private func record(_ file: OpenFile, note: String?) {
         var digest: String?
         if case .blob(let blob, _) = file.entry.content { digest = blob.description }
+        let who = "uid \(file.requester.uid) pid \(file.requester.pid)"
+        let detail = [digest == nil ? file.entry.name : nil, who, note].compactMap { $0 }.joined(separator: "; ")
         let event = AuditEvent(actor: actor, action: "mount.read", dataset: file.entry.dataset, digest: digest,
-                               bytes: Int64(file.served.load(ordering: .relaxed)), status: 0,
-                               detail: digest == nil ? file.entry.name : nil)
+                               bytes: Int64(file.served.load(ordering: .relaxed)), status: Int(file.firstError.load(ordering: .relaxed)),
+                               detail: detail)
         if audit.record(event) == nil { counters.auditDropped.add(1, ordering: .relaxed) }
     }
 
     var openCount: Int { open.withLock { $0.files.count } }
+
+    func openDirectory(_ inode: UInt64) -> OpenResult {
+        let tree = self.tree
+        guard let entry = tree.entry(inode) else { return .failed(ENOENT) }
+        guard entry.isDirectory else { return .failed(ENOTDIR) }
+        return .opened(directories.withLock { state in
+            defer { state.next += 1 }
+            state.open[state.next] = tree
+            return state.next
+        })
+    }
+
+    func directorySnapshot(_ handle: UInt64) -> MountTree? { directories.withLock { $0.open[handle] } }
+
+    func closeDirectory(_ handle: UInt64) { _ = directories.withLock { $0.open.removeValue(forKey: handle) } }
 }
 
 /// An open file: what it reads from (a blob's reader, or the bytes of a generated document) and
@@ -187,6 +256,7 @@ final class OpenFile: @unchecked Sendable {
     // @unchecked: each reader is not thread-safe and is used only under its own lock; the rest is
     // immutable or atomic.
     let entry: MountEntry
+    let requester: MountFilesystem.Requester
     let document: [UInt8]?
     private let reader: BlobReader?
     private let lock = Mutex(())
@@ -196,15 +266,23 @@ final class OpenFile: @unchecked Sendable {
     private let helperLock = Mutex(())
     private let openHelper: @Sendable () throws -> BlobReader
     let served = Atomic<Int>(0)
+    /// The errno of the first read that failed, 0 while none has.
+    let firstError = Atomic<Int32>(0)
 
     /// Reads of at least this many bytes are decoded in two halves at once.
     static let splitBytes = 256 << 10
 
-    init(entry: MountEntry, document: [UInt8]?, reader: BlobReader?, openHelper: @escaping @Sendable () throws -> BlobReader) {
+    init(entry: MountEntry, requester: MountFilesystem.Requester, document: [UInt8]?, reader: BlobReader?,
+         openHelper: @escaping @Sendable () throws -> BlobReader) {
         self.entry = entry
+        self.requester = requester
         self.document = document
         self.reader = reader
         self.openHelper = openHelper
+    }
+
+    func failed(_ code: Int32) {
+        _ = firstError.compareExchange(expected: 0, desired: code, ordering: .relaxed)
     }
 
     /// Concurrent reads of one handle take turns on each reader.
@@ -300,10 +378,11 @@ public final class MountCounters: Sendable {
         let rows: [(String, String, Int)] = [
             ("cairn_mount_opens_total", "Files opened through the mount.", opens.load(ordering: .relaxed)),
             ("cairn_mount_read_bytes_total", "Bytes served by the daemon (page-cache hits never reach it).", bytesServed.load(ordering: .relaxed)),
-            ("cairn_mount_checksum_failures_total", "Reads answered EIO for a damaged frame.", damagedReads.load(ordering: .relaxed)),
+            ("cairn_mount_checksum_failures_total", "Reads or opens answered EIO for a damaged frame or blob.", damagedReads.load(ordering: .relaxed)),
             ("cairn_mount_read_errors_total", "Reads answered EIO for another reason.", failedReads.load(ordering: .relaxed)),
             ("cairn_mount_open_errors_total", "Opens answered EIO because the blob could not be opened.", failedOpens.load(ordering: .relaxed)),
             ("cairn_mount_audit_refusals_total", "Opens refused because the audit could not record them.", refused.load(ordering: .relaxed)),
+            ("cairn_mount_audit_dropped_total", "Audit records dropped because the queue was full.", auditDropped.load(ordering: .relaxed)),
             ("cairn_mount_refreshes_total", "Times the view was re-read after the store changed.", refreshes.load(ordering: .relaxed)),
         ]
         return rows.map { "# HELP \($0.0) \($0.1)\n# TYPE \($0.0) counter\n\($0.0)\(label) \($0.2)\n" }.joined()

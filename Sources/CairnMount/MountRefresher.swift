@@ -1,4 +1,3 @@
-import CFuse
 import CairnStore
 import Foundation
 import Glibc
@@ -7,7 +6,8 @@ import Synchronization
 
 /// The mount's housekeeping thread: follows the store (a new picture when its content generation
 /// moves, and the kernel told what went away), writes pending audit records, and rewrites the
-/// metrics file. Erasures therefore show within one `interval` plus the time to re-read.
+/// metrics file. Erasures therefore show within one `interval` (or one re-read, when re-reads take
+/// longer) plus the time to re-read.
 public final class MountRefresher: Sendable {
     private let filesystem: MountFilesystem
     private let session: FuseSession
@@ -23,10 +23,9 @@ public final class MountRefresher: Sendable {
         self.metricsFile = metricsFile
     }
 
-    /// Starts the thread (with the exit signals blocked, so they reach the session loop).
+    /// Starts the thread. Call with the exit signals held (`FuseSession.holdExitSignals`), so the
+    /// thread never takes one meant for the session loop.
     public func start() {
-        cairn_block_exit_signals(1)
-        defer { cairn_block_exit_signals(0) }
         var created = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
         let status = pthread_create(&created, nil, { context in
@@ -55,13 +54,14 @@ public final class MountRefresher: Sendable {
         }
         var lastMetrics = ContinuousClock.now - .seconds(60)
         while !stopping.load(ordering: .sequentiallyConsistent) {
-            refreshIfChanged()
+            // A re-read of a big dataset is paced by its own length: at most half the time re-reading.
+            let spent = refreshIfChanged()
             flushAudit()
             if ContinuousClock.now - lastMetrics >= .seconds(5) {
                 writeMetrics()
                 lastMetrics = .now
             }
-            let (seconds, attoseconds) = interval.components
+            let (seconds, attoseconds) = max(interval, spent).components
             var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
             nanosleep(&pause, nil)
         }
@@ -69,20 +69,29 @@ public final class MountRefresher: Sendable {
         writeMetrics()
     }
 
-    /// Re-reads the datasets when the store changed, installs the new picture, and invalidates
-    /// in the kernel every name that went away and every inode whose attributes changed.
-    public func refreshIfChanged() {
+    /// Re-reads the datasets when one of them changed, installs the new picture, and invalidates
+    /// in the kernel every name that went away and every inode whose attributes changed. When the
+    /// store cannot be read, the mount shows nothing until it can (it cannot tell what was erased).
+    /// Returns how long a re-read took, so the caller can pace them.
+    @discardableResult
+    public func refreshIfChanged() -> Duration {
         let store = filesystem.store
         let old = filesystem.tree
+        let started = ContinuousClock.now
         do {
-            guard try store.contentGeneration() != old.generation else { return }
+            guard try store.contentGenerations(of: filesystem.datasets) != old.generations else { return .zero }
             let new = try MountFilesystem.readTree(store: store, datasets: filesystem.datasets)
             _ = filesystem.replaceTree(new)
             filesystem.counters.refreshes.add(1, ordering: .relaxed)
             invalidate(from: old, to: new)
         } catch {
-            filesystem.logger.error("cannot re-read the datasets; keeping the previous view", metadata: ["error": "\(error)"])
+            filesystem.logger.error("cannot read the datasets: showing nothing until they can be read", metadata: ["error": "\(error)"])
+            if old.count > MountTree.empty.count {
+                _ = filesystem.replaceTree(.empty)
+                invalidate(from: old, to: .empty)
+            }
         }
+        return ContinuousClock.now - started
     }
 
     private func invalidate(from old: MountTree, to new: MountTree) {
@@ -100,8 +109,7 @@ public final class MountRefresher: Sendable {
             }
             session.invalidate(inode: before.inode)
         }
-        filesystem.logger.info("view follows the store", metadata: [
-            "generation": "\(new.generation)", "entries": "\(new.count)", "removed": "\(removed)"])
+        filesystem.logger.info("view follows the store", metadata: ["entries": "\(new.count)", "removed": "\(removed)"])
     }
 
     private func flushAudit() {

@@ -7,6 +7,8 @@ public struct MountEntry: Sendable, Equatable {
         case directory(subdirectories: Int)
         /// A blob's original bytes.
         case blob(BlobDigest, BlobCodec)
+        /// A blob `verify` found damaged or missing (its state): listed, but every open is EIO.
+        case damaged(BlobDigest, state: String)
         /// The dataset's generated `index.json`.
         case indexDocument
     }
@@ -33,16 +35,19 @@ public final class MountTree: Sendable {
     public static let indexName = "index.json"
     public static let filesFolder = "files"
 
-    /// The store's content generation the picture was read at.
-    public let generation: Int64
+    /// Each dataset's content generation the picture was read at.
+    public let generations: [String: Int64]
+    /// Sum of the files' sizes (statfs).
+    public let totalBytes: UInt64
     private let entries: [UInt64: MountEntry]
     private let childList: [UInt64: [UInt64]]
     private let childNames: [UInt64: [String: UInt64]]
     private let documents: [UInt64: [UInt8]]
 
-    init(generation: Int64, entries: [UInt64: MountEntry], childList: [UInt64: [UInt64]],
-         childNames: [UInt64: [String: UInt64]], documents: [UInt64: [UInt8]]) {
-        self.generation = generation
+    init(generations: [String: Int64], entries: [UInt64: MountEntry], childList: [UInt64: [UInt64]],
+         childNames: [UInt64: [String: UInt64]], documents: [UInt64: [UInt8]], totalBytes: UInt64) {
+        self.generations = generations
+        self.totalBytes = totalBytes
         self.entries = entries
         self.childList = childList
         self.childNames = childNames
@@ -85,18 +90,23 @@ public final class MountTree: Sendable {
         public var id: String
         public var createdAt: Date
         public var members: [DatasetMember]
+        public var generation: Int64
 
-        public init(id: String, createdAt: Date, members: [DatasetMember]) {
+        public init(id: String, createdAt: Date, members: [DatasetMember], generation: Int64 = 0) {
             self.id = id
             self.createdAt = createdAt
             self.members = members
+            self.generation = generation
         }
     }
 
-    public static func build(_ datasets: [Dataset], generation: Int64) -> MountTree {
+    /// The empty picture: what a mount shows when it cannot tell what the store holds.
+    public static let empty = MountTree.build([])
+
+    public static func build(_ datasets: [Dataset]) -> MountTree {
         var builder = MountTreeBuilder()
         for dataset in datasets.sorted(by: { $0.id < $1.id }) { builder.add(dataset) }
-        return builder.finish(generation: generation)
+        return builder.finish(generations: Dictionary(datasets.map { ($0.id, $0.generation) }, uniquingKeysWith: max))
     }
 }
 
@@ -109,6 +119,10 @@ struct MountTreeBuilder {
     private var childNames: [UInt64: [String: UInt64]] = [:]
     private var documents: [UInt64: [UInt8]] = [:]
     private var modified: [UInt64: Int64] = [:]
+    /// The index value each folder was named from: a second value cleaned to the same name gets
+    /// a longer suffix instead of sharing the folder.
+    private var folderValues: [UInt64: String] = [:]
+    private var totalBytes: UInt64 = 0
 
     init() {
         entries[MountTree.rootInode] = MountEntry(inode: MountTree.rootInode, parent: MountTree.rootInode, name: "", dataset: "",
@@ -116,27 +130,28 @@ struct MountTreeBuilder {
     }
 
     mutating func add(_ dataset: MountTree.Dataset) {
-        let datasetTime = Int64(dataset.createdAt.timeIntervalSince1970)
-        let top = folder(named: dataset.id, in: MountTree.rootInode, dataset: dataset.id, time: datasetTime)
+        let datasetTime = MountNames.seconds(dataset.createdAt)
+        let top = folder(named: dataset.id, value: dataset.id, in: MountTree.rootInode, dataset: dataset.id, time: datasetTime)
         var studies = StudyIndex()
         let reserved: Set<String> = [MountTree.indexName, MountTree.filesFolder]
         // Earliest stored first: when two blobs want one name, the one already there keeps it.
         for member in dataset.members.sorted(by: { ($0.storedAt, $0.digest.hex) < ($1.storedAt, $1.digest.hex) }) {
-            let time = Int64(member.storedAt.timeIntervalSince1970)
+            let time = MountNames.seconds(member.storedAt)
             guard let instance = member.instance else {
-                let files = folder(named: MountTree.filesFolder, in: top, dataset: dataset.id, time: time)
+                let files = folder(named: MountTree.filesFolder, value: "\u{0}files", in: top, dataset: dataset.id, time: time)
                 addFile(MountNames.component(member.name, placeholder: member.digest.hex), in: files, member: member, dataset: dataset.id)
                 continue
             }
             let subjectName = MountNames.component(instance.subject, placeholder: "unknown-subject", reserved: reserved)
             let studyName = MountNames.component(instance.studyUID, placeholder: "unknown-study")
             let seriesName = MountNames.component(instance.seriesUID, placeholder: "unknown-series")
-            let subject = folder(named: subjectName, in: top, dataset: dataset.id, time: time)
-            let study = folder(named: studyName, in: subject, dataset: dataset.id, time: time)
-            let series = folder(named: seriesName, in: study, dataset: dataset.id, time: time)
+            let subject = folder(named: subjectName, value: instance.subject ?? "", in: top, dataset: dataset.id, time: time)
+            let study = folder(named: studyName, value: instance.studyUID ?? "", in: subject, dataset: dataset.id, time: time)
+            let series = folder(named: seriesName, value: instance.seriesUID ?? "", in: study, dataset: dataset.id, time: time)
             let instanceName = MountNames.component(instance.sopInstanceUID, placeholder: member.digest.hex) + ".dcm"
             addFile(instanceName, in: series, member: member, dataset: dataset.id)
-            studies.add(subject: subjectName, study: studyName, series: seriesName, instance: instance)
+            studies.add(subject: entries[subject]?.name ?? subjectName, study: entries[study]?.name ?? studyName,
+                        series: entries[series]?.name ?? seriesName, instance: instance)
         }
         let document = studies.document()
         let inode = place(MountTree.indexName, in: top)
@@ -155,15 +170,24 @@ struct MountTreeBuilder {
             if childNames[parent]?[name] != nil { name = tagged(member.digest.hex[...]) }
         }
         let inode = place(name, in: parent)
-        let time = Int64(member.storedAt.timeIntervalSince1970)
-        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset, content: .blob(member.digest, member.codec),
+        let time = MountNames.seconds(member.storedAt)
+        let content: MountEntry.Content = member.state == "ok" ? .blob(member.digest, member.codec) : .damaged(member.digest, state: member.state)
+        entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset, content: content,
                                     size: member.size, modified: time)
+        totalBytes &+= member.size
         touch(parent, time: time)
     }
 
-    private mutating func folder(named name: String, in parent: UInt64, dataset: String, time: Int64) -> UInt64 {
-        if let existing = childNames[parent]?[name] { return existing }
+    private mutating func folder(named preferred: String, value: String, in parent: UInt64, dataset: String, time: Int64) -> UInt64 {
+        var name = preferred
+        if let existing = childNames[parent]?[name] {
+            if folderValues[existing] == value { return existing }
+            // Another value cleaned to this name: the whole hash tells them apart.
+            name = preferred + "~" + MountNames.shortHash(value, hexDigits: 64)
+            if let again = childNames[parent]?[name] { return again }
+        }
         let inode = place(name, in: parent)
+        folderValues[inode] = value
         entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset,
                                     content: .directory(subdirectories: 0), size: 0, modified: time)
         touch(parent, time: time)
@@ -189,7 +213,7 @@ struct MountTreeBuilder {
         }
     }
 
-    func finish(generation: Int64) -> MountTree {
+    func finish(generations: [String: Int64]) -> MountTree {
         var entries = entries
         var childList = childList
         for (folder, children) in childList {
@@ -200,6 +224,7 @@ struct MountTreeBuilder {
                                          content: .directory(subdirectories: subdirectories), size: 0,
                                          modified: max(entry.modified, modified[folder] ?? entry.modified))
         }
-        return MountTree(generation: generation, entries: entries, childList: childList, childNames: childNames, documents: documents)
+        return MountTree(generations: generations, entries: entries, childList: childList, childNames: childNames, documents: documents,
+                         totalBytes: totalBytes)
     }
 }

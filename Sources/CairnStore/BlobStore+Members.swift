@@ -10,14 +10,18 @@ public struct DatasetMember: Sendable, Equatable {
     public var size: UInt64
     /// How the blob file is stored, so a reader opens without another index lookup.
     public var codec: BlobCodec
+    /// `ok`, or what `verify` found (`corrupt`, `missing`): only an `ok` blob may be read.
+    public var state: String
     public var storedAt: Date
     public var instance: Instance?
 
-    public init(digest: BlobDigest, name: String?, size: UInt64, codec: BlobCodec = .zstd, storedAt: Date, instance: Instance?) {
+    public init(digest: BlobDigest, name: String?, size: UInt64, codec: BlobCodec = .zstd, state: String = "ok",
+                storedAt: Date, instance: Instance?) {
         self.digest = digest
         self.name = name
         self.size = size
         self.codec = codec
+        self.state = state
         self.storedAt = storedAt
         self.instance = instance
     }
@@ -45,22 +49,29 @@ public struct DatasetMember: Sendable, Equatable {
 }
 
 extension BlobStore {
-    /// A number that moves on whenever any dataset gains or loses a blob or an instance (in any
-    /// process): a listing read at one value is current until it changes.
-    public func contentGeneration() throws -> Int64 {
-        try index.readStatement { db in
-            try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'content_generation'") ?? 0
+    /// For each of `datasets` that exists, a number that moves on whenever it gains or loses a blob
+    /// or an instance, or one of its blobs changes (in any process): a listing read at one value is
+    /// current until it changes.
+    public func contentGenerations(of datasets: [String]) throws -> [String: Int64] {
+        try index.read { db in
+            var out: [String: Int64] = [:]
+            for id in datasets {
+                if let value = try Int64.fetchOne(db, sql: "SELECT content_generation FROM datasets WHERE id = ?", arguments: [id]) {
+                    out[id] = value
+                }
+            }
+            return out
         }
     }
 
-    /// Every blob of `dataset` with its instance attributes, in digest order, and the content
-    /// generation it was read at (one transaction, so the two agree).
+    /// Every blob of `dataset` with its instance attributes, in digest order, and the dataset's
+    /// content generation it was read at (one transaction, so the two agree).
     public func members(of dataset: String) throws -> (members: [DatasetMember], generation: Int64) {
         try index.read { db in
-            let generation = try Int64.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'content_generation'") ?? 0
+            let generation = try Int64.fetchOne(db, sql: "SELECT content_generation FROM datasets WHERE id = ?", arguments: [dataset]) ?? 0
             var members: [DatasetMember] = []
             let rows = try Row.fetchCursor(db, sql: """
-                SELECT d.digest, d.name, b.size, b.codec, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
+                SELECT d.digest, d.name, b.size, b.codec, b.state, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
                        i.series_uid, i.sop_uid, i.modality, i.body_part, i.study_date
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                 LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
@@ -87,7 +98,7 @@ extension BlobStore {
                     throw StoreError.index("blob \(digest) has an unknown codec in the index")
                 }
                 members.append(DatasetMember(
-                    digest: digest, name: row["name"], size: size, codec: codec,
+                    digest: digest, name: row["name"], size: size, codec: codec, state: row["state"],
                     storedAt: Date(timeIntervalSince1970: row["created_at"]), instance: instance))
             }
             return (members, generation)

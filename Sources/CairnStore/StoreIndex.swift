@@ -202,18 +202,22 @@ struct StoreIndex: Sendable {
                 """)
         }
         migrator.registerMigration("v8-content-generation") { db in
-            // Moves on whenever a dataset gains or loses a blob or an instance row, so views kept in
-            // another process (`cairn mount`) know when to re-read a dataset's listing.
+            // A per-dataset number that moves on whenever the dataset gains or loses a blob or an
+            // instance row, or one of its blobs is stored again (another codec or size) or marked
+            // damaged, so views kept in another process (`cairn mount`) know which listings to re-read.
             try db.execute(sql: """
-                INSERT OR IGNORE INTO settings (key, value) VALUES ('content_generation', '0');
+                ALTER TABLE datasets ADD COLUMN content_generation INTEGER NOT NULL DEFAULT 0;
                 CREATE TRIGGER content_blob_added AFTER INSERT ON dataset_blobs BEGIN
-                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                    UPDATE datasets SET content_generation = content_generation + 1 WHERE id = NEW.dataset_id; END;
                 CREATE TRIGGER content_blob_removed AFTER DELETE ON dataset_blobs BEGIN
-                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                    UPDATE datasets SET content_generation = content_generation + 1 WHERE id = OLD.dataset_id; END;
                 CREATE TRIGGER content_instance_added AFTER INSERT ON instances BEGIN
-                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                    UPDATE datasets SET content_generation = content_generation + 1 WHERE id = NEW.dataset_id; END;
                 CREATE TRIGGER content_instance_removed AFTER DELETE ON instances BEGIN
-                    UPDATE settings SET value = value + 1 WHERE key = 'content_generation'; END;
+                    UPDATE datasets SET content_generation = content_generation + 1 WHERE id = OLD.dataset_id; END;
+                CREATE TRIGGER content_blob_changed AFTER UPDATE OF size, codec, state ON blobs BEGIN
+                    UPDATE datasets SET content_generation = content_generation + 1
+                        WHERE id IN (SELECT dataset_id FROM dataset_blobs WHERE digest = NEW.digest); END;
                 """)
         }
         return migrator

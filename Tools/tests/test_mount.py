@@ -9,6 +9,7 @@ import signal
 import subprocess
 import tarfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,21 +33,29 @@ class Mount:
     def __init__(self, store, point: Path, datasets: str, subject="job-7", extra=()):
         self.store, self.point = store, point
         self.metrics = point.parent / (point.name + ".prom")
+        # Files, not pipes: a daemon logging into a full pipe would block inside a FUSE request.
+        self.log_path = point.parent / (point.name + ".log")
         point.mkdir(exist_ok=True)
-        self.proc = subprocess.Popen(
-            [cairn_binary(), "mount", str(point), "--datasets", datasets, "--subject", subject, "--foreground",
-             "--metrics-file", str(self.metrics), "--data", str(store.root), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [cairn_binary(), "mount", str(point), "--datasets", datasets, "--subject", subject, "--foreground",
+                 "--metrics-file", str(self.metrics), "--data", str(store.root), *extra],
+                stdout=log, stderr=log)
         wait_until(lambda: os.path.ismount(point) or self.proc.poll() is not None, 20, "the mount to come up")
         if self.proc.poll() is not None:
-            raise AssertionError(f"cairn mount exited {self.proc.returncode}: {self.proc.stderr.read().decode()}")
+            raise AssertionError(f"cairn mount exited {self.proc.returncode}: {self.log()}")
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
 
     def stop(self):
+        """SIGTERM; the daemon must unmount and exit 0."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=30)
         if os.path.ismount(self.point):
             subprocess.run(["fusermount3", "-u", "-z", str(self.point)], check=False)
+            raise AssertionError("the mount outlived its daemon")
         return self.proc.returncode
 
 
@@ -56,7 +65,8 @@ def mounted(store, point: Path, datasets: str, **kwargs):
     try:
         yield mount
     finally:
-        mount.stop()
+        status = mount.stop()
+    assert status == 0, f"cairn mount exited {status}: {mount.log()}"
 
 
 def audit_rows(store):
@@ -122,8 +132,10 @@ def test_every_mounted_file_is_the_original_and_reads_in_pydicom(dicom_store, di
         by_digest.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
     stored = members(dicom_store, "ct")
     assert len(stored) >= 30, "the gate should let most of pydicom's de-identified files in"
+    dicom_store.run("dataset", "create", "other", "--allow-non-dicom")
     with mounted(dicom_store, tmp_path / "mnt", "ct") as mount:
         root = mount.point / "ct"
+        assert os.listdir(mount.point) == ["ct"], "only the named datasets are visible"
         files = [p for p in root.rglob("*") if p.is_file() and p.name != "index.json"]
         assert len(files) == len(stored)
         seen = set()
@@ -134,6 +146,7 @@ def test_every_mounted_file_is_the_original_and_reads_in_pydicom(dicom_store, di
             assert digest in stored, f"{path} is no stored blob"
             seen.add(digest)
             assert path.stat().st_size == len(data)
+            assert path.stat().st_mode & 0o777 == 0o440
             original = by_digest[digest]
             assert data == original.read_bytes()
             if (root / "files") not in path.parents:
@@ -317,8 +330,41 @@ def test_a_damaged_frame_is_eio_for_its_range_only(store, tmp_path):
             return rows and int(rows[0].split()[-1])
 
         assert wait_until(checksum_failures, 15, "the metrics file to count the damaged frame") >= 1
-    log = mount.proc.stderr.read().decode()
+    log = mount.log()
     assert "damaged frame" in log and digest in log
+
+
+def test_a_damaged_raw_blob_is_eio_and_verify_marks_it(store, tmp_path):
+    """Incompressible bytes are stored raw (no frame checksums): the whole blob is checked against
+    its digest before its first byte is served; once `verify` marks it, every open is EIO."""
+    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    rng = seeded_rng("raw blob")
+    data = bytes(rng.getrandbits(8) for _ in range(300_000))
+    (tmp_path / "noise.bin").write_bytes(data)
+    (tmp_path / "fine.bin").write_bytes(image_like(100_000, seed=3))
+    store.run("ingest", str(tmp_path / "noise.bin"), str(tmp_path / "fine.bin"), "--dataset", "blobs")
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert "raw" in store.run("ls", "--dataset", "blobs").stdout.decode().split(digest)[1].splitlines()[0]
+    blob = Path(store.path(digest))
+    damaged = bytearray(blob.read_bytes())
+    damaged[123_456] ^= 0x01
+    os.chmod(blob, 0o644)
+    blob.write_bytes(bytes(damaged))
+    with mounted(store, tmp_path / "mnt", "blobs") as mount:
+        folder = mount.point / "blobs" / "files"
+        with pytest.raises(OSError) as refused:
+            (folder / "noise.bin").read_bytes()
+        assert refused.value.errno == errno.EIO
+        assert (folder / "fine.bin").read_bytes() == image_like(100_000, seed=3)
+        assert store.run("verify", check=False).returncode == 1
+        # verify marked it corrupt: the view follows, and the open is refused for that reason.
+        def refused_for_state():
+            with pytest.raises(OSError) as again:
+                (folder / "noise.bin").read_bytes()
+            assert again.value.errno == errno.EIO
+            return "verify found the blob corrupt" in mount.log()
+
+        wait_until(refused_for_state, 10, "the open refused for the blob's state")
 
 
 def test_the_view_follows_ingest_and_erasure(store, tmp_path):
@@ -338,24 +384,41 @@ def test_the_view_follows_ingest_and_erasure(store, tmp_path):
         wait_until(lambda: "SUBJ-B" in (root / "index.json").read_text(), 5, "index.json to list it")
         files_b = [p for p in (root / "SUBJ-B").rglob("*.dcm")]
         assert len(files_b) == 2
-        held = open(files_b[0], "rb")
-        head = held.read(128)
-        assert head == b"\0" * 128
-        import time
-        started = time.monotonic()
+        held = os.open(files_b[0], os.O_RDONLY)
+        assert os.pread(held, 128, 0) == b"\0" * 128
         store.run("dataset", "erase-subject", "live", "SUBJ-B")
+        started = time.monotonic()
         wait_until(lambda: not (root / "SUBJ-B").exists(), 5, "the erased subject to go")
         elapsed = time.monotonic() - started
-        print(f"erased subject gone from the mount after {elapsed:.2f} s")
-        assert elapsed < 2.0
+        print(f"erased subject gone from the mount {elapsed:.2f} s after erase-subject returned")
+        assert elapsed < 1.0
         with pytest.raises(FileNotFoundError):
             files_b[1].stat()
-        with pytest.raises(OSError):
-            held.seek(4096)
-            held.read(1 << 20)
-        held.close()
+        # The file already open: its cached pages were dropped, and the read is refused (by the
+        # kernel revalidating the inode, or by the daemon, which checks every read against the view).
+        with pytest.raises(OSError) as gone:
+            os.pread(held, 4096, 4096)
+        assert gone.value.errno == errno.ENOENT
+        os.close(held)
         assert "SUBJ-B" not in (root / "index.json").read_text()
         assert (root / "SUBJ-A").is_dir()
+
+
+def test_files_open_at_unmount_are_audited(store, tmp_path):
+    (tmp_path / "a.bin").write_bytes(image_like(200_000, seed=4))
+    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("ingest", str(tmp_path / "a.bin"), "--dataset", "blobs")
+    mount = Mount(store, tmp_path / "mnt", "blobs", subject="job-held")
+    fd = os.open(mount.point / "blobs" / "files" / "a.bin", os.O_RDONLY)
+    assert len(os.pread(fd, 65536, 0)) == 65536
+    assert mount.stop() == 0
+    os.close(fd)
+    rows = [row for row in audit_rows(store) if row[2] == "job-held"]
+    held = [row for row in rows if row[3] == "mount.read"]
+    assert len(held) == 1 and "still open at unmount" in held[0][9] and int(held[0][7]) >= 65536
+    assert f"uid {os.getuid()}" in held[0][9]
+    assert [row[3] for row in rows][-1] == "mount.stop"
+    assert store.run("audit", "verify").returncode == 0
 
 
 def test_kill_minus_nine_leaves_a_stale_mount_that_mount_recovers(store, tmp_path):
@@ -389,7 +452,7 @@ def test_fusermount_unmounts_cleanly_and_the_stop_is_audited(store, tmp_path):
     subprocess.run(["fusermount3", "-u", str(mount.point)], check=True)
     assert mount.proc.wait(timeout=20) == 0
     actions = [row[3] for row in audit_rows(store)]
-    assert actions[-2:] == ["mount.start", "mount.stop"] or actions[-1] == "mount.stop"
+    assert actions[-2:] == ["mount.start", "mount.stop"]
 
 
 def test_unusable_setups_fail_with_one_line_and_status_2(store, tmp_path):
@@ -406,10 +469,10 @@ def test_unusable_setups_fail_with_one_line_and_status_2(store, tmp_path):
 
     assert "no dataset 'nope'" in fails(str(point), "--datasets", "nope")
     assert "does not exist" in fails(str(tmp_path / "absent"), "--datasets", "default")
-    assert "cannot open the store" in fails(str(point), "--datasets", "default", data=tmp_path / "nostore")
+    assert "no Cairn store" in fails(str(point), "--datasets", "default", data=tmp_path / "nostore")
     with mounted(store, point, "default"):
         assert "already a mount point" in fails(str(point), "--datasets", "default")
-    if shutil.which("unshare"):
+    if shutil.which("unshare") and os.geteuid() == 0:
         script = f'mount -t tmpfs none /dev && exec "$@"'
         line = fails(str(point), "--datasets", "default", wrap=("unshare", "-m", "sh", "-c", script, "sh"))
         assert "/dev/fuse" in line

@@ -17,8 +17,16 @@ int cairn_fuse_loop_mt(struct fuse_session *se, unsigned max_threads);
 /// not flush on close. Sets the bitfields Swift should not poke through the importer.
 void cairn_fuse_open_cached(struct fuse_file_info *fi, uint64_t fh);
 
+/// Marks an open file as generated content that may change under its inode (index.json): every
+/// read goes to the daemon and is answered from the handle's own copy.
+void cairn_fuse_open_direct(struct fuse_file_info *fi, uint64_t fh);
+
 /// Blocks (`block` != 0) or unblocks SIGINT, SIGTERM and SIGHUP in the calling thread, so helper
 /// threads started while blocked never take the signal meant to end the session loop.
 void cairn_block_exit_signals(int block);
+
+/// Blocks the exit signals in the calling thread the first time it calls (a libfuse worker, and
+/// so every thread it starts), leaving the session loop's own thread the one that takes them.
+void cairn_block_exit_signals_in_worker(void);
 
 #endif

@@ -16,4 +16,10 @@ void cairn_tune_malloc_for_server(void);
 /// daemon outlives its terminal.
 int cairn_spawn_in_new_session(posix_spawnattr_t *attributes);
 
+/// pipe2(2) with O_CLOEXEC on both ends (GNU).
+int cairn_pipe_cloexec(int fds[2]);
+
+/// Closes every descriptor from `lowest` up in the spawned process (glibc 2.34+).
+int cairn_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
 #endif

@@ -35,6 +35,9 @@ struct MountCommand: ParsableCommand {
     @Flag(help: "Let other users read (a container running as another uid); needs root or user_allow_other in /etc/fuse.conf.")
     var allowOther = false
 
+    @Option(help: "Group (name or id) whose members may read, besides the owner; default your group. Files are 0440, folders 0550.")
+    var group: String?
+
     @Option(help: "Worker threads serving the kernel's requests.")
     var threads = 16
 
@@ -48,7 +51,10 @@ struct MountCommand: ParsableCommand {
     var readyFd: Int32?
 
     func run() throws {
-        let ids = datasets.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var ids: [String] = []
+        for id in datasets.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) where !id.isEmpty && !ids.contains(id) {
+            ids.append(id)
+        }
         guard !ids.isEmpty else { throw CommandFailure(status: 2, message: "--datasets names no dataset") }
         for id in ids {
             do { try BlobStore.validateDatasetID(id) } catch { throw CommandFailure(status: 2, message: "\(error)") }
@@ -62,28 +68,42 @@ struct MountCommand: ParsableCommand {
     private func serve(_ ids: [String], at path: String) throws {
         // Read buffers and pictures of the datasets come and go: give freed memory back.
         cairn_tune_malloc_for_server()
-        do { try Mountpoint.checkFuseDevice() } catch { throw CommandFailure(status: 2, message: error.description) }
-        let store: BlobStore
-        do { store = try global.openStore() } catch { throw CommandFailure(status: 2, message: "cannot open the store: \(error)") }
+        func unusable(_ message: String) -> CommandFailure { CommandFailure(status: 2, message: message) }
+        do { try Mountpoint.checkFuseDevice() } catch { throw unusable(error.description) }
+        let readers = try group.map(Self.groupID)
         var logger = Logger(label: "cairn.mount")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let actor = subject ?? AdminActor.current
+        let store: BlobStore
         let filesystem: MountFilesystem
         do {
+            store = try global.openStore()
             filesystem = try MountFilesystem(store: store, datasets: ids, actor: actor,
-                                             audit: AuditQueue(maxPending: 100_000, boundName: "cairn mount's audit queue"), logger: logger)
+                                             audit: AuditQueue(maxPending: 100_000, boundName: "cairn mount's audit queue"),
+                                             logger: logger, group: readers)
         } catch let error as StoreError {
-            throw CommandFailure(status: 2, message: error.description)
+            throw unusable(error.description)
+        } catch {
+            throw unusable("cannot open the store: \(error)")
         }
         do {
             if try Mountpoint.prepare(path) {
                 Terminal.error("note: \(path) was left mounted by a daemon that died; detached it")
             }
-        } catch { throw CommandFailure(status: 2, message: error.description) }
+        } catch { throw unusable(error.description) }
         let session = FuseSession(filesystem: filesystem, mountpoint: path)
-        do { try session.mount(allowOther: allowOther) } catch { throw CommandFailure(status: 2, message: error.description) }
-        try store.appendAudit([AuditEvent(actor: actor, action: "mount.start", dataset: ids.joined(separator: ","), status: 0,
-                                          detail: "\(path) (\(filesystem.tree.count) entries)")])
+        let start = AuditEvent(actor: actor, action: "mount.start", dataset: ids.joined(separator: ","), status: 0,
+                               detail: "\(path) (\(filesystem.tree.count) entries)")
+        // Fail closed: no mount without its record. Signals wait until the loop can handle them,
+        // so the mount is never left behind by one arriving in between.
+        do { try store.appendAudit([start]) } catch { throw unusable("cannot write the audit record of the mount: \(error)") }
+        FuseSession.holdExitSignals(true)
+        do {
+            try session.mount(allowOther: allowOther)
+        } catch {
+            try? store.appendAudit([AuditEvent(actor: actor, action: "mount.stop", dataset: start.dataset, status: 2, detail: "not mounted: \(error)")])
+            throw unusable(error.description)
+        }
         let refresher = MountRefresher(filesystem: filesystem, session: session, metricsFile: metricsFile)
         refresher.start()
         print("cairn mount: \(ids.joined(separator: ",")) at \(path) (\(filesystem.tree.count) entries, pid \(getpid()))")
@@ -92,11 +112,19 @@ struct MountCommand: ParsableCommand {
             MountDaemon.detachOutput(to: logFile ?? store.root + "/mount.log")
             MountDaemon.signalReady(readyFd)
         }
-        session.run(threads: threads)
-        _ = filesystem.audit.record(AuditEvent(actor: actor, action: "mount.stop", dataset: ids.joined(separator: ","), status: 0,
-                                           detail: path))
+        FuseSession.holdExitSignals(false)
+        session.serve(threads: threads)
+        filesystem.recordOpenFiles()
+        _ = filesystem.audit.record(AuditEvent(actor: actor, action: "mount.stop", dataset: start.dataset, status: 0, detail: path))
         refresher.stop()
+        session.teardown()
         print("cairn mount: unmounted \(path)")
+    }
+
+    static func groupID(_ text: String) throws -> gid_t {
+        if let id = gid_t(text) { return id }
+        guard let entry = getgrnam(text) else { throw CommandFailure(status: 2, message: "no group '\(text)'") }
+        return entry.pointee.gr_gid
     }
 }
 
@@ -105,16 +133,18 @@ struct MountCommand: ParsableCommand {
 enum MountDaemon {
     static func startInBackground(mountpoint: String) throws {
         var pipe: [Int32] = [0, 0]
-        guard Glibc.pipe(&pipe) == 0 else { throw CommandFailure(status: 1, message: "cannot create a pipe: \(String(cString: strerror(errno)))") }
+        guard cairn_pipe_cloexec(&pipe) == 0 else { throw CommandFailure(status: 1, message: "cannot create a pipe: \(String(cString: strerror(errno)))") }
         let readyFd: Int32 = 3
         var arguments = Array(CommandLine.arguments.dropFirst())
         arguments += ["--foreground", "--ready-fd", String(readyFd)]
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // Close the read end first: it may be the very descriptor the write end is moved to.
-        posix_spawn_file_actions_addclose(&actions, pipe[0])
+        // Both ends are close-on-exec; dup2 gives the child its own copy of the write end at 3
+        // (clearing the flag), and nothing else of the parent's above it.
         posix_spawn_file_actions_adddup2(&actions, pipe[1], readyFd)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        _ = cairn_spawn_close_from(&actions, readyFd + 1)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -128,6 +158,12 @@ enum MountDaemon {
         defer { close(pipe[0]) }
         guard spawned == 0 else { throw CommandFailure(status: 1, message: "cannot start the mount daemon: \(String(cString: strerror(spawned)))") }
         var byte: UInt8 = 0
+        var ready = pollfd(fd: pipe[0], events: Int16(POLLIN), revents: 0)
+        // A mount waits for nothing but the index and the kernel: two minutes is a hang.
+        if poll(&ready, 1, 120_000) == 0 {
+            kill(pid, SIGTERM)
+            throw CommandFailure(status: 1, message: "the mount daemon (pid \(pid)) did not come up within 2 minutes; stopped it")
+        }
         if read(pipe[0], &byte, 1) == 1 {
             print("cairn mount: serving \(mountpoint) in the background (pid \(pid)); stop with fusermount3 -u \(mountpoint) or kill \(pid)")
             return
