@@ -18,21 +18,28 @@ enum MountNames {
     /// a `reserved` name gets the suffix too.
     static func component(_ value: String?, placeholder: String, reserved: Set<String> = []) -> String {
         guard let value, !value.isEmpty else { return placeholder }
-        var bytes = value.utf8.prefix(maxLength).map { byte -> UInt8 in
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                byte
-            default:
-                UInt8(ascii: "_")
-            }
+        // Most values (UIDs, pseudonyms) are already safe: no copy.
+        if value.utf8.count <= maxLength, value.utf8.first != UInt8(ascii: "."), value.utf8.allSatisfy(isKept),
+           value != placeholder, !reserved.contains(value) {
+            return value
         }
+        var bytes = value.utf8.prefix(maxLength).map { isKept($0) ? $0 : UInt8(ascii: "_") }
         if bytes.first == UInt8(ascii: ".") { bytes[0] = UInt8(ascii: "_") }
         let cleaned = String(decoding: bytes, as: UTF8.self)
         if cleaned != value || cleaned == placeholder || reserved.contains(cleaned) {
             return cleaned + "~" + shortHash(value)
         }
         return cleaned
+    }
+
+    static func isKept(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            true
+        default:
+            false
+        }
     }
 
     /// The first `hexDigits` hex digits of the value's SHA-256: 16 (64 bits) cannot be matched on

@@ -83,18 +83,19 @@ public final class MountRefresher: Sendable {
             let new = try MountFilesystem.readTree(store: store, datasets: filesystem.datasets)
             _ = filesystem.replaceTree(new)
             filesystem.counters.refreshes.add(1, ordering: .relaxed)
-            invalidate(from: old, to: new)
+            invalidate(from: old, to: new, reading: ContinuousClock.now - started)
         } catch {
             filesystem.logger.error("cannot read the datasets: showing nothing until they can be read", metadata: ["error": "\(error)"])
             if old.count > MountTree.empty.count {
                 _ = filesystem.replaceTree(.empty)
-                invalidate(from: old, to: .empty)
+                invalidate(from: old, to: .empty, reading: ContinuousClock.now - started)
             }
         }
         return ContinuousClock.now - started
     }
 
-    private func invalidate(from old: MountTree, to new: MountTree) {
+    private func invalidate(from old: MountTree, to new: MountTree, reading: Duration) {
+        let started = ContinuousClock.now
         var removed = 0
         for before in old.allEntries {
             guard let after = new.entry(before.inode) else {
@@ -109,7 +110,9 @@ public final class MountRefresher: Sendable {
             }
             session.invalidate(inode: before.inode)
         }
-        filesystem.logger.info("view follows the store", metadata: ["entries": "\(new.count)", "removed": "\(removed)"])
+        filesystem.logger.info("view follows the store", metadata: [
+            "entries": "\(new.count)", "removed": "\(removed)", "read_seconds": "\(reading)",
+            "invalidate_seconds": "\(ContinuousClock.now - started)"])
     }
 
     private func flushAudit() {

@@ -134,8 +134,14 @@ struct MountTreeBuilder {
         let top = folder(named: dataset.id, value: dataset.id, in: MountTree.rootInode, dataset: dataset.id, time: datasetTime)
         var studies = StudyIndex()
         let reserved: Set<String> = [MountTree.indexName, MountTree.filesFolder]
-        // Earliest stored first: when two blobs want one name, the one already there keeps it.
-        for member in dataset.members.sorted(by: { ($0.storedAt, $0.digest.hex) < ($1.storedAt, $1.digest.hex) }) {
+        reserve(dataset.members.count)
+        // Earliest stored first: when two blobs want one name, the one already there keeps it
+        // (members come in digest order; ties keep it).
+        let order = dataset.members.indices.sorted {
+            (dataset.members[$0].storedAt, $0) < (dataset.members[$1].storedAt, $1)
+        }
+        for position in order {
+            let member = dataset.members[position]
             let time = MountNames.seconds(member.storedAt)
             guard let instance = member.instance else {
                 let files = folder(named: MountTree.filesFolder, value: "\u{0}files", in: top, dataset: dataset.id, time: time)
@@ -145,19 +151,25 @@ struct MountTreeBuilder {
             let subjectName = MountNames.component(instance.subject, placeholder: "unknown-subject", reserved: reserved)
             let studyName = MountNames.component(instance.studyUID, placeholder: "unknown-study")
             let seriesName = MountNames.component(instance.seriesUID, placeholder: "unknown-series")
-            let subject = folder(named: subjectName, value: instance.subject ?? "", in: top, dataset: dataset.id, time: time)
-            let study = folder(named: studyName, value: instance.studyUID ?? "", in: subject, dataset: dataset.id, time: time)
-            let series = folder(named: seriesName, value: instance.seriesUID ?? "", in: study, dataset: dataset.id, time: time)
+            let subject = namedFolder(subjectName, value: instance.subject ?? "", in: top, dataset: dataset.id, time: time)
+            let study = namedFolder(studyName, value: instance.studyUID ?? "", in: subject.inode, dataset: dataset.id, time: time)
+            let series = namedFolder(seriesName, value: instance.seriesUID ?? "", in: study.inode, dataset: dataset.id, time: time)
             let instanceName = MountNames.component(instance.sopInstanceUID, placeholder: member.digest.hex) + ".dcm"
-            addFile(instanceName, in: series, member: member, dataset: dataset.id)
-            studies.add(subject: entries[subject]?.name ?? subjectName, study: entries[study]?.name ?? studyName,
-                        series: entries[series]?.name ?? seriesName, instance: instance)
+            addFile(instanceName, in: series.inode, member: member, dataset: dataset.id)
+            studies.add(subject: subject.name, study: study.name, series: series.name, instance: instance)
         }
         let document = studies.document()
         let inode = place(MountTree.indexName, in: top)
         entries[inode] = MountEntry(inode: inode, parent: top, name: MountTree.indexName, dataset: dataset.id, content: .indexDocument,
                                     size: UInt64(document.count), modified: max(datasetTime, modified[top] ?? 0))
         documents[inode] = document
+    }
+
+    /// Room for `count` more files and their folders, so the tables are not rehashed as they grow.
+    private mutating func reserve(_ count: Int) {
+        entries.reserveCapacity(entries.count + count + count / 8)
+        childNames.reserveCapacity(childNames.count + count / 8)
+        childList.reserveCapacity(childList.count + count / 8)
     }
 
     private mutating func addFile(_ preferred: String, in parent: UInt64, member: DatasetMember, dataset: String) {
@@ -179,19 +191,25 @@ struct MountTreeBuilder {
     }
 
     private mutating func folder(named preferred: String, value: String, in parent: UInt64, dataset: String, time: Int64) -> UInt64 {
+        namedFolder(preferred, value: value, in: parent, dataset: dataset, time: time).inode
+    }
+
+    /// The folder for `value` in `parent` (made on first use), and the name it got.
+    private mutating func namedFolder(_ preferred: String, value: String, in parent: UInt64, dataset: String,
+                                      time: Int64) -> (inode: UInt64, name: String) {
         var name = preferred
         if let existing = childNames[parent]?[name] {
-            if folderValues[existing] == value { return existing }
+            if folderValues[existing] == value { return (existing, name) }
             // Another value cleaned to this name: the whole hash tells them apart.
             name = preferred + "~" + MountNames.shortHash(value, hexDigits: 64)
-            if let again = childNames[parent]?[name] { return again }
+            if let again = childNames[parent]?[name] { return (again, name) }
         }
         let inode = place(name, in: parent)
         folderValues[inode] = value
         entries[inode] = MountEntry(inode: inode, parent: parent, name: name, dataset: dataset,
                                     content: .directory(subdirectories: 0), size: 0, modified: time)
         touch(parent, time: time)
-        return inode
+        return (inode, name)
     }
 
     /// Reserves an inode for `name` in `parent` and links it there.
@@ -206,20 +224,23 @@ struct MountTreeBuilder {
     private mutating func touch(_ folder: UInt64, time: Int64) {
         var current = folder
         while true {
-            if (modified[current] ?? Int64.min) < time { modified[current] = time }
+            // A folder already this new has ancestors at least as new.
+            if let known = modified[current], known >= time { return }
+            modified[current] = time
             if current == MountTree.rootInode { return }
             guard let parent = entries[current]?.parent else { return }
             current = parent
         }
     }
 
-    func finish(generations: [String: Int64]) -> MountTree {
-        var entries = entries
-        var childList = childList
+    /// Sorts each folder and settles folder attributes, in place (a copy of the tables would
+    /// retain every entry once more).
+    mutating func finish(generations: [String: Int64]) -> MountTree {
         for (folder, children) in childList {
-            childList[folder] = children.sorted { (entries[$0]?.name ?? "") < (entries[$1]?.name ?? "") }
+            let named = children.map { (name: entries[$0]?.name ?? "", inode: $0, isDirectory: entries[$0]?.isDirectory == true) }
+            childList[folder] = named.sorted { $0.name < $1.name }.map(\.inode)
             guard let entry = entries[folder] else { continue }
-            let subdirectories = children.filter { entries[$0]?.isDirectory == true }.count
+            let subdirectories = named.filter(\.isDirectory).count
             entries[folder] = MountEntry(inode: folder, parent: entry.parent, name: entry.name, dataset: entry.dataset,
                                          content: .directory(subdirectories: subdirectories), size: 0,
                                          modified: max(entry.modified, modified[folder] ?? entry.modified))

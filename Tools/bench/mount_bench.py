@@ -15,7 +15,8 @@ so both sides are bound by decoding, not by the disk.
   random 64 KiB `Range:` GETs from `cairn node serve` (wrk, 16 connections, every request
   audited) on the same blobs (those over 64 KiB on both sides).
 - `find MOUNT -type f | wc -l` over --instances instance rows (written straight into the index
-  with sqlite3: the listing is what is measured), and the daemon's memory for them.
+  with sqlite3: the listing is what is measured), the daemon's memory for them, and how long an
+  erased subject stays visible after `dataset erase-subject` returns.
 - daemon peak RSS while 16 readers stream a 2 GiB instance.
 
 Medians of --reps. Prints a table and writes Tools/bench/out/mount-latest.md.
@@ -262,19 +263,28 @@ def main():
         run(big, "init")
         run(big, "dataset", "create", "big", "--deid-policy", "accept")
         fill_instances(big / "index.sqlite", args.instances)
-        finds, mount_times, rss = [], [], []
-        for _ in range(args.reps):
+        finds, mount_times, rss, erasures = [], [], [], []
+        for rep in range(args.reps):
             started = time.perf_counter()
             mount = Mounted(big, point, "big")
             mount_times.append(time.perf_counter() - started)
             started = time.perf_counter()
             listed = subprocess.run(f"find {point} -type f | wc -l", shell=True, capture_output=True, text=True, check=True)
             finds.append(time.perf_counter() - started)
-            assert int(listed.stdout) == args.instances + 1, listed.stdout
+            assert int(listed.stdout) == args.instances + 1 - 900 * rep, listed.stdout
             rss.append(status_kb(mount.proc.pid, "VmRSS") / 1024)
+            # Consent withdrawn while mounted: one subject (900 instances) erased; how long until it is gone.
+            subject = point / "big" / f"S{rep:06d}"
+            assert subject.is_dir()
+            run(big, "dataset", "erase-subject", "big", f"S{rep:06d}")
+            started = time.perf_counter()
+            while subject.exists():
+                time.sleep(0.01)
+            erasures.append(time.perf_counter() - started)
             mount.stop()
         row(f"find -type f over {args.instances:,} instances (s)", med(finds), None, "s", "< 3 s")
         row(f"mount start with {args.instances:,} instances (s)", med(mount_times), None, "s", "")
+        row(f"erased subject gone, {args.instances:,} instances mounted (s)", med(erasures), None, "s", "< 1 s")
         row(f"daemon RSS after listing {args.instances:,} (MB)", med(rss), None, "MB", "")
 
         # 16 readers of one 2 GiB instance.
