@@ -102,7 +102,7 @@ public final class FuseSession: Sendable {
         var ops = fuse_lowlevel_ops()
         ops.lookup = { req, parent, name in
             guard let fs = mountFilesystem(of: req), let name else { return replyError(req, ENOENT) }
-            guard let entry = fs.tree.lookup(parent: parent, name: String(cString: name)) else { return replyError(req, ENOENT) }
+            guard let entry = fs.lookup(parent: parent, name: String(cString: name)) else { return replyError(req, ENOENT) }
             var param = fuse_entry_param()
             param.ino = entry.inode
             param.attr = fs.attributes(of: entry)
@@ -111,7 +111,7 @@ public final class FuseSession: Sendable {
             _ = fuse_reply_entry(req, &param)
         }
         ops.getattr = { req, inode, _ in
-            guard let fs = mountFilesystem(of: req), let entry = fs.tree.entry(inode) else { return replyError(req, ENOENT) }
+            guard let fs = mountFilesystem(of: req), let entry = fs.entry(inode) else { return replyError(req, ENOENT) }
             var attributes = fs.attributes(of: entry)
             _ = fuse_reply_attr(req, &attributes, MountFilesystem.cacheSeconds)
         }
@@ -184,7 +184,7 @@ public final class FuseSession: Sendable {
     fileprivate static func listDirectoryImpl(_ fs: MountFilesystem, tree: MountTree, req: fuse_req_t?, inode: UInt64, size: Int, offset: off_t) {
         guard let folder = tree.entry(inode) else { return replyError(req, ENOENT) }
         guard folder.isDirectory else { return replyError(req, ENOTDIR) }
-        let children = tree.children(of: inode)
+        let children = tree.children(of: inode).filter { fs.visible($0, in: tree) != nil }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 8)
         defer { buffer.deallocate() }
         var used = 0

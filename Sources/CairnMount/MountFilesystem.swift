@@ -17,6 +17,9 @@ public final class MountFilesystem: Sendable {
     let logger: Logger
     let counters = MountCounters()
     private let current: Mutex<MountTree>
+    /// Subject folders erased after the current picture was read, and when each was hidden: gone
+    /// at once, before the dataset is re-read (which takes a second at 100,000 instances).
+    private let hidden = Mutex([UInt64: ContinuousClock.Instant]())
     private let open = Mutex(OpenFiles())
     /// Open folders and the picture each was opened in.
     private let directories = Mutex<(next: UInt64, open: [UInt64: MountTree])>((1, [:]))
@@ -53,12 +56,51 @@ public final class MountFilesystem: Sendable {
         return MountTree.build(pictured)
     }
 
-    /// Installs a new picture and returns the one it replaced.
-    func replaceTree(_ tree: MountTree) -> MountTree {
+    /// Installs a picture whose reading began at `readStarted`, and returns the one it replaced.
+    /// Folders hidden before that time are settled by it (their erasure was committed before they
+    /// were hidden); those hidden since stay hidden, as the picture may predate their erasure.
+    func replaceTree(_ tree: MountTree, readStarted: ContinuousClock.Instant) -> MountTree {
         current.withLock { old in
-            defer { old = tree }
+            defer {
+                old = tree
+                hidden.withLock { $0 = $0.filter { $0.value >= readStarted } }
+            }
             return old
         }
+    }
+
+    /// Hides a subject folder of the current picture; returns its entries, for the kernel to forget.
+    func hide(subject: String, in dataset: String) -> [MountEntry] {
+        let tree = self.tree
+        guard let top = tree.lookup(parent: MountTree.rootInode, name: dataset),
+              let folder = tree.lookup(parent: top.inode, name: MountTree.subjectFolderName(subject)), folder.isDirectory
+        else { return [] }
+        hidden.withLock { $0[folder.inode] = .now }
+        return tree.subtree(folder.inode)
+    }
+
+    /// The entry, unless it is in a hidden (erased) subject folder.
+    func visible(_ entry: MountEntry?, in tree: MountTree) -> MountEntry? {
+        guard let entry else { return nil }
+        let hiddenFolders = hidden.withLock { $0 }
+        if hiddenFolders.isEmpty { return entry }
+        var current = entry
+        while true {
+            if hiddenFolders[current.inode] != nil { return nil }
+            guard current.inode != MountTree.rootInode, let parent = tree.entry(current.parent) else { return entry }
+            current = parent
+        }
+    }
+
+    /// What lookups and attribute requests see: the current picture less hidden subjects.
+    func entry(_ inode: UInt64) -> MountEntry? {
+        let tree = self.tree
+        return visible(tree.entry(inode), in: tree)
+    }
+
+    func lookup(parent: UInt64, name: String) -> MountEntry? {
+        let tree = self.tree
+        return visible(tree.lookup(parent: parent, name: name), in: tree)
     }
 
     // MARK: - Requests
@@ -105,7 +147,7 @@ public final class MountFilesystem: Sendable {
     func openFile(_ inode: UInt64, flags: Int32, requester: Requester) -> OpenResult {
         guard flags & O_ACCMODE == O_RDONLY else { return .failed(EROFS) }
         let tree = self.tree
-        guard let entry = tree.entry(inode) else { return .failed(ENOENT) }
+        guard let entry = visible(tree.entry(inode), in: tree) else { return .failed(ENOENT) }
         let problem = audit.problem ?? (audit.pending + openCount >= audit.maxPending
             ? "\(audit.pending) audit records wait and \(openCount) files are open" : nil)
         if let problem {
@@ -166,7 +208,7 @@ public final class MountFilesystem: Sendable {
     func read(handle: UInt64, inode: UInt64, count: Int, offset: Int, reply: (ReadResult) -> Void) {
         guard let file = open.withLock({ $0.files[handle] }) else { return reply(.failed(EBADF)) }
         // An erased subject's open files stop reading too: consent is withdrawn for reads in flight.
-        guard let now = tree.entry(inode), now.content == file.entry.content else {
+        guard let now = entry(inode), now.content == file.entry.content else {
             file.failed(ENOENT)
             return reply(.failed(ENOENT))
         }
@@ -236,7 +278,7 @@ public final class MountFilesystem: Sendable {
 
     func openDirectory(_ inode: UInt64) -> OpenResult {
         let tree = self.tree
-        guard let entry = tree.entry(inode) else { return .failed(ENOENT) }
+        guard let entry = visible(tree.entry(inode), in: tree) else { return .failed(ENOENT) }
         guard entry.isDirectory else { return .failed(ENOTDIR) }
         return .opened(directories.withLock { state in
             defer { state.next += 1 }

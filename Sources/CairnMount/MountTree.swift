@@ -34,6 +34,14 @@ public final class MountTree: Sendable {
     public static let rootInode: UInt64 = 1
     public static let indexName = "index.json"
     public static let filesFolder = "files"
+    /// Names a subject folder may not take as they are.
+    static let reservedNames: Set<String> = [indexName, filesFolder]
+    static let missingSubject = "unknown-subject"
+
+    /// The folder name a subject pseudonym gets (the rule `MountNames` documents).
+    static func subjectFolderName(_ subject: String?) -> String {
+        MountNames.component(subject, placeholder: missingSubject, reserved: reservedNames)
+    }
 
     /// Each dataset's content generation the picture was read at.
     public let generations: [String: Int64]
@@ -65,6 +73,18 @@ public final class MountTree: Sendable {
     /// A folder's entries, in name order.
     public func children(of inode: UInt64) -> [MountEntry] {
         (childList[inode] ?? []).compactMap { entries[$0] }
+    }
+
+    /// An entry and every entry below it (folders first).
+    public func subtree(_ inode: UInt64) -> [MountEntry] {
+        var out: [MountEntry] = []
+        var pending = [inode]
+        while let next = pending.popLast() {
+            guard let entry = entries[next] else { continue }
+            out.append(entry)
+            pending.append(contentsOf: childList[next] ?? [])
+        }
+        return out
     }
 
     /// The bytes of a generated file (`index.json`).
@@ -133,7 +153,6 @@ struct MountTreeBuilder {
         let datasetTime = MountNames.seconds(dataset.createdAt)
         let top = folder(named: dataset.id, value: dataset.id, in: MountTree.rootInode, dataset: dataset.id, time: datasetTime)
         var studies = StudyIndex()
-        let reserved: Set<String> = [MountTree.indexName, MountTree.filesFolder]
         reserve(dataset.members.count)
         // Earliest stored first: when two blobs want one name, the one already there keeps it
         // (members come in digest order; ties keep it).
@@ -148,7 +167,7 @@ struct MountTreeBuilder {
                 addFile(MountNames.component(member.name, placeholder: member.digest.hex), in: files, member: member, dataset: dataset.id)
                 continue
             }
-            let subjectName = MountNames.component(instance.subject, placeholder: "unknown-subject", reserved: reserved)
+            let subjectName = MountTree.subjectFolderName(instance.subject)
             let studyName = MountNames.component(instance.studyUID, placeholder: "unknown-study")
             let seriesName = MountNames.component(instance.seriesUID, placeholder: "unknown-series")
             let subject = namedFolder(subjectName, value: instance.subject ?? "", in: top, dataset: dataset.id, time: time)

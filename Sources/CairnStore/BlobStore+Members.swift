@@ -64,6 +64,22 @@ extension BlobStore {
         }
     }
 
+    /// Subjects erased from `datasets` after erasure record `after` (0: from the first), and the
+    /// last record's number, so a view can hide an erased subject before it re-reads the dataset.
+    public func erasures(after: Int64, in datasets: [String]) throws -> (erased: [(dataset: String, subject: String)], last: Int64) {
+        try index.read { db in
+            var erased: [(dataset: String, subject: String)] = []
+            var last = after
+            for row in try Row.fetchAll(db, sql: "SELECT rowid, dataset_id, subject FROM erasures WHERE rowid > ? ORDER BY rowid",
+                                        arguments: [after]) {
+                last = max(last, row[0] as Int64)
+                let dataset: String = row[1]
+                if datasets.contains(dataset) { erased.append((dataset, row[2])) }
+            }
+            return (erased, last)
+        }
+    }
+
     /// Every blob of `dataset` with its instance attributes, in digest order, and the dataset's
     /// content generation it was read at (one transaction, so the two agree).
     public func members(of dataset: String) throws -> (members: [DatasetMember], generation: Int64) {
