@@ -2,6 +2,7 @@ import CairnAudit
 import CairnStore
 import Crypto
 import Dispatch
+import Foundation
 import Glibc
 import Logging
 import Synchronization
@@ -76,7 +77,8 @@ public final class MountFilesystem: Sendable {
               let folder = tree.lookup(parent: top.inode, name: MountTree.subjectFolderName(subject)), folder.isDirectory
         else { return [] }
         hidden.withLock { $0[folder.inode] = .now }
-        return tree.subtree(folder.inode)
+        // The dataset's index.json changes too (it no longer lists the subject).
+        return tree.subtree(folder.inode) + [tree.lookup(parent: top.inode, name: MountTree.indexName)].compactMap { $0 }
     }
 
     /// The entry, unless it is in a hidden (erased) subject folder.
@@ -84,12 +86,33 @@ public final class MountFilesystem: Sendable {
         guard let entry else { return nil }
         let hiddenFolders = hidden.withLock { $0 }
         if hiddenFolders.isEmpty { return entry }
+        if entry.content == .indexDocument {
+            let size = UInt64(document(entry.inode, in: tree)?.count ?? 0)
+            return MountEntry(inode: entry.inode, parent: entry.parent, name: entry.name, dataset: entry.dataset,
+                              content: entry.content, size: size, modified: entry.modified)
+        }
         var current = entry
         while true {
             if hiddenFolders[current.inode] != nil { return nil }
             guard current.inode != MountTree.rootInode, let parent = tree.entry(current.parent) else { return entry }
             current = parent
         }
+    }
+
+    /// A dataset's index.json as the picture has it, less the studies of hidden subjects.
+    func document(_ inode: UInt64, in tree: MountTree) -> [UInt8]? {
+        guard let original = tree.document(inode), let index = tree.entry(inode) else { return nil }
+        let hiddenNames = Set(hidden.withLock { Array($0.keys) }.compactMap { folder -> String? in
+            guard let entry = tree.entry(folder), entry.parent == index.parent else { return nil }
+            return entry.name
+        })
+        if hiddenNames.isEmpty { return original }
+        guard let studies = try? JSONSerialization.jsonObject(with: Data(original)) as? [[String: Any]],
+              let kept = try? JSONSerialization.data(
+                withJSONObject: studies.filter { !hiddenNames.contains($0["subjectName"] as? String ?? "") },
+                options: [.withoutEscapingSlashes])
+        else { return Array("[]".utf8) }  // fail closed: list nothing rather than an erased subject
+        return Array(kept)
     }
 
     /// What lookups and attribute requests see: the current picture less hidden subjects.
@@ -164,7 +187,7 @@ public final class MountFilesystem: Sendable {
             logger.error("open refused: verify found the blob \(state)", metadata: ["digest": "\(digest)"])
             return .failed(EIO)
         case .indexDocument:
-            file = OpenFile(entry: entry, requester: requester, document: tree.document(inode) ?? [], reader: nil) {
+            file = OpenFile(entry: entry, requester: requester, document: document(inode, in: tree) ?? [], reader: nil) {
                 throw StoreError.invalidArgument("a generated document has no blob")
             }
         case .blob(let digest, let codec):
@@ -217,10 +240,12 @@ public final class MountFilesystem: Sendable {
         let end = min(file.entry.size, start + UInt64(max(0, count)))
         guard start < end else { return reply(.bytes(UnsafeRawBufferPointer(start: nil, count: 0))) }
         if let document = file.document {
+            // The handle's own copy: its length, not the entry's, bounds the read.
+            let from = Int(min(start, UInt64(document.count))), to = Int(min(end, UInt64(document.count)))
             document.withUnsafeBytes { all in
-                reply(.bytes(UnsafeRawBufferPointer(rebasing: all[Int(start)..<Int(end)])))
+                reply(.bytes(UnsafeRawBufferPointer(rebasing: all[from..<to])))
             }
-            file.served.add(Int(end - start), ordering: .relaxed)
+            file.served.add(to - from, ordering: .relaxed)
             return
         }
         let length = Int(end - start)
