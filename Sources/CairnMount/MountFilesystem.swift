@@ -1,6 +1,5 @@
 import CairnAudit
 import CairnStore
-import Crypto
 import Dispatch
 import Foundation
 import Glibc
@@ -215,10 +214,7 @@ public final class MountFilesystem: Sendable {
     /// hash to its digest (once per blob and mount).
     private func checkWhole(_ reader: BlobReader) throws {
         if checkedRaw.withLock({ $0.contains(reader.digest) }) { return }
-        var hasher = SHA256()
-        try reader.read(0..<reader.size) { hasher.update(bufferPointer: $0) }
-        let actual = BlobDigest(hasher.finalize())
-        guard actual == reader.digest else { throw StoreError.digestMismatch(expected: reader.digest, actual: actual, path: reader.path) }
+        try reader.checkDigest()
         _ = checkedRaw.withLock { $0.insert(reader.digest) }
     }
 

@@ -19,7 +19,7 @@ public struct BlobDigest: Hashable, Sendable, Comparable, CustomStringConvertibl
         self.init(hex: body)
     }
 
-    public init(_ digest: SHA256Digest) { hex = Hex.encode(digest) }
+    init(_ digest: SHA256Digest) { hex = Hex.encode(digest) }
 
     public var description: String { "sha256:" + hex }
 

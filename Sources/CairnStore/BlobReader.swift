@@ -1,3 +1,4 @@
+import Crypto
 import Glibc
 
 /// Reads original bytes back from one blob file. Ranged reads decompress only the frames that
@@ -190,6 +191,16 @@ public final class BlobReader {
         try header.withUnsafeMutableBytes { try file.readExactly(into: $0, at: 0) }
         // Magic 0xFD2FB528 little-endian, then the Frame_Header_Descriptor: bit 2 = checksum flag.
         return header[0..<4] == [0x28, 0xB5, 0x2F, 0xFD] && header[4] & 0x04 != 0
+    }
+
+    /// Reads the whole blob and checks that it hashes to its digest (frame checksums are checked
+    /// on the way): what `verify` does, and what a raw blob, which has no frame checksums, needs
+    /// before its bytes can be trusted.
+    public func checkDigest() throws {
+        var hasher = SHA256()
+        try read(0..<size) { hasher.update(bufferPointer: $0) }
+        let actual = BlobDigest(hasher.finalize())
+        guard actual == digest else { throw StoreError.digestMismatch(expected: digest, actual: actual, path: path) }
     }
 
     /// Reads a range into one array (small reads, tests).

@@ -46,12 +46,7 @@ extension BlobStore {
                 throw StoreError.corruptBlob(digest, path: reader.path,
                                              reason: "holds \(reader.size) bytes, the index says \(record.size)")
             }
-            var hasher = SHA256()
-            try reader.read(0..<reader.size) { hasher.update(bufferPointer: $0) }
-            let actual = BlobDigest(hasher.finalize())
-            guard actual == digest else {
-                throw StoreError.digestMismatch(expected: digest, actual: actual, path: reader.path)
-            }
+            try reader.checkDigest()
             problem = nil
         } catch let error as StoreError {
             if case .missing = error {
