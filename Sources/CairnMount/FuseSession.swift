@@ -122,11 +122,10 @@ public final class FuseSession: Sendable {
             switch fs.openFile(inode, flags: info.pointee.flags, requester: requester) {
             case .failed(let code): replyError(req, code)
             case .opened(let handle):
-                if fs.tree.entry(inode)?.content == .indexDocument {
-                    cairn_fuse_open_direct(info, handle)
-                } else {
-                    cairn_fuse_open_cached(info, handle)
-                }
+                cairn_fuse_open_cached(info, handle)
+                _ = fuse_reply_open(req, info)
+            case .openedDocument(let handle):
+                cairn_fuse_open_direct(info, handle)
                 _ = fuse_reply_open(req, info)
             }
         }
@@ -148,7 +147,7 @@ public final class FuseSession: Sendable {
             guard let fs = mountFilesystem(of: req), let info else { return replyError(req, EIO) }
             switch fs.openDirectory(inode) {
             case .failed(let code): replyError(req, code)
-            case .opened(let handle):
+            case .opened(let handle), .openedDocument(let handle):
                 info.pointee.fh = handle
                 _ = fuse_reply_open(req, info)
             }

@@ -154,6 +154,8 @@ public final class MountFilesystem: Sendable {
 
     enum OpenResult {
         case opened(UInt64)
+        /// A generated file (index.json): its content may change under its inode, so no page cache.
+        case openedDocument(UInt64)
         case failed(Int32)
     }
 
@@ -207,7 +209,8 @@ public final class MountFilesystem: Sendable {
             }
         }
         counters.opens.add(1, ordering: .relaxed)
-        return .opened(open.withLock { $0.insert(file) })
+        let handle = open.withLock { $0.insert(file) }
+        return file.document == nil ? .opened(handle) : .openedDocument(handle)
     }
 
     /// A raw blob has no frame checksums: before its first byte is served, its whole content must
