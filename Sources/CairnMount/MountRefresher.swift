@@ -26,7 +26,7 @@ public final class MountRefresher: Sendable {
     /// Starts the threads. Call with the exit signals held (`FuseSession.holdExitSignals`), so no
     /// thread takes one meant for the session loop.
     public func start() {
-        let lastErasure = (try? filesystem.store.erasures(after: 0, in: []).last) ?? 0
+        let lastErasure = (try? filesystem.store.latestErasure()) ?? 0
         spawn { $0.loop() }
         spawn { $0.watchErasures(after: lastErasure) }
     }

@@ -64,7 +64,12 @@ extension BlobStore {
         }
     }
 
-    /// Subjects erased from `datasets` after erasure record `after` (0: from the first), and the
+    /// The number of the newest erasure record (0 when there is none): where a view starts watching.
+    public func latestErasure() throws -> Int64 {
+        try index.readStatement { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(rowid), 0) FROM erasures") ?? 0 }
+    }
+
+    /// Subjects erased from `datasets` after erasure record `after`, and the
     /// last record's number, so a view can hide an erased subject before it re-reads the dataset.
     public func erasures(after: Int64, in datasets: [String]) throws -> (erased: [(dataset: String, subject: String)], last: Int64) {
         try index.read { db in
