@@ -68,7 +68,8 @@ let package = Package(
         .target(
             name: "CairnMount",
             dependencies: ["CairnFoundation", "CairnStore", "CairnAudit", "CFuse", "CXXHash",
-                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
+                           .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
             name: "CairnManifest",
             dependencies: ["CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
@@ -139,7 +140,8 @@ let package = Package(
                     dependencies: ["CairnManifest", "CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CairnHubTests",
                     dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
-                                   .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log")]),
+                                   .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import Prometheus
 import Synchronization
 
 /// The mount's state shared by libfuse's worker threads: the current picture of the datasets, the
@@ -15,7 +16,7 @@ public final class MountFilesystem: Sendable {
     public let actor: String
     public let audit: AuditQueue
     let logger: Logger
-    let counters = MountCounters()
+    let counters: MountCounters
     private let current: Mutex<MountTree>
     /// Subject folders erased after the current picture was read, and when each was hidden: gone
     /// at once, before the dataset is re-read (which takes a second at 100,000 instances).
@@ -40,6 +41,7 @@ public final class MountFilesystem: Sendable {
         self.actor = actor
         self.audit = audit
         self.logger = logger
+        counters = MountCounters(datasets: datasets.joined(separator: ","))
         current = Mutex(try Self.readTree(store: store, datasets: datasets))
     }
 
@@ -175,7 +177,7 @@ public final class MountFilesystem: Sendable {
         let problem = audit.problem ?? (audit.pending + openCount >= audit.maxPending
             ? "\(audit.pending) audit records wait and \(openCount) files are open" : nil)
         if let problem {
-            counters.refused.add(1, ordering: .relaxed)
+            counters.refused.increment()
             logger.error("open refused: the audit cannot record it", metadata: ["problem": "\(problem)"])
             return .failed(EIO)
         }
@@ -184,7 +186,7 @@ public final class MountFilesystem: Sendable {
         case .directory:
             return .failed(EISDIR)
         case .damaged(let digest, let state):
-            counters.failedOpens.add(1, ordering: .relaxed)
+            counters.failedOpens.increment()
             logger.error("open refused: verify found the blob \(state)", metadata: ["digest": "\(digest)"])
             return .failed(EIO)
         case .indexDocument:
@@ -202,13 +204,13 @@ public final class MountFilesystem: Sendable {
                     try store.reader(digest, codec: codec)
                 }
             } catch {
-                if case StoreError.digestMismatch = error { counters.damagedReads.add(1, ordering: .relaxed) }
-                counters.failedOpens.add(1, ordering: .relaxed)
+                if case StoreError.digestMismatch = error { counters.damagedReads.increment() }
+                counters.failedOpens.increment()
                 logger.error("open refused: the blob cannot be read as stored", metadata: ["digest": "\(digest)", "error": "\(error)"])
                 return .failed(EIO)
             }
         }
-        counters.opens.add(1, ordering: .relaxed)
+        counters.opens.increment()
         let handle = open.withLock { $0.insert(file) }
         return file.document == nil ? .opened(handle) : .openedDocument(handle)
     }
@@ -255,18 +257,18 @@ public final class MountFilesystem: Sendable {
             try file.read(start..<end, into: target)
         } catch {
             if case StoreError.corruptFrame(let digest, let frame, _) = error {
-                counters.damagedReads.add(1, ordering: .relaxed)
+                counters.damagedReads.increment()
                 logger.error("damaged frame: answering EIO", metadata: [
                     "digest": "\(digest)", "frame": "\(frame)", "offset": "\(start)", "length": "\(length)"])
             } else {
-                counters.failedReads.add(1, ordering: .relaxed)
+                counters.failedReads.increment()
                 logger.error("read failed: answering EIO", metadata: ["inode": "\(inode)", "error": "\(error)"])
             }
             file.failed(EIO)
             return reply(.failed(EIO))
         }
         file.served.add(length, ordering: .relaxed)
-        counters.bytesServed.add(length, ordering: .relaxed)
+        counters.bytesServed.increment(by: Int64(length))
         reply(.bytes(UnsafeRawBufferPointer(target)))
     }
 
@@ -295,7 +297,7 @@ public final class MountFilesystem: Sendable {
         let event = AuditEvent(actor: actor, action: "mount.read", dataset: file.entry.dataset, digest: digest,
                                bytes: Int64(file.served.load(ordering: .relaxed)), status: Int(file.firstError.load(ordering: .relaxed)),
                                detail: detail)
-        if audit.record(event) == nil { counters.auditDropped.add(1, ordering: .relaxed) }
+        if audit.record(event) == nil { counters.auditDropped.increment() }
     }
 
     var openCount: Int { open.withLock { $0.files.count } }
@@ -425,32 +427,34 @@ final class ReadBuffers: Sendable {
     }
 }
 
-/// What the mount has done, for its metrics file and log.
+/// What the mount has done, as Prometheus counters in a registry of its own (like the node's),
+/// written to the metrics file for node_exporter's textfile collector.
 public final class MountCounters: Sendable {
-    public let opens = Atomic<Int>(0)
-    public let bytesServed = Atomic<Int>(0)
-    /// Reads answered EIO because a frame's checksum did not match.
-    public let damagedReads = Atomic<Int>(0)
-    public let failedReads = Atomic<Int>(0)
-    public let failedOpens = Atomic<Int>(0)
+    public let registry = PrometheusCollectorRegistry()
+    let opens: Counter
+    let bytesServed: Counter
+    /// Reads or opens answered EIO because a frame's checksum or a raw blob's digest did not match.
+    let damagedReads: Counter
+    let failedReads: Counter
+    let failedOpens: Counter
     /// Opens refused because the audit could not record them.
-    public let refused = Atomic<Int>(0)
-    public let auditDropped = Atomic<Int>(0)
-    public let refreshes = Atomic<Int>(0)
+    let refused: Counter
+    let auditDropped: Counter
+    let refreshes: Counter
 
-    /// Prometheus text exposition (for node_exporter's textfile collector).
-    public func exposition(dataset: String) -> String {
-        let label = "{datasets=\"\(dataset)\"}"
-        let rows: [(String, String, Int)] = [
-            ("cairn_mount_opens_total", "Files opened through the mount.", opens.load(ordering: .relaxed)),
-            ("cairn_mount_read_bytes_total", "Bytes served by the daemon (page-cache hits never reach it).", bytesServed.load(ordering: .relaxed)),
-            ("cairn_mount_checksum_failures_total", "Reads or opens answered EIO for a damaged frame or blob.", damagedReads.load(ordering: .relaxed)),
-            ("cairn_mount_read_errors_total", "Reads answered EIO for another reason.", failedReads.load(ordering: .relaxed)),
-            ("cairn_mount_open_errors_total", "Opens answered EIO because the blob could not be opened.", failedOpens.load(ordering: .relaxed)),
-            ("cairn_mount_audit_refusals_total", "Opens refused because the audit could not record them.", refused.load(ordering: .relaxed)),
-            ("cairn_mount_audit_dropped_total", "Audit records dropped because the queue was full.", auditDropped.load(ordering: .relaxed)),
-            ("cairn_mount_refreshes_total", "Times the view was re-read after the store changed.", refreshes.load(ordering: .relaxed)),
-        ]
-        return rows.map { "# HELP \($0.0) \($0.1)\n# TYPE \($0.0) counter\n\($0.0)\(label) \($0.2)\n" }.joined()
+    init(datasets: String) {
+        let labels = [("datasets", datasets)]
+        let registry = registry
+        func counter(_ name: String, _ help: String) -> Counter {
+            registry.makeCounter(name: "cairn_mount_" + name + "_total", labels: labels, help: help)
+        }
+        opens = counter("opens", "Files opened through the mount.")
+        bytesServed = counter("read_bytes", "Bytes served by the daemon (page-cache hits never reach it).")
+        damagedReads = counter("checksum_failures", "Reads or opens answered EIO for a damaged frame or blob.")
+        failedReads = counter("read_errors", "Reads answered EIO for another reason.")
+        failedOpens = counter("open_errors", "Opens answered EIO because the blob could not be opened.")
+        refused = counter("audit_refusals", "Opens refused because the audit could not record them.")
+        auditDropped = counter("audit_dropped", "Audit records dropped because the queue was full.")
+        refreshes = counter("refreshes", "Times the view was re-read after the store changed.")
     }
 }

@@ -112,7 +112,7 @@ public final class MountRefresher: Sendable {
             guard try store.contentGenerations(of: filesystem.datasets) != old.generations else { return .zero }
             let new = try MountFilesystem.readTree(store: store, datasets: filesystem.datasets)
             _ = filesystem.replaceTree(new, readStarted: started)
-            filesystem.counters.refreshes.add(1, ordering: .relaxed)
+            filesystem.counters.refreshes.increment()
             invalidate(from: old, to: new, reading: ContinuousClock.now - started)
         } catch {
             filesystem.logger.error("cannot read the datasets: showing nothing until they can be read", metadata: ["error": "\(error)"])
@@ -173,7 +173,7 @@ public final class MountRefresher: Sendable {
 
     private func writeMetrics() {
         guard let metricsFile else { return }
-        let text = filesystem.counters.exposition(dataset: filesystem.datasets.joined(separator: ","))
+        let text = filesystem.counters.registry.emitToString()
         let temporary = metricsFile + ".tmp"
         do {
             try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
