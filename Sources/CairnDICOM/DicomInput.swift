@@ -1,13 +1,18 @@
 import Glibc
 
-/// Random access to the bytes being parsed: a file read through a sliding window (so a header
-/// parse reads only the first few kilobytes of a 2 GiB file), or bytes in memory.
+/// Fills a buffer with the bytes at an offset of the parsed stream (all of them, or throws).
+public typealias DicomByteSource = (_ offset: Int, _ into: UnsafeMutableRawBufferPointer) throws -> Void
+
+/// Random access to the bytes being parsed: a file or another byte source (a stored blob) read
+/// through a sliding window (so a header parse reads only the first few kilobytes of a 2 GiB
+/// file), or bytes in memory.
 final class DicomInput {
     let size: Int
     private var window: [UInt8]
     private var windowStart = 0
     private let fd: Int32
     private let path: String
+    private let source: DicomByteSource?
     /// Holds a typical header whole; larger windows mostly read pixel bytes that ingest then reads
     /// again to store them (64 KiB parsed 35k CT headers/s, 16 KiB 50k/s).
     static let windowSize = 16 * 1024
@@ -17,6 +22,15 @@ final class DicomInput {
         window = bytes
         fd = -1
         path = "<memory>"
+        source = nil
+    }
+
+    init(size: Int, name: String, source: @escaping DicomByteSource) {
+        self.size = size
+        window = []
+        fd = -1
+        path = name
+        self.source = source
     }
 
     init(path: String) throws {
@@ -30,6 +44,7 @@ final class DicomInput {
         size = Int(st.st_size)
         self.path = path
         window = []
+        source = nil
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -37,6 +52,14 @@ final class DicomInput {
     private func load(_ offset: Int, _ count: Int) throws {
         let length = min(max(count, Self.windowSize), size - offset)
         var buffer = [UInt8](repeating: 0, count: length)
+        if let source {
+            do { try buffer.withUnsafeMutableBytes { try source(offset, $0) } } catch {
+                throw DicomError.io("read \(path) at \(offset): \(error)")
+            }
+            window = buffer
+            windowStart = offset
+            return
+        }
         var done = 0
         while done < length {
             let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, length - done, off_t(offset + done)) }
@@ -54,7 +77,7 @@ final class DicomInput {
             throw DicomError.truncated(offset: offset, needed: count, size: size)
         }
         if offset >= windowStart && offset + count <= windowStart + window.count { return }
-        guard fd >= 0 else { throw DicomError.truncated(offset: offset, needed: count, size: size) }
+        guard fd >= 0 || source != nil else { throw DicomError.truncated(offset: offset, needed: count, size: size) }
         try load(offset, count)
     }
 

@@ -1,31 +1,71 @@
-/// The DICOM JSON model (PS3.18 Annex F.2) of a data set. Bulk data (pixel data and the binary
-/// VRs OB, OD, OF, OL, OV, OW, UN) is left out, as are group lengths.
+import Foundation
+
+/// The DICOM JSON model (PS3.18 Annex F.2) of a data set, without group lengths. Bulk data (pixel
+/// data, the binary VRs OB, OD, OF, OL, OV, OW, UN, and values too large to load) is left out, or,
+/// for DICOMweb metadata, referenced by a BulkDataURI (small binary values go inline, base64).
 public enum DicomJSON {
-    public static func encode(_ dataSet: DataSet) -> String {
+    /// Makes the BulkDataURI of a value from its byte range (offset, length) in the parsed stream.
+    public typealias BulkDataURI = (_ offset: Int, _ length: Int) -> String
+
+    public static func encode(_ dataSet: DataSet, bulkDataURI: BulkDataURI? = nil) -> String {
         var out = ""
         out.reserveCapacity(4096)
-        write(dataSet, to: &out)
+        write(dataSet, bulkDataURI: bulkDataURI, to: &out)
         return out
     }
 
-    static func write(_ dataSet: DataSet, to out: inout String) {
+    /// The members of the object only (`"tag":{…},…`, no braces), for splicing several together.
+    public static func members(_ dataSet: DataSet) -> String {
+        var out = encode(dataSet)
+        out.removeFirst()
+        out.removeLast()
+        return out
+    }
+
+    static func write(_ dataSet: DataSet, bulkDataURI: BulkDataURI?, to out: inout String) {
         out += "{"
         var first = true
         let decoder = ValueDecoder(dataSet: dataSet)
-        for element in dataSet.elements.sorted(by: { $0.tag < $1.tag }) {
-            // Pixel Data (native or encapsulated), binary VRs and values too large to load are bulk data.
-            if element.tag.isGroupLength || element.vr.isBulk || element.tag == .pixelData { continue }
-            if case .bulk = element.value { continue }
+        for element in dataSet.elements.sorted(by: { $0.tag < $1.tag }) where !element.tag.isGroupLength {
+            let bulk = bulkValue(element)
+            if bulk != nil && bulkDataURI == nil { continue }
             if !first { out += "," }
             first = false
             out += "\"\(element.tag.hex)\":{\"vr\":\"\(element.vr.rawValue)\""
-            writeValue(element, decoder: decoder, to: &out)
+            switch bulk {
+            case .inline(let bytes)?:
+                if !bytes.isEmpty { out += ",\"InlineBinary\":\"" + Data(bytes).base64EncodedString() + "\"" }
+            case .range(let offset, let length)?:
+                if let bulkDataURI { out += ",\"BulkDataURI\":" + quoted(bulkDataURI(offset, length)) }
+            case nil:
+                writeValue(element, bulkDataURI: bulkDataURI, decoder: decoder, to: &out)
+            }
             out += "}"
         }
         out += "}"
     }
 
-    private static func writeValue(_ element: DataElement, decoder: ValueDecoder, to out: inout String) {
+    private enum BulkValue {
+        case inline([UInt8])
+        case range(offset: Int, length: Int)
+    }
+
+    /// Pixel Data (native or encapsulated), binary VRs and values too large to load are bulk data.
+    private static func bulkValue(_ element: DataElement) -> BulkValue? {
+        switch element.value {
+        case .bulk(let offset, let length): return .range(offset: offset, length: length)
+        case .encapsulated(let pixels):
+            // The whole value: the Basic Offset Table item, the fragment items and the delimiter.
+            let itemsEnd = pixels.fragments.last.map { $0.valueOffset + $0.length }
+                ?? element.valueOffset + 8 + 4 * pixels.basicOffsetTable.count
+            return .range(offset: element.valueOffset, length: itemsEnd + 8 - element.valueOffset)
+        case .bytes(let bytes): return element.vr.isBulk || element.tag == .pixelData ? .inline(bytes) : nil
+        case .sequence: return nil
+        }
+    }
+
+    private static func writeValue(_ element: DataElement, bulkDataURI: BulkDataURI?, decoder: ValueDecoder,
+                                   to out: inout String) {
         var values: [String] = []
         switch element.value {
         case .sequence(let items):
@@ -33,7 +73,7 @@ public enum DicomJSON {
             out += ",\"Value\":["
             for (index, item) in items.enumerated() {
                 if index > 0 { out += "," }
-                write(item, to: &out)
+                write(item, bulkDataURI: bulkDataURI, to: &out)
             }
             out += "]"
             return
@@ -99,5 +139,27 @@ public enum DicomJSON {
             }
         }
         return out + "\""
+    }
+}
+
+extension DicomJSON {
+    /// One member `"GGGGEEEE":{"vr":…,"Value":[…]}` with string values (quoted) or numbers (as given).
+    public static func member(_ tag: DicomTag, vr: VR, strings: [String]) -> String {
+        if strings.isEmpty { return "\"\(tag.hex)\":{\"vr\":\"\(vr.rawValue)\"}" }
+        return "\"\(tag.hex)\":{\"vr\":\"\(vr.rawValue)\",\"Value\":[" + strings.map(quoted).joined(separator: ",") + "]}"
+    }
+
+    public static func member(_ tag: DicomTag, vr: VR, numbers: [Int]) -> String {
+        "\"\(tag.hex)\":{\"vr\":\"\(vr.rawValue)\",\"Value\":[" + numbers.map(String.init).joined(separator: ",") + "]}"
+    }
+
+    /// A person name given as its alphabetic group.
+    public static func member(_ tag: DicomTag, personName: String) -> String {
+        "\"\(tag.hex)\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":" + quoted(personName) + "}]}"
+    }
+
+    /// A sequence of items, each given as its members.
+    public static func member(_ tag: DicomTag, items: [[String]]) -> String {
+        "\"\(tag.hex)\":{\"vr\":\"SQ\",\"Value\":[" + items.map { "{" + $0.joined(separator: ",") + "}" }.joined(separator: ",") + "]}"
     }
 }

@@ -41,6 +41,11 @@ public struct DicomParser {
         try parse(DicomInput(bytes: bytes))
     }
 
+    /// Parses `size` bytes that `source` reads on demand (a stored blob's original bytes).
+    public func parse(size: Int, name: String, source: @escaping DicomByteSource) throws -> DicomFile {
+        try parse(DicomInput(size: size, name: name, source: source))
+    }
+
     func parse(_ input: DicomInput) throws -> DicomFile {
         var state = State(limits: limits)
         var position = 0
