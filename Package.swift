@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "CairnStore",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CZstd", "CLZ4", "CXXHash", "CPosix",
+                "CairnFoundation", "CairnAudit", "CairnDICOM", "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

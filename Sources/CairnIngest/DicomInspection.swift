@@ -58,6 +58,19 @@ extension InstanceRecord {
                   rows: ds.integer("Rows"),
                   columns: ds.integer("Columns"), frames: layout.frames, transferSyntax: file.transferSyntax.uid,
                   pixelDataOffset: layout.pixelDataOffset, frameOffsets: layout.frameOffsets)
+        patientName = text("PatientName")
+        accessionNumber = text("AccessionNumber")
+        studyID = text("StudyID")
+        studyTime = text("StudyTime")
+        seriesNumber = ds.integer("SeriesNumber")
+        instanceNumber = ds.integer("InstanceNumber")
+        func attributes(_ level: QueryLevel) -> String? {
+            let members = QueryAttributes.members(of: ds, at: level)
+            return members.isEmpty ? nil : members
+        }
+        studyAttributes = attributes(.study)
+        seriesAttributes = attributes(.series)
+        instanceAttributes = attributes(.instance)
     }
 
     /// An Age String (PS3.5 6.2, VR AS: `nnnD`, `nnnW`, `nnnM` or `nnnY`) in years; nil when malformed.

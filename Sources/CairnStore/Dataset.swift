@@ -95,6 +95,16 @@ extension InstanceRecord {
                   columns: row["columns"], frames: row.hasColumn("instance_frames") ? row["instance_frames"] : row["frames"],
                   transferSyntax: row["transfer_syntax"],
                   pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
+        guard row.hasColumn("study_attributes") else { return }
+        patientName = row["patient_name"]
+        accessionNumber = row["accession_number"]
+        studyID = row["study_id"]
+        studyTime = row["study_time"]
+        seriesNumber = row["series_number"]
+        instanceNumber = row["instance_number"]
+        studyAttributes = row["study_attributes"]
+        seriesAttributes = row["series_attributes"]
+        instanceAttributes = row["instance_attributes"]
     }
 }
 
@@ -195,11 +205,14 @@ extension BlobStore {
         try db.execute(sql: """
             INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
                 body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,
-                frame_offsets)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                frame_offsets, patient_name, accession_number, study_id, study_time, series_number, instance_number,
+                study_attributes, series_attributes, instance_attributes)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
                              r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.ageYears, r.rows, r.columns, r.frames, r.transferSyntax,
                              r.pixelDataOffset.map { Int64($0) },
-                             r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ",")])
+                             r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ","),
+                             r.patientName, r.accessionNumber, r.studyID, r.studyTime, r.seriesNumber, r.instanceNumber,
+                             r.studyAttributes, r.seriesAttributes, r.instanceAttributes])
     }
 }

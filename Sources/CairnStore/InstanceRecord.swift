@@ -19,6 +19,18 @@ public struct InstanceRecord: Sendable, Equatable {
     public var transferSyntax: String?
     public var pixelDataOffset: UInt64?
     public var frameOffsets: [UInt64]
+    /// QIDO-RS matching keys the attributes above do not cover.
+    public var patientName: String?
+    public var accessionNumber: String?
+    public var studyID: String?
+    public var studyTime: String?
+    public var seriesNumber: Int?
+    public var instanceNumber: Int?
+    /// The DICOM JSON members (`"tag":{…},…`) of what QIDO-RS returns at each level, so a search
+    /// never opens a blob.
+    public var studyAttributes: String?
+    public var seriesAttributes: String?
+    public var instanceAttributes: String?
 
     public init(subject: String? = nil, studyUID: String? = nil, seriesUID: String? = nil, sopInstanceUID: String? = nil,
                 sopClassUID: String? = nil, modality: String? = nil, bodyPart: String? = nil, manufacturer: String? = nil,

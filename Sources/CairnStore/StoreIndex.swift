@@ -220,6 +220,27 @@ struct StoreIndex: Sendable {
                         WHERE id IN (SELECT dataset_id FROM dataset_blobs WHERE digest = NEW.digest); END;
                 """)
         }
+        migrator.registerMigration("v9-dicomweb") { db in
+            // DICOMweb: the QIDO-RS matching keys not indexed before, what a search returns at each
+            // level (DICOM JSON members), and the indexes a search by study, series, modality and
+            // date needs. Rows from before stay without the returned attributes: a search still
+            // finds them by the older columns and answers what it has (see the README).
+            try db.execute(sql: """
+                ALTER TABLE instances ADD COLUMN patient_name TEXT;
+                ALTER TABLE instances ADD COLUMN accession_number TEXT;
+                ALTER TABLE instances ADD COLUMN study_id TEXT;
+                ALTER TABLE instances ADD COLUMN study_time TEXT;
+                ALTER TABLE instances ADD COLUMN series_number INTEGER;
+                ALTER TABLE instances ADD COLUMN instance_number INTEGER;
+                ALTER TABLE instances ADD COLUMN study_attributes TEXT;
+                ALTER TABLE instances ADD COLUMN series_attributes TEXT;
+                ALTER TABLE instances ADD COLUMN instance_attributes TEXT;
+                CREATE INDEX instances_study ON instances(dataset_id, study_uid, series_uid);
+                CREATE INDEX instances_series ON instances(dataset_id, series_uid);
+                CREATE INDEX instances_modality_date ON instances(dataset_id, modality, study_date);
+                CREATE INDEX instances_date ON instances(dataset_id, study_date);
+                """)
+        }
         return migrator
     }
 

@@ -1,0 +1,174 @@
+import CairnDICOM
+import Foundation
+import GRDB
+
+/// An instance row with its blob: what WADO-RS needs to serve it and QIDO-RS to describe it.
+public struct StoredInstance: Sendable {
+    public var blob: BlobRecord
+    public var instance: InstanceRecord
+}
+
+/// A QIDO-RS search the index answers: conditions on indexed keys (AND across keys), paging.
+public struct InstanceQuery: Sendable, Equatable {
+    /// The indexed columns a search may match on.
+    public enum Key: String, Sendable, CaseIterable {
+        case patientID = "subject", patientName = "patient_name", studyUID = "study_uid", seriesUID = "series_uid"
+        case sopUID = "sop_uid", sopClass = "sop_class", modality, studyDate = "study_date", studyTime = "study_time"
+        case accessionNumber = "accession_number", studyID = "study_id", seriesNumber = "series_number"
+        case instanceNumber = "instance_number"
+    }
+
+    public enum Match: Sendable, Equatable {
+        /// Single value matching; `*` and `?` wildcards when `wildcard` (PS3.4 C.2.2.2.4).
+        case value(String, wildcard: Bool)
+        /// List of UID matching, and for the other keys several single values (any may match).
+        case any([String])
+        /// Range matching on dates and times: both bounds inclusive, either may be open.
+        case range(lower: String?, upper: String?)
+        case integer(Int)
+    }
+
+    public struct Condition: Sendable, Equatable {
+        public var key: Key
+        public var match: Match
+        public init(_ key: Key, _ match: Match) {
+            self.key = key
+            self.match = match
+        }
+    }
+
+    public var level: QueryLevel
+    public var conditions: [Condition]
+    public var limit: Int
+    public var offset: Int
+
+    public init(level: QueryLevel, conditions: [Condition] = [], limit: Int, offset: Int = 0) {
+        self.level = level
+        self.conditions = conditions
+        self.limit = limit
+        self.offset = offset
+    }
+
+    /// The WHERE clause (after `dataset_id = ?`) and its arguments. Wildcards become GLOB patterns,
+    /// which are case-sensitive like DICOM matching, with GLOB's own `[` escaped.
+    func whereClause() -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+        var sql = ""
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        for condition in conditions {
+            let column = "i." + condition.key.rawValue
+            switch condition.match {
+            case .value(let text, let wildcard):
+                if wildcard {
+                    sql += " AND \(column) GLOB ?"
+                    arguments.append(text.replacingOccurrences(of: "[", with: "[[]"))
+                } else {
+                    sql += " AND \(column) = ?"
+                    arguments.append(text)
+                }
+            case .any(let values):
+                sql += " AND \(column) IN (" + values.map { _ in "?" }.joined(separator: ",") + ")"
+                arguments.append(contentsOf: values.map { $0 as (any DatabaseValueConvertible)? })
+            case .range(let lower, let upper):
+                if let lower {
+                    sql += " AND \(column) >= ?"
+                    arguments.append(lower)
+                }
+                if let upper {
+                    sql += " AND \(column) <= ?"
+                    arguments.append(upper)
+                }
+                if lower == nil && upper == nil { sql += " AND \(column) IS NOT NULL" }
+            case .integer(let value):
+                sql += " AND \(column) = ?"
+                arguments.append(value)
+            }
+        }
+        return (sql, arguments)
+    }
+}
+
+/// One study or series a search found, with what the index counts about it.
+public struct FoundGroup: Sendable {
+    public var studyUID: String
+    public var seriesUID: String?
+    public var seriesCount: Int
+    public var instanceCount: Int
+    /// ModalitiesInStudy (study level).
+    public var modalities: [String]
+    /// A member instance: its study- and series-level attributes describe the group.
+    public var example: InstanceRecord
+}
+
+extension BlobStore {
+    static let storedInstanceColumns = "b.*, i.*, i.frames AS instance_frames"
+    /// DICOMweb sees only instances it can address: study, series and SOP instance UIDs all present.
+    static let addressable = "i.study_uid IS NOT NULL AND i.series_uid IS NOT NULL AND i.sop_uid IS NOT NULL"
+
+    /// Instances matching `query` (level `.instance`), with their blobs.
+    public func searchInstances(_ query: InstanceQuery, in dataset: String) throws -> [StoredInstance] {
+        let (clause, arguments) = query.whereClause()
+        return try index.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
+                WHERE i.dataset_id = ? AND \(Self.addressable)\(clause) LIMIT ? OFFSET ?
+                """, arguments: StatementArguments([dataset] + arguments + [query.limit, query.offset])).map {
+                StoredInstance(blob: try BlobRecord(row: $0), instance: InstanceRecord(row: $0))
+            }
+        }
+    }
+
+    /// Studies (level `.study`) or series (level `.series`) that have an instance matching `query`,
+    /// in UID order, with their counts.
+    public func searchGroups(_ query: InstanceQuery, in dataset: String) throws -> [FoundGroup] {
+        let (clause, arguments) = query.whereClause()
+        let groupColumn = query.level == .study ? "study_uid" : "series_uid"
+        return try index.read { db in
+            let keys = try String.fetchAll(db, sql: """
+                SELECT i.\(groupColumn) FROM instances i
+                WHERE i.dataset_id = ? AND \(Self.addressable)\(clause)
+                GROUP BY i.\(groupColumn) ORDER BY i.\(groupColumn) LIMIT ? OFFSET ?
+                """, arguments: StatementArguments([dataset] + arguments + [query.limit, query.offset]))
+            return try keys.compactMap { key -> FoundGroup? in
+                guard let counts = try Row.fetchOne(db, sql: """
+                    SELECT count(DISTINCT i.series_uid) AS series, count(*) AS instances,
+                           group_concat(DISTINCT i.modality) AS modalities
+                    FROM instances i WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
+                    """, arguments: [dataset, key]),
+                    let example = try Row.fetchOne(db, sql: """
+                        SELECT * FROM instances i WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
+                        ORDER BY study_attributes IS NULL, series_attributes IS NULL LIMIT 1
+                        """, arguments: [dataset, key]).map(InstanceRecord.init(row:)),
+                    let studyUID = example.studyUID else { return nil }
+                let modalities = ((counts["modalities"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
+                return FoundGroup(studyUID: studyUID, seriesUID: query.level == .series ? key : nil,
+                                  seriesCount: counts["series"], instanceCount: counts["instances"],
+                                  modalities: modalities, example: example)
+            }
+        }
+    }
+
+    /// The instances of a study, series or single instance in a dataset, with their blobs, in
+    /// series then instance-number order (what WADO-RS retrieves).
+    public func storedInstances(in dataset: String, study: String, series: String? = nil,
+                                sop: String? = nil) throws -> [StoredInstance] {
+        var sql = """
+            SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
+            WHERE i.dataset_id = ? AND i.study_uid = ? AND \(Self.addressable)
+            """
+        var arguments: [(any DatabaseValueConvertible)?] = [dataset, study]
+        if let series {
+            sql += " AND i.series_uid = ?"
+            arguments.append(series)
+        }
+        if let sop {
+            sql += " AND i.sop_uid = ?"
+            arguments.append(sop)
+        }
+        sql += " ORDER BY i.series_uid, i.instance_number, i.sop_uid"
+        return try index.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map {
+                StoredInstance(blob: try BlobRecord(row: $0), instance: InstanceRecord(row: $0))
+            }
+        }
+    }
+}
