@@ -34,6 +34,7 @@ public struct NodeAPI: Sendable {
         addDatasetRoutes(to: router)
         addUploadRoute(to: router)
         addSearchRoutes(to: router)
+        addDicomWebRoutes(to: router)
         return router
     }
 

@@ -34,6 +34,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var searchSecret: String?
     /// Search answer rows with fewer subjects or studies than this (but more than none) are withheld.
     public var minCount = 5
+    /// The base URL clients reach the node at (`https://cairn.example.org`), when a proxy stands in
+    /// front: DICOMweb's RetrieveURL and BulkDataURI values start with it. Unset, they are built from
+    /// the request's Host and the port it arrived on.
+    public var publicURL: String?
 
     enum CodingKeys: String, CodingKey {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
@@ -41,7 +45,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         case diskLowWaterBytes = "disk_low_water_bytes", maxRanges = "max_ranges"
         case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
         case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
-        case searchSecret = "search_secret", minCount = "min_count"
+        case searchSecret = "search_secret", minCount = "min_count", publicURL = "public_url"
     }
 
     public init() {}
@@ -70,6 +74,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
         minCount = try c.decodeIfPresent(Int.self, forKey: .minCount) ?? defaults.minCount
         guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
+        publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            throw ServerConfigError.invalid(path: "public_url", reason: "must start with http:// or https://")
+        }
         try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
     }
 
