@@ -13,6 +13,9 @@ final class DicomInput {
     private let fd: Int32
     private let path: String
     private let source: DicomByteSource?
+    /// Where a read starting at an offset may end without extra work (a stored blob's frame end),
+    /// so a header parse does not decode the pixel data frame that follows the header.
+    private let cheapEnd: ((Int) -> Int)?
     /// Holds a typical header whole; larger windows mostly read pixel bytes that ingest then reads
     /// again to store them (64 KiB parsed 35k CT headers/s, 16 KiB 50k/s).
     static let windowSize = 16 * 1024
@@ -23,14 +26,16 @@ final class DicomInput {
         fd = -1
         path = "<memory>"
         source = nil
+        cheapEnd = nil
     }
 
-    init(size: Int, name: String, source: @escaping DicomByteSource) {
+    init(size: Int, name: String, source: @escaping DicomByteSource, cheapEnd: ((Int) -> Int)?) {
         self.size = size
         window = []
         fd = -1
         path = name
         self.source = source
+        self.cheapEnd = cheapEnd
     }
 
     init(path: String) throws {
@@ -45,12 +50,15 @@ final class DicomInput {
         self.path = path
         window = []
         source = nil
+        cheapEnd = nil
     }
 
     deinit { if fd >= 0 { close(fd) } }
 
     private func load(_ offset: Int, _ count: Int) throws {
-        let length = min(max(count, Self.windowSize), size - offset)
+        var preferred = Self.windowSize
+        if let cheapEnd { preferred = min(preferred, max(1, cheapEnd(offset) - offset)) }
+        let length = min(max(count, preferred), size - offset)
         var buffer = [UInt8](repeating: 0, count: length)
         if let source {
             do { try buffer.withUnsafeMutableBytes { try source(offset, $0) } } catch {

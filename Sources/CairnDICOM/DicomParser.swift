@@ -41,9 +41,11 @@ public struct DicomParser {
         try parse(DicomInput(bytes: bytes))
     }
 
-    /// Parses `size` bytes that `source` reads on demand (a stored blob's original bytes).
-    public func parse(size: Int, name: String, source: @escaping DicomByteSource) throws -> DicomFile {
-        try parse(DicomInput(size: size, name: name, source: source))
+    /// Parses `size` bytes that `source` reads on demand (a stored blob's original bytes);
+    /// `cheapEnd(offset)` says where a read from `offset` stops costing nothing extra (a frame end).
+    public func parse(size: Int, name: String, source: @escaping DicomByteSource,
+                      cheapEnd: ((Int) -> Int)? = nil) throws -> DicomFile {
+        try parse(DicomInput(size: size, name: name, source: source, cheapEnd: cheapEnd))
     }
 
     func parse(_ input: DicomInput) throws -> DicomFile {

@@ -156,6 +156,13 @@ public final class BlobReader {
         return min(limit, table.decompressedOffsets[frame + 1])
     }
 
+    /// The end of the frame holding original byte `position` (the blob's size for raw blobs): a
+    /// read up to there decodes nothing more than a read of `position` alone.
+    public func frameEnd(containing position: UInt64) -> UInt64 {
+        if codec == .raw || position >= size { return size }
+        return table.decompressedOffsets[table.frameIndex(containing: position) + 1]
+    }
+
     /// Copies original bytes `range` into `destination` (exactly the range's length). Raw blobs are
     /// read straight into it; compressed ones are copied out of their checked frames.
     public func read(_ range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws {

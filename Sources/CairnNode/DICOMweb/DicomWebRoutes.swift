@@ -160,9 +160,9 @@ extension NodeAPI {
     /// pixel data is skipped, not read).
     static func parseInstance(_ reader: BlobReader) throws -> DicomFile {
         let size = reader.size
-        return try DicomParser().parse(size: Int(size), name: reader.digest.description) { offset, buffer in
+        return try DicomParser().parse(size: Int(size), name: reader.digest.description, source: { offset, buffer in
             try reader.read(UInt64(offset)..<UInt64(offset + buffer.count), into: buffer)
-        }
+        }, cheapEnd: { offset in reader.codec == .raw ? offset + 16384 : Int(reader.frameEnd(containing: UInt64(offset))) })
     }
 
     func notProvided(_ request: Request, _ context: NodeRequestContext, what: String) async throws -> Response {
