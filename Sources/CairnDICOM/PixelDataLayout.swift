@@ -7,6 +7,8 @@ public struct PixelDataLayout: Sendable, Equatable {
     /// item holding the frame's first fragment). Nil/empty when unknown or when the data set was deflated.
     public var pixelDataOffset: UInt64?
     public var frameOffsets: [UInt64] = []
+    /// Bytes per frame of native (uncompressed) pixel data, when the frames could be located.
+    public var frameLength: Int?
 
     public init(file: DicomFile) {
         let ds = file.dataSet
@@ -22,6 +24,7 @@ public struct PixelDataLayout: Sendable, Equatable {
                 let frameSize = rows * columns * samples * bits / 8
                 if frameSize > 0 && frameSize * frameCount <= length {
                     frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
+                    frameLength = frameSize
                 }
             }
         case .encapsulated(let encapsulated):

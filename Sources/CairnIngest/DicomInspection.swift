@@ -58,6 +58,7 @@ extension InstanceRecord {
                   rows: ds.integer("Rows"),
                   columns: ds.integer("Columns"), frames: layout.frames, transferSyntax: file.transferSyntax.uid,
                   pixelDataOffset: layout.pixelDataOffset, frameOffsets: layout.frameOffsets)
+        frameLength = layout.frameLength
         patientName = text("PatientName")
         accessionNumber = text("AccessionNumber")
         studyID = text("StudyID")

@@ -19,6 +19,8 @@ public struct InstanceRecord: Sendable, Equatable {
     public var transferSyntax: String?
     public var pixelDataOffset: UInt64?
     public var frameOffsets: [UInt64]
+    /// Bytes per native frame (the frame at `frameOffsets[i]` is this long); nil when encapsulated.
+    public var frameLength: Int?
     /// QIDO-RS matching keys the attributes above do not cover.
     public var patientName: String?
     public var accessionNumber: String?

@@ -21,6 +21,16 @@ public struct BlobRecord: Sendable, Equatable {
     public var state: State
     public var createdAt: Date
 
+    init(digest: BlobDigest, size: UInt64, storedSize: UInt64, codec: BlobCodec, frames: Int, state: State, createdAt: Date) {
+        self.digest = digest
+        self.size = size
+        self.storedSize = storedSize
+        self.codec = codec
+        self.frames = frames
+        self.state = state
+        self.createdAt = createdAt
+    }
+
     init(row: Row) throws {
         digest = try BlobDigest(indexed: row["digest"])
         size = UInt64(row["size"] as Int64)
@@ -222,7 +232,8 @@ struct StoreIndex: Sendable {
         }
         migrator.registerMigration("v9-dicomweb") { db in
             // DICOMweb: the QIDO-RS matching keys not indexed before, what a search returns at each
-            // level (DICOM JSON members), and the indexes a search by study, series, modality and
+            // level (DICOM JSON members), the length of a native frame (so WADO-RS cuts frames
+            // from the index alone), and the indexes a search by study, series, modality and
             // date needs. Rows from before stay without the returned attributes: a search still
             // finds them by the older columns and answers what it has (see the README).
             try db.execute(sql: """
@@ -235,6 +246,7 @@ struct StoreIndex: Sendable {
                 ALTER TABLE instances ADD COLUMN study_attributes TEXT;
                 ALTER TABLE instances ADD COLUMN series_attributes TEXT;
                 ALTER TABLE instances ADD COLUMN instance_attributes TEXT;
+                ALTER TABLE instances ADD COLUMN frame_length INTEGER;
                 CREATE INDEX instances_study ON instances(dataset_id, study_uid, series_uid);
                 CREATE INDEX instances_series ON instances(dataset_id, series_uid);
                 CREATE INDEX instances_modality_date ON instances(dataset_id, modality, study_date);

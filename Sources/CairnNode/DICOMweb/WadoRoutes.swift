@@ -154,7 +154,11 @@ extension NodeAPI {
         let store = store
         let layout: FrameLayout
         do {
-            layout = try await offload { try FrameLayout(reader: try store.reader(for: instance.blob)) }
+            if let indexed = FrameLayout(indexed: instance.instance) {
+                layout = indexed
+            } else {
+                layout = try await offload { try FrameLayout(reader: try store.reader(for: instance.blob)) }
+            }
         } catch let error as FrameLayout.Unsupported {
             throw refuse(error.status, error.code, error.detail)
         }
@@ -304,6 +308,17 @@ struct FrameLayout: Sendable {
         var status: HTTPResponse.Status
         var code: String
         var detail: String
+    }
+
+    /// Native little-endian frames straight from the index (no blob read until the frame itself);
+    /// nil when the index cannot say (encapsulated data, other byte orders, older rows).
+    init?(indexed instance: InstanceRecord) {
+        let littleEndianNative = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]
+        guard let syntax = instance.transferSyntax, littleEndianNative.contains(syntax), let length = instance.frameLength,
+              length > 0, !instance.frameOffsets.isEmpty, instance.frameOffsets.count == max(1, instance.frames ?? 1) else { return nil }
+        frames = instance.frameOffsets.map { [$0..<($0 + UInt64(length))] }
+        transferSyntax = syntax
+        mediaType = PixelMediaType.native
     }
 
     init(reader: BlobReader) throws {
