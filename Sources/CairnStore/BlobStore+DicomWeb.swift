@@ -199,8 +199,11 @@ extension BlobStore {
             arguments.append(sop)
         }
         sql += " ORDER BY i.series_uid, i.instance_number, i.sop_uid"
-        return try index.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map(StoredInstanceColumns.decode)
+        // One statement, prepared once per connection (four shapes): a frame request makes this
+        // lookup and little else, and preparing it each time cost a tenth of the request.
+        return try index.readStatement { db in
+            let statement = try db.cachedStatement(sql: sql)
+            return try Row.fetchAll(statement, arguments: StatementArguments(arguments)).map(StoredInstanceColumns.decode)
         }
     }
 }

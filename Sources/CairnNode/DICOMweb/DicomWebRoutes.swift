@@ -37,16 +37,24 @@ extension NodeAPI {
 
     static let warningField = HTTPField.Name("Warning")!
 
+    /// When to check that the dataset in the path exists: at once, or (for a route that looks up
+    /// instances anyway, and finds none in a dataset that does not exist) only to explain a miss.
+    enum DatasetLookup { case first, whenNothingFound }
+
     /// The caller's grant for the dataset in the path, which must exist.
     func dicomWebAccess(_ request: Request, _ context: NodeRequestContext, scope: Scope = .read,
-                        action: String) async throws -> (grant: AccessGrant, dataset: String) {
+                        action: String, lookup: DatasetLookup = .first) async throws -> (grant: AccessGrant, dataset: String) {
         let dataset = context.parameters.get("dataset") ?? ""
         let grant = try await authorize(request, context: context, scope: scope, dataset: dataset, action: action)
+        if lookup == .first { try requireDataset(dataset, grant: grant, action: action, context: context) }
+        return (grant, dataset)
+    }
+
+    func requireDataset(_ dataset: String, grant: AccessGrant, action: String, context: NodeRequestContext) throws {
         guard try store.datasetExists(dataset) else {
             deny(actor: grant.subject, action: action, dataset: dataset, status: 404, detail: "no such dataset", context: context)
             throw APIError.notFound("no dataset \(dataset)")
         }
-        return (grant, dataset)
     }
 
     /// The UIDs the path names, each checked, so a malformed one is a 400 rather than a miss.
@@ -121,6 +129,7 @@ extension NodeAPI {
         guard let study else { throw APIError.badRequest("no study UID in the path") }
         let found = try store.storedInstances(in: dataset, study: study, series: series, sop: sop)
         guard !found.isEmpty else {
+            try requireDataset(dataset, grant: grant, action: action, context: context)
             let what = sop.map { "instance \($0)" } ?? series.map { "series \($0)" } ?? "study \(study)"
             deny(actor: grant.subject, action: action, dataset: dataset, status: 404, detail: "no \(what)", context: context)
             throw APIError.notFound("dataset \(dataset) has no \(what)" + (sop != nil || series != nil ? " in study \(study)" : ""))

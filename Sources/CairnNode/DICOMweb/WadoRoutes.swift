@@ -25,7 +25,7 @@ extension NodeAPI {
     /// request for one particular syntax that an instance is not stored in is a 406.
     func retrieve(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let action = "dicomweb.retrieve"
-        let (grant, dataset) = try await dicomWebAccess(request, context, action: action)
+        let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
         let instances = try namedInstances(context, dataset: dataset, grant: grant, action: action)
         var bare = false
         let accepted = MediaRange.parseAccept(request.headers[.accept])
@@ -61,7 +61,7 @@ extension NodeAPI {
     /// batches on the worker threads and streamed, so memory stays bounded by a batch.
     func metadata(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let action = "dicomweb.metadata"
-        let (grant, dataset) = try await dicomWebAccess(request, context, action: action)
+        let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
         let accepted = MediaRange.parseAccept(request.headers[.accept])
         guard accepted.contains(where: { $0.admits("application/dicom+json") || $0.admits("application/json") }) else {
             audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, status: 406, detail: "Accept: \(request.headers[.accept] ?? "")"))
@@ -138,7 +138,7 @@ extension NodeAPI {
     /// media type of their transfer syntax (image/jpeg, image/jls, image/jp2 …), as stored.
     func frames(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let action = "dicomweb.frames"
-        let (grant, dataset) = try await dicomWebAccess(request, context, action: action)
+        let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
         let instance = try namedInstance(context, dataset: dataset, grant: grant, action: action)
         func refuse(_ status: HTTPResponse.Status, _ code: String, _ detail: String) -> APIError {
             audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: instance.blob.digest.description,
@@ -194,7 +194,7 @@ extension NodeAPI {
     /// `application/octet-stream`; a Range header addresses the value's bytes.
     func bulkdata(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let action = "dicomweb.bulkdata"
-        let (grant, dataset) = try await dicomWebAccess(request, context, action: action)
+        let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
         let named = try namedInstances(context, dataset: dataset, grant: grant, action: action)
         let text = context.parameters.get("value") ?? ""
         let fields = text.split(separator: "-", omittingEmptySubsequences: false).map { UInt64($0) }
