@@ -114,6 +114,10 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         case (4, "v1", "datasets") where parts[3] == "entries": return "/v1/datasets/{id}/entries"
         case (4, "v1", "datasets") where parts[3] == "instances": return "/v1/datasets/{id}/instances"
         case (5, "v1", "datasets") where parts[3] == "snapshots": return "/v1/datasets/{id}/snapshots/latest"
+        case (_, "dicomweb", _) where parts.count >= 3:
+            // Resource words kept, UIDs, frame lists and bulk data locations replaced.
+            let words: Set<Substring> = ["studies", "series", "instances", "metadata", "frames", "bulkdata", "rendered", "thumbnail"]
+            return "/dicomweb/{dataset}/" + parts.dropFirst(2).map { words.contains($0) ? String($0) : "{}" }.joined(separator: "/")
         default: return "other"
         }
     }

@@ -47,6 +47,9 @@ extension NodeAPI {
             throw refuse(APIError(.insufficientStorage, "disk_full", "only \(free) bytes free, below the low-water mark"))
         }
         let limit = config.maxUploadBytes
+        if let declared = request.headers[.contentLength].flatMap(UInt64.init), declared > limit {
+            throw refuse(APIError(.contentTooLarge, "too_large", "\(declared) bytes is over the upload limit of \(limit)"))
+        }
         var reader = MultipartReader(boundary: boundary)
         var outcomes: [StowOutcome] = []
         var spool: SpoolFile?
