@@ -11,6 +11,13 @@ import Testing
         #expect(config.nodeID == "hospital-a")
         #expect(config.trustedIssuers.first?.name == "hub")
         #expect(try config.listenAddress() == ("0.0.0.0", 8700))
+        #expect(config.publicURL == "https://cairn.hospital-a.example.org")
+    }
+
+    @Test func publicURLMustBeHTTP() throws {
+        #expect(throws: ServerConfigError.self) { try JSONDecoder().decode(NodeConfig.self, from: Data(#"{"public_url": "node:8700"}"#.utf8)) }
+        let config = try JSONDecoder().decode(NodeConfig.self, from: Data(#"{"public_url": "https://gw.example.org/"}"#.utf8))
+        #expect(config.publicURL == "https://gw.example.org")
     }
 
     @Test func defaultsAndStrictness() throws {
