@@ -46,6 +46,10 @@ def main(target, out):
     elif target == "FuzzEntriesQuery":
         write(out, "seed0", b"sha256:" + b"a" * 64 + b"\x0010")
         write(out, "seed1", b"b" * 64)
+    elif target == "FuzzDicomWeb":
+        write(out, "seed0", b"b1\x00--b1\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--b1\r\n\r\nx\r\n--b1--\r\n")
+        write(out, "seed1", b"PatientID=SUBJ*&StudyDate=20200101-20201231&limit=10&offset=5&includefield=all")
+        write(out, "seed2", b'multipart/related; type="application/dicom"; transfer-syntax=*, */*;q=0.1')
     else:
         sys.exit(f"no seeds for {target}")
 

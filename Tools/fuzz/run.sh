@@ -2,7 +2,7 @@
 # Builds one libFuzzer target and runs it for SECONDS (default 600):
 #   Tools/fuzz/run.sh [SECONDS] [TARGET]
 # TARGET: FuzzDicomParser (default), FuzzDeidGate, FuzzByteRanges, FuzzTokens, FuzzHubIntake,
-# FuzzEntriesQuery. Each keeps its corpus in corpus-TARGET/ (seeded when empty: the DICOM parser
+# FuzzEntriesQuery, FuzzDicomWeb. Each keeps its corpus in corpus-TARGET/ (seeded when empty: the DICOM parser
 # from pydicom's test files in .venv, the regression files and ../shared/dicom if present; the
 # others from make_seeds.py) and its crashers in crashers-TARGET/. Copy a DICOM crasher into
 # Tests/CairnDICOMTests/Regressions/ (the regression test replays every file there); for the
