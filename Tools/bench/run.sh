@@ -7,6 +7,7 @@
 #   Tools/bench/run.sh --serve-only                                 serving (and federation) only
 #   FEDERATION_ARGS="--entries 100000" Tools/bench/run.sh           smaller manifest/hub run
 #   Tools/bench/run.sh --mount-only                                 `cairn mount` only (root, /dev/fuse)
+#   Tools/bench/run.sh --dicomweb-only                              DICOMweb against Orthanc's DICOMweb plugin
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -23,13 +24,19 @@ fi
 shared=../shared/dicom
 if [ "${1:-}" = "--mount-only" ]; then
     exec .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
+.venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
+fi
+if [ "${1:-}" = "--dicomweb-only" ]; then
+    command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+    exec .venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
 fi
 if [ "${1:-}" = "--serve-only" ]; then shift; else
     .venv/bin/python Tools/bench/bench.py --corpus "$corpus" --shared "$shared" "$@"
 fi
 for tool in Orthanc nginx wrk; do
-    command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc nginx-light wrk >/dev/null
+    command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb nginx-light wrk >/dev/null
 done
 .venv/bin/python Tools/bench/serve_bench.py --corpus "$corpus" ${SERVE_ARGS:-}
 .venv/bin/python Tools/bench/federation_bench.py ${FEDERATION_ARGS:-}
 .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
+.venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
