@@ -176,9 +176,17 @@ public enum DeidentificationGate {
         let samples = max(1, ds.integer("SamplesPerPixel") ?? 1)
         let bits = ds.integer("BitsAllocated") ?? 16
         let frames = max(1, ds.integer("NumberOfFrames") ?? 1)
-        let (pixelCount, overflow) = rows.multipliedReportingOverflow(by: columns * samples * frames)
+        // Every product checked: the factors come from the file (NumberOfFrames near Int64.max).
+        var pixelCount = rows
+        var overflow = false
+        for factor in [columns, samples, frames] {
+            let (product, over) = pixelCount.multipliedReportingOverflow(by: factor)
+            pixelCount = product
+            overflow = overflow || over
+        }
         guard !overflow, rows >= 0, columns >= 0 else { return "Rows x Columns x frames overflows" }
-        let expected = bits == 1 ? (pixelCount + 7) / 8 : pixelCount.multipliedReportingOverflow(by: max(1, (bits + 7) / 8)).partialValue
+        let expected = bits == 1 ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1)
+            : pixelCount.multipliedReportingOverflow(by: max(1, (min(bits, 64) + 7) / 8)).partialValue
         if length < expected {
             return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
         }

@@ -17,15 +17,11 @@ public struct PixelDataLayout: Sendable, Equatable {
         pixelDataOffset = UInt64(pixels.valueOffset)
         switch pixels.value {
         case .bulk(let offset, let length):
-            let samples = ds.integer("SamplesPerPixel") ?? 1
-            let bits = ds.integer("BitsAllocated") ?? 16
             let frameCount = max(1, frames ?? 1)
-            if let rows = ds.integer("Rows"), let columns = ds.integer("Columns"), bits % 8 == 0 {
-                let frameSize = rows * columns * samples * bits / 8
-                if frameSize > 0 && frameSize * frameCount <= length {
-                    frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
-                    frameLength = frameSize
-                }
+            // Division, not multiplication: a hostile NumberOfFrames must not overflow.
+            if let frameSize = Self.nativeFrameLength(ds), frameCount <= length / frameSize {
+                frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
+                frameLength = frameSize
             }
         case .encapsulated(let encapsulated):
             frameOffsets = Self.encapsulatedFrameStarts(encapsulated, frames: max(1, frames ?? 1),
@@ -35,13 +31,24 @@ public struct PixelDataLayout: Sendable, Equatable {
         }
     }
 
+    /// Bytes per frame of native pixel data, from Rows, Columns, SamplesPerPixel and BitsAllocated;
+    /// nil unless each is in the range PS3.3 allows (so the product cannot overflow) and frames are
+    /// whole bytes.
+    public static func nativeFrameLength(_ ds: DataSet) -> Int? {
+        let samples = ds.integer("SamplesPerPixel") ?? 1
+        let bits = ds.integer("BitsAllocated") ?? 16
+        guard let rows = ds.integer("Rows"), let columns = ds.integer("Columns"), (1...65535).contains(rows),
+              (1...65535).contains(columns), (1...4).contains(samples), (1...64).contains(bits), bits % 8 == 0 else { return nil }
+        return rows * columns * samples * (bits / 8)
+    }
+
     /// Frame starts of encapsulated pixel data (PS3.5 A.4): from the Extended Offset Table, else
     /// the Basic Offset Table, else one fragment per frame when the counts agree.
     static func encapsulatedFrameStarts(_ pixels: EncapsulatedPixelData, frames: Int, extended: DataElement?) -> [UInt64] {
         guard let first = pixels.fragments.first else { return [] }
         let byItemOffset = Dictionary(pixels.fragments.map { ($0.itemOffset - first.itemOffset, $0.itemOffset) },
                                       uniquingKeysWith: { a, _ in a })
-        if let extended, case .bytes(let bytes) = extended.value, bytes.count == 8 * frames {
+        if let extended, case .bytes(let bytes) = extended.value, bytes.count / 8 == frames, bytes.count % 8 == 0 {
             let offsets = (0..<frames).map { i -> Int in
                 (0..<8).reduce(0) { $0 | Int(bytes[8 * i + $1]) << (8 * $1) }
             }
