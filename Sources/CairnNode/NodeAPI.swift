@@ -103,6 +103,16 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         }
     }
 
+    static let dicomWebShapes: Set<String> = {
+        let study = "studies/{}", series = study + "/series/{}", instance = series + "/instances/{}"
+        var shapes: Set<String> = ["studies", "series", "instances", study + "/series", study + "/instances", series + "/instances",
+                                   instance + "/frames/{}", instance + "/frames/{}/rendered", instance + "/bulkdata/{}/{}"]
+        for level in [study, series, instance] {
+            shapes.formUnion([level, level + "/metadata", level + "/rendered", level + "/thumbnail"])
+        }
+        return shapes
+    }()
+
     /// The route pattern, so metric labels stay few whatever paths clients send.
     static func route(of path: String) -> String {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
@@ -115,9 +125,11 @@ struct RequestMetricsMiddleware: RouterMiddleware {
         case (4, "v1", "datasets") where parts[3] == "instances": return "/v1/datasets/{id}/instances"
         case (5, "v1", "datasets") where parts[3] == "snapshots": return "/v1/datasets/{id}/snapshots/latest"
         case (_, "dicomweb", _) where parts.count >= 3:
-            // Resource words kept, UIDs, frame lists and bulk data locations replaced.
+            // Resource words kept, UIDs, frame lists and bulk data locations replaced; only the
+            // shapes the routes serve become labels, so no request can mint new series.
             let words: Set<Substring> = ["studies", "series", "instances", "metadata", "frames", "bulkdata", "rendered", "thumbnail"]
-            return "/dicomweb/{dataset}/" + parts.dropFirst(2).map { words.contains($0) ? String($0) : "{}" }.joined(separator: "/")
+            let shape = parts.dropFirst(2).map { words.contains($0) ? String($0) : "{}" }.joined(separator: "/")
+            return Self.dicomWebShapes.contains(shape) ? "/dicomweb/{dataset}/" + shape : "/dicomweb/other"
         default: return "other"
         }
     }
