@@ -42,3 +42,18 @@ extension BlobDigest {
         self = digest
     }
 }
+
+extension BlobDigest {
+    /// The digest of a file's bytes, read in 1 MiB pieces.
+    public static func ofFile(at path: String) throws -> BlobDigest {
+        let file = try PosixFile.openForReading(path)
+        var hasher = SHA256()
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try file.read(into: $0) }
+            if count == 0 { break }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+        }
+        return BlobDigest(hasher.finalize())
+    }
+}

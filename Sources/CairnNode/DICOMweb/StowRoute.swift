@@ -33,7 +33,8 @@ extension NodeAPI {
                                     detail: error.detail))
             return error
         }
-        let targetStudy = try pathUIDs(context).study
+        let targetStudy: String?
+        do { targetStudy = try pathUIDs(context).study } catch let error as APIError { throw refuse(error) }
         guard let contentType = request.headers[.contentType].flatMap(MediaRange.parse), contentType.mediaType == "multipart/related",
               let boundary = contentType.parameters["boundary"], !boundary.isEmpty, boundary.utf8.count <= 200 else {
             throw refuse(APIError(.unsupportedMediaType, "unsupported_media_type",
@@ -53,7 +54,9 @@ extension NodeAPI {
         var reader = MultipartReader(boundary: boundary)
         var outcomes: [StowOutcome] = []
         var spool: SpoolFile?
-        var complete: [SpoolFile] = []
+        var partType: String?
+        var complete: [(spool: SpoolFile, type: String?)] = []
+        var parts = 0
         var received: UInt64 = 0
         do {
             for try await chunk in request.body {
@@ -64,21 +67,29 @@ extension NodeAPI {
                 try chunk.withUnsafeReadableBytes { bytes in
                     try reader.feed(bytes) { event in
                         switch event {
-                        case .partStart:
+                        case .partStart(let headers):
+                            parts += 1
+                            guard parts <= Self.maxStowParts else {
+                                throw APIError(.contentTooLarge, "too_many_parts",
+                                               "more than \(Self.maxStowParts) instances in one request; send them in several")
+                            }
+                            partType = headers["content-type"]
                             spool = try store.makeSpool()
                         case .body(let piece):
                             try spool?.append(piece)
                         case .partEnd:
-                            if let finished = spool { complete.append(finished) }
+                            if let finished = spool { complete.append((finished, partType)) }
                             spool = nil
                         }
                     }
                 }
-                for part in complete { outcomes.append(await storePart(part, dataset: dataset, targetStudy: targetStudy)) }
+                for part in complete { outcomes.append(await storePart(part.spool, type: part.type, dataset: dataset, targetStudy: targetStudy)) }
                 complete.removeAll()
             }
             guard reader.finished else { throw APIError.badRequest("the multipart body ended before its closing boundary") }
         } catch {
+            // Parts that arrived whole before the failure, in the same piece of the body, are kept too.
+            for part in complete { outcomes.append(await storePart(part.spool, type: part.type, dataset: dataset, targetStudy: targetStudy)) }
             let failure = error as? APIError ?? APIError.from(error)
             let cutOff = !(error is APIError) && !(error is StoreError)
             let stored = outcomes.filter { $0.failure == nil }.count
@@ -100,11 +111,20 @@ extension NodeAPI {
                         body: .init(byteBuffer: ByteBuffer(string: Self.storeResponse(outcomes, root: root, targetStudy: targetStudy))))
     }
 
-    /// One complete part: read its identity, check it belongs where it was sent, then ingest it.
-    func storePart(_ spool: SpoolFile, dataset: String, targetStudy: String?) async -> StowOutcome {
+    /// At most this many instances in one STOW-RS request: each holds a line of the response.
+    static let maxStowParts = 10_000
+
+    /// One complete part: read its identity, check it belongs where it was sent and is not another
+    /// file under a SOP Instance UID the dataset already holds, then ingest it.
+    func storePart(_ spool: SpoolFile, type: String?, dataset: String, targetStudy: String?) async -> StowOutcome {
         let store = store
         let outcome: StowOutcome = (try? await offload { () -> StowOutcome in
             var outcome = StowOutcome()
+            if let type, let media = MediaRange.parse(type), media.mediaType != "application/dicom" {
+                outcome.failure = 0xC000
+                outcome.note = "a part of type \(media.mediaType) is not an application/dicom instance"
+                return outcome
+            }
             guard let file = try? DicomParser().parse(path: spool.path) else {
                 outcome.failure = 0xC000
                 outcome.note = "not a DICOM instance Cairn can parse"
@@ -124,6 +144,19 @@ extension NodeAPI {
                 outcome.failure = 0xA900
                 outcome.note = "the instance belongs to study \(outcome.studyUID ?? ""), not \(targetStudy)"
                 return outcome
+            }
+            // The same bytes again are a harmless repeat; other bytes under a held SOP Instance UID
+            // would leave two files for one instance (PS3.4 0x0111, duplicate SOP instance).
+            if let study = outcome.studyUID, let sop = outcome.sopInstance {
+                let held = try store.storedInstances(in: dataset, study: study, series: outcome.seriesUID, sop: sop)
+                if !held.isEmpty {
+                    let digest = try BlobDigest.ofFile(at: spool.path)
+                    if !held.contains(where: { $0.blob.digest == digest }) {
+                        outcome.failure = 0x0111
+                        outcome.note = "the dataset already holds a different file with this SOP Instance UID"
+                        return outcome
+                    }
+                }
             }
             do {
                 switch try ingestFile(at: spool.path, into: store, dataset: dataset) {
