@@ -139,20 +139,23 @@ extension BlobStore {
     /// DICOMweb sees only instances it can address: study, series and SOP instance UIDs all present.
     static let addressable = "i.study_uid IS NOT NULL AND i.series_uid IS NOT NULL AND i.sop_uid IS NOT NULL"
 
-    /// Instances matching `query` (level `.instance`), with their blobs.
-    public func searchInstances(_ query: InstanceQuery, in dataset: String) throws -> [StoredInstance] {
+    /// Instances matching `query` (level `.instance`), with their blobs, in a stable order (study
+    /// date, then digest: what the modality-and-date index yields without sorting), so pages
+    /// neither overlap nor skip. `more` says whether another page has results.
+    public func searchInstances(_ query: InstanceQuery, in dataset: String) throws -> (found: [StoredInstance], more: Bool) {
         let (clause, arguments) = query.whereClause()
-        return try index.read { db in
+        let rows = try index.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
-                WHERE i.dataset_id = ? AND \(Self.addressable)\(clause) LIMIT ? OFFSET ?
-                """, arguments: StatementArguments([dataset] + arguments + [query.limit, query.offset])).map(StoredInstanceColumns.decode)
+                WHERE i.dataset_id = ? AND \(Self.addressable)\(clause) ORDER BY i.study_date, i.digest LIMIT ? OFFSET ?
+                """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset])).map(StoredInstanceColumns.decode)
         }
+        return (Array(rows.prefix(query.limit)), rows.count > query.limit)
     }
 
     /// Studies (level `.study`) or series (level `.series`) that have an instance matching `query`,
     /// in UID order, with their counts.
-    public func searchGroups(_ query: InstanceQuery, in dataset: String) throws -> [FoundGroup] {
+    public func searchGroups(_ query: InstanceQuery, in dataset: String) throws -> (found: [FoundGroup], more: Bool) {
         let (clause, arguments) = query.whereClause()
         let groupColumn = query.level == .study ? "study_uid" : "series_uid"
         return try index.read { db in
@@ -160,8 +163,8 @@ extension BlobStore {
                 SELECT i.\(groupColumn) FROM instances i
                 WHERE i.dataset_id = ? AND \(Self.addressable)\(clause)
                 GROUP BY i.\(groupColumn) ORDER BY i.\(groupColumn) LIMIT ? OFFSET ?
-                """, arguments: StatementArguments([dataset] + arguments + [query.limit, query.offset]))
-            return try keys.compactMap { key -> FoundGroup? in
+                """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset]))
+            let groups = try keys.prefix(query.limit).compactMap { key -> FoundGroup? in
                 guard let counts = try Row.fetchOne(db, sql: """
                     SELECT count(DISTINCT i.series_uid) AS series, count(*) AS instances,
                            group_concat(DISTINCT i.modality) AS modalities
@@ -178,6 +181,17 @@ extension BlobStore {
                                   seriesCount: counts["series"], instanceCount: counts["instances"],
                                   modalities: modalities, example: example)
             }
+            return (groups, keys.count > query.limit)
+        }
+    }
+
+    /// Whether the dataset has addressable instances indexed before index v9 kept the QIDO-RS
+    /// attributes (their newer matching keys are empty).
+    public func hasInstancesIndexedBeforeDicomWeb(in dataset: String) throws -> Bool {
+        try index.read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT 1 FROM instances i WHERE i.dataset_id = ? AND \(Self.addressable) AND i.study_attributes IS NULL LIMIT 1
+                """, arguments: [dataset]) ?? false
         }
     }
 

@@ -99,22 +99,30 @@ extension NodeAPI {
             throw refuse(APIError(.notAcceptable, "not_acceptable",
                                   "search results are application/dicom+json; XML and multipart responses are not provided"))
         }
-        let (study, series, _) = try pathUIDs(context)
+        let study: String?, series: String?
+        do { (study, series, _) = try pathUIDs(context) } catch let error as APIError { throw refuse(error) }
         let items = request.uri.queryParameters.map { (name: String($0.key), value: String($0.value)) }
         let qido: QidoQuery
         do { qido = try QidoQuery(level: level, items: items, study: study, series: series) } catch { throw refuse(error) }
         let store = store, root = serviceRoot(request, context, dataset: dataset)
-        let body: (text: String, count: Int) = try await offload {
+        let body: (text: String, count: Int, more: Bool) = try await offload {
             if level == .instance {
-                let found = try store.searchInstances(qido.query, in: dataset)
-                return ("[" + found.map { QidoResponse.instance($0.instance, root: root) }.joined(separator: ",") + "]", found.count)
+                let (found, more) = try store.searchInstances(qido.query, in: dataset)
+                return ("[" + found.map { QidoResponse.instance($0.instance, root: root) }.joined(separator: ",") + "]", found.count, more)
             }
-            let found = try store.searchGroups(qido.query, in: dataset)
+            let (found, more) = try store.searchGroups(qido.query, in: dataset)
             return ("[" + found.map { level == .study ? QidoResponse.study($0, root: root) : QidoResponse.series($0, root: root) }
-                .joined(separator: ",") + "]", found.count)
+                .joined(separator: ",") + "]", found.count, more)
         }
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
-        for warning in qido.warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
+        var warnings = qido.warnings
+        if body.more {
+            warnings.append("299 cairn: There are additional results that can be requested (offset=\(qido.query.offset + body.count))")
+        }
+        if qido.matchesNewerKeys, try store.hasInstancesIndexedBeforeDicomWeb(in: dataset) {
+            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber or InstanceNumber; ingest them again to include them")
+        }
+        for warning in warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
         audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, bytes: Int64(body.text.utf8.count),
                                 status: 200, detail: "\(level.rawValue) level, \(body.count) results"))
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body.text)))
@@ -125,7 +133,12 @@ extension NodeAPI {
     /// The instances a WADO-RS path names (a study, a series or one instance); 404 when none.
     func namedInstances(_ context: NodeRequestContext, dataset: String, grant: AccessGrant,
                         action: String) throws -> [StoredInstance] {
-        let (study, series, sop) = try pathUIDs(context)
+        let uids: (study: String?, series: String?, sop: String?)
+        do { uids = try pathUIDs(context) } catch {
+            deny(actor: grant.subject, action: action, dataset: dataset, status: 400, detail: "\(error)", context: context)
+            throw error
+        }
+        let (study, series, sop) = uids
         guard let study else { throw APIError.badRequest("no study UID in the path") }
         let found = try store.storedInstances(in: dataset, study: study, series: series, sop: sop)
         guard !found.isEmpty else {

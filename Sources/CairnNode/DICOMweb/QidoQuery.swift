@@ -10,6 +10,11 @@ public struct QidoQuery: Sendable, Equatable {
     /// `Warning` header values (PS3.18 8.3.4.1 wording) for what was accepted but not honoured.
     public var warnings: [String] = []
 
+    /// Whether the query matches on a key that index v9 added (rows from before have it empty).
+    public var matchesNewerKeys: Bool {
+        query.conditions.contains { [.patientName, .accessionNumber, .studyID, .studyTime, .seriesNumber, .instanceNumber].contains($0.key) }
+    }
+
     /// The most results one response carries; a larger `limit` is cut to it with a warning.
     public static let maximumLimit = 1000
     public static let defaultLimit = 100
