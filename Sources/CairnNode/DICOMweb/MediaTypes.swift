@@ -12,7 +12,9 @@ public struct MediaRange: Sendable, Equatable {
         guard let header, !header.trimmingCharacters(in: .whitespaces).isEmpty else {
             return [MediaRange(mediaType: "*/*", parameters: [:], quality: 1)]
         }
+        // Most preferred first; equal preferences keep the client's order (a stable sort).
         return splitOutsideQuotes(header, on: ",").compactMap(parse).filter { $0.quality > 0 }
+            .enumerated().sorted { ($0.element.quality, -$0.offset) > ($1.element.quality, -$1.offset) }.map(\.element)
     }
 
     /// `type/subtype; name=value; name="value"`; nil when it is not a media range.

@@ -8,6 +8,9 @@ struct MultipartFraming: Sendable {
 
     init() { boundary = "cairn-" + UUID().uuidString.lowercased() }
 
+    /// A boundary fixed by the content (from its entity tag), so the same resource is the same bytes.
+    init(boundary: String) { self.boundary = boundary }
+
     func contentType(partType: String) -> String { "multipart/related; type=\"\(partType)\"; boundary=\(boundary)" }
 
     /// What goes before part `index`: the delimiter, then the part's headers.

@@ -50,7 +50,7 @@ extension NodeAPI {
             WadoPart(contentType: "application/dicom; transfer-syntax=" + (instance.instance.transferSyntax ?? "1.2.840.10008.1.2.1"),
                      record: instance.blob, ranges: [0..<instance.blob.size])
         }
-        return try respond(parts, bare: bare, partType: "application/dicom", etag: Self.entityTag("instances", instances),
+        return try respond(parts, bare: bare, partType: "application/dicom", etag: Self.entityTag(bare ? "instance" : "instances", instances),
                            request: request, context: context, grant: grant, dataset: dataset, action: action)
     }
 
@@ -77,7 +77,14 @@ extension NodeAPI {
         let store = store, audit = audit, root = serviceRoot(request, context, dataset: dataset)
         // The first batch is made before the head is sent, so a blob that cannot be read is a clean error.
         let batchSize = 64
-        let first = try await offload { try Self.metadataBatch(Array(instances.prefix(batchSize)), store: store, root: root) }
+        let first: [String]
+        do {
+            first = try await offload { try Self.metadataBatch(Array(instances.prefix(batchSize)), store: store, root: root) }
+        } catch {
+            audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, status: Int(APIError.from(error).status.code),
+                                    detail: "\(error)"))
+            throw APIError.from(error)
+        }
         let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
         return Response(status: .ok, headers: [.contentType: "application/dicom+json", .eTag: etag], body: ResponseBody { writer in
             var bytes = 0
@@ -151,6 +158,9 @@ extension NodeAPI {
         guard !pieces.isEmpty, pieces.count <= 10_000, requested.count == pieces.count, requested.allSatisfy({ $0 >= 1 }) else {
             throw refuse(.badRequest, "bad_request", "'\(listText.prefix(80))' is not a frame list (1-based numbers, comma-separated)")
         }
+        guard Set(requested).count == requested.count else {
+            throw refuse(.badRequest, "bad_request", "the frame list names a frame twice")
+        }
         let store = store
         let layout: FrameLayout
         do {
@@ -161,6 +171,9 @@ extension NodeAPI {
             }
         } catch let error as FrameLayout.Unsupported {
             throw refuse(error.status, error.code, error.detail)
+        } catch {
+            let failure = APIError.from(error)
+            throw refuse(failure.status, failure.error, failure.detail)
         }
         if let beyond = requested.first(where: { $0 > layout.frames.count }) {
             throw refuse(.badRequest, "frame_out_of_range",
@@ -169,10 +182,11 @@ extension NodeAPI {
         let stored = layout.mediaType
         let choice = MediaRange.parseAccept(request.headers[.accept]).first { range in
             guard let type = range.partType else { return false }
-            let pattern = MediaRange(mediaType: type, parameters: [:], quality: 1)
-            if pattern.admits(stored) { return true }
+            // A named transfer syntax must be the stored one: Cairn does not transcode.
+            if let wanted = range.transferSyntax, wanted != "*", wanted != layout.transferSyntax { return false }
+            if MediaRange(mediaType: type, parameters: [:], quality: 1).admits(stored) { return true }
             // Encapsulated frames labelled octet-stream, for a client that asked for them as stored.
-            return type == PixelMediaType.native && (range.transferSyntax == "*" || range.transferSyntax == layout.transferSyntax)
+            return type == PixelMediaType.native && range.transferSyntax != nil
         }
         guard let choice else {
             throw refuse(.notAcceptable, "not_acceptable",
@@ -182,7 +196,8 @@ extension NodeAPI {
         let label = (choice.partType == PixelMediaType.native && stored != PixelMediaType.native ? PixelMediaType.native : stored)
             + "; transfer-syntax=" + layout.transferSyntax
         let parts = requested.map { WadoPart(contentType: label, record: instance.blob, ranges: layout.frames[$0 - 1]) }
-        return try respond(parts, bare: false, partType: choice.partType == "*/*" ? stored : (choice.partType ?? stored),
+        let partType = choice.partType.map { $0.contains("*") ? stored : $0 } ?? stored
+        return try respond(parts, bare: false, partType: partType,
                            etag: nil, request: request, context: context, grant: grant, dataset: dataset, action: action,
                            detail: "frames \(listText.prefix(200))")
     }
@@ -217,16 +232,20 @@ extension NodeAPI {
             status = .partialContent
             contentRange = ByteRanges.contentRange(ranges[0], size: length)
         case .unsatisfiable, .tooMany:
+            audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: instance.blob.digest.description,
+                                    range: request.headers[.range].map { String($0.prefix(100)) }, status: 416, detail: "value \(text)"))
             throw APIError(.rangeNotSatisfiable, "range_not_satisfiable", "one range within the value's \(length) bytes",
                            headers: [.contentRange: "bytes */\(length)"])
         }
         let accepted = MediaRange.parseAccept(request.headers[.accept])
         let bare = !accepted.contains { $0.partType.map { MediaRange(mediaType: $0, parameters: [:], quality: 1).admits(PixelMediaType.native) } ?? false }
         guard !bare || accepted.contains(where: { $0.admits(PixelMediaType.native) }) else {
+            audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: instance.blob.digest.description,
+                                    status: 406, detail: "Accept: \(request.headers[.accept]?.prefix(200) ?? "")"))
             throw APIError(.notAcceptable, "not_acceptable", "bulk data is application/octet-stream (in multipart/related or bare)")
         }
         var response = try respond([WadoPart(contentType: PixelMediaType.native, record: instance.blob, ranges: [value])], bare: bare,
-                                   partType: PixelMediaType.native, etag: nil, request: request, context: context, grant: grant,
+                                   partType: PixelMediaType.native, etag: nil, immutable: true, request: request, context: context, grant: grant,
                                    dataset: dataset, action: action, detail: "value \(text)")
         response.status = status
         if let contentRange { response.headers[.contentRange] = contentRange }
@@ -237,11 +256,15 @@ extension NodeAPI {
 
     /// Streams parts (or one bare part) from their blobs; each blob is opened as its part starts,
     /// and every blob served is audited with the bytes sent.
-    func respond(_ parts: [WadoPart], bare: Bool, partType: String, etag: String?, request: Request,
+    func respond(_ parts: [WadoPart], bare: Bool, partType: String, etag: String?, immutable: Bool = false, request: Request,
                  context: NodeRequestContext, grant: AccessGrant, dataset: String, action: String,
                  detail: String? = nil) throws -> Response {
-        let framing = MultipartFraming()
-        var headers: HTTPFields = [.cacheControl: "private, max-age=31536000, immutable"]
+        // The same resource is the same bytes: the boundary follows the entity tag when there is one.
+        let framing = etag.map { MultipartFraming(boundary: "cairn-" + $0.filter { $0 != "\"" }) } ?? MultipartFraming()
+        // Only a bulk data URI names fixed bytes (it holds the blob digest); a study or series
+        // changes as instances are stored or a subject is erased, so caches revalidate.
+        var headers: HTTPFields = [.cacheControl: immutable ? "private, max-age=31536000, immutable" : "private, no-cache",
+                                   .vary: "Accept"]
         if let etag {
             headers[.eTag] = etag
             if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
@@ -304,6 +327,8 @@ struct FrameLayout: Sendable {
     var transferSyntax: String
     var mediaType: String
 
+    static let explicitLittle = "1.2.840.10008.1.2.1"
+
     struct Unsupported: Error {
         var status: HTTPResponse.Status
         var code: String
@@ -317,14 +342,14 @@ struct FrameLayout: Sendable {
         guard let syntax = instance.transferSyntax, littleEndianNative.contains(syntax), let length = instance.frameLength,
               length > 0, !instance.frameOffsets.isEmpty, instance.frameOffsets.count == max(1, instance.frames ?? 1) else { return nil }
         frames = instance.frameOffsets.map { [$0..<($0 + UInt64(length))] }
-        transferSyntax = syntax
+        transferSyntax = Self.explicitLittle  // native pixel bytes are the same in either VR encoding
         mediaType = PixelMediaType.native
     }
 
     init(reader: BlobReader) throws {
         let file = try NodeAPI.parseInstance(reader)
         let ds = file.dataSet
-        transferSyntax = file.transferSyntax.uid
+        transferSyntax = file.transferSyntax.uid == "1.2.840.10008.1.2" ? Self.explicitLittle : file.transferSyntax.uid
         mediaType = PixelMediaType.forTransferSyntax(transferSyntax)
         guard let pixels = ds[.pixelData] else {
             throw Unsupported(status: .notFound, code: "no_pixel_data", detail: "the instance has no Pixel Data, so no frames")
@@ -340,16 +365,16 @@ struct FrameLayout: Sendable {
                 throw Unsupported(status: .notAcceptable, code: "not_acceptable",
                                   detail: "big-endian pixel data would need byte swapping; retrieve the instance instead")
             }
-            let samples = ds.integer("SamplesPerPixel") ?? 1
-            guard let rows = ds.integer("Rows"), let columns = ds.integer("Columns"), rows > 0, columns > 0 else {
-                throw Unsupported(status: .notImplemented, code: "not_implemented", detail: "the instance has no Rows/Columns")
+            let frameSize: Int
+            if let whole = PixelDataLayout.nativeFrameLength(ds) {
+                frameSize = whole
+            } else if count == 1, bits % 8 != 0 {
+                frameSize = length  // one frame of packed bits: the whole value
+            } else {
+                throw Unsupported(status: .notImplemented, code: "not_implemented",
+                                  detail: "native pixel data of \(bits) bits, or with Rows/Columns/SamplesPerPixel out of range, is not cut into frames")
             }
-            let bitsPerFrame = rows * columns * samples * bits
-            guard bits % 8 == 0 || count == 1 else {
-                throw Unsupported(status: .notImplemented, code: "not_implemented", detail: "multi-frame pixel data of \(bits) bits is not cut into frames")
-            }
-            let frameSize = bits % 8 == 0 ? bitsPerFrame / 8 : length
-            guard frameSize > 0, frameSize * count <= length else {
+            guard frameSize > 0, count <= length / frameSize else {
                 throw Unsupported(status: .internalServerError, code: "damaged",
                                   detail: "Pixel Data holds \(length) bytes, fewer than \(count) frames of \(frameSize)")
             }
@@ -360,11 +385,18 @@ struct FrameLayout: Sendable {
                 throw Unsupported(status: .notImplemented, code: "not_implemented",
                                   detail: "the frame boundaries of this encapsulated pixel data cannot be determined (no offset table)")
             }
-            frames = starts.enumerated().map { index, start in
-                let end = index + 1 < starts.count ? starts[index + 1] : UInt64.max
-                return encapsulated.fragments.filter { UInt64($0.itemOffset) >= start && UInt64($0.itemOffset) < end }
-                    .map { UInt64($0.valueOffset)..<UInt64($0.valueOffset + $0.length) }
+            guard zip(starts, starts.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw Unsupported(status: .internalServerError, code: "damaged", detail: "the offset table's frames are not in order")
             }
+            // One pass: each fragment belongs to the last frame that starts at or before it.
+            var cut: [[Range<UInt64>]] = Array(repeating: [], count: starts.count)
+            var frame = 0
+            for fragment in encapsulated.fragments {
+                let at = UInt64(fragment.itemOffset)
+                while frame + 1 < starts.count && at >= starts[frame + 1] { frame += 1 }
+                if at >= starts[frame] { cut[frame].append(UInt64(fragment.valueOffset)..<UInt64(fragment.valueOffset + fragment.length)) }
+            }
+            frames = cut
         default:
             throw Unsupported(status: .internalServerError, code: "damaged", detail: "Pixel Data has no value")
         }
