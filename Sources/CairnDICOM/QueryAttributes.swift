@@ -54,7 +54,12 @@ public enum QueryAttributes {
     public static func members(of dataSet: DataSet, at level: QueryLevel) -> String {
         let wanted = Set(tags(at: level))
         var subset = dataSet
-        subset.elements = dataSet.elements.filter { wanted.contains($0.tag) }
+        // Values longer than any of these attributes may be (1,024 bytes: LO is 64 characters,
+        // LT/UT descriptions are not indexed) are left out, so a hostile file cannot swell the index.
+        subset.elements = dataSet.elements.filter { element in
+            guard wanted.contains(element.tag), case .bytes(let bytes) = element.value else { return false }
+            return bytes.count <= 1024
+        }
         return DicomJSON.members(subset)
     }
 }
