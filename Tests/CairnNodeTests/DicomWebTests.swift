@@ -79,6 +79,19 @@ import Testing
     }
 }
 
+@Suite struct DicomWebMetricLabelTests {
+    @Test func onlyServedShapesBecomeLabels() {
+        #expect(RequestMetricsMiddleware.route(of: "/dicomweb/ct/studies") == "/dicomweb/{dataset}/studies")
+        #expect(RequestMetricsMiddleware.route(of: "/dicomweb/ct/studies/1.2/series/3.4/instances/5.6/frames/1,2")
+                == "/dicomweb/{dataset}/studies/{}/series/{}/instances/{}/frames/{}")
+        #expect(RequestMetricsMiddleware.route(of: "/dicomweb/ct/studies/1.2/series/3.4/instances/5.6/bulkdata/ab/1-2")
+                == "/dicomweb/{dataset}/studies/{}/series/{}/instances/{}/bulkdata/{}/{}")
+        for path in ["/dicomweb/ct/x/y/z", "/dicomweb/ct/studies/1/series/2/instances/3/frames/1/a/b", "/dicomweb/ct/series/series/series"] {
+            #expect(RequestMetricsMiddleware.route(of: path) == "/dicomweb/other", "\(path)")
+        }
+    }
+}
+
 @Suite struct MediaRangeTests {
     @Test func acceptHeadersAsDicomwebClientsSendThem() {
         let ranges = MediaRange.parseAccept(#"multipart/related; type="application/dicom"; transfer-syntax=*, application/json;q=0.5, image/png;q=0"#)
@@ -93,6 +106,8 @@ import Testing
         #expect(MediaRange.parse("nonsense") == nil)
         // A quoted comma does not split the header.
         #expect(MediaRange.parseAccept(#"multipart/related; type="a,b", */*"#).count == 2)
+        // Most preferred first, ties in the client's order.
+        #expect(MediaRange.parseAccept("a/b;q=0.2, c/d, e/f;q=0.2, g/h").map(\.mediaType) == ["c/d", "g/h", "a/b", "e/f"])
     }
 }
 

@@ -113,10 +113,15 @@ def test_qido_searches_answer_what_pydicom_reads_in_the_originals(web):
     series_of_study = c.search_for_series(study_instance_uid=study_uid)
     assert sorted(s["00200011"]["Value"][0] for s in series_of_study) == [1, 2]
     assert all(s["00201209"]["Value"] == [6] for s in series_of_study)
-    # limit/offset page through without overlap.
+    # limit/offset page through without overlap, in a stable order; a page that is not the last says so.
     pages = [c.search_for_instances(limit=7, offset=o) for o in range(0, 21, 7)]
     uids = [i["00080018"]["Value"][0] for page in pages for i in page]
-    assert len(uids) == 21 and len(set(uids)) == 21
+    # (pydicom's files repeat some SOP Instance UIDs, so the check is against one page of 21.)
+    assert len(uids) == 21 and [i["00080018"]["Value"][0] for i in c.search_for_instances(limit=21)] == uids
+    response = web["node"].get("/dicomweb/ct/instances?limit=5", web["token"])
+    assert "additional results" in response.headers["Warning"]
+    last = web["node"].get(f"/dicomweb/ct/instances?limit=5&offset={len(instances) - 3}", web["token"])
+    assert len(last.json()) == 3 and "Warning" not in last.headers
     # The other dataset's study is not found here, and is there.
     other_study = read(next(iter(web["other_series"].values()))[0]).StudyInstanceUID
     assert c.search_for_studies(search_filters={"StudyInstanceUID": other_study}) == []
@@ -299,6 +304,19 @@ def test_stow_stores_through_the_gate_and_reports_per_instance(web):
                           headers=node.headers(ingest, **{"Content-Type": 'multipart/related; type="application/dicom"; boundary=b1'}))
     assert wrong.status_code == 409
     assert pydicom.Dataset.from_json(wrong.json()).FailedSOPSequence[0].FailureReason == 0xA900
+    # Other bytes under a SOP Instance UID the dataset holds: refused as a duplicate (0x0111);
+    # a part that is not application/dicom: refused (0xC000).
+    changed = read(next(iter(series.values()))[0])
+    changed.SeriesDescription = "changed"
+    duplicate = requests.post(f"{node.url}/dicomweb/ct/studies", data=multipart_body([changed], b"b3"),
+                              headers=node.headers(ingest, **{"Content-Type": 'multipart/related; type="application/dicom"; boundary=b3'}))
+    assert duplicate.status_code == 409
+    assert pydicom.Dataset.from_json(duplicate.json()).FailedSOPSequence[0].FailureReason == 0x0111
+    json_part = (b'--b4\r\nContent-Type: application/dicom+json\r\n\r\n[{}]\r\n--b4--\r\n')
+    typed = requests.post(f"{node.url}/dicomweb/ct/studies", data=json_part,
+                          headers=node.headers(ingest, **{"Content-Type": 'multipart/related; type="application/dicom"; boundary=b4'}))
+    assert typed.status_code == 409
+    assert pydicom.Dataset.from_json(typed.json()).FailedSOPSequence[0].FailureReason == 0xC000
     # A read token cannot store.
     assert requests.post(f"{node.url}/dicomweb/ct/studies", data=multipart_body([clean], b"b2"),
                          headers=node.headers(web["token"], **{"Content-Type": 'multipart/related; type="application/dicom"; boundary=b2'})
@@ -349,6 +367,7 @@ BAD_REQUESTS = [
     ("/studies/{study}/rendered", {}, 501, "not provided"),
     ("/studies/{study}/series/{series}/instances/{sop}/frames/7", {}, 400, "out of range"),
     ("/studies/{study}/series/{series}/instances/{sop}/frames/1,x", {}, 400, "frame list"),
+    ("/studies/{study}/series/{series}/instances/{sop}/frames/1,1", {}, 400, "twice"),
     ("/studies/{study}", {"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'},
      406, "does not transcode"),
     ("/studies/{study}/series/{series}/instances/{sop}/metadata", {"Accept": "application/dicom+xml"}, 406, "XML"),
@@ -367,6 +386,31 @@ def test_bad_requests_get_clear_errors(web):
         response = web["node"].get("/dicomweb/ct" + path, web["token"], headers=headers)
         assert response.status_code == status, (path, response.text)
         assert words in response.json()["detail"], path
+
+
+def test_hostile_pixel_geometry_gets_an_error_not_a_crash(web):
+    """Rows, Columns, SamplesPerPixel and BitsAllocated whose product overflows, and a Number of
+    Frames near Int64.max: ingest stores the files, and frame requests answer with an error."""
+    node, store, tmp = web["node"], web["store"], web["tmp"]
+    base = read(next(iter(web["series"].values()))[0])
+    cases = []
+    for index, (rows, columns, samples, bits, frames) in enumerate([(65535, 65535, 65535, 65535, "1"),
+                                                                     (4, 4, 1, 16, "9223372036854775807"),
+                                                                     (4, 4, 1, 12, "3")]):
+        ds = base.copy()
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+        ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.BitsAllocated, ds.NumberOfFrames = rows, columns, samples, bits, frames
+        ds.PixelData = b"\x00" * 64
+        path = tmp / f"hostile-{index}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        cases.append(ds)
+    store.run("ingest", *[str(tmp / f"hostile-{i}.dcm") for i in range(3)], "--dataset", "ct")
+    for ds in cases:
+        response = node.get(f"/dicomweb/ct/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+                            f"/instances/{ds.SOPInstanceUID}/frames/1", web["token"])
+        assert response.status_code in (500, 501), response.text
+        assert response.json()["error"] in ("damaged", "not_implemented")
+    assert node.get("/healthz").status_code == 200
 
 
 def test_tokens_scope_dicomweb_like_blobs(web):
