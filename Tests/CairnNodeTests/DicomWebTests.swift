@@ -112,19 +112,6 @@ import Testing
 }
 
 @Suite struct MultipartTests {
-    /// SplitMix64, so a failure reproduces from the printed seed.
-    struct SeededRandom: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func read(_ body: [UInt8], boundary: String, pieces: [Int]) throws -> (parts: [([String: String], [UInt8])], finished: Bool) {
         var reader = MultipartReader(boundary: boundary)
         var parts: [([String: String], [UInt8])] = []
