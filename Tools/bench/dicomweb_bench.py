@@ -26,7 +26,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from dicom_gen import write_ct_study  # noqa: E402
-from serve_bench import LUA_COMMON, free_port, rss, wait_http, wrk  # noqa: E402
+from serve_bench import LUA_COMMON, Orthanc, rss, wrk  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CAIRN = REPO / ".build" / "release" / "cairn"
@@ -55,28 +55,9 @@ class CairnNode:
         self.proc.wait(timeout=60)
 
 
-class OrthancDicomWeb:
-    def __init__(self, work: Path, files):
-        root = work / "orthanc"
-        subprocess.run(["rm", "-rf", str(root)], check=True)
-        root.mkdir(parents=True)
-        self.port = free_port()
-        config = {"Name": "bench", "StorageDirectory": str(root / "storage"), "IndexDirectory": str(root / "index"),
-                  "HttpPort": self.port, "DicomServerEnabled": False, "AuthenticationEnabled": False,
-                  "RemoteAccessAllowed": True, "StorageCompression": False, "HttpThreadsCount": 50, "KeepAlive": True,
-                  "Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}
-        (root / "orthanc.json").write_text(json.dumps(config))
-        self.log = open(work / "orthanc.log", "w")
-        self.proc = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=self.log, stderr=self.log)
-        self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + "/system")
-        session = requests.Session()
-        for f in files:
-            session.post(self.url + "/instances", data=f.read_bytes(), timeout=120).raise_for_status()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=60)
+def orthanc_dicomweb(work: Path, files):
+    """Orthanc as serve_bench runs it, with the DICOMweb plugin loaded."""
+    return Orthanc(files, work, extra={"Plugins": [PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}})
 
 
 def timed_get(url, headers, reps):
@@ -203,7 +184,7 @@ def main():
     cairn(data, "ingest", str(series_folder), "--dataset", "ct", "--jobs", "2")
     node = CairnNode(data, "ct")
     print("loading Orthanc ...")
-    orthanc = OrthancDicomWeb(work, files)
+    orthanc = orthanc_dicomweb(work, files)
     results = {}
     try:
         metadata_path = f"/studies/{study}/series/{series}/metadata"

@@ -141,7 +141,10 @@ class Cairn:
 
 
 class Orthanc:
-    def __init__(self, files, work: Path):
+    """Orthanc on a free port, storage uncompressed, loaded with `files`; `extra` adds settings
+    (the DICOMweb benchmark loads the plugin with it)."""
+
+    def __init__(self, files, work: Path, extra=None):
         root = work / "orthanc"
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
@@ -149,7 +152,7 @@ class Orthanc:
         config = {"Name": "bench", "StorageDirectory": str(root / "storage"), "IndexDirectory": str(root / "index"),
                   "HttpPort": self.port, "DicomServerEnabled": False, "AuthenticationEnabled": False,
                   "RemoteAccessAllowed": True, "StorageCompression": False, "Plugins": [], "HttpThreadsCount": 50,
-                  "KeepAlive": True, "ConcurrentJobs": 2}
+                  "KeepAlive": True, "ConcurrentJobs": 2, **(extra or {})}
         (root / "orthanc.json").write_text(json.dumps(config))
         self.log = open(work / "orthanc.log", "w")
         self.proc = subprocess.Popen(["Orthanc", str(root / "orthanc.json")], stdout=self.log, stderr=self.log)
