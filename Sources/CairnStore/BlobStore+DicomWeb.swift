@@ -195,6 +195,44 @@ extension BlobStore {
         }
     }
 
+    /// How many instance rows (of one dataset, or all) were indexed before index v9 and have not
+    /// been through `cairn reindex` yet.
+    public func countToReindex(in dataset: String?) throws -> Int {
+        try index.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM instances WHERE study_attributes IS NULL"
+                             + (dataset == nil ? "" : " AND dataset_id = ?"), arguments: StatementArguments(dataset.map { [$0] } ?? [])) ?? 0
+        }
+    }
+
+    /// The next rows to reindex, with their blobs.
+    public func rowsToReindex(in dataset: String?, limit: Int) throws -> [(dataset: String, blob: BlobRecord)] {
+        try index.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT i.dataset_id AS instance_dataset, b.* FROM instances i JOIN blobs b ON b.digest = i.digest
+                WHERE i.study_attributes IS NULL\(dataset == nil ? "" : " AND i.dataset_id = ?") LIMIT ?
+                """, arguments: StatementArguments((dataset.map { [$0] } ?? []) + [limit])).map {
+                (dataset: $0["instance_dataset"], blob: try BlobRecord(row: $0))
+            }
+        }
+    }
+
+    /// Writes what a reindex read from each blob: the v9 columns, or (for a file that no longer
+    /// parses) an empty attribute set, so the row is not tried again.
+    public func storeReindexed(_ rows: [(dataset: String, digest: BlobDigest, record: InstanceRecord?)]) throws {
+        try index.write { db in
+            for row in rows {
+                let r = row.record
+                try db.execute(sql: """
+                    UPDATE instances SET patient_name = ?, accession_number = ?, study_id = ?, study_time = ?, series_number = ?,
+                        instance_number = ?, study_attributes = ?, series_attributes = ?, instance_attributes = ?, frame_length = ?
+                    WHERE dataset_id = ? AND digest = ?
+                    """, arguments: [r?.patientName, r?.accessionNumber, r?.studyID, r?.studyTime, r?.seriesNumber, r?.instanceNumber,
+                                     r?.studyAttributes ?? "", r?.seriesAttributes, r?.instanceAttributes, r?.frameLength,
+                                     row.dataset, row.digest.hex])
+            }
+        }
+    }
+
     /// The instances of a study, series or single instance in a dataset, with their blobs, in
     /// series then instance-number order (what WADO-RS retrieves).
     public func storedInstances(in dataset: String, study: String, series: String? = nil,

@@ -13,6 +13,7 @@ struct Cairn: ParsableCommand {
             InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
             StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
             KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self, HubCommand.self, MountCommand.self,
+            ReindexCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions

@@ -2,7 +2,9 @@
 requests; every answer is checked against pydicom's reading of the original files."""
 import hashlib
 import io
+import json
 import socket
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -386,6 +388,34 @@ def test_bad_requests_get_clear_errors(web):
         response = web["node"].get("/dicomweb/ct" + path, web["token"], headers=headers)
         assert response.status_code == status, (path, response.text)
         assert words in response.json()["detail"], path
+
+
+def test_reindex_fills_in_rows_indexed_before_dicomweb(web):
+    """Rows as index v8 left them (no v9 columns): searches answer from the older columns and warn
+    on the newer keys; `cairn reindex` reads the headers again and the answers become whole."""
+    node, store = web["node"], web["store"]
+    ds = read(next(iter(web["series"].values()))[0])
+    query = f"/dicomweb/ct/instances?PatientID=SUBJ-DW-1&SeriesNumber=1"
+    before = node.get(query, web["token"])
+    assert len(before.json()) == 6 and "Warning" not in before.headers
+    db = sqlite3.connect(store.root / "index.sqlite")
+    with db:
+        db.execute("UPDATE instances SET patient_name = NULL, accession_number = NULL, study_id = NULL, study_time = NULL, "
+                   "series_number = NULL, instance_number = NULL, study_attributes = NULL, series_attributes = NULL, "
+                   "instance_attributes = NULL, frame_length = NULL WHERE dataset_id = 'ct'")
+    db.close()
+    stale = node.get(query, web["token"])
+    assert stale.json() == [] and "cairn reindex" in stale.headers["Warning"]
+    [study] = node.get(f"/dicomweb/ct/studies?StudyInstanceUID={ds.StudyInstanceUID}", web["token"]).json()
+    assert study["00100020"]["Value"] == ["SUBJ-DW-1"] and "00080030" not in study  # the older columns only
+    report = json.loads(store.run("reindex", "--dataset", "ct", "--json").stdout)
+    assert report["reindexed"] == len(store.ndjson("ls", "--dataset", "ct")) - report["unreadable"] - sum(
+        1 for e in store.ndjson("ls", "--dataset", "ct") if "dicom" not in e)
+    after = node.get(query, web["token"])
+    assert "Warning" not in after.headers
+    key = lambda item: item["00080018"]["Value"][0]
+    assert sorted(after.json(), key=key) == sorted(before.json(), key=key)
+    assert json.loads(store.run("reindex", "--json").stdout)["reindexed"] == 0  # nothing left to do
 
 
 def test_hostile_pixel_geometry_gets_an_error_not_a_crash(web):

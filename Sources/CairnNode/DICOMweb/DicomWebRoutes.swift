@@ -120,7 +120,7 @@ extension NodeAPI {
             warnings.append("299 cairn: There are additional results that can be requested (offset=\(qido.query.offset + body.count))")
         }
         if qido.matchesNewerKeys, try store.hasInstancesIndexedBeforeDicomWeb(in: dataset) {
-            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber or InstanceNumber; ingest them again to include them")
+            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber or InstanceNumber; run `cairn reindex` to include them")
         }
         for warning in warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
         audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, bytes: Int64(body.text.utf8.count),
@@ -180,12 +180,7 @@ extension NodeAPI {
 
     /// Parses an instance's data set from its blob (the header frames only, as a rule: native
     /// pixel data is skipped, not read).
-    static func parseInstance(_ reader: BlobReader) throws -> DicomFile {
-        let size = reader.size
-        return try DicomParser().parse(size: Int(size), name: reader.digest.description, source: { offset, buffer in
-            try reader.read(UInt64(offset)..<UInt64(offset + buffer.count), into: buffer)
-        }, cheapEnd: { offset in reader.codec == .raw ? offset + 16384 : Int(reader.frameEnd(containing: UInt64(offset))) })
-    }
+    static func parseInstance(_ reader: BlobReader) throws -> DicomFile { try reader.parseDicom() }
 
     func notProvided(_ request: Request, _ context: NodeRequestContext, what: String) async throws -> Response {
         let (grant, dataset) = try await dicomWebAccess(request, context, action: "dicomweb.\(what)")
@@ -228,7 +223,8 @@ enum QidoResponse {
     // Rows indexed before the attributes were kept (index v9) answer from their columns.
 
     static func studyMembers(_ r: InstanceRecord) -> String {
-        if let stored = r.studyAttributes { return stored }
+        // Empty: a file `cairn reindex` could not read again; its older columns still answer.
+        if let stored = r.studyAttributes, !stored.isEmpty { return stored }
         var out: [String] = []
         if let v = r.studyDate { out.append(DicomJSON.member(DicomTag(0x0008, 0x0020), vr: .DA, strings: [v])) }
         if let v = r.subject { out.append(DicomJSON.member(DicomTag(0x0010, 0x0020), vr: .LO, strings: [v])) }
