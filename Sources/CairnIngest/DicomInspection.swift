@@ -63,6 +63,8 @@ extension InstanceRecord {
         accessionNumber = text("AccessionNumber")
         studyID = text("StudyID")
         studyTime = text("StudyTime")
+        referringPhysician = text("ReferringPhysicianName")
+        studyDescription = text("StudyDescription").map { String($0.prefix(1024)) }
         seriesNumber = ds.integer("SeriesNumber")
         instanceNumber = ds.integer("InstanceNumber")
         func attributes(_ level: QueryLevel) -> String? {

@@ -15,7 +15,7 @@ public struct InstanceQuery: Sendable, Equatable {
         case patientID = "subject", patientName = "patient_name", studyUID = "study_uid", seriesUID = "series_uid"
         case sopUID = "sop_uid", sopClass = "sop_class", modality, studyDate = "study_date", studyTime = "study_time"
         case accessionNumber = "accession_number", studyID = "study_id", seriesNumber = "series_number"
-        case instanceNumber = "instance_number"
+        case instanceNumber = "instance_number", referringPhysician = "referring_physician", studyDescription = "study_description"
     }
 
     public enum Match: Sendable, Equatable {
@@ -107,7 +107,7 @@ enum StoredInstanceColumns {
         i.subject, i.study_uid, i.series_uid, i.sop_uid, i.sop_class, i.modality, i.body_part, i.manufacturer, i.sex,
         i.study_date, i.rows, i.columns, i.frames, i.transfer_syntax, i.pixel_data_offset, i.frame_offsets, i.frame_length,
         i.patient_name, i.accession_number, i.study_id, i.study_time, i.series_number, i.instance_number,
-        i.study_attributes, i.series_attributes, i.instance_attributes
+        i.study_attributes, i.series_attributes, i.instance_attributes, i.referring_physician, i.study_description
         """
 
     static func decode(_ row: Row) throws -> StoredInstance {
@@ -130,6 +130,8 @@ enum StoredInstanceColumns {
         r.studyAttributes = row[30]
         r.seriesAttributes = row[31]
         r.instanceAttributes = row[32]
+        r.referringPhysician = row[33]
+        r.studyDescription = row[34]
         return StoredInstance(blob: blob, instance: r)
     }
 }
@@ -224,11 +226,12 @@ extension BlobStore {
                 let r = row.record
                 try db.execute(sql: """
                     UPDATE instances SET patient_name = ?, accession_number = ?, study_id = ?, study_time = ?, series_number = ?,
-                        instance_number = ?, study_attributes = ?, series_attributes = ?, instance_attributes = ?, frame_length = ?
+                        instance_number = ?, study_attributes = ?, series_attributes = ?, instance_attributes = ?, frame_length = ?,
+                        referring_physician = ?, study_description = ?
                     WHERE dataset_id = ? AND digest = ?
                     """, arguments: [r?.patientName, r?.accessionNumber, r?.studyID, r?.studyTime, r?.seriesNumber, r?.instanceNumber,
                                      r?.studyAttributes ?? "", r?.seriesAttributes, r?.instanceAttributes, r?.frameLength,
-                                     row.dataset, row.digest.hex])
+                                     r?.referringPhysician, r?.studyDescription, row.dataset, row.digest.hex])
             }
         }
     }

@@ -106,6 +106,8 @@ extension InstanceRecord {
         seriesAttributes = row["series_attributes"]
         instanceAttributes = row["instance_attributes"]
         frameLength = row["frame_length"]
+        referringPhysician = row["referring_physician"]
+        studyDescription = row["study_description"]
     }
 }
 
@@ -207,13 +209,14 @@ extension BlobStore {
             INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
                 body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,
                 frame_offsets, patient_name, accession_number, study_id, study_time, series_number, instance_number,
-                study_attributes, series_attributes, instance_attributes, frame_length)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                study_attributes, series_attributes, instance_attributes, frame_length, referring_physician, study_description)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, arguments: [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
                              r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.ageYears, r.rows, r.columns, r.frames, r.transferSyntax,
                              r.pixelDataOffset.map { Int64($0) },
                              r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ","),
                              r.patientName, r.accessionNumber, r.studyID, r.studyTime, r.seriesNumber, r.instanceNumber,
-                             r.studyAttributes, r.seriesAttributes, r.instanceAttributes, r.frameLength])
+                             r.studyAttributes, r.seriesAttributes, r.instanceAttributes, r.frameLength,
+                             r.referringPhysician, r.studyDescription])
     }
 }

@@ -26,6 +26,8 @@ public struct InstanceRecord: Sendable, Equatable {
     public var accessionNumber: String?
     public var studyID: String?
     public var studyTime: String?
+    public var referringPhysician: String?
+    public var studyDescription: String?
     public var seriesNumber: Int?
     public var instanceNumber: Int?
     /// The DICOM JSON members (`"tag":{…},…`) of what QIDO-RS returns at each level, so a search

@@ -247,6 +247,8 @@ struct StoreIndex: Sendable {
                 ALTER TABLE instances ADD COLUMN series_attributes TEXT;
                 ALTER TABLE instances ADD COLUMN instance_attributes TEXT;
                 ALTER TABLE instances ADD COLUMN frame_length INTEGER;
+                ALTER TABLE instances ADD COLUMN referring_physician TEXT;
+                ALTER TABLE instances ADD COLUMN study_description TEXT;
                 CREATE INDEX instances_study ON instances(dataset_id, study_uid, series_uid);
                 CREATE INDEX instances_series ON instances(dataset_id, series_uid);
                 CREATE INDEX instances_modality_date ON instances(dataset_id, modality, study_date);

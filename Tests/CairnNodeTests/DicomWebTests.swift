@@ -24,6 +24,8 @@ import Testing
         #expect(try parse([("StudyTime", "0800-123000.5")]).query.conditions == [.init(.studyTime, .range(lower: "0800", upper: "123000.5"))])
         #expect(try parse([("Modality", "CT,MR")]).query.conditions == [.init(.modality, .any(["CT", "MR"]))])
         #expect(try parse([("ModalitiesInStudy", "MR")]).query.conditions == [.init(.modality, .value("MR", wildcard: false))])
+        #expect(try parse([("StudyDescription", "*liver*"), ("00080090", "Doe^J")]).query.conditions
+                == [.init(.studyDescription, .value("*liver*", wildcard: true)), .init(.referringPhysician, .value("Doe^J", wildcard: false))])
         // An empty value is universal matching: no condition.
         #expect(try parse([("PatientID", "")]).query.conditions.isEmpty)
         // The path's UIDs become conditions.

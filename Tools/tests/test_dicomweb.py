@@ -1,5 +1,6 @@
 """DICOMweb (QIDO-RS, WADO-RS, STOW-RS) at /dicomweb/{dataset}, driven by dicomweb-client and
 requests; every answer is checked against pydicom's reading of the original files."""
+import fnmatch
 import hashlib
 import io
 import json
@@ -101,6 +102,10 @@ def test_qido_searches_answer_what_pydicom_reads_in_the_originals(web):
     found = c.search_for_studies(search_filters={"PatientID": "SUBJ-DW-?"})
     assert [s["0020000D"]["Value"][0] for s in found] == [study_uid]
     assert c.search_for_studies(search_filters={"PatientID": "subj-dw-1"}) == []  # matching is case-sensitive
+    described = {ds.StudyInstanceUID for ds in files if fnmatch.fnmatchcase(str(ds.get("StudyDescription", "")), "*liver*")}
+    assert described, "pydicom's data has a study described with 'liver'"
+    found = c.search_for_studies(search_filters={"StudyDescription": "*liver*"})
+    assert {s["0020000D"]["Value"][0] for s in found} == described
     ct_series = c.search_for_series(search_filters={"Modality": "CT"}, get_remaining=True)
     assert {s["0020000E"]["Value"][0] for s in ct_series} == {ds.SeriesInstanceUID for ds in expected.values()
                                                              if ds.get("Modality") == "CT"}

@@ -120,7 +120,7 @@ extension NodeAPI {
             warnings.append("299 cairn: There are additional results that can be requested (offset=\(qido.query.offset + body.count))")
         }
         if qido.matchesNewerKeys, try store.hasInstancesIndexedBeforeDicomWeb(in: dataset) {
-            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber or InstanceNumber; run `cairn reindex` to include them")
+            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber, InstanceNumber, ReferringPhysicianName or StudyDescription; run `cairn reindex` to include them")
         }
         for warning in warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
         audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, bytes: Int64(body.text.utf8.count),

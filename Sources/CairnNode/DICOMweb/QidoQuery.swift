@@ -12,7 +12,10 @@ public struct QidoQuery: Sendable, Equatable {
 
     /// Whether the query matches on a key that index v9 added (rows from before have it empty).
     public var matchesNewerKeys: Bool {
-        query.conditions.contains { [.patientName, .accessionNumber, .studyID, .studyTime, .seriesNumber, .instanceNumber].contains($0.key) }
+        query.conditions.contains {
+            [.patientName, .accessionNumber, .studyID, .studyTime, .seriesNumber, .instanceNumber, .referringPhysician,
+             .studyDescription].contains($0.key)
+        }
     }
 
     /// The most results one response carries; a larger `limit` is cut to it with a warning.
@@ -28,6 +31,7 @@ public struct QidoQuery: Sendable, Equatable {
         DicomTag(0x0008, 0x0020): .studyDate, DicomTag(0x0008, 0x0030): .studyTime,
         DicomTag(0x0008, 0x0050): .accessionNumber, DicomTag(0x0020, 0x0010): .studyID,
         DicomTag(0x0020, 0x0011): .seriesNumber, DicomTag(0x0020, 0x0013): .instanceNumber,
+        DicomTag(0x0008, 0x0090): .referringPhysician, DicomTag(0x0008, 0x1030): .studyDescription,
     ]
 
     /// Attributes a response can carry: what the index stores plus what the query computes.
@@ -69,7 +73,8 @@ public struct QidoQuery: Sendable, Equatable {
                 guard let key = Self.matchingKeys[tag] else {
                     throw .badRequest("matching on \(name) is not supported; the keys are "
                                       + "PatientID, PatientName, StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID, SOPClassUID, "
-                                      + "Modality, ModalitiesInStudy, StudyDate, StudyTime, AccessionNumber, StudyID, SeriesNumber, InstanceNumber")
+                                      + "Modality, ModalitiesInStudy, StudyDate, StudyTime, AccessionNumber, StudyID, SeriesNumber, InstanceNumber, "
+                                      + "ReferringPhysicianName, StudyDescription")
                 }
                 // Universal matching (an empty value) matches everything: no condition.
                 if value.isEmpty { continue }
@@ -114,7 +119,7 @@ public struct QidoQuery: Sendable, Equatable {
                 throw .badRequest("\(name) '\(code.prefix(40))' is not a modality code")
             }
             return codes.count == 1 ? .value(codes[0], wildcard: false) : .any(codes)
-        case .patientID, .patientName, .accessionNumber, .studyID:
+        case .patientID, .patientName, .accessionNumber, .studyID, .referringPhysician, .studyDescription:
             guard value.utf8.count <= 200 else { throw .badRequest("\(name) is longer than any stored value") }
             return .value(value, wildcard: value.contains("*") || value.contains("?"))
         }
