@@ -16,6 +16,8 @@ public struct NodeAPI: Sendable {
     public let config: NodeConfig
     /// The searchable datasets' facets, rebuilt when the index's search generation moves.
     let searchFacets: SearchFacetCache
+    /// Encapsulated instances' frame layouts, so a viewer's frame-by-frame requests parse once.
+    let frameLayouts = FrameLayoutCache()
 
     public init(store: BlobStore, verifier: TokenVerifier, audit: AuditTrail, metrics: NodeMetrics, config: NodeConfig) {
         self.store = store

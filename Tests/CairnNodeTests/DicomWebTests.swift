@@ -81,6 +81,30 @@ import Testing
     }
 }
 
+@Suite struct FrameLayoutCacheTests {
+    func layout(_ frames: Int) -> FrameLayout {
+        FrameLayout(frames: (0..<frames).map { [UInt64($0 * 10)..<UInt64($0 * 10 + 10)] }, transferSyntax: "1.2.840.10008.1.2.4.90",
+                    mediaType: "image/jp2")
+    }
+
+    @Test func parsesOnceAndStaysWithinItsBound() throws {
+        let cache = FrameLayoutCache(maxRanges: 100)
+        let a = BlobDigest(parsing: "sha256:" + String(repeating: "a", count: 64))!, b = BlobDigest(parsing: "sha256:" + String(repeating: "b", count: 64))!
+        var made = 0
+        _ = try cache.layout(for: a) { made += 1; return layout(60) }
+        #expect(try cache.layout(for: a) { made += 1; return layout(60) }.frames.count == 60)
+        #expect(made == 1)
+        // Room for b only by letting a go.
+        _ = try cache.layout(for: b) { made += 1; return layout(50) }
+        _ = try cache.layout(for: a) { made += 1; return layout(60) }
+        #expect(made == 3)
+        // A layout larger than the whole bound is served, not kept; a failed parse is not kept.
+        _ = try cache.layout(for: b) { made += 1; return layout(500) }
+        struct Failure: Error {}
+        #expect(throws: Failure.self) { try cache.layout(for: BlobDigest(parsing: "sha256:" + String(repeating: "c", count: 64))!) { throw Failure() } }
+    }
+}
+
 @Suite struct DicomWebMetricLabelTests {
     @Test func onlyServedShapesBecomeLabels() {
         #expect(RequestMetricsMiddleware.route(of: "/dicomweb/ct/studies") == "/dicomweb/{dataset}/studies")

@@ -161,13 +161,15 @@ extension NodeAPI {
         guard Set(requested).count == requested.count else {
             throw refuse(.badRequest, "bad_request", "the frame list names a frame twice")
         }
-        let store = store
+        let store = store, cache = frameLayouts
         let layout: FrameLayout
         do {
             if let indexed = FrameLayout(indexed: instance.instance) {
                 layout = indexed
             } else {
-                layout = try await offload { try FrameLayout(reader: try store.reader(for: instance.blob)) }
+                layout = try await offload {
+                    try cache.layout(for: instance.blob.digest) { try FrameLayout(reader: try store.reader(for: instance.blob)) }
+                }
             }
         } catch let error as FrameLayout.Unsupported {
             throw refuse(error.status, error.code, error.detail)
@@ -328,6 +330,12 @@ struct FrameLayout: Sendable {
     var mediaType: String
 
     static let explicitLittle = "1.2.840.10008.1.2.1"
+
+    init(frames: [[Range<UInt64>]], transferSyntax: String, mediaType: String) {
+        self.frames = frames
+        self.transferSyntax = transferSyntax
+        self.mediaType = mediaType
+    }
 
     struct Unsupported: Error {
         var status: HTTPResponse.Status
