@@ -8,31 +8,61 @@ import Synchronization
 public enum DicomWebReindex {
     public struct Report: Sendable {
         public var reindexed = 0
-        /// Files that no longer parse; their rows keep answering from the older columns.
+        /// Files that no longer parse as DICOM; their rows keep answering from the older columns.
         public var unreadable = 0
+        /// Rows whose blob could not be read (missing, damaged, an I/O error): left as they were,
+        /// to be reindexed once the blob is repaired.
+        public var skipped = 0
     }
 
-    /// Works through the rows a batch at a time (one transaction a batch), parsing on `jobs`
-    /// threads; `progress` gets the running count.
+    private enum Outcome {
+        case record(InstanceRecord)
+        case notDicom
+        case blobUnreadable
+    }
+
+    /// Works through the rows in key order a batch at a time (one transaction a batch), parsing
+    /// on `jobs` threads; `progress` gets the running count.
     public static func run(store: BlobStore, dataset: String?, jobs: Int, batch: Int = 512,
                            progress: (Int) -> Void) throws -> Report {
         var report = Report()
+        var cursor = ("", "")
         while true {
-            let rows = try store.rowsToReindex(in: dataset, limit: batch)
-            if rows.isEmpty { return report }
-            let results = Mutex([InstanceRecord?](repeating: nil, count: rows.count))
+            let rows = try store.rowsToReindex(in: dataset, after: cursor, limit: batch)
+            guard let last = rows.last else { return report }
+            cursor = (last.dataset, last.blob.digest.hex)
+            let results = Mutex([Outcome](repeating: .blobUnreadable, count: rows.count))
             WorkerPool.forEach(count: rows.count, jobs: jobs) { index in
-                let record: InstanceRecord? = {
-                    guard let file = try? store.reader(for: rows[index].blob).parseDicom() else { return nil }
-                    return InstanceRecord(file: file, layout: PixelDataLayout(file: file))
-                }()
-                results.withLock { $0[index] = record }
+                let outcome: Outcome
+                do {
+                    let reader = try store.reader(for: rows[index].blob)
+                    do {
+                        let file = try reader.parseDicom()
+                        outcome = .record(InstanceRecord(file: file, layout: PixelDataLayout(file: file)))
+                    } catch is DicomError {
+                        outcome = .notDicom
+                    }
+                } catch {
+                    outcome = .blobUnreadable
+                }
+                results.withLock { $0[index] = outcome }
             }
-            let records = results.withLock { $0 }
-            try store.storeReindexed(zip(rows, records).map { (dataset: $0.dataset, digest: $0.blob.digest, record: $1) })
-            report.reindexed += records.count { $0 != nil }
-            report.unreadable += records.count { $0 == nil }
-            progress(report.reindexed + report.unreadable)
+            let outcomes = results.withLock { $0 }
+            var writes: [(dataset: String, digest: BlobDigest, record: InstanceRecord?)] = []
+            for (row, outcome) in zip(rows, outcomes) {
+                switch outcome {
+                case .record(let record):
+                    writes.append((row.dataset, row.blob.digest, record))
+                    report.reindexed += 1
+                case .notDicom:
+                    writes.append((row.dataset, row.blob.digest, nil))
+                    report.unreadable += 1
+                case .blobUnreadable:
+                    report.skipped += 1
+                }
+            }
+            try store.storeReindexed(writes)
+            progress(report.reindexed + report.unreadable + report.skipped)
         }
     }
 }

@@ -192,8 +192,17 @@ extension BlobStore {
     public func hasInstancesIndexedBeforeDicomWeb(in dataset: String) throws -> Bool {
         try index.read { db in
             try Bool.fetchOne(db, sql: """
-                SELECT 1 FROM instances i WHERE i.dataset_id = ? AND \(Self.addressable) AND i.study_attributes IS NULL LIMIT 1
+                SELECT 1 FROM instances i WHERE i.dataset_id = ? AND \(Self.addressable)
+                    AND (i.study_attributes IS NULL OR i.study_attributes = '') LIMIT 1
                 """, arguments: [dataset]) ?? false
+        }
+    }
+
+    /// The digests of the files a dataset holds under a SOP Instance UID (in any study or series).
+    public func digests(ofSOPInstance sop: String, in dataset: String) throws -> [BlobDigest] {
+        try index.read { db in
+            try String.fetchAll(db, sql: "SELECT digest FROM instances WHERE sop_uid = ? AND dataset_id = ?",
+                                arguments: [sop, dataset]).map { try BlobDigest(indexed: $0) }
         }
     }
 
@@ -206,32 +215,38 @@ extension BlobStore {
         }
     }
 
-    /// The next rows to reindex, with their blobs.
-    public func rowsToReindex(in dataset: String?, limit: Int) throws -> [(dataset: String, blob: BlobRecord)] {
+    /// The next rows to reindex after `cursor` (dataset, digest hex), in key order, with their
+    /// blobs: rows a read could not reach stay to reindex but do not come round again.
+    public func rowsToReindex(in dataset: String?, after cursor: (String, String), limit: Int) throws -> [(dataset: String, blob: BlobRecord)] {
         try index.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT i.dataset_id AS instance_dataset, b.* FROM instances i JOIN blobs b ON b.digest = i.digest
-                WHERE i.study_attributes IS NULL\(dataset == nil ? "" : " AND i.dataset_id = ?") LIMIT ?
-                """, arguments: StatementArguments((dataset.map { [$0] } ?? []) + [limit])).map {
+                WHERE i.study_attributes IS NULL AND (i.dataset_id, i.digest) > (?, ?)\(dataset == nil ? "" : " AND i.dataset_id = ?")
+                ORDER BY i.dataset_id, i.digest LIMIT ?
+                """, arguments: StatementArguments([cursor.0, cursor.1] + (dataset.map { [$0] } ?? []) + [limit])).map {
                 (dataset: $0["instance_dataset"], blob: try BlobRecord(row: $0))
             }
         }
     }
 
     /// Writes what a reindex read from each blob: the v9 columns, or (for a file that no longer
-    /// parses) an empty attribute set, so the row is not tried again.
+    /// parses as DICOM) an empty attribute set and nothing else, so the row is not tried again.
     public func storeReindexed(_ rows: [(dataset: String, digest: BlobDigest, record: InstanceRecord?)]) throws {
         try index.write { db in
             for row in rows {
-                let r = row.record
+                guard let r = row.record else {
+                    try db.execute(sql: "UPDATE instances SET study_attributes = '' WHERE dataset_id = ? AND digest = ? AND study_attributes IS NULL",
+                                   arguments: [row.dataset, row.digest.hex])
+                    continue
+                }
                 try db.execute(sql: """
                     UPDATE instances SET patient_name = ?, accession_number = ?, study_id = ?, study_time = ?, series_number = ?,
                         instance_number = ?, study_attributes = ?, series_attributes = ?, instance_attributes = ?, frame_length = ?,
                         referring_physician = ?, study_description = ?
-                    WHERE dataset_id = ? AND digest = ?
-                    """, arguments: [r?.patientName, r?.accessionNumber, r?.studyID, r?.studyTime, r?.seriesNumber, r?.instanceNumber,
-                                     r?.studyAttributes ?? "", r?.seriesAttributes, r?.instanceAttributes, r?.frameLength,
-                                     r?.referringPhysician, r?.studyDescription, row.dataset, row.digest.hex])
+                    WHERE dataset_id = ? AND digest = ? AND study_attributes IS NULL
+                    """, arguments: [r.patientName, r.accessionNumber, r.studyID, r.studyTime, r.seriesNumber, r.instanceNumber,
+                                     r.studyAttributes ?? "", r.seriesAttributes, r.instanceAttributes, r.frameLength,
+                                     r.referringPhysician, r.studyDescription, row.dataset, row.digest.hex])
             }
         }
     }

@@ -253,7 +253,9 @@ struct StoreIndex: Sendable {
                 CREATE INDEX instances_series ON instances(dataset_id, series_uid);
                 CREATE INDEX instances_modality_date ON instances(dataset_id, modality, study_date);
                 CREATE INDEX instances_date ON instances(dataset_id, study_date);
-                CREATE INDEX instances_before_v9 ON instances(dataset_id) WHERE study_attributes IS NULL;
+                CREATE INDEX instances_before_v9 ON instances(dataset_id, digest) WHERE study_attributes IS NULL;
+                CREATE INDEX instances_unattributed ON instances(dataset_id)
+                    WHERE study_attributes IS NULL OR study_attributes = '';
                 """)
         }
         return migrator

@@ -30,10 +30,13 @@ struct ReindexCommand: ParsableCommand {
         progress.finish()
         let seconds = (ContinuousClock.now - start) / .seconds(1)
         if global.json {
-            Terminal.printJSON(["reindexed": report.reindexed, "unreadable": report.unreadable, "seconds": seconds] as [String: Any])
+            Terminal.printJSON(["reindexed": report.reindexed, "unreadable": report.unreadable, "skipped": report.skipped,
+                                "seconds": seconds] as [String: Any])
         } else {
             print("reindexed \(report.reindexed) instances in \(String(format: "%.2f", seconds)) s"
-                  + (report.unreadable > 0 ? "; \(report.unreadable) could not be read again and keep their older attributes" : ""))
+                  + (report.unreadable > 0 ? "; \(report.unreadable) no longer parse and keep their older attributes" : "")
+                  + (report.skipped > 0 ? "; \(report.skipped) blobs could not be read (run `cairn verify`), run reindex again once repaired" : ""))
         }
+        if report.skipped > 0 { throw CommandFailure(status: 1) }
     }
 }
