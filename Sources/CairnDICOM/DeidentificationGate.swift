@@ -185,8 +185,9 @@ public enum DeidentificationGate {
             overflow = overflow || over
         }
         guard !overflow, rows >= 0, columns >= 0 else { return "Rows x Columns x frames overflows" }
-        let expected = bits == 1 ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1)
-            : pixelCount.multipliedReportingOverflow(by: max(1, (min(bits, 64) + 7) / 8)).partialValue
+        let (bytes, bytesOverflow) = pixelCount.multipliedReportingOverflow(by: max(1, (min(bits, 64) + 7) / 8))
+        guard !bytesOverflow else { return "Rows x Columns x frames x bytes per sample overflows" }
+        let expected = bits == 1 ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1) : bytes
         if length < expected {
             return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
         }

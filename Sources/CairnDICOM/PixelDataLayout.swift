@@ -19,17 +19,23 @@ public struct PixelDataLayout: Sendable, Equatable {
         case .bulk(let offset, let length):
             let frameCount = max(1, frames ?? 1)
             // Division, not multiplication: a hostile NumberOfFrames must not overflow.
-            if let frameSize = Self.nativeFrameLength(ds), frameCount <= length / frameSize {
+            if let frameSize = Self.nativeFrameLength(ds), frameCount <= length / frameSize, frameCount <= Self.maxIndexedFrames {
                 frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
                 frameLength = frameSize
             }
         case .encapsulated(let encapsulated):
-            frameOffsets = Self.encapsulatedFrameStarts(encapsulated, frames: max(1, frames ?? 1),
-                                                         extended: ds[.extendedOffsetTable])
+            let frameCount = max(1, frames ?? 1)
+            if frameCount <= Self.maxIndexedFrames {
+                frameOffsets = Self.encapsulatedFrameStarts(encapsulated, frames: frameCount, extended: ds[.extendedOffsetTable])
+            }
         default:
             break
         }
     }
+
+    /// More frames than this are not located (the index row would hold a list of millions of
+    /// offsets, from a file as small as its frames are tiny); such files are stored and served whole.
+    public static let maxIndexedFrames = 100_000
 
     /// Bytes per frame of native pixel data, from Rows, Columns, SamplesPerPixel and BitsAllocated;
     /// nil unless each is in the range PS3.3 allows (so the product cannot overflow) and frames are

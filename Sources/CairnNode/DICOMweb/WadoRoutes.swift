@@ -185,7 +185,9 @@ extension NodeAPI {
         let choice = MediaRange.parseAccept(request.headers[.accept]).first { range in
             guard let type = range.partType else { return false }
             // A named transfer syntax must be the stored one: Cairn does not transcode.
-            if let wanted = range.transferSyntax, wanted != "*", wanted != layout.transferSyntax { return false }
+            // (Native little-endian frames are the same bytes under either VR encoding's UID.)
+            if let wanted = range.transferSyntax, wanted != "*", wanted != layout.transferSyntax,
+               !(stored == PixelMediaType.native && wanted == "1.2.840.10008.1.2") { return false }
             if MediaRange(mediaType: type, parameters: [:], quality: 1).admits(stored) { return true }
             // Encapsulated frames labelled octet-stream, for a client that asked for them as stored.
             return type == PixelMediaType.native && range.transferSyntax != nil
@@ -247,10 +249,13 @@ extension NodeAPI {
             throw APIError(.notAcceptable, "not_acceptable", "bulk data is application/octet-stream (in multipart/related or bare)")
         }
         var response = try respond([WadoPart(contentType: PixelMediaType.native, record: instance.blob, ranges: [value])], bare: bare,
-                                   partType: PixelMediaType.native, etag: nil, immutable: true, request: request, context: context, grant: grant,
+                                   partType: PixelMediaType.native, etag: "\"\(instance.blob.digest.hex)-\(value.lowerBound)-\(value.upperBound)\(bare ? "" : "-mp")\"",
+                                   request: request, context: context, grant: grant,
                                    dataset: dataset, action: action, detail: "value \(text)")
-        response.status = status
-        if let contentRange { response.headers[.contentRange] = contentRange }
+        if response.status == .ok {  // not a 304
+            response.status = status
+            if let contentRange { response.headers[.contentRange] = contentRange }
+        }
         return response
     }
 
@@ -258,15 +263,14 @@ extension NodeAPI {
 
     /// Streams parts (or one bare part) from their blobs; each blob is opened as its part starts,
     /// and every blob served is audited with the bytes sent.
-    func respond(_ parts: [WadoPart], bare: Bool, partType: String, etag: String?, immutable: Bool = false, request: Request,
+    func respond(_ parts: [WadoPart], bare: Bool, partType: String, etag: String?, request: Request,
                  context: NodeRequestContext, grant: AccessGrant, dataset: String, action: String,
                  detail: String? = nil) throws -> Response {
         // The same resource is the same bytes: the boundary follows the entity tag when there is one.
         let framing = etag.map { MultipartFraming(boundary: "cairn-" + $0.filter { $0 != "\"" }) } ?? MultipartFraming()
-        // Only a bulk data URI names fixed bytes (it holds the blob digest); a study or series
-        // changes as instances are stored or a subject is erased, so caches revalidate.
-        var headers: HTTPFields = [.cacheControl: immutable ? "private, max-age=31536000, immutable" : "private, no-cache",
-                                   .vary: "Accept"]
+        // Caches revalidate: a study or series changes as instances are stored, and anything may go
+        // when a subject is erased (the 304 is cheap).
+        var headers: HTTPFields = [.cacheControl: "private, no-cache", .vary: "Accept"]
         if let etag {
             headers[.eTag] = etag
             if let ifNoneMatch = request.headers[.ifNoneMatch], Self.matches(ifNoneMatch, etag: etag) {
@@ -366,6 +370,10 @@ struct FrameLayout: Sendable {
             throw Unsupported(status: .notImplemented, code: "not_implemented", detail: "frames of a deflated data set are not cut out")
         }
         let count = max(1, ds.integer("NumberOfFrames") ?? 1)
+        guard count <= PixelDataLayout.maxIndexedFrames else {
+            throw Unsupported(status: .notImplemented, code: "not_implemented",
+                              detail: "more than \(PixelDataLayout.maxIndexedFrames) frames are not cut out; retrieve the instance")
+        }
         switch pixels.value {
         case .bulk(let offset, let length):
             let bits = ds.integer("BitsAllocated") ?? 16
