@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func parsesOnceAndStaysWithinItsBound() throws {
-        let cache = FrameLayoutCache(maxRanges: 100)
+        let cache = FrameLayoutCache(maxBytes: FrameLayoutCache.cost(layout(60)) + FrameLayoutCache.cost(layout(30)))
         let a = BlobDigest(parsing: "sha256:" + String(repeating: "a", count: 64))!, b = BlobDigest(parsing: "sha256:" + String(repeating: "b", count: 64))!
         var made = 0
         _ = try cache.layout(for: a) { made += 1; return layout(60) }
