@@ -105,21 +105,28 @@ extension NodeAPI {
         let qido: QidoQuery
         do { qido = try QidoQuery(level: level, items: items, study: study, series: series) } catch { throw refuse(error) }
         let store = store, root = serviceRoot(request, context, dataset: dataset)
-        let body: (text: String, count: Int, more: Bool) = try await offload {
-            if level == .instance {
-                let (found, more) = try store.searchInstances(qido.query, in: dataset)
-                return ("[" + found.map { QidoResponse.instance($0.instance, root: root) }.joined(separator: ",") + "]", found.count, more)
+        let body: (text: String, count: Int, more: Bool, olderRows: Bool)
+        do {
+            body = try await offload {
+                let olderRows = try qido.matchesNewerKeys && store.hasInstancesIndexedBeforeDicomWeb(in: dataset)
+                if level == .instance {
+                    let (found, more) = try store.searchInstances(qido.query, in: dataset)
+                    return ("[" + found.map { QidoResponse.instance($0.instance, root: root) }.joined(separator: ",") + "]",
+                            found.count, more, olderRows)
+                }
+                let (found, more) = try store.searchGroups(qido.query, in: dataset)
+                return ("[" + found.map { level == .study ? QidoResponse.study($0, root: root) : QidoResponse.series($0, root: root) }
+                    .joined(separator: ",") + "]", found.count, more, olderRows)
             }
-            let (found, more) = try store.searchGroups(qido.query, in: dataset)
-            return ("[" + found.map { level == .study ? QidoResponse.study($0, root: root) : QidoResponse.series($0, root: root) }
-                .joined(separator: ",") + "]", found.count, more)
+        } catch {
+            throw refuse(APIError.from(error))
         }
         var headers: HTTPFields = [.contentType: "application/dicom+json"]
         var warnings = qido.warnings
         if body.more {
             warnings.append("299 cairn: There are additional results that can be requested (offset=\(qido.query.offset + body.count))")
         }
-        if qido.matchesNewerKeys, try store.hasInstancesIndexedBeforeDicomWeb(in: dataset) {
+        if body.olderRows {
             warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber, InstanceNumber, ReferringPhysicianName or StudyDescription; run `cairn reindex` to include them")
         }
         for warning in warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
@@ -140,7 +147,13 @@ extension NodeAPI {
         }
         let (study, series, sop) = uids
         guard let study else { throw APIError.badRequest("no study UID in the path") }
-        let found = try store.storedInstances(in: dataset, study: study, series: series, sop: sop)
+        let found: [StoredInstance]
+        do { found = try store.storedInstances(in: dataset, study: study, series: series, sop: sop) } catch {
+            let failure = APIError.from(error)
+            audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, status: Int(failure.status.code),
+                                    detail: failure.detail))
+            throw failure
+        }
         guard !found.isEmpty else {
             try requireDataset(dataset, grant: grant, action: action, context: context)
             let what = sop.map { "instance \($0)" } ?? series.map { "series \($0)" } ?? "study \(study)"

@@ -147,11 +147,13 @@ extension NodeAPI {
             }
             // The same bytes again are a harmless repeat; other bytes under a held SOP Instance UID
             // would leave two files for one instance (PS3.4 0x0111, duplicate SOP instance).
-            if let study = outcome.studyUID, let sop = outcome.sopInstance {
-                let held = try store.storedInstances(in: dataset, study: study, series: outcome.seriesUID, sop: sop)
+            // Checked before the write, not in its transaction: two requests racing with different
+            // bytes under one new UID can both be stored (the README says so).
+            if let sop = outcome.sopInstance {
+                let held = try store.digests(ofSOPInstance: sop, in: dataset)
                 if !held.isEmpty {
                     let digest = try BlobDigest.ofFile(at: spool.path)
-                    if !held.contains(where: { $0.blob.digest == digest }) {
+                    if !held.contains(digest) {
                         outcome.failure = 0x0111
                         outcome.note = "the dataset already holds a different file with this SOP Instance UID"
                         return outcome
