@@ -29,10 +29,14 @@ struct DicomInspection {
 
     /// Inspects, applies the dataset's gate and stages the file with its frames cut and its
     /// attributes attached: the part of ingest that `cairn ingest` and uploads share. Returns the
-    /// gate's reason instead when it refuses the file.
+    /// gate's reason instead when it refuses the file. `admit` sees what the inspection found (nil:
+    /// not a DICOM instance) before the gate does, and throws to refuse the file for the caller's
+    /// own reasons (STOW-RS: the wrong study, another file under a held SOP Instance UID).
     static func stage(_ path: String, into store: BlobStore, dataset: String, gate: DatasetGate,
-                      name: String?, options: WriteOptions) throws -> Result<StagedBlob, Refusal> {
+                      name: String?, options: WriteOptions,
+                      admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> Result<StagedBlob, Refusal> {
         let inspection = DicomInspection(path: path)
+        try admit(inspection.record)
         if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,
                                      cutPoints: inspection.cutPoints)

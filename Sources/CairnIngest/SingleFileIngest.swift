@@ -8,11 +8,13 @@ public enum SingleIngestOutcome: Sendable {
 }
 
 /// Stores one file through the same steps as `cairn ingest`: DICOM inspection, the dataset's
-/// de-identification gate, frames cut at Pixel Data, then the durable write path. Used for uploads.
+/// de-identification gate, frames cut at Pixel Data, then the durable write path. Used for uploads
+/// and STOW-RS, whose `admit` refuses (by throwing) what the inspection shows it must not store.
 public func ingestFile(at path: String, into store: BlobStore, dataset: String, name: String? = nil,
-                       options: WriteOptions = .init()) throws -> SingleIngestOutcome {
+                       options: WriteOptions = .init(), admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> SingleIngestOutcome {
     guard let info = try store.dataset(dataset) else { throw StoreError.invalidArgument("dataset '\(dataset)' does not exist") }
-    switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options) {
+    switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options,
+                                     admit: admit) {
     case .failure(let refusal): return .refused(reason: refusal.reason)
     case .success(let staged): return .stored(try store.commit(staged), isInstance: staged.instance != nil)
     }

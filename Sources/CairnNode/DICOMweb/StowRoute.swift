@@ -8,6 +8,16 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 
+/// Why STOW-RS refuses one part: a PS3.4 failure reason and the reason in words.
+struct StowRefusal: Error {
+    let failure: UInt16
+    let note: String
+    init(_ failure: UInt16, _ note: String) {
+        self.failure = failure
+        self.note = note
+    }
+}
+
 /// What happened to one part of a STOW-RS request.
 struct StowOutcome {
     var sopClass: String?
@@ -114,8 +124,9 @@ extension NodeAPI {
     /// At most this many instances in one STOW-RS request: each holds a line of the response.
     static let maxStowParts = 10_000
 
-    /// One complete part: read its identity, check it belongs where it was sent and is not another
-    /// file under a SOP Instance UID the dataset already holds, then ingest it.
+    /// One complete part: its identity from ingest's own inspection, checked to belong where it was
+    /// sent and not to be another file under a SOP Instance UID the dataset already holds, then
+    /// the gate and the write path.
     func storePart(_ spool: SpoolFile, type: String?, dataset: String, targetStudy: String?) async -> StowOutcome {
         let store = store
         let outcome: StowOutcome = (try? await offload { () -> StowOutcome in
@@ -125,49 +136,35 @@ extension NodeAPI {
                 outcome.note = "a part of type \(media.mediaType) is not an application/dicom instance"
                 return outcome
             }
-            guard let file = try? DicomParser().parse(path: spool.path) else {
-                outcome.failure = 0xC000
-                outcome.note = "not a DICOM instance Cairn can parse"
-                return outcome
-            }
-            let ds = file.dataSet
-            outcome.sopClass = ds.string("SOPClassUID") ?? file.meta?.string("MediaStorageSOPClassUID")
-            outcome.sopInstance = ds.string("SOPInstanceUID") ?? file.meta?.string("MediaStorageSOPInstanceUID")
-            outcome.studyUID = ds.string("StudyInstanceUID")
-            outcome.seriesUID = ds.string("SeriesInstanceUID")
-            guard outcome.sopInstance != nil, outcome.studyUID != nil else {
-                outcome.failure = 0xC000
-                outcome.note = "no SOP Instance UID or Study Instance UID"
-                return outcome
-            }
-            if let targetStudy, outcome.studyUID != targetStudy {
-                outcome.failure = 0xA900
-                outcome.note = "the instance belongs to study \(outcome.studyUID ?? ""), not \(targetStudy)"
-                return outcome
-            }
-            // The same bytes again are a harmless repeat; other bytes under a held SOP Instance UID
-            // would leave two files for one instance (PS3.4 0x0111, duplicate SOP instance).
-            // Checked before the write, not in its transaction: two requests racing with different
-            // bytes under one new UID can both be stored (the README says so).
-            if let sop = outcome.sopInstance {
-                let held = try store.digests(ofSOPInstance: sop, in: dataset)
-                if !held.isEmpty {
-                    let digest = try BlobDigest.ofFile(at: spool.path)
-                    if !held.contains(digest) {
-                        outcome.failure = 0x0111
-                        outcome.note = "the dataset already holds a different file with this SOP Instance UID"
-                        return outcome
+            do {
+                let result = try ingestFile(at: spool.path, into: store, dataset: dataset) { record in
+                    guard let record else { throw StowRefusal(0xC000, "not a DICOM instance Cairn can parse") }
+                    outcome.sopClass = record.sopClassUID
+                    outcome.sopInstance = record.sopInstanceUID
+                    outcome.studyUID = record.studyUID
+                    outcome.seriesUID = record.seriesUID
+                    guard let sop = record.sopInstanceUID, let study = record.studyUID else {
+                        throw StowRefusal(0xC000, "no SOP Instance UID or Study Instance UID")
+                    }
+                    if let targetStudy, study != targetStudy {
+                        throw StowRefusal(0xA900, "the instance belongs to study \(study), not \(targetStudy)")
+                    }
+                    // The same bytes again are a harmless repeat; other bytes under a held SOP Instance
+                    // UID would leave two files for one instance (PS3.4 0x0111, duplicate SOP instance).
+                    // Checked before the write, not in its transaction: two requests racing with
+                    // different bytes under one new UID can both be stored (the README says so).
+                    let held = try store.digests(ofSOPInstance: sop, in: dataset)
+                    if !held.isEmpty, !held.contains(try BlobDigest.ofFile(at: spool.path)) {
+                        throw StowRefusal(0x0111, "the dataset already holds a different file with this SOP Instance UID")
                     }
                 }
-            }
-            do {
-                switch try ingestFile(at: spool.path, into: store, dataset: dataset) {
-                case .refused(let reason):
+                if case .refused(let reason) = result {
                     outcome.failure = 0x0124
                     outcome.note = "refused by the dataset's de-identification gate: it \(reason)"
-                case .stored:
-                    break
                 }
+            } catch let refusal as StowRefusal {
+                outcome.failure = refusal.failure
+                outcome.note = refusal.note
             } catch StoreError.diskFull {
                 outcome.failure = 0xA700
                 outcome.note = "out of disk space"
