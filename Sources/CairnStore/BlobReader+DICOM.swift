@@ -6,6 +6,6 @@ extension BlobReader {
     public func parseDicom() throws -> DicomFile {
         try DicomParser().parse(size: Int(size), name: digest.description, source: { [self] offset, buffer in
             try read(UInt64(offset)..<UInt64(offset + buffer.count), into: buffer)
-        }, cheapEnd: { [self] offset in codec == .raw ? offset + 16384 : Int(frameEnd(containing: UInt64(offset))) })
+        }, cheapEnd: codec == .raw ? nil : { [self] offset in Int(frameEnd(containing: UInt64(offset))) })
     }
 }

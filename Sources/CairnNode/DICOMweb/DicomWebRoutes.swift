@@ -1,6 +1,7 @@
 import CairnAudit
 import CairnAuth
 import CairnDICOM
+import CairnFoundation
 import CairnHTTP
 import CairnStore
 import Crypto
@@ -60,8 +61,7 @@ extension NodeAPI {
     /// The UIDs the path names, each checked, so a malformed one is a 400 rather than a miss.
     func pathUIDs(_ context: NodeRequestContext) throws -> (study: String?, series: String?, sop: String?) {
         func uid(_ name: String, _ label: String) throws -> String? {
-            guard let text = context.parameters.get(name) else { return nil }
-            do { return try QidoQuery.uid(text, name: label) } catch { throw error }
+            try context.parameters.get(name).map { text throws(APIError) in try QidoQuery.uid(text, name: label) }
         }
         return (try uid("study", "study UID"), try uid("series", "series UID"), try uid("sop", "SOP instance UID"))
     }
@@ -94,8 +94,7 @@ extension NodeAPI {
                                     detail: error.detail))
             return error
         }
-        let accepted = MediaRange.parseAccept(request.headers[.accept])
-        guard accepted.contains(where: { $0.admits("application/dicom+json") || $0.admits("application/json") }) else {
+        guard MediaRange.acceptsDicomJSON(request.headers[.accept]) else {
             throw refuse(APIError(.notAcceptable, "not_acceptable",
                                   "search results are application/dicom+json; XML and multipart responses are not provided"))
         }
@@ -126,9 +125,7 @@ extension NodeAPI {
         if body.more {
             warnings.append("299 cairn: There are additional results that can be requested (offset=\(qido.query.offset + body.count))")
         }
-        if body.olderRows {
-            warnings.append("299 cairn: Instances indexed before index v9 are not matched on PatientName, AccessionNumber, StudyID, StudyTime, SeriesNumber, InstanceNumber, ReferringPhysicianName or StudyDescription; run `cairn reindex` to include them")
-        }
+        if body.olderRows { warnings.append(QidoQuery.olderRowsWarning) }
         for warning in warnings { headers.append(HTTPField(name: Self.warningField, value: warning)) }
         audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, bytes: Int64(body.text.utf8.count),
                                 status: 200, detail: "\(level.rawValue) level, \(body.count) results"))
@@ -188,12 +185,8 @@ extension NodeAPI {
         var hasher = SHA256()
         hasher.update(data: Data(kind.utf8))
         for instance in instances { hasher.update(data: Data(instance.blob.digest.hex.utf8)) }
-        return "\"" + hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined() + "\""
+        return "\"" + Hex.encode(hasher.finalize().prefix(16)) + "\""
     }
-
-    /// Parses an instance's data set from its blob (the header frames only, as a rule: native
-    /// pixel data is skipped, not read).
-    static func parseInstance(_ reader: BlobReader) throws -> DicomFile { try reader.parseDicom() }
 
     func notProvided(_ request: Request, _ context: NodeRequestContext, what: String) async throws -> Response {
         let (grant, dataset) = try await dicomWebAccess(request, context, action: "dicomweb.\(what)")

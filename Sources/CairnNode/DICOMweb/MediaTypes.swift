@@ -57,6 +57,16 @@ public struct MediaRange: Sendable, Equatable {
         return mediaType.hasPrefix(self.mediaType.dropLast())
     }
 
+    /// Whether this is `multipart/related` (or `*/*`) with parts that may be of `mediaType`.
+    public func partAdmits(_ mediaType: String) -> Bool {
+        partType.map { MediaRange(mediaType: $0, parameters: [:], quality: 1).admits(mediaType) } ?? false
+    }
+
+    /// Whether an Accept header admits the DICOM JSON model (or plain JSON).
+    public static func acceptsDicomJSON(_ header: String?) -> Bool {
+        parseAccept(header).contains { $0.admits("application/dicom+json") || $0.admits("application/json") }
+    }
+
     /// For `multipart/related` (or `*/*`): the part type it asks for (`*/*` when it does not say).
     public var partType: String? {
         if mediaType == "*/*" { return "*/*" }

@@ -6,6 +6,7 @@ import CairnStore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// One part of a multipart WADO-RS response: its content type and the original-byte ranges of
 /// one blob that make it up (a whole file, a native frame, or an encapsulated frame's fragments).
@@ -27,14 +28,12 @@ extension NodeAPI {
         let action = "dicomweb.retrieve"
         let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
         let instances = try namedInstances(context, dataset: dataset, grant: grant, action: action)
-        var bare = false
         let accepted = MediaRange.parseAccept(request.headers[.accept])
         let choice = accepted.first { range in
             if range.mediaType == "application/dicom" {
                 return instances.count == 1 && (range.transferSyntax.map { $0 == "*" || $0 == instances[0].instance.transferSyntax } ?? true)
             }
-            guard let type = range.partType, MediaRange(mediaType: type, parameters: [:], quality: 1).admits("application/dicom")
-                || type == "application/dicom" else { return false }
+            guard range.partAdmits("application/dicom") else { return false }
             guard let wanted = range.transferSyntax, wanted != "*" else { return true }
             return instances.allSatisfy { $0.instance.transferSyntax == wanted }
         }
@@ -45,9 +44,9 @@ extension NodeAPI {
             audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, status: 406, detail: detail))
             throw APIError(.notAcceptable, "not_acceptable", detail)
         }
-        if choice.mediaType == "application/dicom" { bare = true }
+        let bare = choice.mediaType == "application/dicom"
         let parts = instances.map { instance in
-            WadoPart(contentType: "application/dicom; transfer-syntax=" + (instance.instance.transferSyntax ?? "1.2.840.10008.1.2.1"),
+            WadoPart(contentType: "application/dicom; transfer-syntax=" + (instance.instance.transferSyntax ?? TransferSyntax.explicitLittle.uid),
                      record: instance.blob, ranges: [0..<instance.blob.size])
         }
         return try respond(parts, bare: bare, partType: "application/dicom", etag: Self.entityTag(bare ? "instance" : "instances", instances),
@@ -62,8 +61,7 @@ extension NodeAPI {
     func metadata(_ request: Request, _ context: NodeRequestContext) async throws -> Response {
         let action = "dicomweb.metadata"
         let (grant, dataset) = try await dicomWebAccess(request, context, action: action, lookup: .whenNothingFound)
-        let accepted = MediaRange.parseAccept(request.headers[.accept])
-        guard accepted.contains(where: { $0.admits("application/dicom+json") || $0.admits("application/json") }) else {
+        guard MediaRange.acceptsDicomJSON(request.headers[.accept]) else {
             audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, status: 406, detail: "Accept: \(request.headers[.accept] ?? "")"))
             throw APIError(.notAcceptable, "not_acceptable", "metadata is application/dicom+json; XML is not provided")
         }
@@ -118,17 +116,18 @@ extension NodeAPI {
 
     /// The metadata objects of a batch, parsed concurrently, in order.
     static func metadataBatch(_ batch: [StoredInstance], store: BlobStore, root: String) throws -> [String] {
-        let results = MetadataResults(count: batch.count)
+        let results = Mutex([Result<String, any Error>](repeating: .success(""), count: batch.count))
         DispatchQueue.concurrentPerform(iterations: batch.count) { index in
-            results.set(index, Result { try metadataJSON(batch[index], store: store, root: root) })
+            let result = Result { try metadataJSON(batch[index], store: store, root: root) }
+            results.withLock { $0[index] = result }
         }
-        return try results.values()
+        return try results.withLock { $0 }.map { try $0.get() }
     }
 
     static func metadataJSON(_ stored: StoredInstance, store: BlobStore, root: String) throws -> String {
         let reader = try store.reader(for: stored.blob)
         let file: DicomFile
-        do { file = try parseInstance(reader) } catch {
+        do { file = try reader.parseDicom() } catch {
             throw APIError(.internalServerError, "unreadable", "instance \(stored.blob.digest) cannot be parsed: \(error)")
         }
         let i = stored.instance
@@ -187,8 +186,8 @@ extension NodeAPI {
             // A named transfer syntax must be the stored one: Cairn does not transcode.
             // (Native little-endian frames are the same bytes under either VR encoding's UID.)
             if let wanted = range.transferSyntax, wanted != "*", wanted != layout.transferSyntax,
-               !(stored == PixelMediaType.native && wanted == "1.2.840.10008.1.2") { return false }
-            if MediaRange(mediaType: type, parameters: [:], quality: 1).admits(stored) { return true }
+               !(stored == PixelMediaType.native && wanted == TransferSyntax.implicitLittle.uid) { return false }
+            if range.partAdmits(stored) { return true }
             // Encapsulated frames labelled octet-stream, for a client that asked for them as stored.
             return type == PixelMediaType.native && range.transferSyntax != nil
         }
@@ -242,7 +241,7 @@ extension NodeAPI {
                            headers: [.contentRange: "bytes */\(length)"])
         }
         let accepted = MediaRange.parseAccept(request.headers[.accept])
-        let bare = !accepted.contains { $0.partType.map { MediaRange(mediaType: $0, parameters: [:], quality: 1).admits(PixelMediaType.native) } ?? false }
+        let bare = !accepted.contains { $0.partAdmits(PixelMediaType.native) }
         guard !bare || accepted.contains(where: { $0.admits(PixelMediaType.native) }) else {
             audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: instance.blob.digest.description,
                                     status: 406, detail: "Accept: \(request.headers[.accept]?.prefix(200) ?? "")"))
@@ -333,8 +332,6 @@ struct FrameLayout: Sendable {
     var transferSyntax: String
     var mediaType: String
 
-    static let explicitLittle = "1.2.840.10008.1.2.1"
-
     init(frames: [[Range<UInt64>]], transferSyntax: String, mediaType: String) {
         self.frames = frames
         self.transferSyntax = transferSyntax
@@ -350,18 +347,18 @@ struct FrameLayout: Sendable {
     /// Native little-endian frames straight from the index (no blob read until the frame itself);
     /// nil when the index cannot say (encapsulated data, other byte orders, older rows).
     init?(indexed instance: InstanceRecord) {
-        let littleEndianNative = ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"]
+        let littleEndianNative = [TransferSyntax.implicitLittle.uid, TransferSyntax.explicitLittle.uid]
         guard let syntax = instance.transferSyntax, littleEndianNative.contains(syntax), let length = instance.frameLength,
               length > 0, !instance.frameOffsets.isEmpty, instance.frameOffsets.count == max(1, instance.frames ?? 1) else { return nil }
         frames = instance.frameOffsets.map { [$0..<($0 + UInt64(length))] }
-        transferSyntax = Self.explicitLittle  // native pixel bytes are the same in either VR encoding
+        transferSyntax = TransferSyntax.explicitLittle.uid  // native pixel bytes are the same in either VR encoding
         mediaType = PixelMediaType.native
     }
 
     init(reader: BlobReader) throws {
-        let file = try NodeAPI.parseInstance(reader)
+        let file = try reader.parseDicom()
         let ds = file.dataSet
-        transferSyntax = file.transferSyntax.uid == "1.2.840.10008.1.2" ? Self.explicitLittle : file.transferSyntax.uid
+        transferSyntax = file.transferSyntax == .implicitLittle ? TransferSyntax.explicitLittle.uid : file.transferSyntax.uid
         mediaType = PixelMediaType.forTransferSyntax(transferSyntax)
         guard let pixels = ds[.pixelData] else {
             throw Unsupported(status: .notFound, code: "no_pixel_data", detail: "the instance has no Pixel Data, so no frames")
@@ -415,30 +412,6 @@ struct FrameLayout: Sendable {
             frames = cut
         default:
             throw Unsupported(status: .internalServerError, code: "damaged", detail: "Pixel Data has no value")
-        }
-    }
-}
-
-/// Results filled in by concurrent workers, read once they are all done.
-final class MetadataResults: @unchecked Sendable {
-    // @unchecked: each index is written by exactly one worker, under the lock.
-    private var results: [Result<String, any Error>?]
-    private let lock = NSLock()
-
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ result: Result<String, any Error>) {
-        lock.lock()
-        results[index] = result
-        lock.unlock()
-    }
-
-    func values() throws -> [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return try results.map { result in
-            guard let result else { throw APIError(.internalServerError, "internal", "a metadata worker did not finish") }
-            return try result.get()
         }
     }
 }
