@@ -137,7 +137,6 @@ enum StoredInstanceColumns {
 }
 
 extension BlobStore {
-    static let storedInstanceColumns = StoredInstanceColumns.sql
     /// DICOMweb sees only instances it can address: study, series and SOP instance UIDs all present.
     static let addressable = "i.study_uid IS NOT NULL AND i.series_uid IS NOT NULL AND i.sop_uid IS NOT NULL"
 
@@ -148,7 +147,7 @@ extension BlobStore {
         let (clause, arguments) = query.whereClause()
         let rows = try index.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
+                SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
                 WHERE i.dataset_id = ? AND \(Self.addressable)\(clause) ORDER BY i.study_date, i.digest LIMIT ? OFFSET ?
                 """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset])).map(StoredInstanceColumns.decode)
         }
@@ -167,16 +166,20 @@ extension BlobStore {
                 GROUP BY i.\(groupColumn) ORDER BY i.\(groupColumn) LIMIT ? OFFSET ?
                 """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset]))
             let groups = try keys.prefix(query.limit).compactMap { key -> FoundGroup? in
+                // The group's description comes from one member, one with the stored attributes when
+                // there is one: the first such row, not a sort of the whole group for it.
+                func example(_ condition: String) throws -> InstanceRecord? {
+                    try Row.fetchOne(db, sql: """
+                        SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
+                        WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)\(condition) LIMIT 1
+                        """, arguments: [dataset, key]).map(StoredInstanceColumns.decode)?.instance
+                }
                 guard let counts = try Row.fetchOne(db, sql: """
                     SELECT count(DISTINCT i.series_uid) AS series, count(*) AS instances,
                            group_concat(DISTINCT i.modality) AS modalities
                     FROM instances i WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
                     """, arguments: [dataset, key]),
-                    let example = try Row.fetchOne(db, sql: """
-                        SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
-                        WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
-                        ORDER BY i.study_attributes IS NULL, i.series_attributes IS NULL LIMIT 1
-                        """, arguments: [dataset, key]).map(StoredInstanceColumns.decode)?.instance,
+                    let example = try example(" AND i.study_attributes IS NOT NULL") ?? example(""),
                     let studyUID = example.studyUID else { return nil }
                 let modalities = ((counts["modalities"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
                 return FoundGroup(studyUID: studyUID, seriesUID: query.level == .series ? key : nil,
@@ -256,7 +259,7 @@ extension BlobStore {
     public func storedInstances(in dataset: String, study: String, series: String? = nil,
                                 sop: String? = nil) throws -> [StoredInstance] {
         var sql = """
-            SELECT \(Self.storedInstanceColumns) FROM instances i JOIN blobs b ON b.digest = i.digest
+            SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
             WHERE i.dataset_id = ? AND i.study_uid = ? AND \(Self.addressable)
             """
         var arguments: [(any DatabaseValueConvertible)?] = [dataset, study]
