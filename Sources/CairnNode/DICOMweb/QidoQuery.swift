@@ -10,13 +10,20 @@ public struct QidoQuery: Sendable, Equatable {
     /// `Warning` header values (PS3.18 8.3.4.1 wording) for what was accepted but not honoured.
     public var warnings: [String] = []
 
-    /// Whether the query matches on a key that index v9 added (rows from before have it empty).
-    public var matchesNewerKeys: Bool {
-        query.conditions.contains {
-            [.patientName, .accessionNumber, .studyID, .studyTime, .seriesNumber, .instanceNumber, .referringPhysician,
-             .studyDescription].contains($0.key)
-        }
-    }
+    /// The keys index v9 added: rows indexed before it have them empty until `cairn reindex`.
+    static let keysAddedInV9: Set<InstanceQuery.Key> = [.patientName, .accessionNumber, .studyID, .studyTime, .seriesNumber,
+                                                        .instanceNumber, .referringPhysician, .studyDescription]
+
+    /// Whether the query matches on a key that index v9 added.
+    public var matchesNewerKeys: Bool { query.conditions.contains { Self.keysAddedInV9.contains($0.key) } }
+
+    /// The warning for a search on those keys while rows from before v9 remain.
+    static let olderRowsWarning: String = {
+        let names = matchingKeys.filter { keysAddedInV9.contains($0.value) }.keys
+            .compactMap { DataDictionary.standard.keyword(for: $0) }.sorted()
+        return "299 cairn: Instances indexed before index v9 are not matched on " + names.joined(separator: ", ")
+            + "; run `cairn reindex` to include them"
+    }()
 
     /// The most results one response carries; a larger `limit` is cut to it with a warning.
     public static let maximumLimit = 1000
