@@ -1,6 +1,7 @@
 import ArgumentParser
 import CairnManifest
 import CairnStore
+import Foundation
 import Glibc
 
 /// `cairn`: one binary for the node's operators. Exit status: 0 success, 1 the command ran and
@@ -62,6 +63,16 @@ extension StoreError {
         case .notInitialized, .notFound, .invalidArgument, .rangeNotSatisfiable: return 2
         default: return 1
         }
+    }
+}
+
+/// `--jobs`, for the commands that work on several files at once.
+struct ParallelOptions: ParsableArguments {
+    @Option(help: "Threads working in parallel; defaults to the number of cores.")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
     }
 }
 

@@ -23,8 +23,8 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Compression level (zstd 1-19, lz4 0-12; default zstd 3, lz4 0).")
     var level: Int?
 
-    @Option(help: "Files compressed in parallel; defaults to the number of cores.")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var parallel: ParallelOptions
+    var jobs: Int { parallel.jobs }
 
     @Option(help: "Override the store's frame size (bytes) for these files.")
     var frameSize: Int?
@@ -36,7 +36,6 @@ struct IngestCommand: ParsableCommand {
         guard CodecChoice(rawValue: codec) != nil else {
             throw ValidationError("--codec must be one of auto, zstd, lz4, raw")
         }
-        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
         if let level, !(-7...22).contains(level) { throw ValidationError("--level must be between -7 and 22") }
         if let frameSize, !WriteOptions.frameSizes.contains(frameSize) {
             throw ValidationError("--frame-size must be between 4096 and 67108864")

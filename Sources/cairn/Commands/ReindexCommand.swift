@@ -13,12 +13,7 @@ struct ReindexCommand: ParsableCommand {
     @Option(help: "Only this dataset's instances.")
     var dataset: String?
 
-    @Option(help: "Headers parsed in parallel; defaults to the number of cores.")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
-
-    func validate() throws {
-        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
-    }
+    @OptionGroup var parallel: ParallelOptions
 
     func run() throws {
         let store = try global.openStore()
@@ -26,7 +21,7 @@ struct ReindexCommand: ParsableCommand {
         let total = try store.countToReindex(in: dataset)
         let progress = ProgressBar(label: "reindex", totalItems: total, totalBytes: 0)
         let start = ContinuousClock.now
-        let report = try DicomWebReindex.run(store: store, dataset: dataset, jobs: jobs) { progress.update(items: $0, bytes: 0) }
+        let report = try DicomWebReindex.run(store: store, dataset: dataset, jobs: parallel.jobs) { progress.update(items: $0, bytes: 0) }
         progress.finish()
         let seconds = (ContinuousClock.now - start) / .seconds(1)
         if global.json {

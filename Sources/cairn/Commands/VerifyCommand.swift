@@ -13,12 +13,11 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Check a random sample of about PERCENT % of the blobs.")
     var sample: Double?
 
-    @Option(help: "Blobs checked in parallel; defaults to the number of cores.")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @OptionGroup var parallel: ParallelOptions
+    var jobs: Int { parallel.jobs }
 
     func validate() throws {
         if let sample, !(sample > 0 && sample <= 100) { throw ValidationError("--sample must be in (0, 100]") }
-        guard jobs >= 1, jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
     }
 
     func run() throws {
