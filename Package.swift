@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "cairn", targets: ["cairn"]),
         .library(name: "CairnStore", targets: ["CairnStore"]),
         .library(name: "CairnDICOM", targets: ["CairnDICOM"]),
+        .library(name: "CairnBlobs", targets: ["CairnBlobs"]),
         // For the fuzz targets (Tools/fuzz), which build these modules with libFuzzer.
         .library(name: "CairnFoundation", targets: ["CairnFoundation"]),
         .library(name: "CairnAudit", targets: ["CairnAudit"]),
@@ -55,10 +56,12 @@ let package = Package(
         .target(name: "CairnDICOM", dependencies: ["CZlib"]),
         // The EUCAIM federated search (samply Focus): query AST, code table, evaluation over facets; node and hub.
         .target(name: "CairnSearch", dependencies: ["CairnFoundation"]),
+        // The blob file format: seek table, frame codecs, the pixel stage. No I/O, so it can be read, tested and fuzzed alone.
+        .target(name: "CairnBlobs", dependencies: ["CZstd", "CLZ4", "CXXHash"]),
         .target(
             name: "CairnStore",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnDICOM", "CZstd", "CLZ4", "CXXHash", "CPosix",
+                "CairnFoundation", "CairnAudit", "CairnDICOM", "CairnBlobs", "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -67,7 +70,7 @@ let package = Package(
         // `cairn mount`: datasets as read-only folders of DICOM files, over FUSE.
         .target(
             name: "CairnMount",
-            dependencies: ["CairnFoundation", "CairnStore", "CairnAudit", "CFuse", "CXXHash",
+            dependencies: ["CairnFoundation", "CairnBlobs", "CairnStore", "CairnAudit", "CFuse", "CXXHash",
                            .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "Prometheus", package: "swift-prometheus")]),
         .target(
@@ -92,8 +95,8 @@ let package = Package(
         .target(
             name: "CairnNode",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP", "CairnAuth",
-                "CairnSearch", .product(name: "Crypto", package: "swift-crypto"),
+                "CairnFoundation", "CairnAudit", "CairnBlobs", "CairnStore", "CairnIngest", "CairnDICOM", "CairnManifest", "CairnHTTP",
+                "CairnAuth", "CairnSearch", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -124,17 +127,19 @@ let package = Package(
         .executableTarget(
             name: "cairn",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest", "CairnHub", "CairnHTTP",
+                "CairnFoundation", "CairnAudit", "CairnBlobs", "CairnStore", "CairnIngest", "CairnDICOM", "CairnNode", "CairnManifest",
+                "CairnHub", "CairnHTTP",
                 "CairnAuth", "CPosix", "CairnMount",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .executableTarget(name: "cairn-bench", dependencies: ["CairnAudit", "CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
+        .executableTarget(name: "cairn-bench", dependencies: ["CairnAudit", "CairnBlobs", "CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation"]),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
-        .testTarget(name: "CairnMountTests", dependencies: ["CairnMount", "CairnStore"]),
+        .testTarget(name: "CairnMountTests", dependencies: ["CairnMount", "CairnBlobs", "CairnStore"]),
         .testTarget(name: "CairnIngestTests", dependencies: ["CairnIngest", "CairnStore", "CairnDICOM"]),
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
@@ -145,7 +150,7 @@ let package = Package(
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [
-                "CairnNode", "CairnStore", "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnNode", "CairnBlobs", "CairnStore", "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,3 +1,4 @@
+import CairnBlobs
 import CairnStore
 import Foundation
 

@@ -1,3 +1,4 @@
+import CairnBlobs
 import CairnDICOM
 import Foundation
 import GRDB

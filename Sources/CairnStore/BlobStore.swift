@@ -1,3 +1,4 @@
+import CairnBlobs
 import Foundation
 import GRDB
 import Glibc

@@ -1,3 +1,4 @@
+import CairnBlobs
 import Crypto
 import Glibc
 
@@ -19,7 +20,7 @@ public struct WriteOptions: Sendable {
     /// Compression must save at least this fraction for `auto` to keep it.
     public static let autoRawThreshold = 0.05
     /// Frame sizes a store accepts.
-    public static let frameSizes = 4096...(64 * 1024 * 1024)
+    public static let frameSizes = 4096...SeekTable.maxFrameSize
 
     public init(codec: CodecChoice = .auto, level: Int? = nil, frameSize: Int? = nil) {
         self.codec = codec

@@ -1,3 +1,4 @@
+import CairnBlobs
 import Synchronization
 
 /// Decompression contexts and frame buffers that a reader borrows, so opening a reader costs

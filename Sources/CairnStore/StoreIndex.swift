@@ -1,3 +1,4 @@
+import CairnBlobs
 import CairnFoundation
 import Foundation
 import GRDB

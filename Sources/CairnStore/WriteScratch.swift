@@ -1,3 +1,4 @@
+import CairnBlobs
 import Synchronization
 
 /// A frame buffer and compression context that writers reuse: a zstd level-3 context allocates

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CairnBlobs
 @testable import CairnStore
 
 @Suite struct BlobRoundTripTests {

@@ -3,29 +3,38 @@
 /// (compressed size, decompressed size, XXH64 low 32 bits), then the 9-byte footer
 /// (frame count, descriptor with bit 7 = checksums, magic 0x8F92EAB1). All little-endian.
 public struct SeekTable: Equatable, Sendable {
+    /// The largest number of original bytes a writer puts in one frame (64 MiB).
+    public static let maxFrameSize = 64 * 1024 * 1024
+
     public struct Entry: Equatable, Sendable {
         public var compressedSize: UInt32
         public var decompressedSize: UInt32
         public var checksum: UInt32
+
+        public init(compressedSize: UInt32, decompressedSize: UInt32, checksum: UInt32) {
+            self.compressedSize = compressedSize
+            self.decompressedSize = decompressedSize
+            self.checksum = checksum
+        }
     }
 
-    static let skippableMagic: UInt32 = 0x184D_2A5E
-    static let seekableMagic: UInt32 = 0x8F92_EAB1
-    static let footerSize = 9
-    static let entrySize = 12
-    static let headerSize = 8
+    package static let skippableMagic: UInt32 = 0x184D_2A5E
+    package static let seekableMagic: UInt32 = 0x8F92_EAB1
+    package static let footerSize = 9
+    package static let entrySize = 12
+    package static let headerSize = 8
     /// The format's own bound on frames per table.
-    static let maxFrames = 0x800_0000
+    package static let maxFrames = 0x800_0000
     /// No writer makes a frame of more original bytes than the largest frame size, nor stores one
     /// in more than that plus zstd's and LZ4's worst-case expansion: an entry past these is damage,
     /// and is refused before any reader sizes a buffer from it.
-    static let maxFrameDecompressedSize = UInt32(WriteOptions.frameSizes.upperBound)
-    static let maxFrameCompressedSize = maxFrameDecompressedSize + maxFrameDecompressedSize / 128 + 1024
+    package static let maxFrameDecompressedSize = UInt32(maxFrameSize)
+    package static let maxFrameCompressedSize = maxFrameDecompressedSize + maxFrameDecompressedSize / 128 + 1024
 
     public private(set) var entries: [Entry] = []
     /// Prefix sums: start of frame i in the blob file and in the original bytes; one extra at the end.
-    private(set) var compressedOffsets: [UInt64] = [0]
-    private(set) var decompressedOffsets: [UInt64] = [0]
+    package private(set) var compressedOffsets: [UInt64] = [0]
+    package private(set) var decompressedOffsets: [UInt64] = [0]
 
     public init() {}
 
@@ -33,7 +42,7 @@ public struct SeekTable: Equatable, Sendable {
         for entry in entries { append(entry) }
     }
 
-    mutating func append(_ entry: Entry) {
+    package mutating func append(_ entry: Entry) {
         entries.append(entry)
         compressedOffsets.append(compressedOffsets.last! + UInt64(entry.compressedSize))
         decompressedOffsets.append(decompressedOffsets.last! + UInt64(entry.decompressedSize))
@@ -46,7 +55,7 @@ public struct SeekTable: Equatable, Sendable {
     public var encodedSize: Int { Self.headerSize + entries.count * Self.entrySize + Self.footerSize }
 
     /// The frame holding original byte `offset` (which must be < decompressedSize).
-    func frameIndex(containing offset: UInt64) -> Int {
+    package func frameIndex(containing offset: UInt64) -> Int {
         var low = 0, high = entries.count - 1
         while low < high {
             let mid = (low + high + 1) / 2
@@ -74,7 +83,7 @@ public struct SeekTable: Equatable, Sendable {
         return out
     }
 
-    enum ParseError: Error, Equatable {
+    package enum ParseError: Error, Equatable {
         case tooShort
         case badFooterMagic
         case reservedBits
@@ -85,7 +94,7 @@ public struct SeekTable: Equatable, Sendable {
     }
 
     /// Number of bytes at the end of a file needed to read the table, given its 9-byte footer.
-    static func tableSize(fromFooter footer: [UInt8]) throws(ParseError) -> Int {
+    package static func tableSize(fromFooter footer: [UInt8]) throws(ParseError) -> Int {
         guard footer.count == footerSize else { throw .tooShort }
         guard readU32(footer, 5) == seekableMagic else { throw .badFooterMagic }
         let descriptor = footer[4]
@@ -97,7 +106,7 @@ public struct SeekTable: Equatable, Sendable {
     }
 
     /// Parses the whole table (the last `tableSize` bytes of a blob file).
-    static func parse(_ bytes: [UInt8]) throws(ParseError) -> SeekTable {
+    package static func parse(_ bytes: [UInt8]) throws(ParseError) -> SeekTable {
         guard bytes.count >= headerSize + footerSize else { throw .tooShort }
         let footer = Array(bytes[(bytes.count - footerSize)...])
         let size = try tableSize(fromFooter: footer)

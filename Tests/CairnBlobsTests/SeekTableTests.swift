@@ -1,5 +1,5 @@
 import Testing
-@testable import CairnStore
+@testable import CairnBlobs
 
 @Suite struct SeekTableTests {
     @Test func roundTripsRandomTables() throws {

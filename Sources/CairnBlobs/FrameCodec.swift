@@ -18,26 +18,26 @@ public enum BlobCodec: String, Sendable, CaseIterable, Codable {
 
 /// Low 32 bits of XXH64 (seed 0): the per-frame checksum of the seek table.
 @inline(__always)
-func frameChecksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+public func frameChecksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     UInt32(truncatingIfNeeded: XXH64(bytes.baseAddress, bytes.count, 0))
 }
 
 /// Compresses one frame at a time into one independent zstd or LZ4 frame.
 /// Owns its C context and output buffer; one per thread.
-final class FrameCompressor {
-    let codec: BlobCodec
-    let level: Int
+public final class FrameCompressor {
+    public let codec: BlobCodec
+    public let level: Int
     private var zstdContext: OpaquePointer?
     private var output: UnsafeMutableRawBufferPointer
 
-    init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
+    public init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
         precondition(codec != .raw)
         self.codec = codec
         self.level = level
         let bound: Int
         switch codec {
         case .zstd:
-            guard let context = ZSTD_createCCtx() else { throw StoreError.codec("ZSTD_createCCtx failed") }
+            guard let context = ZSTD_createCCtx() else { throw BlobFormatError.codec("ZSTD_createCCtx failed") }
             zstdContext = context
             try Self.check(ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, Int32(level)))
             // Each frame also carries zstd's own content checksum (the same low 32 bits of XXH64 as
@@ -61,7 +61,7 @@ final class FrameCompressor {
     }
 
     /// Compresses `source` as one frame; the result stays valid until the next call.
-    func compress(_ source: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
+    public func compress(_ source: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
         switch codec {
         case .zstd:
             let written = ZSTD_compress2(zstdContext, output.baseAddress, output.count,
@@ -73,7 +73,7 @@ final class FrameCompressor {
             let written = LZ4F_compressFrame(output.baseAddress, output.count,
                                              source.baseAddress, source.count, &preferences)
             if LZ4F_isError(written) != 0 {
-                throw StoreError.codec("LZ4F_compressFrame: " + String(cString: LZ4F_getErrorName(written)))
+                throw BlobFormatError.codec("LZ4F_compressFrame: " + String(cString: LZ4F_getErrorName(written)))
             }
             return UnsafeRawBufferPointer(rebasing: output[0..<written])
         case .raw:
@@ -92,26 +92,26 @@ final class FrameCompressor {
     }
 
     static func check(_ code: Int) throws {
-        if ZSTD_isError(code) != 0 { throw StoreError.codec(String(cString: ZSTD_getErrorName(code))) }
+        if ZSTD_isError(code) != 0 { throw BlobFormatError.codec(String(cString: ZSTD_getErrorName(code))) }
     }
 }
 
 /// Decompresses single zstd or LZ4 frames; one per thread.
-final class FrameDecompressor {
-    let codec: BlobCodec
+public final class FrameDecompressor {
+    public let codec: BlobCodec
     private var zstdContext: OpaquePointer?
     private var lz4Context: OpaquePointer?
 
-    init(codec: BlobCodec) throws {
+    public init(codec: BlobCodec) throws {
         self.codec = codec
         switch codec {
         case .zstd:
-            guard let context = ZSTD_createDCtx() else { throw StoreError.codec("ZSTD_createDCtx failed") }
+            guard let context = ZSTD_createDCtx() else { throw BlobFormatError.codec("ZSTD_createDCtx failed") }
             zstdContext = context
         case .lz4:
             var context: OpaquePointer?
             let code = LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))
-            guard LZ4F_isError(code) == 0, let context else { throw StoreError.codec("LZ4F_createDecompressionContext failed") }
+            guard LZ4F_isError(code) == 0, let context else { throw BlobFormatError.codec("LZ4F_createDecompressionContext failed") }
             lz4Context = context
         case .raw:
             break
@@ -125,7 +125,7 @@ final class FrameDecompressor {
 
     /// Decompresses one whole frame into `destination`, which must be exactly the frame's original size.
     /// Returns false when the frame is malformed or decodes to a different size.
-    func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+    public func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
         switch codec {
         case .zstd:
             let written = ZSTD_decompressDCtx(zstdContext, destination.baseAddress, destination.count,
