@@ -66,7 +66,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "CairnIngest", dependencies: ["CairnStore", "CairnDICOM"]),
+        .target(name: "CairnIngest", dependencies: ["CairnBlobs", "CairnStore", "CairnDICOM"]),
         // `cairn mount`: datasets as read-only folders of DICOM files, over FUSE.
         .target(
             name: "CairnMount",

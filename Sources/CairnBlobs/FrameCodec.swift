@@ -2,14 +2,23 @@ import CLZ4
 import CXXHash
 import CZstd
 
-/// How a blob file encodes its original bytes (DESIGN.md "Blob files").
+/// How a blob file encodes its original bytes (DESIGN.md "Blob files", README "On disk").
 public enum BlobCodec: String, Sendable, CaseIterable, Codable {
-    case raw, zstd, lz4
+    /// The original bytes.
+    case raw
+    /// The zstd seekable format; stock `zstd -d` restores the original.
+    case zstd
+    /// LZ4 frames and the same seek table; stock `lz4 -d` restores the original.
+    case lz4
+    /// The same container, where frames of native pixel data are pixel frames (a `PixelFrameHeader`
+    /// and a zstd or LZ4 frame of transformed samples). Only Cairn's readers and Tools/blob_decode.py
+    /// restore these; stock decoders stop at the first pixel frame.
+    case pixel
 
     /// The level used when the caller names none: zstd's own default, lz4's fast mode.
     public var defaultLevel: Int {
         switch self {
-        case .raw: return 0
+        case .raw, .pixel: return 0
         case .zstd: return 3
         case .lz4: return 0
         }
@@ -29,9 +38,11 @@ public final class FrameCompressor {
     public let level: Int
     private var zstdContext: OpaquePointer?
     private var output: UnsafeMutableRawBufferPointer
+    /// The largest frame one call can produce.
+    public var bound: Int { output.count }
 
     public init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
-        precondition(codec != .raw)
+        precondition(codec == .zstd || codec == .lz4, "frames are compressed with zstd or LZ4")
         self.codec = codec
         self.level = level
         let bound: Int
@@ -49,7 +60,7 @@ public final class FrameCompressor {
         case .lz4:
             var preferences = Self.lz4Preferences(level: level, contentSize: maxFrameSize)
             bound = LZ4F_compressFrameBound(maxFrameSize, &preferences)
-        case .raw:
+        case .raw, .pixel:
             bound = 0
         }
         output = .allocate(byteCount: bound, alignment: 16)
@@ -76,7 +87,7 @@ public final class FrameCompressor {
                 throw BlobFormatError.codec("LZ4F_compressFrame: " + String(cString: LZ4F_getErrorName(written)))
             }
             return UnsafeRawBufferPointer(rebasing: output[0..<written])
-        case .raw:
+        case .raw, .pixel:
             return source
         }
     }
@@ -96,48 +107,79 @@ public final class FrameCompressor {
     }
 }
 
-/// Decompresses single zstd or LZ4 frames; one per thread.
-public final class FrameDecompressor {
-    public let codec: BlobCodec
-    private var zstdContext: OpaquePointer?
-    private var lz4Context: OpaquePointer?
+/// Decodes any frame of a framed blob (zstd, LZ4 or pixel frame), recognised by its first four
+/// bytes rather than by what the index says of the blob, so a blob rewritten under a reader
+/// (`cairn recompress`) still decodes. Owns its C contexts and the pixel stage's buffer; one per thread.
+public final class FrameDecoder {
+    private let zstdContext: OpaquePointer
+    private let lz4Context: OpaquePointer
+    private var transformed = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 64)
 
-    public init(codec: BlobCodec) throws {
-        self.codec = codec
-        switch codec {
-        case .zstd:
-            guard let context = ZSTD_createDCtx() else { throw BlobFormatError.codec("ZSTD_createDCtx failed") }
-            zstdContext = context
-        case .lz4:
-            var context: OpaquePointer?
-            let code = LZ4F_createDecompressionContext(&context, UInt32(LZ4F_VERSION))
-            guard LZ4F_isError(code) == 0, let context else { throw BlobFormatError.codec("LZ4F_createDecompressionContext failed") }
-            lz4Context = context
-        case .raw:
-            break
+    static let zstdMagic: UInt32 = 0xFD2F_B528
+    static let lz4Magic: UInt32 = 0x184D_2204
+
+    public init() throws {
+        guard let zstd = ZSTD_createDCtx() else { throw BlobFormatError.codec("ZSTD_createDCtx failed") }
+        var lz4: OpaquePointer?
+        let code = LZ4F_createDecompressionContext(&lz4, UInt32(LZ4F_VERSION))
+        guard LZ4F_isError(code) == 0, let lz4 else {
+            ZSTD_freeDCtx(zstd)
+            throw BlobFormatError.codec("LZ4F_createDecompressionContext failed")
         }
+        zstdContext = zstd
+        lz4Context = lz4
     }
 
     deinit {
-        if let zstdContext { ZSTD_freeDCtx(zstdContext) }
-        if let lz4Context { LZ4F_freeDecompressionContext(lz4Context) }
+        ZSTD_freeDCtx(zstdContext)
+        LZ4F_freeDecompressionContext(lz4Context)
+        transformed.deallocate()
     }
 
-    /// Decompresses one whole frame into `destination`, which must be exactly the frame's original size.
-    /// Returns false when the frame is malformed or decodes to a different size.
-    public func decompress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
-        switch codec {
-        case .zstd:
-            let written = ZSTD_decompressDCtx(zstdContext, destination.baseAddress, destination.count,
-                                              source.baseAddress, source.count)
-            return ZSTD_isError(written) == 0 && written == destination.count
-        case .lz4:
+    /// Bytes of buffer this decoder holds on to (pools drop decoders grown for huge frames).
+    public var retainedBytes: Int { transformed.count }
+
+    /// Decodes one whole frame into `destination`, which must be exactly the frame's original size.
+    /// Returns false when the frame is malformed or decodes to a different size; the caller still
+    /// checks the frame's checksum, which is what proves the bytes.
+    public func decode(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        guard source.count >= 4 else { return false }
+        switch readU32(source, 0) {
+        case Self.zstdMagic:
+            return decompressZstd(source, into: destination)
+        case Self.lz4Magic:
             return decompressLZ4(source, into: destination)
-        case .raw:
-            guard source.count == destination.count else { return false }
-            destination.copyMemory(from: source)
-            return true
+        case PixelFrameHeader.magic:
+            return decodePixels(source, into: destination)
+        default:
+            return false
         }
+    }
+
+    private func decodePixels(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let header = PixelFrameHeader.parse(source) else { return false }
+        let inner = UnsafeRawBufferPointer(rebasing: source[PixelFrameHeader.size...])
+        guard inner.count >= 4 else { return false }
+        if transformed.count < destination.count {
+            transformed.deallocate()
+            transformed = .allocate(byteCount: destination.count, alignment: 64)
+        }
+        let residuals = UnsafeMutableRawBufferPointer(rebasing: transformed[0..<destination.count])
+        let decoded: Bool
+        switch (header.codec, readU32(inner, 0)) {
+        case (.zstd, Self.zstdMagic): decoded = decompressZstd(inner, into: residuals)
+        case (.lz4, Self.lz4Magic): decoded = decompressLZ4(inner, into: residuals)
+        default: decoded = false
+        }
+        guard decoded else { return false }
+        PixelCoder.inverse(header.transform, header.geometry, UnsafeRawBufferPointer(residuals), into: destination)
+        return true
+    }
+
+    private func decompressZstd(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        let written = ZSTD_decompressDCtx(zstdContext, destination.baseAddress, destination.count,
+                                          source.baseAddress, source.count)
+        return ZSTD_isError(written) == 0 && written == destination.count
     }
 
     private func decompressLZ4(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Bool {

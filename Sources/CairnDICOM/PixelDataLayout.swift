@@ -9,6 +9,20 @@ public struct PixelDataLayout: Sendable, Equatable {
     public var frameOffsets: [UInt64] = []
     /// Bytes per frame of native (uncompressed) pixel data, when the frames could be located.
     public var frameLength: Int?
+    /// Native little-endian pixel data with whole-byte samples: where it lies and how its samples
+    /// are laid out (what the blob writer's pixel stage needs). Nil for encapsulated, big-endian
+    /// or deflated data and for geometry PS3.3 does not allow.
+    public var native: NativePixels?
+
+    public struct NativePixels: Sendable, Equatable {
+        public var range: Range<UInt64>
+        public var bitsAllocated: Int
+        public var samplesPerPixel: Int
+        /// PlanarConfiguration 1: each component's samples in a plane of their own.
+        public var isPlanar: Bool
+        public var columns: Int
+        public var isSigned: Bool
+    }
 
     public init(file: DicomFile) {
         let ds = file.dataSet
@@ -22,6 +36,12 @@ public struct PixelDataLayout: Sendable, Equatable {
             if let frameSize = Self.nativeFrameLength(ds), frameCount <= length / frameSize, frameCount <= Self.maxIndexedFrames {
                 frameOffsets = (0..<frameCount).map { UInt64(offset + $0 * frameSize) }
                 frameLength = frameSize
+            }
+            if Self.nativeFrameLength(ds) != nil, !file.transferSyntax.bigEndian, let columns = ds.integer("Columns") {
+                let samples = ds.integer("SamplesPerPixel") ?? 1
+                native = NativePixels(range: UInt64(offset)..<UInt64(offset + length), bitsAllocated: ds.integer("BitsAllocated") ?? 16,
+                                      samplesPerPixel: samples, isPlanar: samples > 1 && ds.integer("PlanarConfiguration") == 1,
+                                      columns: columns, isSigned: ds.integer("PixelRepresentation") == 1)
             }
         case .encapsulated(let encapsulated):
             let frameCount = max(1, frames ?? 1)

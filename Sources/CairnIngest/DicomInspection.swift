@@ -1,4 +1,5 @@
 import Foundation
+import CairnBlobs
 import CairnDICOM
 import CairnStore
 import Glibc
@@ -10,6 +11,8 @@ struct DicomInspection {
     var record: InstanceRecord?
     /// Where the blob writer must start new frames: the Pixel Data value and each image frame.
     var cutPoints: [UInt64] = []
+    /// Native pixel data, for the pixel stage of the write's profile.
+    var pixels: PixelRegion?
     var verdict: GateVerdict
 
     init(path: String) {
@@ -19,6 +22,7 @@ struct DicomInspection {
             let layout = PixelDataLayout(file: file)
             record = InstanceRecord(file: file, layout: layout)
             cutPoints = layout.cutPoints
+            pixels = layout.native.flatMap(PixelRegion.init(native:))
         }
     }
 
@@ -39,13 +43,25 @@ struct DicomInspection {
         try admit(inspection.record)
         if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,
-                                     cutPoints: inspection.cutPoints)
+                                     cutPoints: inspection.cutPoints, pixels: inspection.pixels)
         staged.instance = inspection.record
         return .success(staged)
     }
 
     struct Refusal: Error {
         let reason: String
+    }
+}
+
+extension PixelRegion {
+    /// The pixel stage's view of native pixel data; nil for sample sizes it does not transform.
+    init?(native: PixelDataLayout.NativePixels) {
+        guard native.bitsAllocated % 8 == 0,
+              let geometry = PixelGeometry(bytesPerSample: native.bitsAllocated / 8,
+                                           samplesPerPixel: native.isPlanar ? 1 : native.samplesPerPixel,
+                                           columns: native.columns, isSigned: native.isSigned)
+        else { return nil }
+        self.init(range: native.range, geometry: geometry)
     }
 }
 

@@ -1,3 +1,4 @@
+import CairnBlobs
 import CairnStore
 
 /// What happened to one file handed to `ingestFile`.
@@ -13,6 +14,8 @@ public enum SingleIngestOutcome: Sendable {
 public func ingestFile(at path: String, into store: BlobStore, dataset: String, name: String? = nil,
                        options: WriteOptions = .init(), admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> SingleIngestOutcome {
     guard let info = try store.dataset(dataset) else { throw StoreError.invalidArgument("dataset '\(dataset)' does not exist") }
+    var options = options
+    if options.codec == .auto && options.profile == nil { options.profile = info.storageProfile ?? .default }
     switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options,
                                      admit: admit) {
     case .failure(let refusal): return .refused(reason: refusal.reason)

@@ -96,7 +96,7 @@ public final class BlobReader {
             try readRaw(range, scratch: scratch, to: sink)
             return
         }
-        let decompressor = try scratch.decompressor(for: codec)
+        let decompressor = try scratch.decoder()
         var frame = table.frameIndex(containing: range.lowerBound)
         let lastFrame = table.frameIndex(containing: range.upperBound - 1)
         var position = range.lowerBound
@@ -236,9 +236,9 @@ public final class BlobReader {
     /// `target` is exactly the frame's original size; on a checksum mismatch it holds garbage and
     /// the error means no caller may use it.
     private func decode(_ frame: Int, from source: UnsafeRawBufferPointer, into target: UnsafeMutableRawBufferPointer,
-                        decompressor: FrameDecompressor) throws {
+                        decompressor: FrameDecoder) throws {
         let entry = table.entries[frame]
-        guard decompressor.decompress(source, into: target),
+        guard decompressor.decode(source, into: target),
               frameChecksum(UnsafeRawBufferPointer(target)) == entry.checksum
         else { throw StoreError.corruptFrame(digest, frame: frame, path: path) }
         framesDecompressed += 1

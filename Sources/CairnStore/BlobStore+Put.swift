@@ -1,3 +1,4 @@
+import CairnBlobs
 import Foundation
 import GRDB
 import Glibc
@@ -41,27 +42,29 @@ extension BlobStore {
     /// Follows DESIGN.md "Writing": temp file + fsync, link without replacing + fsync dir,
     /// one SQLite transaction, and only then returns.
     public func put(fileAt path: String, options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
-                    name: String? = nil, cutPoints: [UInt64] = []) throws -> PutResult {
-        try commit(stage(fileAt: path, options: options, dataset: dataset, name: name, cutPoints: cutPoints))
+                    name: String? = nil, cutPoints: [UInt64] = [], pixels: PixelRegion? = nil) throws -> PutResult {
+        try commit(stage(fileAt: path, options: options, dataset: dataset, name: name, cutPoints: cutPoints, pixels: pixels))
     }
 
     /// Stores bytes held in memory.
     public func put(bytes: [UInt8], options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
-                    name: String? = nil, cutPoints: [UInt64] = []) throws -> PutResult {
-        let staged = try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { writer in
+                    name: String? = nil, cutPoints: [UInt64] = [], pixels: PixelRegion? = nil) throws -> PutResult {
+        let staged = try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints, pixels: pixels) { writer in
             try bytes.withUnsafeBytes { try writer.write($0) }
         }
         return try commit(staged)
     }
 
     /// Streams a file into `tmp/`: hashed, framed, compressed; not yet fsynced, linked or indexed.
+    /// `cutPoints` start new frames (DICOM: Pixel Data and each image frame); frames inside `pixels`
+    /// go through the pixel stage of the options' profile.
     public func stage(fileAt path: String, options: WriteOptions = .init(), dataset: String = BlobStore.defaultDataset,
-                      name: String? = nil, cutPoints: [UInt64] = []) throws -> StagedBlob {
+                      name: String? = nil, cutPoints: [UInt64] = [], pixels: PixelRegion? = nil) throws -> StagedBlob {
         let source = try PosixFile.openForReading(path)
         source.adviseSequential()
         let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { chunk.deallocate() }
-        return try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints) { writer in
+        return try stage(options: options, dataset: dataset, name: name, cutPoints: cutPoints, pixels: pixels) { writer in
             while true {
                 let count = try source.read(into: chunk)
                 if count == 0 { break }
@@ -70,13 +73,13 @@ extension BlobStore {
         }
     }
 
-    func stage(options: WriteOptions, dataset: String, name: String?, cutPoints: [UInt64],
+    func stage(options: WriteOptions, dataset: String, name: String?, cutPoints: [UInt64], pixels: PixelRegion? = nil,
                feed: (BlobWriter) throws -> Void) throws -> StagedBlob {
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16) + "-" + String(getpid())
         let partialPath = "\(tmpRoot)/\(token).partial"
         do {
-            let writer = try BlobWriter(tempPath: partialPath, options: options, frameSize: options.frameSize ?? frameSize,
-                                        cutPoints: cutPoints, pool: writeScratchPool)
+            let writer = try BlobWriter(tempPath: partialPath, options: options, frameSize: options.frameSize(store: frameSize),
+                                        cutPoints: cutPoints, pixels: pixels, pool: writeScratchPool)
             try feed(writer)
             let written = try writer.finish()
             return StagedBlob(blob: written, file: writer.file, path: partialPath, token: token, dataset: dataset, name: name)

@@ -14,6 +14,8 @@ public struct WriteOptions: Sendable {
     public var level: Int?
     /// Largest number of original bytes in one frame; nil takes the store's setting.
     public var frameSize: Int?
+    /// With `codec` auto: the profile's codec, level and pixel stage (nil: plain zstd frames).
+    public var profile: StorageProfile?
 
     /// The default frame size, chosen from `Tools/bench` measurements (see README).
     public static let defaultFrameSize = 64 * 1024
@@ -22,10 +24,20 @@ public struct WriteOptions: Sendable {
     /// Frame sizes a store accepts.
     public static let frameSizes = 4096...SeekTable.maxFrameSize
 
-    public init(codec: CodecChoice = .auto, level: Int? = nil, frameSize: Int? = nil) {
+    public init(codec: CodecChoice = .auto, level: Int? = nil, frameSize: Int? = nil, profile: StorageProfile? = nil) {
         self.codec = codec
         self.level = level
         self.frameSize = frameSize
+        self.profile = profile
+    }
+
+    /// The profile that applies: only `auto` writes take one.
+    var effectiveProfile: StorageProfile? { codec == .auto ? profile : nil }
+
+    /// The frame size a write uses under a store whose setting is `storeFrameSize`.
+    func frameSize(store storeFrameSize: Int) -> Int {
+        let size = frameSize ?? storeFrameSize
+        return effectiveProfile.map { max(size, $0.minimumFrameSize) } ?? size
     }
 }
 
@@ -36,11 +48,14 @@ public struct WrittenBlob: Sendable {
     public var storedSize: UInt64
     public var codec: BlobCodec
     public var frames: Int
+    /// The profile it was written under (nil: plain frames or raw).
+    public var profile: StorageProfile?
 }
 
 /// Streams original bytes into a temp file: hashes them (SHA-256), cuts them into frames at
-/// `frameSize` and at caller-given cut points, compresses each frame, records its checksum,
-/// and appends the seek table. Memory is bounded by one frame.
+/// `frameSize` and at caller-given cut points, compresses each frame (frames of native pixel data
+/// through the profile's pixel stage, cut at whole rows), records its checksum, and appends the
+/// seek table. Memory is bounded by one frame.
 final class BlobWriter {
     private let tempPath: String
     private var output: TempFileWriter
@@ -48,7 +63,12 @@ final class BlobWriter {
     var file: PosixFile { output.file }
     private let options: WriteOptions
     private var codec: BlobCodec
-    private var compressor: FrameCompressor?
+    private var encoder: FrameEncoder?
+    private let profile: StorageProfile?
+    private let pixels: PixelRegion?
+    /// Original bytes the current frame may hold (smaller inside pixel data: whole rows).
+    private var frameLimit = 0
+    private var pixelFrames = 0
     private var hasher = SHA256()
     private var table = SeekTable()
     private let scratch: WriteScratch
@@ -66,23 +86,29 @@ final class BlobWriter {
     private static let autoProbeBytes: UInt64 = 4 * 1024 * 1024
 
     init(tempPath: String, options: WriteOptions, frameSize: Int, cutPoints: [UInt64] = [],
-         pool: WriteScratchPool? = nil) throws {
+         pixels: PixelRegion? = nil, pool: WriteScratchPool? = nil) throws {
         guard WriteOptions.frameSizes.contains(frameSize) else {
             throw StoreError.invalidArgument("frame size \(frameSize) is outside 4 KiB ... 64 MiB")
         }
         self.tempPath = tempPath
         self.options = options
-        self.cutPoints = cutPoints.sorted()
+        profile = options.effectiveProfile
+        self.pixels = profile == nil ? nil : pixels
+        // The pixel data's end is a cut too, so no frame holds both pixels and what follows them.
+        self.cutPoints = (cutPoints + (self.pixels.map { [$0.range.lowerBound, $0.range.upperBound] } ?? [])).sorted()
         isAuto = options.codec == .auto
         switch options.codec {
-        case .auto, .zstd: codec = .zstd
+        case .auto: codec = profile?.codec ?? .zstd
+        case .zstd: codec = .zstd
         case .lz4: codec = .lz4
         case .raw: codec = .raw
         }
-        let key = WriteScratch.Key(codec: codec, level: options.level ?? codec.defaultLevel, frameSize: frameSize)
+        let level = options.level ?? profile?.level ?? codec.defaultLevel
+        let key = WriteScratch.Key(codec: codec, level: level, frameSize: frameSize)
         self.pool = pool
         scratch = try pool?.take(key) ?? WriteScratch(key)
-        compressor = scratch.compressor
+        encoder = scratch.encoder
+        frameLimit = frameSize
         output = try TempFileWriter(path: tempPath, staging: scratch.outputStaging)
         guard output.file.tryLockExclusive() else { throw StoreError.io(op: "lock", path: tempPath, errno: errno) }
     }
@@ -99,7 +125,8 @@ final class BlobWriter {
                 totalIn += UInt64(rest.count)
                 return
             }
-            var room = frameBuffer.count - frameFill
+            if frameFill == 0 { frameLimit = limit(forFrameAt: totalIn) }
+            var room = frameLimit - frameFill
             if nextCut < cutPoints.count {
                 let position = totalIn + UInt64(frameFill)
                 while nextCut < cutPoints.count && cutPoints[nextCut] <= position { nextCut += 1 }
@@ -111,17 +138,33 @@ final class BlobWriter {
             (frameBuffer.baseAddress! + frameFill).copyMemory(from: rest.baseAddress!, byteCount: take)
             frameFill += take
             rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-            if frameFill == frameBuffer.count || take == room {
+            if frameFill == frameLimit || take == room {
                 try flushFrame()
             }
         }
     }
 
+    /// Inside native pixel data a frame holds whole rows (as many as fit), so that every pixel frame
+    /// starts at a row and its predictions line up with the image.
+    private func limit(forFrameAt position: UInt64) -> Int {
+        guard let pixels, pixels.range.contains(position) else { return frameBuffer.count }
+        let row = pixels.geometry.rowBytes
+        return row <= frameBuffer.count ? frameBuffer.count / row * row : frameBuffer.count
+    }
+
+    /// The geometry to transform the current frame with, when it lies wholly inside pixel data.
+    private func pixelGeometry(frameStart: UInt64) -> PixelGeometry? {
+        guard let pixels, pixels.range.lowerBound <= frameStart,
+              frameStart + UInt64(frameFill) <= pixels.range.upperBound else { return nil }
+        return pixels.geometry
+    }
+
     private func flushFrame() throws {
         guard frameFill > 0 else { return }
         let original = UnsafeRawBufferPointer(rebasing: frameBuffer[0..<frameFill])
-        if let compressor {
-            let frame = try compressor.compress(original)
+        if let encoder {
+            let (frame, isPixelFrame) = try encoder.encode(original, pixels: pixelGeometry(frameStart: totalIn), profile: profile)
+            if isPixelFrame { pixelFrames += 1 }
             try output.append(frame)
             table.append(.init(compressedSize: UInt32(frame.count), decompressedSize: UInt32(frameFill),
                                checksum: frameChecksum(original)))
@@ -148,7 +191,7 @@ final class BlobWriter {
         do {
             guard rawFile.tryLockExclusive() else { throw StoreError.io(op: "lock", path: rawPath, errno: errno) }
             let source = try PosixFile.openForReading(tempPath)
-            let decompressor = try FrameDecompressor(codec: codec)
+            let decoder = try FrameDecoder()
             var compressed = [UInt8](repeating: 0, count: 0)
             for (index, entry) in table.entries.enumerated() {
                 compressed = [UInt8](repeating: 0, count: Int(entry.compressedSize))
@@ -156,7 +199,7 @@ final class BlobWriter {
                     try source.readExactly(into: buffer, at: table.compressedOffsets[index])
                 }
                 let restored = UnsafeMutableRawBufferPointer(rebasing: frameBuffer[0..<Int(entry.decompressedSize)])
-                guard compressed.withUnsafeBytes({ decompressor.decompress($0, into: restored) }) else {
+                guard compressed.withUnsafeBytes({ decoder.decode($0, into: restored) }) else {
                     throw StoreError.codec("re-reading frame \(index) of \(tempPath) failed")
                 }
                 try rawOutput.append(UnsafeRawBufferPointer(restored))
@@ -172,7 +215,8 @@ final class BlobWriter {
         }
         output = rawOutput
         codec = .raw
-        compressor = nil
+        encoder = nil
+        pixelFrames = 0
         table = SeekTable()
     }
 
@@ -192,6 +236,7 @@ final class BlobWriter {
         }
         try output.finish()
         return WrittenBlob(digest: BlobDigest(hasher.finalize()), size: totalIn, storedSize: stored,
-                           codec: codec, frames: codec == .raw ? 0 : table.frameCount)
+                           codec: pixelFrames > 0 ? .pixel : codec, frames: codec == .raw ? 0 : table.frameCount,
+                           profile: codec == .raw ? nil : profile)
     }
 }

@@ -1,3 +1,4 @@
+import CairnBlobs
 import Foundation
 import GRDB
 
@@ -21,6 +22,8 @@ public struct DatasetInfo: Sendable, Equatable {
     public var searchable: Bool
     /// The dataset's diagnosis as a catalogue code (`SNOMEDCT…`), when set.
     public var diagnosis: String?
+    /// How its blobs are written unless ingest names a profile or codec (nil: `StorageProfile.default`).
+    public var storageProfile: StorageProfile?
     public var createdAt: Date
 
     /// What ingest into this dataset must check.
@@ -35,6 +38,7 @@ public struct DatasetInfo: Sendable, Equatable {
         allowNonDicom = row["allow_non_dicom"] ?? false
         searchable = row["searchable"] ?? false
         diagnosis = row["diagnosis"]
+        storageProfile = row.hasColumn("storage_profile") ? (row["storage_profile"] as String?).flatMap(StorageProfile.init) : nil
         createdAt = Date(timeIntervalSince1970: row["created_at"])
     }
 }
@@ -113,17 +117,20 @@ extension InstanceRecord {
 
 extension BlobStore {
     public func createDataset(id: String, title: String?, description: String? = nil, cancerType: String? = nil,
-                              deidPolicy: DatasetInfo.DeidPolicy = .reject, allowNonDicom: Bool = false) throws {
+                              deidPolicy: DatasetInfo.DeidPolicy = .reject, allowNonDicom: Bool = false,
+                              storageProfile: StorageProfile? = nil) throws {
         try Self.validateDatasetID(id)
         try index.write { db in
             try db.execute(sql: """
-                INSERT INTO datasets(id, title, description, cancer_type, deid_policy, allow_non_dicom, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO datasets(id, title, description, cancer_type, deid_policy, allow_non_dicom, created_at, storage_profile)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),
                     description = coalesce(excluded.description, description),
                     cancer_type = coalesce(excluded.cancer_type, cancer_type), deid_policy = excluded.deid_policy,
-                    allow_non_dicom = excluded.allow_non_dicom
-                """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, allowNonDicom, Date().timeIntervalSince1970])
+                    allow_non_dicom = excluded.allow_non_dicom,
+                    storage_profile = coalesce(excluded.storage_profile, storage_profile)
+                """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, allowNonDicom, Date().timeIntervalSince1970,
+                                 storageProfile?.rawValue])
         }
     }
 

@@ -6,7 +6,7 @@ import Synchronization
 /// random range reads (Tools/bench).
 final class ReadScratch: @unchecked Sendable {
     // @unchecked: a scratch is owned by exactly one reader at a time; the pool hands it over under its lock.
-    private var decompressors: [BlobCodec: FrameDecompressor] = [:]
+    private var frameDecoder: FrameDecoder?
     var compressed = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 16)
     var decompressed = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 16)
 
@@ -15,12 +15,15 @@ final class ReadScratch: @unchecked Sendable {
         decompressed.deallocate()
     }
 
-    func decompressor(for codec: BlobCodec) throws -> FrameDecompressor {
-        if let existing = decompressors[codec] { return existing }
-        let created = try FrameDecompressor(codec: codec)
-        decompressors[codec] = created
+    func decoder() throws -> FrameDecoder {
+        if let frameDecoder { return frameDecoder }
+        let created = try FrameDecoder()
+        frameDecoder = created
         return created
     }
+
+    /// Bytes of buffer held, to keep pools from hoarding buffers grown for huge frames.
+    var retainedBytes: Int { decompressed.count + (frameDecoder?.retainedBytes ?? 0) }
 
     static func ensure(_ buffer: inout UnsafeMutableRawBufferPointer, _ count: Int) {
         if buffer.count >= count { return }
@@ -42,7 +45,7 @@ final class ReadScratchPool: Sendable {
 
     func give(_ scratch: ReadScratch) {
         // Buffers grown for unusually large frames are not kept.
-        guard scratch.decompressed.count <= 8 << 20 else { return }
+        guard scratch.retainedBytes <= 8 << 20 else { return }
         free.withLock { if $0.count < limit { $0.append(scratch) } }
     }
 }

@@ -21,8 +21,11 @@ public struct BlobRecord: Sendable, Equatable {
     public var frames: Int
     public var state: State
     public var createdAt: Date
+    /// The storage profile the blob was written under (nil: plain frames, raw, or written before profiles).
+    public var profile: StorageProfile?
 
-    init(digest: BlobDigest, size: UInt64, storedSize: UInt64, codec: BlobCodec, frames: Int, state: State, createdAt: Date) {
+    init(digest: BlobDigest, size: UInt64, storedSize: UInt64, codec: BlobCodec, frames: Int, state: State, createdAt: Date,
+         profile: StorageProfile? = nil) {
         self.digest = digest
         self.size = size
         self.storedSize = storedSize
@@ -30,16 +33,22 @@ public struct BlobRecord: Sendable, Equatable {
         self.frames = frames
         self.state = state
         self.createdAt = createdAt
+        self.profile = profile
     }
 
     init(row: Row) throws {
         digest = try BlobDigest(indexed: row["digest"])
         size = UInt64(row["size"] as Int64)
         storedSize = UInt64(row["stored_size"] as Int64)
-        codec = BlobCodec(rawValue: row["codec"]) ?? .raw
+        // An encoding this build does not know must not be read as raw bytes.
+        guard let codec = BlobCodec(rawValue: row["codec"]) else {
+            throw StoreError.index("blob \(digest) has an unknown encoding '\(row["codec"] as String? ?? "")'")
+        }
+        self.codec = codec
         frames = row["frames"]
         state = State(rawValue: row["state"]) ?? .corrupt
         createdAt = Date(timeIntervalSince1970: row["created_at"])
+        profile = row.hasColumn("profile") ? (row["profile"] as String?).flatMap(StorageProfile.init) : nil
     }
 }
 
@@ -259,6 +268,14 @@ struct StoreIndex: Sendable {
                     WHERE study_attributes IS NULL OR study_attributes = '';
                 """)
         }
+        migrator.registerMigration("v10-storage-profiles") { db in
+            // The profile each blob was written under (so `cairn recompress` can resume by skipping
+            // what is done) and each dataset's chosen profile (nil: the default, balanced).
+            try db.execute(sql: """
+                ALTER TABLE blobs ADD COLUMN profile TEXT;
+                ALTER TABLE datasets ADD COLUMN storage_profile TEXT;
+                """)
+        }
         return migrator
     }
 
@@ -284,13 +301,13 @@ struct StoreIndex: Sendable {
 
     static func upsertBlob(_ db: Database, _ blob: WrittenBlob, now: Date) throws {
         try db.execute(sql: """
-            INSERT INTO blobs (digest, size, stored_size, codec, frames, state, created_at)
-            VALUES (?, ?, ?, ?, ?, 'ok', ?)
+            INSERT INTO blobs (digest, size, stored_size, codec, frames, state, created_at, profile)
+            VALUES (?, ?, ?, ?, ?, 'ok', ?, ?)
             ON CONFLICT(digest) DO UPDATE SET
                 size = excluded.size, stored_size = excluded.stored_size, codec = excluded.codec,
-                frames = excluded.frames, state = 'ok', verified_at = NULL
+                frames = excluded.frames, state = 'ok', verified_at = NULL, profile = excluded.profile
             """, arguments: [blob.digest.hex, Int64(blob.size), Int64(blob.storedSize), blob.codec.rawValue,
-                             blob.frames, now.timeIntervalSince1970])
+                             blob.frames, now.timeIntervalSince1970, blob.profile?.rawValue])
     }
 
     static func setState(_ db: Database, _ digest: BlobDigest, _ state: BlobRecord.State, verifiedAt: Date?) throws {

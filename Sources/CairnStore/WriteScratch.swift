@@ -15,7 +15,7 @@ final class WriteScratch: @unchecked Sendable {
     let frameBuffer: UnsafeMutableRawBufferPointer
     /// Aligned staging for O_DIRECT output (see `TempFileWriter`).
     let outputStaging: UnsafeMutableRawBufferPointer
-    let compressor: FrameCompressor?
+    let encoder: FrameEncoder?
 
     static let outputStagingSize = 1 << 20
 
@@ -23,8 +23,8 @@ final class WriteScratch: @unchecked Sendable {
         self.key = key
         frameBuffer = .allocate(byteCount: key.frameSize, alignment: 64)
         outputStaging = .allocate(byteCount: Self.outputStagingSize, alignment: TempFileWriter.alignment)
-        compressor = key.codec == .raw ? nil
-            : try FrameCompressor(codec: key.codec, level: key.level, maxFrameSize: key.frameSize)
+        encoder = key.codec == .raw ? nil
+            : try FrameEncoder(codec: key.codec, level: key.level, maxFrameSize: key.frameSize)
     }
 
     deinit {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnAudit
+import CairnBlobs
 import CairnAuth
 import CairnManifest
 import CairnNode
@@ -49,11 +50,15 @@ struct DatasetCommand: ParsableCommand {
             + ManifestAttribute.defaults.map(\.rawValue).joined(separator: ",") + ").", valueName: "LIST"))
         var publishAttributes: String?
 
+        @Option(help: ArgumentHelp("How ingest stores this dataset's blobs: archive (smallest), balanced (the default) or fast "
+            + "(fastest reads). `cairn recompress` rewrites what is already stored.", valueName: "profile"))
+        var profile: StorageProfile?
+
         func run() throws {
             let store = try global.openStore()
             let attributes = try publishAttributes.map(ManifestAttribute.parseList)
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
-                                    deidPolicy: deidPolicy, allowNonDicom: allowNonDicom)
+                                    deidPolicy: deidPolicy, allowNonDicom: allowNonDicom, storageProfile: profile)
             if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
             try store.setSearch(dataset: id, searchable: searchable, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
             if global.json {
@@ -234,3 +239,5 @@ extension DatasetCommand {
         }
     }
 }
+
+extension StorageProfile: ExpressibleByArgument {}

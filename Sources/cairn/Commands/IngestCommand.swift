@@ -1,4 +1,5 @@
 import ArgumentParser
+import CairnBlobs
 import CairnIngest
 import CairnStore
 import Foundation
@@ -17,10 +18,15 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Dataset to add the files to.")
     var dataset: String = BlobStore.defaultDataset
 
-    @Option(help: "auto (zstd, or raw when compression saves under 5%), zstd, lz4 or raw.")
-    var codec: String = "auto"
+    @Option(help: ArgumentHelp("archive (smallest), balanced or fast (fastest reads); default: the dataset's profile, else balanced. "
+                               + "Native pixel data goes through the profile's pixel stage.", valueName: "profile"))
+    var profile: String?
 
-    @Option(help: "Compression level (zstd 1-19, lz4 0-12; default zstd 3, lz4 0).")
+    @Option(help: ArgumentHelp("Plain frames, no pixel stage (for comparison and stock-tool readability): auto (zstd, or raw "
+            + "when compression saves under 5%), zstd, lz4 or raw."))
+    var codec: String?
+
+    @Option(help: "Compression level with --codec (zstd 1-19, lz4 0-12; default zstd 3, lz4 0).")
     var level: Int?
 
     @OptionGroup var parallel: ParallelOptions
@@ -33,9 +39,14 @@ struct IngestCommand: ParsableCommand {
     var verbose = false
 
     func validate() throws {
-        guard CodecChoice(rawValue: codec) != nil else {
+        if let codec, CodecChoice(rawValue: codec) == nil {
             throw ValidationError("--codec must be one of auto, zstd, lz4, raw")
         }
+        if let profile, StorageProfile(rawValue: profile) == nil {
+            throw ValidationError("--profile must be one of archive, balanced, fast")
+        }
+        if profile != nil && codec != nil { throw ValidationError("--profile and --codec exclude each other") }
+        if level != nil && codec == nil { throw ValidationError("--level needs --codec (a profile sets its own levels)") }
         if let level, !(-7...22).contains(level) { throw ValidationError("--level must be between -7 and 22") }
         if let frameSize, !WriteOptions.frameSizes.contains(frameSize) {
             throw ValidationError("--frame-size must be between 4096 and 67108864")
@@ -49,7 +60,13 @@ struct IngestCommand: ParsableCommand {
         }
         let walk = FileWalker(paths: paths)
         for failure in walk.failures { Terminal.error("cannot read \(failure.path): \(failure.reason)") }
-        let options = WriteOptions(codec: CodecChoice(rawValue: codec)!, level: level, frameSize: frameSize)
+        let options: WriteOptions
+        if let codec, let choice = CodecChoice(rawValue: codec) {
+            options = WriteOptions(codec: choice, level: level, frameSize: frameSize)
+        } else {
+            let chosen = try profile.flatMap(StorageProfile.init) ?? store.dataset(dataset)?.storageProfile ?? .default
+            options = WriteOptions(frameSize: frameSize, profile: chosen)
+        }
         let runner = IngestRunner(store: store, options: options, dataset: dataset, jobs: jobs)
         let totalBytes = walk.files.reduce(0) { $0 + $1.size }
         let progress = ProgressBar(label: "ingest", totalItems: walk.files.count, totalBytes: totalBytes,

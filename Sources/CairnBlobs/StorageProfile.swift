@@ -1,0 +1,126 @@
+/// What a provider picks per dataset: how blobs trade disk for read speed. Each profile names the
+/// codec and level of every frame, the pixel transforms tried on native pixel data, and the
+/// smallest frame size it uses (chosen on `Tools/bench/pixel_bench.py`; README "Blob files").
+public enum StorageProfile: String, Sendable, CaseIterable, Codable {
+    /// Smallest: 2-D prediction, zstd level 19, frames of up to 1 MiB.
+    case archive
+    /// The default: horizontal delta, zstd level 3, 64 KiB frames.
+    case balanced
+    /// Fastest reads: byte planes and LZ4.
+    case fast
+
+    public static let `default` = StorageProfile.balanced
+
+    public var codec: BlobCodec {
+        switch self {
+        case .archive, .balanced: return .zstd
+        case .fast: return .lz4
+        }
+    }
+
+    public var level: Int {
+        switch self {
+        case .archive: return 19
+        case .balanced: return 3
+        case .fast: return 0
+        }
+    }
+
+    /// Transforms tried on each frame of 16-bit samples, best first.
+    var transforms16: [PixelTransform] {
+        switch self {
+        case .archive: return [.med]
+        case .balanced: return [.delta]
+        case .fast: return [.shuffle]
+        }
+    }
+
+    /// Transforms tried on 8-bit samples (byte planes are the identity there).
+    var transforms8: [PixelTransform] {
+        switch self {
+        case .archive: return [.med]
+        case .balanced, .fast: return [.delta]
+        }
+    }
+
+    func transforms(for geometry: PixelGeometry) -> [PixelTransform] {
+        geometry.bytesPerSample == 2 ? transforms16 : transforms8
+    }
+
+    /// Archive compares every candidate with the plain frame; the others compress the plain frame
+    /// too only when the transform left it above this fraction of its size (noise, say).
+    var plainCheckAbove: Double? {
+        switch self {
+        case .archive: return nil
+        case .balanced, .fast: return 0.85
+        }
+    }
+
+    /// Frames are at least this large (a store's `--frame-size` may ask for larger).
+    public var minimumFrameSize: Int {
+        switch self {
+        case .archive: return 1 << 20
+        case .balanced, .fast: return 64 * 1024
+        }
+    }
+}
+
+/// Where a file's native pixel data lies and how it is laid out: frames inside `range` go
+/// through the pixel stage.
+public struct PixelRegion: Sendable, Equatable {
+    public var range: Range<UInt64>
+    public var geometry: PixelGeometry
+
+    public init(range: Range<UInt64>, geometry: PixelGeometry) {
+        self.range = range
+        self.geometry = geometry
+    }
+}
+
+/// Encodes one frame as a plain codec frame or, for native pixel data, as a pixel frame when that
+/// is smaller. Owns its compressor and buffers (one per writer thread).
+public final class FrameEncoder {
+    public let codec: BlobCodec
+    public let level: Int
+    private let compressor: FrameCompressor
+    private let residuals: UnsafeMutableRawBufferPointer
+    private let best: UnsafeMutableRawBufferPointer
+
+    public init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
+        self.codec = codec
+        self.level = level
+        compressor = try FrameCompressor(codec: codec, level: level, maxFrameSize: maxFrameSize)
+        residuals = .allocate(byteCount: maxFrameSize, alignment: 64)
+        best = .allocate(byteCount: PixelFrameHeader.size + compressor.bound, alignment: 64)
+    }
+
+    deinit {
+        residuals.deallocate()
+        best.deallocate()
+    }
+
+    /// The encoded frame (valid until the next call) and whether it is a pixel frame.
+    public func encode(_ source: UnsafeRawBufferPointer, pixels: PixelGeometry?, profile: StorageProfile?) throws
+        -> (bytes: UnsafeRawBufferPointer, isPixelFrame: Bool) {
+        guard let pixels, let profile, source.count >= pixels.bytesPerSample else {
+            return (try compressor.compress(source), false)
+        }
+        var bestSize = Int.max
+        for transform in profile.transforms(for: pixels) {
+            let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
+            PixelCoder.forward(transform, pixels, source, into: transformed)
+            let frame = try compressor.compress(UnsafeRawBufferPointer(transformed))
+            guard PixelFrameHeader.size + frame.count < bestSize else { continue }
+            bestSize = PixelFrameHeader.size + frame.count
+            let header = PixelFrameHeader(transform: transform, codec: codec, geometry: pixels).encoded()
+            header.withUnsafeBytes { best.copyMemory(from: $0) }
+            UnsafeMutableRawBufferPointer(rebasing: best[PixelFrameHeader.size..<bestSize]).copyMemory(from: frame)
+        }
+        let checkPlain = profile.plainCheckAbove.map { Double(bestSize) > $0 * Double(source.count) } ?? true
+        if checkPlain {
+            let plain = try compressor.compress(source)
+            if plain.count <= bestSize { return (plain, false) }
+        }
+        return (UnsafeRawBufferPointer(rebasing: best[0..<bestSize]), true)
+    }
+}
