@@ -114,6 +114,7 @@ public final class FrameDecoder {
     private let zstdContext: OpaquePointer
     private let lz4Context: OpaquePointer
     private var transformed = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 64)
+    private var samples = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 64)
 
     static let zstdMagic: UInt32 = 0xFD2F_B528
     static let lz4Magic: UInt32 = 0x184D_2204
@@ -134,10 +135,11 @@ public final class FrameDecoder {
         ZSTD_freeDCtx(zstdContext)
         LZ4F_freeDecompressionContext(lz4Context)
         transformed.deallocate()
+        samples.deallocate()
     }
 
     /// Bytes of buffer this decoder holds on to (pools drop decoders grown for huge frames).
-    public var retainedBytes: Int { transformed.count }
+    public var retainedBytes: Int { transformed.count + samples.count }
 
     /// Decodes one whole frame into `destination`, which must be exactly the frame's original size.
     /// Returns false when the frame is malformed or decodes to a different size; the caller still
@@ -163,6 +165,8 @@ public final class FrameDecoder {
         if transformed.count < destination.count {
             transformed.deallocate()
             transformed = .allocate(byteCount: destination.count, alignment: 64)
+            samples.deallocate()
+            samples = .allocate(byteCount: destination.count, alignment: 64)
         }
         let residuals = UnsafeMutableRawBufferPointer(rebasing: transformed[0..<destination.count])
         let decoded: Bool
@@ -172,7 +176,7 @@ public final class FrameDecoder {
         default: decoded = false
         }
         guard decoded else { return false }
-        PixelCoder.inverse(header.transform, header.geometry, UnsafeRawBufferPointer(residuals), into: destination)
+        PixelCoder.inverse(header.transform, header.geometry, UnsafeRawBufferPointer(residuals), into: destination, scratch: samples)
         return true
     }
 

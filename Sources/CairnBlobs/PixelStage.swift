@@ -100,166 +100,133 @@ func readU32(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
 
 /// Forward and inverse pixel transforms over one frame that starts at the first sample of a row.
 /// A frame may end inside a row, and a trailing byte that is not a whole sample is carried as is.
+/// Each runs in passes over a sample array (`scratch`, at least the frame's size): loading,
+/// predicting and storing are separate loops the compiler vectorises; only the inverse's running
+/// reconstruction is serial.
 public enum PixelCoder {
     /// Writes the transform of `source` into `destination` (the same size).
-    public static func forward(_ transform: PixelTransform, _ geometry: PixelGeometry,
-                               _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) {
-        precondition(source.count == destination.count)
+    public static func forward(_ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
+                               into destination: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
+        precondition(source.count == destination.count && scratch.count >= source.count)
         if geometry.bytesPerSample == 2 {
-            forward(Word16.self, transform, geometry, source, destination)
+            forward(UInt16.self, transform, geometry, source, destination, scratch)
         } else {
-            forward(Word8.self, transform, geometry, source, destination)
+            forward(UInt8.self, transform, geometry, source, destination, scratch)
         }
     }
 
     /// Restores what `forward` transformed: `source` holds the transformed frame, `destination`
     /// (the same size) receives the original bytes.
-    public static func inverse(_ transform: PixelTransform, _ geometry: PixelGeometry,
-                               _ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) {
-        precondition(source.count == destination.count)
+    public static func inverse(_ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
+                               into destination: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
+        precondition(source.count == destination.count && scratch.count >= source.count)
         if geometry.bytesPerSample == 2 {
-            inverse(Word16.self, transform, geometry, source, destination)
+            inverse(UInt16.self, transform, geometry, source, destination, scratch)
         } else {
-            inverse(Word8.self, transform, geometry, source, destination)
+            inverse(UInt8.self, transform, geometry, source, destination, scratch)
         }
     }
 
     @inline(__always)
-    static func median(_ a: UInt32, _ b: UInt32, _ c: UInt32) -> UInt32 {
+    static func median<T: FixedWidthInteger & UnsignedInteger>(_ a: T, _ b: T, _ c: T) -> T {
         let high = max(a, b), low = min(a, b)
-        if c >= high { return low }
-        if c <= low { return high }
-        return a &+ b &- c
+        return c >= high ? low : (c <= low ? high : a &+ b &- c)
     }
 
-    private static func forward<W: SampleWord>(_: W.Type, _ transform: PixelTransform, _ geometry: PixelGeometry,
-                                              _ source: UnsafeRawBufferPointer, _ destination: UnsafeMutableRawBufferPointer) {
-        let count = source.count / W.bytes
-        let tail = source.count - count * W.bytes
-        guard let input = source.baseAddress, let output = destination.baseAddress else { return }
-        if tail > 0 { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
-        let bias: UInt32 = geometry.isSigned ? W.signBit : 0
-        @inline(__always) func value(_ i: Int) -> UInt32 { W.load(input, i) ^ bias }
-        if transform == .shuffle {
-            for i in 0..<count { W.storePlanes(W.load(input, i), output, i, count) }
-            return
-        }
-        let width = geometry.rowSamples, stride = geometry.samplesPerPixel
-        var rowStart = 0
-        while rowStart < count {
-            let rowEnd = min(count, rowStart + width)
-            for i in rowStart..<rowEnd {
-                let predicted: UInt32
-                if i - rowStart >= stride {
-                    if transform == .med && rowStart > 0 {
-                        predicted = median(value(i - stride), value(i - width), value(i - width - stride))
-                    } else {
-                        predicted = value(i - stride)
-                    }
-                } else {
-                    predicted = rowStart > 0 ? value(i - width) : 0
-                }
-                W.storePlanes(W.zigzag((value(i) &- predicted) & W.mask), output, i, count)
-            }
-            rowStart = rowEnd
-        }
-    }
-
-    private static func inverse<W: SampleWord>(_: W.Type, _ transform: PixelTransform, _ geometry: PixelGeometry,
-                                              _ source: UnsafeRawBufferPointer, _ destination: UnsafeMutableRawBufferPointer) {
-        let count = source.count / W.bytes
-        let tail = source.count - count * W.bytes
-        guard let input = source.baseAddress, let output = destination.baseAddress else { return }
-        if tail > 0 { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
-        if transform == .shuffle {
-            for i in 0..<count { W.store(W.loadPlanes(input, i, count), output, i) }
-            return
-        }
-        let bias: UInt32 = geometry.isSigned ? W.signBit : 0
-        // Reconstructed samples are read back from the output, which holds original (unbiased) bytes.
-        @inline(__always) func value(_ i: Int) -> UInt32 { W.load(UnsafeRawPointer(output), i) ^ bias }
-        let width = geometry.rowSamples, stride = geometry.samplesPerPixel
-        var rowStart = 0
-        while rowStart < count {
-            let rowEnd = min(count, rowStart + width)
-            for i in rowStart..<rowEnd {
-                let predicted: UInt32
-                if i - rowStart >= stride {
-                    if transform == .med && rowStart > 0 {
-                        predicted = median(value(i - stride), value(i - width), value(i - width - stride))
-                    } else {
-                        predicted = value(i - stride)
-                    }
-                } else {
-                    predicted = rowStart > 0 ? value(i - width) : 0
-                }
-                let residual = W.unzigzag(W.loadPlanes(input, i, count))
-                W.store(((predicted &+ residual) & W.mask) ^ bias, output, i)
-            }
-            rowStart = rowEnd
-        }
-    }
-}
-
-/// One sample width: how to load and store a sample and its byte planes, widened to UInt32.
-protocol SampleWord {
-    static var bytes: Int { get }
-    static var mask: UInt32 { get }
-    static var signBit: UInt32 { get }
-    static func load(_ base: UnsafeRawPointer, _ index: Int) -> UInt32
-    static func store(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int)
-    static func storePlanes(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int, _ count: Int)
-    static func loadPlanes(_ base: UnsafeRawPointer, _ index: Int, _ count: Int) -> UInt32
-}
-
-extension SampleWord {
     /// Small residuals of either sign become small unsigned values, so the high byte plane is mostly zero.
-    @inline(__always) static func zigzag(_ residual: UInt32) -> UInt32 {
-        let negative = residual & signBit != 0
-        return ((residual << 1) ^ (negative ? mask : 0)) & mask
+    @inline(__always)
+    static func zigzag<T: FixedWidthInteger & UnsignedInteger>(_ residual: T) -> T {
+        (residual << 1) ^ (T.zero &- (residual >> (T.bitWidth - 1)))
     }
 
-    @inline(__always) static func unzigzag(_ value: UInt32) -> UInt32 {
-        ((value >> 1) ^ (value & 1 != 0 ? mask : 0)) & mask
+    @inline(__always)
+    static func unzigzag<T: FixedWidthInteger & UnsignedInteger>(_ value: T) -> T {
+        (value >> 1) ^ (T.zero &- (value & 1))
     }
-}
 
-enum Word16: SampleWord {
-    static let bytes = 2
-    static let mask: UInt32 = 0xFFFF
-    static let signBit: UInt32 = 0x8000
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> UInt32 {
-        UInt32(base.load(fromByteOffset: 2 * index, as: UInt8.self))
-            | UInt32(base.load(fromByteOffset: 2 * index + 1, as: UInt8.self)) << 8
+    @inline(__always)
+    static func signBias<T: FixedWidthInteger & UnsignedInteger>(_: T.Type, _ geometry: PixelGeometry) -> T {
+        geometry.isSigned ? T(1) << (T.bitWidth - 1) : 0
     }
-    @inline(__always) static func store(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int) {
-        base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: 2 * index, as: UInt8.self)
-        base.storeBytes(of: UInt8(truncatingIfNeeded: value >> 8), toByteOffset: 2 * index + 1, as: UInt8.self)
-    }
-    @inline(__always) static func storePlanes(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int, _ count: Int) {
-        base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: index, as: UInt8.self)
-        base.storeBytes(of: UInt8(truncatingIfNeeded: value >> 8), toByteOffset: count + index, as: UInt8.self)
-    }
-    @inline(__always) static func loadPlanes(_ base: UnsafeRawPointer, _ index: Int, _ count: Int) -> UInt32 {
-        UInt32(base.load(fromByteOffset: index, as: UInt8.self))
-            | UInt32(base.load(fromByteOffset: count + index, as: UInt8.self)) << 8
-    }
-}
 
-enum Word8: SampleWord {
-    static let bytes = 1
-    static let mask: UInt32 = 0xFF
-    static let signBit: UInt32 = 0x80
-    @inline(__always) static func load(_ base: UnsafeRawPointer, _ index: Int) -> UInt32 {
-        UInt32(base.load(fromByteOffset: index, as: UInt8.self))
+    private static func forward<T: FixedWidthInteger & UnsignedInteger>(
+        _: T.Type, _ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
+        _ destination: UnsafeMutableRawBufferPointer, _ scratch: UnsafeMutableRawBufferPointer
+    ) {
+        let width = MemoryLayout<T>.size
+        let count = source.count / width
+        guard let input = source.baseAddress, let output = destination.baseAddress, let base = scratch.baseAddress else { return }
+        if source.count > count * width { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
+        let values = base.bindMemory(to: T.self, capacity: count)
+        let bias = transform == .shuffle ? 0 : signBias(T.self, geometry)
+        for i in 0..<count { values[i] = T(littleEndian: input.loadUnaligned(fromByteOffset: i * width, as: T.self)) ^ bias }
+        let low = output.assumingMemoryBound(to: UInt8.self), high = low + count
+        @inline(__always) func put(_ i: Int, _ value: T) {
+            low[i] = UInt8(truncatingIfNeeded: value)
+            if width == 2 { high[i] = UInt8(truncatingIfNeeded: value >> 8) }
+        }
+        if transform == .shuffle {
+            for i in 0..<count { put(i, values[i]) }
+            return
+        }
+        let row = geometry.rowSamples, stride = geometry.samplesPerPixel
+        var rowStart = 0
+        while rowStart < count {
+            let rowEnd = min(count, rowStart + row)
+            let leftStart = min(rowEnd, rowStart + stride)
+            for i in rowStart..<leftStart { put(i, zigzag(values[i] &- (rowStart > 0 ? values[i - row] : 0))) }
+            if transform == .med && rowStart > 0 {
+                for i in leftStart..<rowEnd {
+                    put(i, zigzag(values[i] &- median(values[i - stride], values[i - row], values[i - row - stride])))
+                }
+            } else {
+                for i in leftStart..<rowEnd { put(i, zigzag(values[i] &- values[i - stride])) }
+            }
+            rowStart = rowEnd
+        }
     }
-    @inline(__always) static func store(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int) {
-        base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: index, as: UInt8.self)
-    }
-    @inline(__always) static func storePlanes(_ value: UInt32, _ base: UnsafeMutableRawPointer, _ index: Int, _ count: Int) {
-        store(value, base, index)
-    }
-    @inline(__always) static func loadPlanes(_ base: UnsafeRawPointer, _ index: Int, _ count: Int) -> UInt32 {
-        load(base, index)
+
+    private static func inverse<T: FixedWidthInteger & UnsignedInteger>(
+        _: T.Type, _ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
+        _ destination: UnsafeMutableRawBufferPointer, _ scratch: UnsafeMutableRawBufferPointer
+    ) {
+        let width = MemoryLayout<T>.size
+        let count = source.count / width
+        guard let input = source.baseAddress, let output = destination.baseAddress, let base = scratch.baseAddress else { return }
+        if source.count > count * width { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
+        let values = base.bindMemory(to: T.self, capacity: count)
+        let low = input.assumingMemoryBound(to: UInt8.self), high = low + count
+        @inline(__always) func planes(_ i: Int) -> T {
+            width == 2 ? T(truncatingIfNeeded: UInt16(low[i]) | UInt16(high[i]) << 8) : T(truncatingIfNeeded: low[i])
+        }
+        var bias: T = 0
+        if transform == .shuffle {
+            for i in 0..<count { values[i] = planes(i) }
+        } else {
+            bias = signBias(T.self, geometry)
+            for i in 0..<count { values[i] = unzigzag(planes(i)) }
+            let row = geometry.rowSamples, stride = geometry.samplesPerPixel
+            var rowStart = 0
+            while rowStart < count {
+                let rowEnd = min(count, rowStart + row)
+                let leftStart = min(rowEnd, rowStart + stride)
+                if rowStart > 0 { for i in rowStart..<leftStart { values[i] = values[i] &+ values[i - row] } }
+                if transform == .med && rowStart > 0 {
+                    for i in leftStart..<rowEnd {
+                        values[i] = values[i] &+ median(values[i - stride], values[i - row], values[i - row - stride])
+                    }
+                } else if stride == 1 && leftStart < rowEnd {
+                    var running = values[rowStart]
+                    for i in leftStart..<rowEnd {
+                        running = running &+ values[i]
+                        values[i] = running
+                    }
+                } else {
+                    for i in leftStart..<rowEnd { values[i] = values[i] &+ values[i - stride] }
+                }
+                rowStart = rowEnd
+            }
+        }
+        for i in 0..<count { output.storeBytes(of: (values[i] ^ bias).littleEndian, toByteOffset: i * width, as: T.self) }
     }
 }

@@ -84,6 +84,7 @@ public final class FrameEncoder {
     public let level: Int
     private let compressor: FrameCompressor
     private let residuals: UnsafeMutableRawBufferPointer
+    private let samples: UnsafeMutableRawBufferPointer
     private let best: UnsafeMutableRawBufferPointer
 
     public init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
@@ -91,11 +92,13 @@ public final class FrameEncoder {
         self.level = level
         compressor = try FrameCompressor(codec: codec, level: level, maxFrameSize: maxFrameSize)
         residuals = .allocate(byteCount: maxFrameSize, alignment: 64)
+        samples = .allocate(byteCount: maxFrameSize, alignment: 64)
         best = .allocate(byteCount: PixelFrameHeader.size + compressor.bound, alignment: 64)
     }
 
     deinit {
         residuals.deallocate()
+        samples.deallocate()
         best.deallocate()
     }
 
@@ -108,7 +111,7 @@ public final class FrameEncoder {
         var bestSize = Int.max
         for transform in profile.transforms(for: pixels) {
             let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
-            PixelCoder.forward(transform, pixels, source, into: transformed)
+            PixelCoder.forward(transform, pixels, source, into: transformed, scratch: samples)
             let frame = try compressor.compress(UnsafeRawBufferPointer(transformed))
             guard PixelFrameHeader.size + frame.count < bestSize else { continue }
             bestSize = PixelFrameHeader.size + frame.count
