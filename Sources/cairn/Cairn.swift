@@ -15,6 +15,7 @@ struct Cairn: ParsableCommand {
             StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
             KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self, HubCommand.self, MountCommand.self,
             ReindexCommand.self,
+            RecompressCommand.self,
         ])
 
     @OptionGroup var global: GlobalOptions
