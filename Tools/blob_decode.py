@@ -78,9 +78,11 @@ def decompress(codec_magic: int, data: bytes, size: int) -> bytes:
     if magic != codec_magic:
         raise BlobError("frame's codec does not match its header")
     if magic == ZSTD_MAGIC:
-        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=size, allow_extra_data=False)
     else:
-        out = lz4.frame.decompress(data)
+        out, consumed = lz4.frame.decompress(data, return_bytes_read=True)
+        if consumed != len(data):
+            raise BlobError("bytes after the LZ4 frame")
     if len(out) != size:
         raise BlobError(f"frame decodes to {len(out)} bytes, not {size}")
     return out

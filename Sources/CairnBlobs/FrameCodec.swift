@@ -12,7 +12,7 @@ public enum BlobCodec: String, Sendable, CaseIterable, Codable {
     case lz4
     /// The same container, where frames of native pixel data are pixel frames (a `PixelFrameHeader`
     /// and a zstd or LZ4 frame of transformed samples). Only Cairn's readers and Tools/blob_decode.py
-    /// restore these; stock decoders stop at the first pixel frame.
+    /// restore these; stock decoders fail at the first pixel frame (`lz4 -d` leaves what it wrote before it).
     case pixel
 
     /// The level used when the caller names none: zstd's own default, lz4's fast mode.

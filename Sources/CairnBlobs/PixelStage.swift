@@ -1,11 +1,11 @@
 /// Native (uncompressed) pixel data as the pixel stage sees it: little-endian samples of one or two
 /// bytes, `samplesPerPixel` interleaved per pixel (1 for planar or monochrome data), `columns` per row.
 public struct PixelGeometry: Sendable, Hashable {
-    public var bytesPerSample: Int
-    public var samplesPerPixel: Int
-    public var columns: Int
+    public let bytesPerSample: Int
+    public let samplesPerPixel: Int
+    public let columns: Int
     /// Two's-complement samples (PixelRepresentation 1): predicted in signed order.
-    public var isSigned: Bool
+    public let isSigned: Bool
 
     public static let columnRange = 1...65535
 
@@ -40,9 +40,9 @@ public enum PixelTransform: UInt8, Sendable, CaseIterable {
 /// The 16-byte header that starts every pixel frame in a blob: magic "CPX1", transform, inner
 /// codec, geometry. All little-endian; reserved bytes are zero.
 public struct PixelFrameHeader: Sendable, Equatable {
-    public var transform: PixelTransform
-    public var codec: BlobCodec
-    public var geometry: PixelGeometry
+    public let transform: PixelTransform
+    public let codec: BlobCodec
+    public let geometry: PixelGeometry
 
     public static let magic: UInt32 = 0x3158_5043  // "CPX1"
     public static let size = 16

@@ -68,8 +68,8 @@ public enum StorageProfile: String, Sendable, CaseIterable, Codable {
 /// Where a file's native pixel data lies and how it is laid out: frames inside `range` go
 /// through the pixel stage.
 public struct PixelRegion: Sendable, Equatable {
-    public var range: Range<UInt64>
-    public var geometry: PixelGeometry
+    public let range: Range<UInt64>
+    public let geometry: PixelGeometry
 
     public init(range: Range<UInt64>, geometry: PixelGeometry) {
         self.range = range

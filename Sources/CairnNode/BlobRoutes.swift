@@ -59,9 +59,11 @@ extension NodeAPI {
         // (Content-Encoding: zstd, a seekable-format stream any zstd decoder reads): nothing to
         // decode here, and half the bytes on the wire. Ranges always address the original bytes.
         // Only blobs whose frames carry zstd checksums qualify: the node does not decode (so does
-        // not check) what it passes through, and the client's decoder must be able to.
+        // not check) what it passes through, and the client's decoder must be able to. The file
+        // must also be the one the row describes (`cairn recompress` may have replaced it since).
         let sendStored = try record.codec == .zstd && request.headers[.range] == nil
-            && Self.accepts("zstd", request.headers[.acceptEncoding]) && handoff.reader.framesCarryChecksums()
+            && Self.accepts("zstd", request.headers[.acceptEncoding]) && handoff.reader.storedSize == record.storedSize
+            && handoff.reader.framesCarryChecksums()
         let etag = sendStored ? "\"\(digest)+zstd\"" : "\"\(digest)\""
         let headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
                                    .cacheControl: "private, max-age=31536000, immutable"]

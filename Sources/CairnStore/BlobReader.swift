@@ -22,6 +22,8 @@ public final class BlobReader {
     public private(set) var bytesDecompressed: UInt64 = 0
 
     public var frameCount: Int { table.frameCount }
+    /// Bytes of the blob file (frames and seek table; the original size for raw blobs).
+    public var storedSize: UInt64 { codec == .raw ? size : table.compressedSize + UInt64(table.encodedSize) }
 
     init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
         self.path = path

@@ -112,8 +112,12 @@ enum StoredInstanceColumns {
         """
 
     static func decode(_ row: Row) throws -> StoredInstance {
-        let blob = BlobRecord(digest: try BlobDigest(indexed: row[0]), size: UInt64(max(0, row[1] as Int64? ?? 0)),
-                              storedSize: UInt64(max(0, row[2] as Int64? ?? 0)), codec: BlobCodec(rawValue: row[3] ?? "") ?? .raw,
+        let digest = try BlobDigest(indexed: row[0])
+        guard let codec = BlobCodec(rawValue: row[3] ?? "") else {
+            throw StoreError.index("blob \(digest) has an unknown encoding '\(row[3] as String? ?? "")'")
+        }
+        let blob = BlobRecord(digest: digest, size: UInt64(max(0, row[1] as Int64? ?? 0)),
+                              storedSize: UInt64(max(0, row[2] as Int64? ?? 0)), codec: codec,
                               frames: row[4] ?? 0, state: BlobRecord.State(rawValue: row[5] ?? "") ?? .corrupt,
                               createdAt: Date(timeIntervalSince1970: row[6] ?? 0))
         var r = InstanceRecord(subject: row[7], studyUID: row[8], seriesUID: row[9], sopInstanceUID: row[10], sopClassUID: row[11],

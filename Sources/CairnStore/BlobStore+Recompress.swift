@@ -65,15 +65,19 @@ extension BlobStore {
             return .keptAsIs
         }
         try staged.file.sync()
+        // What the new file decodes to, not only what was fed to the writer, must hash to the
+        // digest before it may replace the only copy.
+        try BlobReader(path: staged.path, digest: record.digest, codec: staged.blob.codec).checkDigest()
         let blobPath = path(of: record.digest)
         return try index.write { db in
             guard let current = try StoreIndex.blob(db, record.digest), current.state == .ok, current.codec != .raw,
                   FileSystem.exists(blobPath) else { return .gone }
-            guard rename(staged.path, blobPath) == 0 else { throw StoreError.io(op: "rename", path: blobPath, errno: errno) }
-            try FileSystem.fsyncDirectory(directory(of: record.digest))
+            // The row first: after the rename only the commit itself can fail.
             try db.execute(sql: "UPDATE blobs SET codec = ?, stored_size = ?, frames = ?, profile = ? WHERE digest = ?",
                            arguments: [staged.blob.codec.rawValue, Int64(staged.blob.storedSize), staged.blob.frames,
                                        profile.rawValue, record.digest.hex])
+            guard rename(staged.path, blobPath) == 0 else { throw StoreError.io(op: "rename", path: blobPath, errno: errno) }
+            try FileSystem.fsyncDirectory(directory(of: record.digest))
             return .rewritten(before: current.storedSize, after: staged.blob)
         }
     }

@@ -199,7 +199,8 @@ final class BlobWriter {
                     try source.readExactly(into: buffer, at: table.compressedOffsets[index])
                 }
                 let restored = UnsafeMutableRawBufferPointer(rebasing: frameBuffer[0..<Int(entry.decompressedSize)])
-                guard compressed.withUnsafeBytes({ decoder.decode($0, into: restored) }) else {
+                guard compressed.withUnsafeBytes({ decoder.decode($0, into: restored) }),
+                      frameChecksum(UnsafeRawBufferPointer(restored)) == entry.checksum else {
                     throw StoreError.codec("re-reading frame \(index) of \(tempPath) failed")
                 }
                 try rawOutput.append(UnsafeRawBufferPointer(restored))

@@ -8,6 +8,7 @@
 #   FEDERATION_ARGS="--entries 100000" Tools/bench/run.sh           smaller manifest/hub run
 #   Tools/bench/run.sh --mount-only                                 `cairn mount` only (root, /dev/fuse)
 #   Tools/bench/run.sh --dicomweb-only                              DICOMweb against Orthanc's DICOMweb plugin
+#   Tools/bench/run.sh --pixel-only                                 storage profiles against zstd, CharLS, OpenJPH
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -24,7 +25,11 @@ fi
 shared=../shared/dicom
 if [ "${1:-}" = "--mount-only" ]; then
     exec .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
-.venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
+fi
+# The image-codec anchors (CharLS, OpenJPH) come as imagecodecs wheels; only the benchmarks need them.
+.venv/bin/pip install -q --disable-pip-version-check "imagecodecs>=2024.1"
+if [ "${1:-}" = "--pixel-only" ]; then
+    exec .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
 fi
 if [ "${1:-}" = "--dicomweb-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
@@ -40,3 +45,4 @@ done
 .venv/bin/python Tools/bench/federation_bench.py ${FEDERATION_ARGS:-}
 .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
 .venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
+.venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}

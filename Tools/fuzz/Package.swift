@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // libFuzzer targets, kept out of the main build: the DICOM parser, the de-identification gate,
 // Range headers, tokens, the hub's snapshot intake, the entries query parameters and DICOMweb's
-// multipart reader, QIDO-RS queries and Accept headers.
+// multipart reader, QIDO-RS queries and Accept headers, and the blob format's frame decoder.
 // Build and run: Tools/fuzz/run.sh [SECONDS] [TARGET]
 import PackageDescription
 
@@ -19,6 +19,7 @@ let package = Package(
         .executableTarget(name: "FuzzDicomWeb",
                           dependencies: ["FuzzSupport", .product(name: "CairnNode", package: "main"),
                                          .product(name: "CairnStore", package: "main"), .product(name: "CairnDICOM", package: "main")]),
+        .executableTarget(name: "FuzzBlobFrame", dependencies: ["FuzzSupport", .product(name: "CairnBlobs", package: "main")]),
         .executableTarget(name: "FuzzTokens",
                           dependencies: ["FuzzSupport", .product(name: "CairnAuth", package: "main"),
                                          .product(name: "CairnFoundation", package: "main"),

@@ -2,7 +2,7 @@
 # Builds one libFuzzer target and runs it for SECONDS (default 600):
 #   Tools/fuzz/run.sh [SECONDS] [TARGET]
 # TARGET: FuzzDicomParser (default), FuzzDeidGate, FuzzByteRanges, FuzzTokens, FuzzHubIntake,
-# FuzzEntriesQuery, FuzzDicomWeb. Each keeps its corpus in corpus-TARGET/ (seeded when empty: the DICOM parser
+# FuzzEntriesQuery, FuzzDicomWeb, FuzzBlobFrame. Each keeps its corpus in corpus-TARGET/ (seeded when empty: the DICOM parser
 # from pydicom's test files in .venv, the regression files and ../shared/dicom if present; the
 # others from make_seeds.py) and its crashers in crashers-TARGET/. Copy a DICOM crasher into
 # Tests/CairnDICOMTests/Regressions/ (the regression test replays every file there); for the
@@ -32,6 +32,19 @@ if [ -z "$(ls -A "$corpus")" ]; then
         seed_from "$pydicom_files"
         seed_from ../../Tests/CairnDICOMTests/Regressions
         if [ -d ../../../shared/dicom ]; then seed_from ../../../shared/dicom; fi
+    elif [ "$target" = FuzzBlobFrame ]; then
+        # Blob files as Cairn writes them: pydicom's test files under every profile and plain codec.
+        (cd ../.. && swift build --product cairn)
+        pydicom_files=$("$python" -c 'import pathlib, pydicom.data; print(pathlib.Path(pydicom.data.DATA_ROOT) / "test_files")')
+        seeds=$(mktemp -d)
+        for how in "--profile archive" "--profile balanced" "--profile fast" "--codec zstd" "--codec lz4"; do
+            store="$seeds/$(echo $how | tr -d ' -')"
+            ../../.build/debug/cairn init --data "$store" >/dev/null
+            ../../.build/debug/cairn dataset create s --deid-policy accept --data "$store" >/dev/null
+            ../../.build/debug/cairn ingest $how --dataset s --data "$store" "$pydicom_files" >/dev/null
+            seed_from "$store/blobs"
+        done
+        rm -rf "$seeds"
     else
         "$python" make_seeds.py "$target" "$corpus"
     fi
