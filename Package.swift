@@ -57,7 +57,9 @@ let package = Package(
         // The EUCAIM federated search (samply Focus): query AST, code table, evaluation over facets; node and hub.
         .target(name: "CairnSearch", dependencies: ["CairnFoundation"]),
         // The blob file format: seek table, frame codecs, the pixel stage. No I/O, so it can be read, tested and fuzzed alone.
-        .target(name: "CairnBlobs", dependencies: ["CZstd", "CLZ4", "CXXHash"]),
+        .target(name: "CairnBlobs", dependencies: ["CZstd", "CLZ4", "CXXHash", "COpenJPH"]),
+        // Lossless HTJ2K through OpenJPH's C++ API (Debian libopenjph-dev), behind a small C face.
+        .target(name: "COpenJPH", linkerSettings: [.linkedLibrary("openjph")]),
         .target(
             name: "CairnStore",
             dependencies: [
@@ -135,7 +137,7 @@ let package = Package(
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnAudit", "CairnBlobs", "CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation"]),
-        .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs"]),
+        .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),

@@ -2,7 +2,7 @@
 """Restore the original file from a Cairn blob file, without Cairn.
 
 An independent reading of the blob format (README "On disk"), written from the format's
-description with numpy and the codecs' own Python bindings (zstandard, lz4, xxhash):
+description with numpy and the codecs' own Python bindings (zstandard, lz4, xxhash, imagecodecs):
 
     blob_decode.py BLOB [-o OUT] [--digest HEX]
 
@@ -24,6 +24,9 @@ bytes then a plane of high bytes; a trailing byte that is not a whole sample is 
   3 med      residual = sample - LOCO-I median edge prediction from left a, up b, up-left c
              (min(a,b) if c >= max(a,b); max(a,b) if c <= min(a,b); else a+b-c), with the
              first row predicted from the left and the first pixel of a row from above.
+  4 htj2k    no inner codec (byte 0): the low 32 bits of XXH64 of the codestream (u32), then the
+             frame's rows x columns samples of one component, sign bit flipped when signed, as one
+             lossless HTJ2K codestream (decoded here with OpenJPH through imagecodecs).
 Signed samples are predicted with the sign bit flipped (two's complement to offset order).
 Residuals wrap modulo 2^bits; zigzag maps r to (r << 1) ^ (r >> (bits-1)).
 
@@ -37,6 +40,7 @@ import struct
 import sys
 from pathlib import Path
 
+import imagecodecs
 import lz4.frame
 import numpy as np
 import xxhash
@@ -149,6 +153,24 @@ def med_inverse(residual, n, width, spp, mask):
     return v
 
 
+def htj2k_frame(payload: bytes, bps, spp, columns, signed, codec, size) -> bytes:
+    row_bytes = columns * bps
+    if codec != 0 or spp != 1 or size == 0 or size % row_bytes or len(payload) < 8:
+        raise BlobError("HTJ2K frame of the wrong shape")
+    codestream = payload[4:]
+    if struct.unpack_from("<I", payload)[0] != xxhash.xxh64_intdigest(codestream) & 0xFFFFFFFF:
+        raise BlobError("HTJ2K codestream fails its checksum")
+    try:
+        samples = imagecodecs.htj2k_decode(codestream)
+    except Exception as error:  # imagecodecs raises its own error types per codec
+        raise BlobError(f"HTJ2K: {error}") from error
+    if samples.shape != (size // row_bytes, columns) or samples.dtype != (np.uint16 if bps == 2 else np.uint8):
+        raise BlobError(f"HTJ2K codestream holds {samples.shape} {samples.dtype}")
+    if signed:
+        samples = samples ^ np.array(1 << (8 * bps - 1), dtype=samples.dtype)
+    return samples.astype("<u2" if bps == 2 else np.uint8).tobytes()
+
+
 def decode_frame(data: bytes, size: int) -> bytes:
     if len(data) < 4:
         raise BlobError("frame shorter than its magic")
@@ -160,6 +182,8 @@ def decode_frame(data: bytes, size: int) -> bytes:
     transform, codec, bps, spp, columns, flags = struct.unpack_from("<BBBBIB", data, 4)
     if data[13:16] != b"\0\0\0" or flags & 0xFE or bps not in (1, 2) or not 1 <= spp <= 4 or not 1 <= columns <= 65535:
         raise BlobError("damaged pixel frame header")
+    if transform == 4:
+        return htj2k_frame(data[16:], bps, spp, columns, bool(flags & 1), codec, size)
     inner = {1: ZSTD_MAGIC, 2: LZ4_MAGIC}.get(codec)
     if inner is None:
         raise BlobError(f"unknown inner codec {codec}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Cairn builds and tests with, when any is missing (needs root).
 set -euo pipefail
-packages=(libzstd-dev liblz4-dev libxxhash-dev libsqlite3-dev zlib1g-dev zstd lz4 python3-venv fuse3 libfuse3-dev
+packages=(libzstd-dev liblz4-dev libxxhash-dev libopenjph-dev libsqlite3-dev zlib1g-dev zstd lz4 python3-venv fuse3 libfuse3-dev
           orthanc orthanc-dicomweb)
 missing=()
 for p in "${packages[@]}"; do

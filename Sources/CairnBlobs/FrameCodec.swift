@@ -1,3 +1,4 @@
+import COpenJPH
 import CLZ4
 import CXXHash
 import CZstd
@@ -162,6 +163,7 @@ public final class FrameDecoder {
         guard let header = PixelFrameHeader.parse(source) else { return false }
         let inner = UnsafeRawBufferPointer(rebasing: source[PixelFrameHeader.size...])
         guard inner.count >= 4 else { return false }
+        if header.transform == .htj2k { return decodeHTJ2K(header.geometry, inner, into: destination) }
         if transformed.count < destination.count {
             transformed.deallocate()
             transformed = .allocate(byteCount: destination.count, alignment: 64)
@@ -177,6 +179,20 @@ public final class FrameDecoder {
         }
         guard decoded else { return false }
         PixelCoder.inverse(header.transform, header.geometry, UnsafeRawBufferPointer(residuals), into: destination, scratch: samples)
+        return true
+    }
+
+    private func decodeHTJ2K(_ geometry: PixelGeometry, _ payload: UnsafeRawBufferPointer,
+                             into destination: UnsafeMutableRawBufferPointer) -> Bool {
+        let codestream = UnsafeRawBufferPointer(rebasing: payload[4...])
+        guard readU32(payload, 0) == frameChecksum(codestream),
+              destination.count > 0, destination.count % geometry.rowBytes == 0,
+              let samples = destination.baseAddress?.assumingMemoryBound(to: UInt8.self),
+              cairn_htj2k_decode(codestream.baseAddress?.assumingMemoryBound(to: UInt8.self), codestream.count,
+                                 UInt32(geometry.columns), UInt32(destination.count / geometry.rowBytes),
+                                 UInt32(geometry.bytesPerSample), samples) == 0
+        else { return false }
+        PixelCoder.flipSigns(geometry, UnsafeRawBufferPointer(destination), into: destination)
         return true
     }
 

@@ -35,6 +35,14 @@ public enum PixelTransform: UInt8, Sendable, CaseIterable {
     /// Residual against LOCO-I's median edge detector (JPEG-LS's predictor) over the left, upper
     /// and upper-left samples of the same component, zigzag-mapped, then byte planes.
     case med = 3
+    /// The frame's rows (one component, sign bit flipped when signed) as one lossless HTJ2K
+    /// codestream (OpenJPH, reversible 5/3 wavelet); no inner codec. The codestream follows its
+    /// own checksum (u32, low 32 bits of XXH64): OpenJPH only ever parses bytes that are exactly
+    /// what Cairn's encoder wrote, since it can crash on damaged ones.
+    case htj2k = 4
+
+    /// Transforms that rearrange bytes for an inner zstd or LZ4 frame (all but HTJ2K).
+    var isByteTransform: Bool { self != .htj2k }
 }
 
 /// The 16-byte header that starts every pixel frame in a blob: magic "CPX1", transform, inner
@@ -57,7 +65,7 @@ public struct PixelFrameHeader: Sendable, Equatable {
         switch codec {
         case .zstd: return 1
         case .lz4: return 2
-        case .raw, .pixel: return 0
+        case .raw, .pixel: return 0  // none: HTJ2K frames carry their own coding
         }
     }
 
@@ -80,14 +88,16 @@ public struct PixelFrameHeader: Sendable, Equatable {
               bytes[12] & 0xFE == 0, bytes[13] == 0, bytes[14] == 0, bytes[15] == 0
         else { return nil }
         let codec: BlobCodec
-        switch bytes[5] {
-        case 1: codec = .zstd
-        case 2: codec = .lz4
+        switch (bytes[5], transform) {
+        case (1, _) where transform.isByteTransform: codec = .zstd
+        case (2, _) where transform.isByteTransform: codec = .lz4
+        case (0, .htj2k): codec = .raw
         default: return nil
         }
         guard let geometry = PixelGeometry(bytesPerSample: Int(bytes[6]), samplesPerPixel: Int(bytes[7]),
                                            columns: Int(readU32(bytes, 8)), isSigned: bytes[12] == 1),
-              transform != .shuffle || geometry.bytesPerSample == 2
+              transform != .shuffle || geometry.bytesPerSample == 2,
+              transform != .htj2k || geometry.samplesPerPixel == 1
         else { return nil }
         return PixelFrameHeader(transform: transform, codec: codec, geometry: geometry)
     }
@@ -108,6 +118,7 @@ public enum PixelCoder {
     public static func forward(_ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
                                into destination: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
         precondition(source.count == destination.count && scratch.count >= source.count)
+        precondition(transform.isByteTransform, "HTJ2K frames are coded by FrameEncoder")
         if geometry.bytesPerSample == 2 {
             forward(UInt16.self, transform, geometry, source, destination, scratch)
         } else {
@@ -120,10 +131,25 @@ public enum PixelCoder {
     public static func inverse(_ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
                                into destination: UnsafeMutableRawBufferPointer, scratch: UnsafeMutableRawBufferPointer) {
         precondition(source.count == destination.count && scratch.count >= source.count)
+        precondition(transform.isByteTransform, "HTJ2K frames are decoded by FrameDecoder")
         if geometry.bytesPerSample == 2 {
             inverse(UInt16.self, transform, geometry, source, destination, scratch)
         } else {
             inverse(UInt8.self, transform, geometry, source, destination, scratch)
+        }
+    }
+
+    /// Flips the sign bit of every whole sample (two's complement to offset order and back), or copies.
+    public static func flipSigns(_ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
+                                 into destination: UnsafeMutableRawBufferPointer) {
+        precondition(source.count == destination.count)
+        if source.count > 0 && source.baseAddress != UnsafeRawPointer(destination.baseAddress) { destination.copyMemory(from: source) }
+        guard geometry.isSigned, let bytes = destination.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+        let width = geometry.bytesPerSample
+        var index = width - 1
+        while index < destination.count {
+            bytes[index] ^= 0x80
+            index += width
         }
     }
 

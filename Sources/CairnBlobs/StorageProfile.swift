@@ -1,8 +1,9 @@
+import COpenJPH
 /// What a provider picks per dataset: how blobs trade disk for read speed. Each profile names the
 /// codec and level of every frame, the pixel transforms tried on native pixel data, and the
 /// smallest frame size it uses (chosen on `Tools/bench/pixel_bench.py`; README "Blob files").
 public enum StorageProfile: String, Sendable, CaseIterable, Codable {
-    /// Smallest: 2-D prediction, zstd level 19, frames of up to 1 MiB.
+    /// Smallest: HTJ2K or 2-D prediction with zstd level 19, whichever is smaller per frame; frames of up to 1 MiB.
     case archive
     /// The default: horizontal delta, zstd level 3, 64 KiB frames.
     case balanced
@@ -29,7 +30,7 @@ public enum StorageProfile: String, Sendable, CaseIterable, Codable {
     /// Transforms tried on each frame of 16-bit samples, best first.
     var transforms16: [PixelTransform] {
         switch self {
-        case .archive: return [.med]
+        case .archive: return [.htj2k, .med]
         case .balanced: return [.delta]
         case .fast: return [.shuffle]
         }
@@ -38,7 +39,7 @@ public enum StorageProfile: String, Sendable, CaseIterable, Codable {
     /// Transforms tried on 8-bit samples (byte planes are the identity there).
     var transforms8: [PixelTransform] {
         switch self {
-        case .archive: return [.med]
+        case .archive: return [.htj2k, .med]
         case .balanced, .fast: return [.delta]
         }
     }
@@ -109,16 +110,35 @@ public final class FrameEncoder {
             return (try compressor.compress(source), false)
         }
         var bestSize = Int.max
-        for transform in profile.transforms(for: pixels) {
-            let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
-            PixelCoder.forward(transform, pixels, source, into: transformed, scratch: samples)
-            let frame = try compressor.compress(UnsafeRawBufferPointer(transformed))
-            guard PixelFrameHeader.size + frame.count < bestSize else { continue }
+        func keep(_ transform: PixelTransform, _ frame: UnsafeRawBufferPointer) {
+            guard PixelFrameHeader.size + frame.count < bestSize, PixelFrameHeader.size + frame.count <= best.count else { return }
             bestSize = PixelFrameHeader.size + frame.count
-            let header = PixelFrameHeader(transform: transform, codec: codec, geometry: pixels).encoded()
+            let header = PixelFrameHeader(transform: transform, codec: transform == .htj2k ? .raw : codec, geometry: pixels).encoded()
             header.withUnsafeBytes { best.copyMemory(from: $0) }
             UnsafeMutableRawBufferPointer(rebasing: best[PixelFrameHeader.size..<bestSize]).copyMemory(from: frame)
         }
+        for transform in profile.transforms(for: pixels) {
+            let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
+            if transform == .htj2k {
+                // Whole rows of one component only; the codestream holds rows x columns samples.
+                guard pixels.samplesPerPixel == 1, source.count % pixels.rowBytes == 0 else { continue }
+                PixelCoder.flipSigns(pixels, source, into: transformed)
+                var coded: UnsafeMutablePointer<UInt8>?
+                let size = cairn_htj2k_encode(transformed.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt32(pixels.columns),
+                                              UInt32(source.count / pixels.rowBytes), UInt32(pixels.bytesPerSample), &coded)
+                defer { cairn_htj2k_free(coded) }
+                if size > 0, let coded, size + 4 <= transformed.count {
+                    let codestream = UnsafeRawBufferPointer(start: coded, count: size)
+                    transformed.storeBytes(of: frameChecksum(codestream).littleEndian, as: UInt32.self)
+                    UnsafeMutableRawBufferPointer(rebasing: transformed[4..<(4 + size)]).copyMemory(from: codestream)
+                    keep(.htj2k, UnsafeRawBufferPointer(rebasing: transformed[0..<(4 + size)]))
+                }
+                continue
+            }
+            PixelCoder.forward(transform, pixels, source, into: transformed, scratch: samples)
+            keep(transform, try compressor.compress(UnsafeRawBufferPointer(transformed)))
+        }
+        guard bestSize < Int.max else { return (try compressor.compress(source), false) }
         let checkPlain = profile.plainCheckAbove.map { Double(bestSize) > $0 * Double(source.count) } ?? true
         if checkPlain {
             let plain = try compressor.compress(source)

@@ -1,3 +1,4 @@
+import COpenJPH
 import Testing
 @testable import CairnBlobs
 
@@ -39,7 +40,7 @@ struct SeededRandom: RandomNumberGenerator {
             let geometry = try #require(Self.randomGeometry(&rng))
             let length = Int(rng.next() % 6000)
             let original = Self.samples(length, smooth: round % 3 != 0, rng: &rng)
-            for transform in PixelTransform.allCases where transform != .shuffle || geometry.bytesPerSample == 2 {
+            for transform in PixelTransform.allCases where transform.isByteTransform && (transform != .shuffle || geometry.bytesPerSample == 2) {
                 var transformed = [UInt8](repeating: 0, count: length)
                 var restored = [UInt8](repeating: 0xAA, count: length)
                 let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: max(length, 1), alignment: 64)
@@ -79,6 +80,56 @@ struct SeededRandom: RandomNumberGenerator {
         }
     }
 
+    /// Archive tries HTJ2K on whole rows of one component: smooth signed 16-bit and 8-bit images
+    /// come back exactly, and a frame that is not whole rows never becomes an HTJ2K frame.
+    @Test func htj2kFramesRoundTrip() throws {
+        var rng = SeededRandom(seed: 17)
+        let decoder = try FrameDecoder()
+        for (bytesPerSample, signed) in [(2, true), (2, false), (1, false)] {
+            let geometry = try #require(PixelGeometry(bytesPerSample: bytesPerSample, samplesPerPixel: 1, columns: 200, isSigned: signed))
+            let encoder = try FrameEncoder(codec: .zstd, level: 19, maxFrameSize: 1 << 20)
+            for rows in [1, 7, 64] {
+                var bytes = [UInt8](repeating: 0, count: rows * geometry.rowBytes)
+                for i in 0..<(rows * 200) {
+                    let value = (i % 200) * 3 + (i / 200) + Int(rng.next() % 3) - (signed ? 300 : 0)
+                    for b in 0..<bytesPerSample { bytes[i * bytesPerSample + b] = UInt8(truncatingIfNeeded: value >> (8 * b)) }
+                }
+                let frame = try bytes.withUnsafeBytes { Array(try encoder.encode($0, pixels: geometry, profile: .archive).bytes) }
+                var restored = [UInt8](repeating: 0, count: bytes.count)
+                #expect(frame.withUnsafeBytes { source in restored.withUnsafeMutableBytes { decoder.decode(source, into: $0) } })
+                #expect(restored == bytes, "\(bytesPerSample) bytes, signed \(signed), \(rows) rows")
+            }
+            let ragged = [UInt8](repeating: 7, count: geometry.rowBytes + 1)
+            let frame = try ragged.withUnsafeBytes { Array(try encoder.encode($0, pixels: geometry, profile: .archive).bytes) }
+            #expect(frame.withUnsafeBytes { PixelFrameHeader.parse($0) }?.transform != .htj2k)
+            // An HTJ2K frame made directly (which transform wins depends on the image): decoded
+            // exactly, and refused when the codestream's shape is not the frame's.
+            let original = Self.samples(40 * geometry.rowBytes, smooth: true, rng: &rng)
+            var biased = original
+            biased.withUnsafeMutableBytes { PixelCoder.flipSigns(geometry, UnsafeRawBufferPointer($0), into: $0) }
+            var coded: UnsafeMutablePointer<UInt8>?
+            let size = cairn_htj2k_encode(biased, 200, 40, UInt32(bytesPerSample), &coded)
+            defer { cairn_htj2k_free(coded) }
+            let codestream = try #require(coded.map { Array(UnsafeBufferPointer(start: $0, count: size)) })
+            let sum = codestream.withUnsafeBytes { frameChecksum($0) }
+            let htj2kFrame = PixelFrameHeader(transform: .htj2k, codec: .raw, geometry: geometry).encoded()
+                + withUnsafeBytes(of: sum.littleEndian) { Array($0) } + codestream
+            var restored = [UInt8](repeating: 0, count: original.count)
+            #expect(htj2kFrame.withUnsafeBytes { source in restored.withUnsafeMutableBytes { decoder.decode(source, into: $0) } })
+            #expect(restored == original, "HTJ2K frame, \(bytesPerSample) bytes, signed \(signed)")
+            var shorter = [UInt8](repeating: 0, count: original.count - geometry.rowBytes)
+            #expect(!htj2kFrame.withUnsafeBytes { source in shorter.withUnsafeMutableBytes { decoder.decode(source, into: $0) } })
+            // Damaged codestreams fail their own checksum before OpenJPH parses them.
+            for _ in 0..<200 {
+                var damaged = htj2kFrame
+                let at = PixelFrameHeader.size + Int(rng.next() % UInt64(codestream.count + 4))
+                if rng.next() % 4 == 0 { damaged = Array(damaged.prefix(at)) } else { damaged[at] ^= UInt8(1 << (rng.next() % 8)) }
+                let decoded = damaged.withUnsafeBytes { source in restored.withUnsafeMutableBytes { decoder.decode(source, into: $0) } }
+                #expect(!decoded)
+            }
+        }
+    }
+
     @Test func headerRoundTripsAndRefusesEveryDamagedField() throws {
         let geometry = try #require(PixelGeometry(bytesPerSample: 2, samplesPerPixel: 3, columns: 1841, isSigned: true))
         let header = PixelFrameHeader(transform: .med, codec: .lz4, geometry: geometry)
@@ -96,6 +147,12 @@ struct SeededRandom: RandomNumberGenerator {
         var shuffle8 = PixelFrameHeader(transform: .shuffle, codec: .zstd, geometry: geometry).encoded()
         shuffle8[6] = 1
         #expect(shuffle8.withUnsafeBytes { PixelFrameHeader.parse($0) } == nil, "byte planes of 8-bit samples")
+        var htj2k = PixelFrameHeader(transform: .htj2k, codec: .raw, geometry: geometry).encoded()
+        #expect(htj2k.withUnsafeBytes { PixelFrameHeader.parse($0) } == nil, "HTJ2K of three components")
+        htj2k[7] = 1
+        #expect(htj2k.withUnsafeBytes { PixelFrameHeader.parse($0) }?.transform == .htj2k)
+        htj2k[5] = 1
+        #expect(htj2k.withUnsafeBytes { PixelFrameHeader.parse($0) } == nil, "HTJ2K with an inner codec")
         #expect(Array(bytes.prefix(15)).withUnsafeBytes { PixelFrameHeader.parse($0) } == nil)
     }
 

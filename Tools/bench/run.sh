@@ -26,8 +26,6 @@ shared=../shared/dicom
 if [ "${1:-}" = "--mount-only" ]; then
     exec .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
 fi
-# The image-codec anchors (CharLS, OpenJPH) come as imagecodecs wheels; only the benchmarks need them.
-.venv/bin/pip install -q --disable-pip-version-check "imagecodecs>=2024.1"
 if [ "${1:-}" = "--pixel-only" ]; then
     exec .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
 fi
