@@ -2,6 +2,7 @@
 #include "cairn_htj2k.h"
 
 #include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -36,6 +37,12 @@ void installHandlers() {
         ojph::configure_error(&error);
         ojph::configure_warning(&warning);
         ojph::configure_info(&info);
+        // Some of OpenJPH's messages bypass the handlers and print to these streams.
+        if (FILE *sink = std::fopen("/dev/null", "w")) {
+            ojph::set_error_stream(sink);
+            ojph::set_warning_stream(sink);
+            ojph::set_info_stream(sink);
+        }
         return true;
     }();
     (void)installed;

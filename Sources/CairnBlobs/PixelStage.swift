@@ -175,15 +175,26 @@ public enum PixelCoder {
         geometry.isSigned ? T(1) << (T.bitWidth - 1) : 0
     }
 
+    /// What both directions start with: the number of whole samples, the trailing byte carried
+    /// over as is, and the sample array in `scratch`. Nil for an empty frame.
+    private static func prepare<T: FixedWidthInteger & UnsignedInteger>(
+        _: T.Type, _ source: UnsafeRawBufferPointer, _ destination: UnsafeMutableRawBufferPointer,
+        _ scratch: UnsafeMutableRawBufferPointer
+    ) -> (Int, UnsafeRawPointer, UnsafeMutableRawPointer, UnsafeMutablePointer<T>)? {
+        let count = source.count / MemoryLayout<T>.size
+        guard let input = source.baseAddress, let output = destination.baseAddress, let base = scratch.baseAddress else { return nil }
+        if source.count > count * MemoryLayout<T>.size {
+            output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self)
+        }
+        return (count, input, output, base.bindMemory(to: T.self, capacity: count))
+    }
+
     private static func forward<T: FixedWidthInteger & UnsignedInteger>(
         _: T.Type, _ transform: PixelTransform, _ geometry: PixelGeometry, _ source: UnsafeRawBufferPointer,
         _ destination: UnsafeMutableRawBufferPointer, _ scratch: UnsafeMutableRawBufferPointer
     ) {
         let width = MemoryLayout<T>.size
-        let count = source.count / width
-        guard let input = source.baseAddress, let output = destination.baseAddress, let base = scratch.baseAddress else { return }
-        if source.count > count * width { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
-        let values = base.bindMemory(to: T.self, capacity: count)
+        guard let (count, input, output, values) = prepare(T.self, source, destination, scratch) else { return }
         let bias = transform == .shuffle ? 0 : signBias(T.self, geometry)
         for i in 0..<count { values[i] = T(littleEndian: input.loadUnaligned(fromByteOffset: i * width, as: T.self)) ^ bias }
         let low = output.assumingMemoryBound(to: UInt8.self), high = low + count
@@ -217,10 +228,7 @@ public enum PixelCoder {
         _ destination: UnsafeMutableRawBufferPointer, _ scratch: UnsafeMutableRawBufferPointer
     ) {
         let width = MemoryLayout<T>.size
-        let count = source.count / width
-        guard let input = source.baseAddress, let output = destination.baseAddress, let base = scratch.baseAddress else { return }
-        if source.count > count * width { output.storeBytes(of: source[source.count - 1], toByteOffset: destination.count - 1, as: UInt8.self) }
-        let values = base.bindMemory(to: T.self, capacity: count)
+        guard let (count, input, output, values) = prepare(T.self, source, destination, scratch) else { return }
         let low = input.assumingMemoryBound(to: UInt8.self), high = low + count
         @inline(__always) func planes(_ i: Int) -> T {
             width == 2 ? T(truncatingIfNeeded: UInt16(low[i]) | UInt16(high[i]) << 8) : T(truncatingIfNeeded: low[i])

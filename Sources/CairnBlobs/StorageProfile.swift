@@ -1,4 +1,5 @@
 import COpenJPH
+import Glibc
 /// What a provider picks per dataset: how blobs trade disk for read speed. Each profile names the
 /// codec and level of every frame, the pixel transforms tried on native pixel data, and the
 /// smallest frame size it uses (chosen on `Tools/bench/pixel_bench.py`; README "Blob files").
@@ -124,7 +125,13 @@ public final class FrameEncoder {
                 let size = cairn_htj2k_encode(transformed.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt32(pixels.columns),
                                               UInt32(source.count / pixels.rowBytes), UInt32(pixels.bytesPerSample), &coded)
                 defer { cairn_htj2k_free(coded) }
-                if size > 0, let coded, size + 4 <= transformed.count {
+                // OpenJPH 0.9 writes codestreams it then decodes wrongly (16-bit samples spanning the
+                // whole range, say): a codestream is kept only when it decodes back to these samples.
+                if size > 0, let coded, size + 4 <= transformed.count,
+                   let check = samples.baseAddress?.assumingMemoryBound(to: UInt8.self), let biased = transformed.baseAddress,
+                   cairn_htj2k_decode(coded, size, UInt32(pixels.columns), UInt32(source.count / pixels.rowBytes),
+                                      UInt32(pixels.bytesPerSample), check) == 0,
+                   memcmp(check, biased, source.count) == 0 {
                     let codestream = UnsafeRawBufferPointer(start: coded, count: size)
                     transformed.storeBytes(of: frameChecksum(codestream).littleEndian, as: UInt32.self)
                     UnsafeMutableRawBufferPointer(rebasing: transformed[4..<(4 + size)]).copyMemory(from: codestream)

@@ -99,6 +99,13 @@ struct SeededRandom: RandomNumberGenerator {
                 #expect(frame.withUnsafeBytes { source in restored.withUnsafeMutableBytes { decoder.decode(source, into: $0) } })
                 #expect(restored == bytes, "\(bytesPerSample) bytes, signed \(signed), \(rows) rows")
             }
+            // Full-range 16-bit noise, which OpenJPH 0.9 encodes to a codestream it decodes wrongly:
+            // the encoder's check keeps it out, and the frame still round-trips.
+            let noise = Self.samples(16 * geometry.rowBytes, smooth: false, rng: &rng)
+            let noiseFrame = try noise.withUnsafeBytes { Array(try encoder.encode($0, pixels: geometry, profile: .archive).bytes) }
+            var noiseBack = [UInt8](repeating: 0, count: noise.count)
+            #expect(noiseFrame.withUnsafeBytes { source in noiseBack.withUnsafeMutableBytes { decoder.decode(source, into: $0) } })
+            #expect(noiseBack == noise)
             let ragged = [UInt8](repeating: 7, count: geometry.rowBytes + 1)
             let frame = try ragged.withUnsafeBytes { Array(try encoder.encode($0, pixels: geometry, profile: .archive).bytes) }
             #expect(frame.withUnsafeBytes { PixelFrameHeader.parse($0) }?.transform != .htj2k)

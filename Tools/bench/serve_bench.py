@@ -116,14 +116,14 @@ def rss(pid):
 
 
 class Cairn:
-    def __init__(self, files, work: Path):
+    def __init__(self, files, work: Path, ingest_args=()):
         self.data = work / "cairn-data"
         shutil.rmtree(self.data, ignore_errors=True)
         cairn = str(RELEASE / "cairn")
         run = lambda *a: subprocess.run([cairn, *a, "--data", str(self.data)], capture_output=True, text=True, check=True)
         run("init")
         run("dataset", "create", "bench", "--deid-policy", "accept")
-        run("ingest", "--dataset", "bench", *map(str, files))
+        run("ingest", "--dataset", "bench", *ingest_args, *map(str, files))
         self.stored = json.loads(run("stats", "--json").stdout)["stored_bytes"]
         self.token = run("token", "issue", "--subject", "bench", "--datasets", "bench", "--ttl", "1d").stdout.strip()
         entries = [json.loads(l) for l in run("ls", "--dataset", "bench", "--json").stdout.splitlines() if l.strip()]
@@ -224,6 +224,8 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sustain-seconds", type=int, default=600)
+    parser.add_argument("--profile", choices=["archive", "balanced", "fast"],
+                        help="ingest the corpus under this storage profile (default: the node's default, balanced)")
     args = parser.parse_args()
     args.corpus = args.corpus.resolve()
     files = sorted(p for p in args.corpus.rglob("*") if p.is_file())
@@ -232,7 +234,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     print(f"corpus: {len(files)} files, {total / 1e6:.0f} MB")
 
-    cairn = Cairn(files, work)
+    cairn = Cairn(files, work, ["--profile", args.profile] if args.profile else [])
     orthanc = Orthanc(files, work)
     nginx = Nginx(args.corpus, files, work)
     lines = []
@@ -283,7 +285,7 @@ def main():
     finally:
         for server in (cairn, orthanc, nginx):
             server.stop()
-    report = OUT / "serve-latest.md"
+    report = OUT / (f"serve-{args.profile}-latest.md" if args.profile else "serve-latest.md")
     report.write_text("\n".join(lines) + "\n")
     print(f"written to {report}")
 

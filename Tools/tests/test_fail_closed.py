@@ -101,7 +101,7 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
                      f"Content-Length: 100000\r\n\r\n{{".encode())
         try:
             wait_until(lambda: requests.put(f"{hub.url}/v1/nodes/honest/datasets/z/snapshots/{digest}", data=b"{}",
-                                            timeout=30).status_code == 503, timeout=10, what="honest's slot to be taken")
+                                            timeout=30).status_code == 503, timeout=30, what="honest's slot to be taken")
             body2, digest2 = signed_snapshot(other, "other", "x", entries)
             assert requests.put(f"{hub.url}/v1/nodes/other/datasets/x/snapshots/{digest2}", data=body2, timeout=30).status_code == 201
         finally:
