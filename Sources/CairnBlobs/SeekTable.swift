@@ -129,50 +129,47 @@ public struct SeekTable: Equatable, Sendable {
         return table
     }
 
+    /// Why the end of a file is not a seek table that accounts for the whole file.
+    package enum TrailerError: Error, CustomStringConvertible, Equatable {
+        case tooShort
+        case footer(ParseError)
+        case longerThanFile
+        case table(ParseError)
+        case framesDoNotFill(covered: UInt64, available: UInt64)
+
+        public var description: String {
+            switch self {
+            case .tooShort: return "too short for a seek table"
+            case .footer(let error): return "seek table footer: \(error)"
+            case .longerThanFile: return "seek table longer than the file"
+            case .table(let error): return "seek table: \(error)"
+            case .framesDoNotFill(let covered, let available): return "frames cover \(covered) bytes but the file has \(available)"
+            }
+        }
+    }
+
+    /// Bytes of a file's end read first: they usually hold the footer and the whole table.
+    package static let tailRead = 4096
+
+    /// The seek table ending a framed blob file of `fileSize` bytes, checked to account for every
+    /// byte before it. `tail(n)` returns the file's last `n` bytes (its errors pass through).
+    package static func read(fileSize: UInt64, tail: (Int) throws -> [UInt8]) throws -> SeekTable {
+        guard fileSize >= UInt64(headerSize + footerSize) else { throw TrailerError.tooShort }
+        let end = try tail(Int(min(fileSize, UInt64(tailRead))))
+        let size: Int
+        do { size = try tableSize(fromFooter: Array(end.suffix(footerSize))) } catch { throw TrailerError.footer(error) }
+        guard UInt64(size) <= fileSize else { throw TrailerError.longerThanFile }
+        let table: SeekTable
+        do { table = try parse(size <= end.count ? Array(end.suffix(size)) : try tail(size)) } catch let error as ParseError {
+            throw TrailerError.table(error)
+        }
+        guard table.compressedSize + UInt64(size) == fileSize else {
+            throw TrailerError.framesDoNotFill(covered: table.compressedSize, available: fileSize - UInt64(size))
+        }
+        return table
+    }
+
     private static func readU32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
         UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-    }
-}
-
-/// A whole blob file decoded in memory, with the checks every read makes: the seek table's
-/// bounds, each frame's decoding and its checksum. For tools and fuzzing; the store reads blob
-/// files by range through `BlobReader`.
-public enum FramedBlob {
-    public enum DecodeError: Error, Equatable {
-        case seekTable(String)
-        case frame(index: Int)
-    }
-
-    /// The original bytes of a framed (zstd, lz4 or pixel) blob file.
-    public static func decode(_ file: [UInt8], decoder: FrameDecoder) throws(DecodeError) -> [UInt8] {
-        guard file.count >= SeekTable.headerSize + SeekTable.footerSize else { throw .seekTable("too short") }
-        let table: SeekTable
-        do {
-            let size = try SeekTable.tableSize(fromFooter: Array(file.suffix(SeekTable.footerSize)))
-            guard size <= file.count else { throw DecodeError.seekTable("longer than the file") }
-            table = try SeekTable.parse(Array(file.suffix(size)))
-            guard table.compressedSize + UInt64(size) == UInt64(file.count) else { throw DecodeError.seekTable("frames do not fill the file") }
-        } catch let error as DecodeError {
-            throw error
-        } catch {
-            throw .seekTable("\(error)")
-        }
-        // The output grows frame by frame, and a frame too short for a magic is refused before its
-        // declared size is allocated: declared sizes alone never size a buffer.
-        var out: [UInt8] = []
-        for index in 0..<table.frameCount {
-            let stored = Int(table.compressedOffsets[index])..<Int(table.compressedOffsets[index + 1])
-            guard stored.count >= 4 else { throw .frame(index: index) }
-            var frame = [UInt8](repeating: 0, count: Int(table.entries[index].decompressedSize))
-            let ok = file.withUnsafeBytes { source in
-                frame.withUnsafeMutableBytes { destination in
-                    decoder.decode(UnsafeRawBufferPointer(rebasing: source[stored]), into: destination)
-                        && frameChecksum(UnsafeRawBufferPointer(destination)) == table.entries[index].checksum
-                }
-            }
-            guard ok else { throw .frame(index: index) }
-            out += frame
-        }
-        return out
     }
 }

@@ -53,25 +53,12 @@ public final class BlobReader {
     }
 
     private static func readTable(_ file: PosixFile, fileSize: UInt64, digest: BlobDigest) throws -> SeekTable {
-        func corrupt(_ reason: String) -> StoreError { .corruptBlob(digest, path: file.path, reason: reason) }
-        guard fileSize >= UInt64(SeekTable.headerSize + SeekTable.footerSize) else { throw corrupt("too short for a seek table") }
-        // One read of the file's tail usually holds the footer and the whole table.
-        let tail = try readTail(file, count: Int(min(fileSize, UInt64(Self.tailRead))), fileSize: fileSize)
-        let tableSize: Int
-        do { tableSize = try SeekTable.tableSize(fromFooter: Array(tail.suffix(SeekTable.footerSize))) } catch {
-            throw corrupt("seek table footer: \(error)")
+        do {
+            return try SeekTable.read(fileSize: fileSize) { try readTail(file, count: $0, fileSize: fileSize) }
+        } catch let error as SeekTable.TrailerError {
+            throw StoreError.corruptBlob(digest, path: file.path, reason: "\(error)")
         }
-        guard UInt64(tableSize) <= fileSize else { throw corrupt("seek table longer than the file") }
-        let bytes = tableSize <= tail.count ? Array(tail.suffix(tableSize)) : try readTail(file, count: tableSize, fileSize: fileSize)
-        let table: SeekTable
-        do { table = try SeekTable.parse(bytes) } catch { throw corrupt("seek table: \(error)") }
-        guard table.compressedSize + UInt64(tableSize) == fileSize else {
-            throw corrupt("frames cover \(table.compressedSize) bytes but the file has \(fileSize - UInt64(tableSize))")
-        }
-        return table
     }
-
-    static let tailRead = 4096
 
     private static func readTail(_ file: PosixFile, count: Int, fileSize: UInt64) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
