@@ -69,15 +69,24 @@ public struct PixelFrameHeader: Sendable, Equatable {
         }
     }
 
+    /// Writes the header into the first `size` bytes of `buffer`.
+    public func write(into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count >= Self.size)
+        buffer.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer[4] = transform.rawValue
+        buffer[5] = Self.codecID(codec)
+        buffer[6] = UInt8(geometry.bytesPerSample)
+        buffer[7] = UInt8(geometry.samplesPerPixel)
+        buffer.storeBytes(of: UInt32(geometry.columns).littleEndian, toByteOffset: 8, as: UInt32.self)
+        buffer[12] = geometry.isSigned ? 1 : 0
+        buffer[13] = 0
+        buffer[14] = 0
+        buffer[15] = 0
+    }
+
     public func encoded() -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Self.size)
-        withUnsafeBytes(of: Self.magic.littleEndian) { for i in 0..<4 { out[i] = $0[i] } }
-        out[4] = transform.rawValue
-        out[5] = Self.codecID(codec)
-        out[6] = UInt8(geometry.bytesPerSample)
-        out[7] = UInt8(geometry.samplesPerPixel)
-        withUnsafeBytes(of: UInt32(geometry.columns).littleEndian) { for i in 0..<4 { out[8 + i] = $0[i] } }
-        out[12] = geometry.isSigned ? 1 : 0
+        out.withUnsafeMutableBytes { write(into: $0) }
         return out
     }
 

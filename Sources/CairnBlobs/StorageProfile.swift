@@ -84,7 +84,8 @@ public final class FrameEncoder {
     private let compressor: FrameCompressor
     private let residuals: UnsafeMutableRawBufferPointer
     private let samples: UnsafeMutableRawBufferPointer
-    private let best: UnsafeMutableRawBufferPointer
+    /// The pixel frame being built: header, then payload.
+    private let pixelFrame: UnsafeMutableRawBufferPointer
 
     public init(codec: BlobCodec, level: Int, maxFrameSize: Int) throws {
         self.codec = codec
@@ -92,61 +93,79 @@ public final class FrameEncoder {
         compressor = try FrameCompressor(codec: codec, level: level, maxFrameSize: maxFrameSize)
         residuals = .allocate(byteCount: maxFrameSize, alignment: 64)
         samples = .allocate(byteCount: maxFrameSize, alignment: 64)
-        best = .allocate(byteCount: PixelFrameHeader.size + compressor.bound, alignment: 64)
+        pixelFrame = .allocate(byteCount: PixelFrameHeader.size + compressor.bound, alignment: 64)
     }
 
     deinit {
         residuals.deallocate()
         samples.deallocate()
-        best.deallocate()
+        pixelFrame.deallocate()
     }
 
-    /// The encoded frame (valid until the next call) and whether it is a pixel frame.
+    /// The encoded frame (valid until the next call) and whether it is a pixel frame. The first of
+    /// the profile's transforms that applies makes the pixel frame; the plain frame replaces it
+    /// when the transform hardly helped and the plain frame is smaller.
     public func encode(_ source: UnsafeRawBufferPointer, pixels: PixelGeometry?, profile: StorageProfile?) throws
         -> (bytes: UnsafeRawBufferPointer, isPixelFrame: Bool) {
-        guard let pixels, let profile, source.count >= pixels.bytesPerSample else {
-            return (try compressor.compress(source), false)
-        }
-        var bestSize = Int.max
-        func keep(_ transform: PixelTransform, _ frame: UnsafeRawBufferPointer) {
-            guard PixelFrameHeader.size + frame.count < bestSize, PixelFrameHeader.size + frame.count <= best.count else { return }
-            bestSize = PixelFrameHeader.size + frame.count
-            let header = PixelFrameHeader(transform: transform, codec: transform == .htj2k ? .raw : codec, geometry: pixels).encoded()
-            header.withUnsafeBytes { best.copyMemory(from: $0) }
-            UnsafeMutableRawBufferPointer(rebasing: best[PixelFrameHeader.size..<bestSize]).copyMemory(from: frame)
-        }
-        for transform in profile.transforms(for: pixels) where bestSize == Int.max {
-            let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
-            if transform == .htj2k {
-                // Whole rows of one component only; the codestream holds rows x columns samples.
-                guard pixels.samplesPerPixel == 1, source.count % pixels.rowBytes == 0 else { continue }
-                PixelCoder.flipSigns(pixels, source, into: transformed)
-                var coded: UnsafeMutablePointer<UInt8>?
-                let size = cairn_htj2k_encode(transformed.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt32(pixels.columns),
-                                              UInt32(source.count / pixels.rowBytes), UInt32(pixels.bytesPerSample), &coded)
-                defer { cairn_htj2k_free(coded) }
-                // OpenJPH 0.9 writes codestreams it then decodes wrongly (16-bit samples spanning the
-                // whole range, say): a codestream is kept only when it decodes back to these samples.
-                if size > 0, let coded, size + 4 <= transformed.count,
-                   let check = samples.baseAddress?.assumingMemoryBound(to: UInt8.self), let biased = transformed.baseAddress,
-                   cairn_htj2k_decode(coded, size, UInt32(pixels.columns), UInt32(source.count / pixels.rowBytes),
-                                      UInt32(pixels.bytesPerSample), check) == 0,
-                   memcmp(check, biased, source.count) == 0 {
-                    let codestream = UnsafeRawBufferPointer(start: coded, count: size)
-                    transformed.storeBytes(of: frameChecksum(codestream).littleEndian, as: UInt32.self)
-                    UnsafeMutableRawBufferPointer(rebasing: transformed[4..<(4 + size)]).copyMemory(from: codestream)
-                    keep(.htj2k, UnsafeRawBufferPointer(rebasing: transformed[0..<(4 + size)]))
-                }
-                continue
-            }
-            PixelCoder.forward(transform, pixels, source, into: transformed, scratch: samples)
-            keep(transform, try compressor.compress(UnsafeRawBufferPointer(transformed)))
-        }
-        guard bestSize < Int.max else { return (try compressor.compress(source), false) }
-        if Double(bestSize) > profile.plainCheckAbove * Double(source.count) {
+        guard let pixels, let profile, source.count >= pixels.bytesPerSample, let frame = try firstPixelFrame(profile, pixels, source)
+        else { return (try compressor.compress(source), false) }
+        if Double(frame.count) > profile.plainCheckAbove * Double(source.count) {
             let plain = try compressor.compress(source)
-            if plain.count <= bestSize { return (plain, false) }
+            if plain.count <= frame.count { return (plain, false) }
         }
-        return (UnsafeRawBufferPointer(rebasing: best[0..<bestSize]), true)
+        return (frame, true)
+    }
+
+    /// The pixel frame of the first of the profile's transforms that applies (each call of
+    /// `pixelFrame` reuses the same buffer, so they are tried one at a time).
+    private func firstPixelFrame(_ profile: StorageProfile, _ pixels: PixelGeometry, _ source: UnsafeRawBufferPointer) throws
+        -> UnsafeRawBufferPointer? {
+        for transform in profile.transforms(for: pixels) {
+            if let frame = try pixelFrame(transform, pixels, source) { return frame }
+        }
+        return nil
+    }
+
+    /// `source` as a pixel frame under `transform` in `pixelFrame`, or nil when the transform does
+    /// not apply to it (or would not fit the buffer).
+    private func pixelFrame(_ transform: PixelTransform, _ pixels: PixelGeometry, _ source: UnsafeRawBufferPointer) throws
+        -> UnsafeRawBufferPointer? {
+        let payload: UnsafeRawBufferPointer
+        if transform == .htj2k {
+            guard let codestream = htj2kPayload(pixels, source) else { return nil }
+            payload = codestream
+        } else {
+            let transformed = UnsafeMutableRawBufferPointer(rebasing: residuals[0..<source.count])
+            PixelCoder.forward(transform, pixels, source, into: transformed, scratch: samples)
+            payload = try compressor.compress(UnsafeRawBufferPointer(transformed))
+        }
+        let size = PixelFrameHeader.size + payload.count
+        guard size <= pixelFrame.count else { return nil }
+        PixelFrameHeader(transform: transform, codec: transform == .htj2k ? .raw : codec, geometry: pixels)
+            .write(into: pixelFrame)
+        UnsafeMutableRawBufferPointer(rebasing: pixelFrame[PixelFrameHeader.size..<size]).copyMemory(from: payload)
+        return UnsafeRawBufferPointer(rebasing: pixelFrame[0..<size])
+    }
+
+    /// The HTJ2K payload (checksum, codestream) of whole rows of one component, in `residuals`; nil
+    /// when the frame is not whole rows of one component or OpenJPH fails. OpenJPH 0.9 writes
+    /// codestreams it then decodes wrongly (16-bit samples spanning the whole range, say), so a
+    /// codestream is kept only when it decodes back to the same samples.
+    private func htj2kPayload(_ pixels: PixelGeometry, _ source: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        guard pixels.samplesPerPixel == 1, source.count % pixels.rowBytes == 0,
+              let biased = samples.baseAddress?.assumingMemoryBound(to: UInt8.self),
+              let check = residuals.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return nil }
+        let rows = UInt32(source.count / pixels.rowBytes), columns = UInt32(pixels.columns), width = UInt32(pixels.bytesPerSample)
+        PixelCoder.flipSigns(pixels, source, into: UnsafeMutableRawBufferPointer(rebasing: samples[0..<source.count]))
+        var coded: UnsafeMutablePointer<UInt8>?
+        let size = cairn_htj2k_encode(biased, columns, rows, width, &coded)
+        defer { cairn_htj2k_free(coded) }
+        guard size > 0, let coded, size + 4 <= residuals.count,
+              cairn_htj2k_decode(coded, size, columns, rows, width, check) == 0, memcmp(check, biased, source.count) == 0
+        else { return nil }
+        let codestream = UnsafeRawBufferPointer(start: coded, count: size)
+        residuals.storeBytes(of: frameChecksum(codestream).littleEndian, as: UInt32.self)
+        UnsafeMutableRawBufferPointer(rebasing: residuals[4..<(4 + size)]).copyMemory(from: codestream)
+        return UnsafeRawBufferPointer(rebasing: residuals[0..<(4 + size)])
     }
 }
