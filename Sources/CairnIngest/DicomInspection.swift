@@ -22,7 +22,7 @@ struct DicomInspection {
             let layout = PixelDataLayout(file: file)
             record = InstanceRecord(file: file, layout: layout)
             cutPoints = layout.cutPoints
-            pixels = layout.native.flatMap(PixelRegion.init(native:))
+            pixels = layout.pixelRegion
         }
     }
 
@@ -51,6 +51,11 @@ struct DicomInspection {
     struct Refusal: Error {
         let reason: String
     }
+}
+
+extension PixelDataLayout {
+    /// Where the write's pixel stage applies: the native pixel data, when its samples are ones it transforms.
+    var pixelRegion: PixelRegion? { native.flatMap(PixelRegion.init(native:)) }
 }
 
 extension PixelRegion {

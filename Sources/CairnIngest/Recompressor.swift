@@ -60,15 +60,12 @@ public enum Recompressor {
         }
     }
 
-    /// The frame layout ingest would give the blob's bytes: DICOM cut points and native pixel data.
+    /// Rewrites with the frame layout ingest would give the blob's bytes (DICOM cut points, native
+    /// pixel data), read from the blob with the reader that then streams it.
     static func rewrite(_ record: BlobRecord, in store: BlobStore, profile: StorageProfile) throws -> RewriteOutcome {
-        var cutPoints: [UInt64] = []
-        var pixels: PixelRegion?
-        if let file = try? store.reader(for: record).parseDicom() {
-            let layout = PixelDataLayout(file: file)
-            cutPoints = layout.cutPoints
-            pixels = layout.native.flatMap(PixelRegion.init(native:))
-        }
-        return try store.rewrite(record, profile: profile, cutPoints: cutPoints, pixels: pixels)
+        let source = try store.reader(for: record)
+        let layout = (try? source.parseDicom()).map(PixelDataLayout.init(file:))
+        return try store.rewrite(record, from: source, profile: profile, cutPoints: layout?.cutPoints ?? [],
+                                 pixels: layout?.pixelRegion)
     }
 }

@@ -15,7 +15,7 @@ public func ingestFile(at path: String, into store: BlobStore, dataset: String, 
                        options: WriteOptions = .init(), admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> SingleIngestOutcome {
     guard let info = try store.dataset(dataset) else { throw StoreError.invalidArgument("dataset '\(dataset)' does not exist") }
     var options = options
-    if options.codec == .auto && options.profile == nil { options.profile = info.storageProfile ?? .default }
+    if options.codec == .auto && options.profile == nil { options.profile = info.writeProfile }
     switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options,
                                      admit: admit) {
     case .failure(let refusal): return .refused(reason: refusal.reason)

@@ -19,38 +19,34 @@ extension BlobStore {
     /// `after`. Raw blobs are left alone: a reader that opened a raw blob's row must never find a
     /// framed file, whose bytes it would serve unchecked.
     public func blobsToRecompress(profile: StorageProfile, dataset: String?, after: String, limit: Int) throws -> [BlobRecord] {
-        try index.read { db in
-            let inDataset = dataset == nil ? "" : "AND digest IN (SELECT digest FROM dataset_blobs WHERE dataset_id = ?)"
-            var arguments: StatementArguments = [profile.rawValue, after]
-            if let dataset { arguments += [dataset] }
-            arguments += [limit]
-            return try Row.fetchAll(db, sql: """
-                SELECT * FROM blobs WHERE codec != 'raw' AND state = 'ok' AND (profile IS NULL OR profile != ?)
-                    AND digest > ? \(inDataset) ORDER BY digest LIMIT ?
-                """, arguments: arguments).map(BlobRecord.init)
+        let (condition, arguments) = Self.toRecompress(profile: profile, dataset: dataset)
+        return try index.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE \(condition) AND digest > ? ORDER BY digest LIMIT ?",
+                             arguments: arguments + [after, limit]).map(BlobRecord.init)
         }
     }
 
     /// How many blobs `blobsToRecompress` would go through, for progress.
     public func countToRecompress(profile: StorageProfile, dataset: String?) throws -> Int {
-        try index.read { db in
-            let inDataset = dataset == nil ? "" : "AND digest IN (SELECT digest FROM dataset_blobs WHERE dataset_id = ?)"
-            var arguments: StatementArguments = [profile.rawValue]
-            if let dataset { arguments += [dataset] }
-            return try Int.fetchOne(db, sql: """
-                SELECT count(*) FROM blobs WHERE codec != 'raw' AND state = 'ok' AND (profile IS NULL OR profile != ?) \(inDataset)
-                """, arguments: arguments) ?? 0
-        }
+        let (condition, arguments) = Self.toRecompress(profile: profile, dataset: dataset)
+        return try index.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs WHERE \(condition)", arguments: arguments) ?? 0 }
     }
 
-    /// Rewrites one framed blob under `profile`, in place and crash-safe: its original bytes are
+    /// The blobs a recompress goes through: framed, intact, not under `profile`, in `dataset` if given.
+    private static func toRecompress(profile: StorageProfile, dataset: String?) -> (String, StatementArguments) {
+        let condition = "codec != 'raw' AND state = 'ok' AND (profile IS NULL OR profile != ?)"
+        guard let dataset else { return (condition, [profile.rawValue]) }
+        return (condition + " AND digest IN (SELECT digest FROM dataset_blobs WHERE dataset_id = ?)", [profile.rawValue, dataset])
+    }
+
+    /// Rewrites one framed blob under `profile` from `source` (a reader of it), in place and crash-safe: its original bytes are
     /// read through their frame checksums into a new temp file, which must hash to the same digest,
     /// is made durable, and replaces the blob file by rename inside the transaction that updates
     /// its row. A crash before the rename leaves the old file; after it, the new file under the old
     /// row, which reads the same bytes (frames decode by their own magic) and which a resumed run
     /// rewrites again, correcting the row.
-    public func rewrite(_ record: BlobRecord, profile: StorageProfile, cutPoints: [UInt64], pixels: PixelRegion?) throws -> RewriteOutcome {
-        let source = try reader(for: record)
+    public func rewrite(_ record: BlobRecord, from source: BlobReader, profile: StorageProfile, cutPoints: [UInt64],
+                        pixels: PixelRegion?) throws -> RewriteOutcome {
         let staged = try stage(options: WriteOptions(profile: profile), dataset: "", name: nil, cutPoints: cutPoints,
                                pixels: pixels) { writer in
             try source.read(0..<source.size) { try writer.write($0) }

@@ -24,6 +24,8 @@ public struct DatasetInfo: Sendable, Equatable {
     public var diagnosis: String?
     /// How its blobs are written unless ingest names a profile or codec (nil: `StorageProfile.default`).
     public var storageProfile: StorageProfile?
+    /// The profile its writes take unless told otherwise.
+    public var writeProfile: StorageProfile { storageProfile ?? .default }
     public var createdAt: Date
 
     /// What ingest into this dataset must check.

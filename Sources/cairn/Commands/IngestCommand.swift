@@ -64,7 +64,7 @@ struct IngestCommand: ParsableCommand {
         if let codec, let choice = CodecChoice(rawValue: codec) {
             options = WriteOptions(codec: choice, level: level, frameSize: frameSize)
         } else {
-            let chosen = try profile.flatMap(StorageProfile.init) ?? store.dataset(dataset)?.storageProfile ?? .default
+            let chosen = try profile.flatMap(StorageProfile.init) ?? store.dataset(dataset)?.writeProfile ?? .default
             options = WriteOptions(frameSize: frameSize, profile: chosen)
         }
         let runner = IngestRunner(store: store, options: options, dataset: dataset, jobs: jobs)
