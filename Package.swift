@@ -136,9 +136,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "cairn-bench", dependencies: ["CairnAudit", "CairnBlobs", "CairnStore", "CairnDICOM", "CairnIngest"], path: "Tools/bench/CairnBench"),
-        .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation"]),
-        .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH"]),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
+        // What the test targets share (a seeded generator), so each randomized test prints a reproducible seed.
+        .target(name: "CairnTestSupport", path: "Tests/CairnTestSupport"),
+        .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
+        .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnMountTests", dependencies: ["CairnMount", "CairnBlobs", "CairnStore"]),
@@ -152,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "CairnNodeTests",
             dependencies: [
-                "CairnNode", "CairnBlobs", "CairnStore", "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth",
+                "CairnNode", "CairnBlobs", "CairnStore", "CairnFoundation", "CairnAudit", "CairnTestSupport", "CairnManifest", "CairnHTTP", "CairnAuth",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -1,3 +1,4 @@
+import CairnTestSupport
 @testable import CairnFoundation
 import Testing
 
@@ -68,18 +69,5 @@ import Testing
         }
         #expect(inflater.output.count <= 16)
         #expect(ZstdBuffer.decompress(frame, limit: 1 << 30) == nil)
-    }
-}
-
-/// SplitMix64, so a failure reproduces from the printed seed.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import CairnTestSupport
 import CairnDICOM
 import CairnHTTP
 @testable import CairnStore
