@@ -96,12 +96,28 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         import socket
         other = Ed25519PrivateKey.generate()
         hub.cli("enroll", "other", b64url_encode(other.public_key().public_bytes_raw()))
-        slow = socket.create_connection(("127.0.0.1", hub.port))
-        slow.sendall(f"PUT /v1/nodes/honest/datasets/y/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
-                     f"Content-Length: 100000\r\n\r\n{{".encode())
+        import select
+        slow = None
+
+        def trickle():
+            nonlocal slow
+            slow = socket.create_connection(("127.0.0.1", hub.port))
+            slow.sendall(f"PUT /v1/nodes/honest/datasets/y/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: 100000\r\n\r\n{{".encode())
+
+        def slot_taken():
+            # The probe is a push in honest's name too, so it races the trickler for the slot: when the
+            # probe wins, the trickler is answered 503 (its socket turns readable) and starts over.
+            if select.select([slow], [], [], 0)[0]:
+                slow.close()
+                trickle()
+                return False
+            return requests.put(f"{hub.url}/v1/nodes/honest/datasets/z/snapshots/{digest}", data=b"{}",
+                                timeout=30).status_code == 503
+
+        trickle()
         try:
-            wait_until(lambda: requests.put(f"{hub.url}/v1/nodes/honest/datasets/z/snapshots/{digest}", data=b"{}",
-                                            timeout=30).status_code == 503, timeout=30, what="honest's slot to be taken")
+            wait_until(slot_taken, timeout=30, what="honest's slot to be taken")
             body2, digest2 = signed_snapshot(other, "other", "x", entries)
             assert requests.put(f"{hub.url}/v1/nodes/other/datasets/x/snapshots/{digest2}", data=body2, timeout=30).status_code == 201
         finally:
