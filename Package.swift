@@ -60,10 +60,19 @@ let package = Package(
         .target(name: "CairnBlobs", dependencies: ["CZstd", "CLZ4", "CXXHash", "COpenJPH"]),
         // Lossless HTJ2K through OpenJPH's C++ API (Debian libopenjph-dev), behind a small C face.
         .target(name: "COpenJPH", linkerSettings: [.linkedLibrary("openjph")]),
+        // S3 (SigV4 over AsyncHTTPClient) for the object-store blob backend: Ceph RGW, AWS, MinIO.
+        .target(
+            name: "CairnObjectStore",
+            dependencies: [
+                "CairnFoundation", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .target(
             name: "CairnStore",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnDICOM", "CairnBlobs", "CZstd", "CLZ4", "CXXHash", "CPosix",
+                "CairnFoundation", "CairnAudit", "CairnDICOM", "CairnBlobs", "CairnObjectStore", "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -139,6 +148,7 @@ let package = Package(
         // What the test targets share (a seeded generator), so each randomized test prints a reproducible seed.
         .target(name: "CairnTestSupport", path: "Tests/CairnTestSupport"),
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
+        .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore"]),
         .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.

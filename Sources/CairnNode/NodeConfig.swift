@@ -4,7 +4,7 @@ import Foundation
 
 /// `cairn node serve` settings: embedded defaults, overridden by a JSON config file
 /// (`Ops/node.example.json` documents every key), overridden by command-line flags.
-public struct NodeConfig: Codable, Sendable, Equatable {
+public struct NodeConfig: Decodable, Sendable, Equatable {
     public var listen = "127.0.0.1:8700"
     /// Names this node in tokens' `aud` and, later, to the hub. Defaults to the host name.
     public var nodeID: String?
@@ -39,14 +39,19 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// the request's Host and the port it arrived on.
     public var publicURL: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
         case trustedIssuers = "trusted_issuers", maxUploadBytes = "max_upload_bytes"
         case diskLowWaterBytes = "disk_low_water_bytes", maxRanges = "max_ranges"
         case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
         case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
         case searchSecret = "search_secret", minCount = "min_count", publicURL = "public_url"
+        /// The storage keys share the file; `StorageConfig` reads them.
+        case index, blobStore = "blob_store", s3Endpoint = "s3_endpoint", s3Region = "s3_region"
     }
+
+    /// Every top-level key a node's config file may hold.
+    public static var fileKeys: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)) }
 
     public init() {}
 

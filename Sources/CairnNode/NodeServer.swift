@@ -20,8 +20,9 @@ public struct NodeServer: Sendable {
     let logger: Logger
 
     /// Opens (initialising if needed) the store and key at `dataDirectory` and wires the API.
-    public static func make(config: NodeConfig, dataDirectory: String, logger: Logger) async throws -> NodeServer {
-        let store = try BlobStore.initialize(at: dataDirectory)
+    public static func make(config: NodeConfig, dataDirectory: String, storage: StorageConfig = StorageConfig(),
+                            logger: Logger) async throws -> NodeServer {
+        let store = try BlobStore.initialize(at: dataDirectory, storage: storage)
         let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
         // One identity per node: the stored id wins, and a different --node-id is refused.
         let nodeID = try store.claimNodeID(config.nodeID, fallback: ProcessInfo.processInfo.hostName)

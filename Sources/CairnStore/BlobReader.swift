@@ -13,7 +13,7 @@ public final class BlobReader {
     public let path: String
     /// Original size in bytes.
     public let size: UInt64
-    private let file: PosixFile
+    private let file: any BlobSource
     private let table: SeekTable
     private let pool: ReadScratchPool
 
@@ -25,10 +25,8 @@ public final class BlobReader {
     /// Bytes of the blob file (frames and seek table; the original size for raw blobs).
     public var storedSize: UInt64 { codec == .raw ? size : table.compressedSize + UInt64(table.encodedSize) }
 
-    init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
-        self.path = path
-        self.digest = digest
-        self.codec = codec
+    convenience init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
+        let file: PosixFile
         do {
             file = try PosixFile.openForReading(path)
         } catch {
@@ -36,6 +34,17 @@ public final class BlobReader {
             throw error
         }
         let (inode, fileSize) = try file.identity
+        try self.init(source: file, identity: inode, fileSize: fileSize, digest: digest, codec: codec, pool: pool, tables: tables)
+    }
+
+    /// A reader over any source of the stored bytes. `identity` and `fileSize` key the seek-table
+    /// cache: a file replaced under the same digest (recompress) must not meet a stale table.
+    init(source: any BlobSource, identity: UInt64, fileSize: UInt64, digest: BlobDigest, codec: BlobCodec,
+         pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
+        self.path = source.path
+        self.digest = digest
+        self.codec = codec
+        file = source
         self.pool = pool ?? ReadScratchPool(limit: 1)
         if codec == .raw {
             table = SeekTable()
@@ -43,7 +52,7 @@ public final class BlobReader {
             return
         }
         if let tables {
-            table = try tables.table(for: digest, inode: inode, fileSize: fileSize) { [file] in
+            table = try tables.table(for: digest, inode: identity, fileSize: fileSize) { [file] in
                 try Self.readTable(file, fileSize: fileSize, digest: digest)
             }
         } else {
@@ -52,7 +61,7 @@ public final class BlobReader {
         size = table.decompressedSize
     }
 
-    private static func readTable(_ file: PosixFile, fileSize: UInt64, digest: BlobDigest) throws -> SeekTable {
+    private static func readTable(_ file: any BlobSource, fileSize: UInt64, digest: BlobDigest) throws -> SeekTable {
         do {
             return try SeekTable.read(fileSize: fileSize) { try readTail(file, count: $0, fileSize: fileSize) }
         } catch let error as SeekTable.TrailerError {
@@ -60,7 +69,7 @@ public final class BlobReader {
         }
     }
 
-    private static func readTail(_ file: PosixFile, count: Int, fileSize: UInt64) throws -> [UInt8] {
+    private static func readTail(_ file: any BlobSource, count: Int, fileSize: UInt64) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         try bytes.withUnsafeMutableBytes { try file.readExactly(into: $0, at: fileSize - UInt64(count)) }
         return bytes

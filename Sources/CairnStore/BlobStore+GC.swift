@@ -23,6 +23,7 @@ extension BlobStore {
         try acquireLease(holder)
         defer { try? releaseLease(holder) }
         var report = GCReport()
+        var firstFailure: Error?
         let candidates: [BlobRecord] = try index.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM dataset_blobs d WHERE d.digest = b.digest)
@@ -34,14 +35,33 @@ extension BlobStore {
                     let stillUnreferenced = try Bool.fetchOne(db, sql: "SELECT 1 FROM dataset_blobs WHERE digest = ?",
                                                               arguments: [blob.digest.hex]) == nil
                     guard stillUnreferenced else { continue }
+                    if !dryRun, let objects {
+                        // A delete the bucket refuses keeps the row (and the blob): retried by the next gc.
+                        do { try removeObject(blob.digest, client: objects) } catch {
+                            firstFailure = firstFailure ?? error
+                            continue
+                        }
+                    }
                     report.unreferenced.append(blob.digest)
                     report.bytesFreed += blob.storedSize
                     if dryRun { continue }
-                    FileSystem.remove(path(of: blob.digest))
+                    if objects == nil { FileSystem.remove(path(of: blob.digest)) }
                     try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex])
                 }
             }
             try renewLease(holder)
+        }
+        if let firstFailure { throw firstFailure }
+        if let objects {
+            let orphans = try orphanObjects(olderThan: Self.orphanGracePeriod, client: objects)
+            report.orphanFiles = orphans.map(\.location)
+            if !dryRun {
+                for orphan in orphans {
+                    do { try objects.delete(orphan.key) } catch { throw StoreError.objectStore(error) }
+                    report.bytesFreed += orphan.size
+                }
+            }
+            return report
         }
         report.orphanFiles = try orphanFiles(olderThan: Self.orphanGracePeriod)
         if !dryRun {

@@ -101,6 +101,7 @@ extension BlobStore {
     /// for every blob: its bytes are durable before its link, its link before its index rows.
     /// A blob that fails fails alone; the others commit.
     public func commit(_ batch: [StagedBlob]) -> [Result<PutResult, Error>] {
+        if let objects { return commitToObjects(batch, client: objects) }
         var results = [Result<PutResult, Error>?](repeating: nil, count: batch.count)
         var linked: [Int] = []
         var readyPaths: [Int: String] = [:]

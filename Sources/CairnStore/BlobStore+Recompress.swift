@@ -28,6 +28,7 @@ extension BlobStore {
 
     /// How many blobs `blobsToRecompress` would go through, for progress.
     public func countToRecompress(profile: StorageProfile, dataset: String?) throws -> Int {
+        try refuseRecompressOnObjects()
         let (condition, arguments) = Self.toRecompress(profile: profile, dataset: dataset)
         return try index.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs WHERE \(condition)", arguments: arguments) ?? 0 }
     }
@@ -47,6 +48,7 @@ extension BlobStore {
     /// rewrites again, correcting the row.
     public func rewrite(_ record: BlobRecord, from source: BlobReader, profile: StorageProfile, cutPoints: [UInt64],
                         pixels: PixelRegion?) throws -> RewriteOutcome {
+        try refuseRecompressOnObjects()
         let staged = try stage(options: WriteOptions(profile: profile), dataset: "", name: nil, cutPoints: cutPoints,
                                pixels: pixels) { writer in
             try source.read(0..<source.size) { try writer.write($0) }
@@ -75,6 +77,14 @@ extension BlobStore {
             guard rename(staged.path, blobPath) == 0 else { throw StoreError.io(op: "rename", path: blobPath, errno: errno) }
             try FileSystem.fsyncDirectory(directory(of: record.digest))
             return .rewritten(before: current.storedSize, after: staged.blob)
+        }
+    }
+
+    /// Replacing an object in place under readers that hold its seek table is not safe the way a
+    /// rename is, so recompress works on file blob stores only (for now).
+    private func refuseRecompressOnObjects() throws {
+        guard objects == nil else {
+            throw StoreError.invalidArgument("recompress rewrites blob files in place; this store keeps its blobs in \(blobLocation), where it is not supported yet")
         }
     }
 }

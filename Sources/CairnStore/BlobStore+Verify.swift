@@ -41,7 +41,7 @@ extension BlobStore {
         guard let record = try record(digest) else { throw StoreError.notFound(digest) }
         let problem: VerifyReport.Problem?
         do {
-            let reader = try BlobReader(path: path(of: digest), digest: digest, codec: record.codec)
+            let reader = try makeReader(digest, codec: record.codec, storedSize: record.storedSize, shared: false)
             guard reader.size == record.size else {
                 throw StoreError.corruptBlob(digest, path: reader.path,
                                              reason: "holds \(reader.size) bytes, the index says \(record.size)")
@@ -64,6 +64,7 @@ extension BlobStore {
 
     /// Blob files on disk that have no index row and are older than `olderThan` (in-flight writes are younger).
     public func orphanFiles(olderThan age: TimeInterval) throws -> [String] {
+        if let objects { return try orphanObjects(olderThan: age, client: objects).map(\.location) }
         let cutoff = Date().addingTimeInterval(-age)
         var orphans: [String] = []
         for first in try FileSystem.list(blobsRoot).sorted() {

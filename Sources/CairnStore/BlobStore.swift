@@ -1,13 +1,18 @@
 import CairnBlobs
+import CairnObjectStore
 import Foundation
 import GRDB
 import Glibc
 
-/// A Cairn data directory: content-addressed blob files under `blobs/sha256/`, write-in-progress
-/// files under `tmp/`, and the SQLite index. Safe to share between threads and between processes.
+/// A Cairn data directory: content-addressed blob files under `blobs/sha256/` (or, with an S3
+/// blob store, objects under the same keys in a bucket), write-in-progress files under `tmp/`, and
+/// the SQLite index. Safe to share between threads and between processes.
 public final class BlobStore: Sendable {
     public let root: String
     let index: StoreIndex
+    /// Where blob files live; `objects` is its client when that is a bucket.
+    public let blobLocation: StorageConfig.BlobLocation
+    let objects: S3Client?
     /// Frame size for new blobs, kept in the index so every writer of this store agrees.
     public let frameSize: Int
     let scratchPool = ReadScratchPool()
@@ -21,19 +26,31 @@ public final class BlobStore: Sendable {
     var tmpRoot: String { root + "/tmp" }
     var indexPath: String { root + "/index.sqlite" }
 
-    private init(root: String, index: StoreIndex, frameSize: Int) {
+    private init(root: String, index: StoreIndex, frameSize: Int, blobLocation: StorageConfig.BlobLocation, objects: S3Client?) {
         self.root = root
         self.index = index
         self.frameSize = frameSize
+        self.blobLocation = blobLocation
+        self.objects = objects
     }
 
-    /// Creates the layout and index if missing (idempotent), then opens the store.
+    /// Creates the layout and index if missing (idempotent), then opens the store. With an S3
+    /// blob store, creates the bucket unless it exists, and records the location in the index.
     @discardableResult
-    public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize) throws -> BlobStore {
+    public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
+                                  storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
         try createDirectories(root: root)
         let index = try StoreIndex(path: root + "/index.sqlite")
+        if let client = try storage.objectClient() {
+            do { try client.createBucketIfMissing() } catch { throw StoreError.objectStore(error) }
+        }
         try index.write { db in
+            // A store made before blob stores were configurable holds files, whatever this run says.
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO settings(key, value) SELECT 'blob_store',
+                    CASE WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'format_version') THEN 'file' ELSE ? END
+                """, arguments: [storage.blobs.description])
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
                            arguments: [formatVersion])
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('frame_size', ?)",
@@ -41,11 +58,13 @@ public final class BlobStore: Sendable {
             try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, 'Default dataset', ?)",
                            arguments: [defaultDataset, Date().timeIntervalSince1970])
         }
-        return try open(at: root)
+        return try open(at: root, storage: storage)
     }
 
     /// Opens an initialised store and recovers from any crashed writer (see `recoverTemporaryFiles`).
-    public static func open(at root: String) throws -> BlobStore {
+    /// `storage` must name the blob store the index was initialised with: a node pointed at the
+    /// wrong place would report every blob missing, or write where no reader looks.
+    public static func open(at root: String, storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
         guard FileSystem.exists(root + "/index.sqlite"), FileSystem.exists(root + "/blobs/sha256") else {
             throw StoreError.notInitialized(path: root)
@@ -55,7 +74,15 @@ public final class BlobStore: Sendable {
         let frameSize = try index.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'frame_size'").flatMap { Int($0) }
         } ?? WriteOptions.defaultFrameSize
-        let store = BlobStore(root: root, index: index, frameSize: frameSize)
+        let recorded = try index.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'blob_store'")
+        } ?? StorageConfig.BlobLocation.files.description
+        guard recorded == storage.blobs.description else {
+            throw StoreError.invalidArgument(
+                "the store at \(root) keeps its blobs in \(recorded), but the configuration says \(storage.blobs) (pass --config or set $CAIRN_CONFIG to the file that names \(recorded))")
+        }
+        let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs,
+                              objects: try storage.objectClient())
         try store.recoverTemporaryFiles()
         return store
     }
@@ -77,6 +104,18 @@ public final class BlobStore: Sendable {
         return "\(blobsRoot)/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))/\(hex)"
     }
 
+    /// The blob's key in the bucket: its path under the data directory (`blobs/sha256/<hex[0:2]>/<hex[2:4]>/<hex>`).
+    static func objectKey(of digest: BlobDigest) -> String {
+        let hex = digest.hex
+        return "blobs/sha256/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))/\(hex)"
+    }
+
+    /// Where the blob's stored bytes are: its file's path, or `s3://BUCKET/KEY`.
+    public func location(of digest: BlobDigest) -> String {
+        guard let objects else { return path(of: digest) }
+        return "s3://\(objects.bucket)/\(Self.objectKey(of: digest))"
+    }
+
     func directory(of digest: BlobDigest) -> String {
         let hex = digest.hex
         return "\(blobsRoot)/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))"
@@ -91,7 +130,22 @@ public final class BlobStore: Sendable {
     /// Opens a reader for an indexed blob.
     public func reader(_ digest: BlobDigest) throws -> BlobReader {
         guard let record = try record(digest) else { throw StoreError.notFound(digest) }
-        return try BlobReader(path: path(of: digest), digest: digest, codec: record.codec, pool: scratchPool, tables: seekTables)
+        return try reader(for: record)
+    }
+
+    /// A reader over the blob's file or object. An object's size comes from its row (no HEAD);
+    /// a file's from fstat. `shared` readers borrow the store's scratch and seek-table cache.
+    func makeReader(_ digest: BlobDigest, codec: BlobCodec, storedSize: UInt64?, shared: Bool = true) throws -> BlobReader {
+        guard let objects else {
+            return try BlobReader(path: path(of: digest), digest: digest, codec: codec,
+                                  pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil)
+        }
+        guard let size = try storedSize ?? record(digest)?.storedSize else { throw StoreError.notFound(digest) }
+        let source = ObjectBlobSource(client: objects, key: Self.objectKey(of: digest), digest: digest, size: size)
+        // Objects under a digest's key are replaced only by a writer that found no row, so the
+        // stored size tells tables apart.
+        return try BlobReader(source: source, identity: 0, fileSize: size, digest: digest, codec: codec,
+                              pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil)
     }
 
     /// The blob's row and the first of `datasets` (in the order given) that holds it, or nil when
@@ -109,13 +163,15 @@ public final class BlobStore: Sendable {
         }
     }
 
-    /// Opens a reader for a blob whose codec the caller already knows (saves the index lookup).
+    /// Opens a reader for a blob whose codec the caller already knows (saves the index lookup for files).
     public func reader(_ digest: BlobDigest, codec: BlobCodec) throws -> BlobReader {
-        try BlobReader(path: path(of: digest), digest: digest, codec: codec, pool: scratchPool, tables: seekTables)
+        try makeReader(digest, codec: codec, storedSize: nil)
     }
 
     /// Opens a reader for a blob whose row the caller already has (saves the index lookup).
-    public func reader(for record: BlobRecord) throws -> BlobReader { try reader(record.digest, codec: record.codec) }
+    public func reader(for record: BlobRecord) throws -> BlobReader {
+        try makeReader(record.digest, codec: record.codec, storedSize: record.storedSize)
+    }
 
     /// Free bytes on the data directory's filesystem.
     public var freeBytes: UInt64? { FileSystem.freeBytes(root) }

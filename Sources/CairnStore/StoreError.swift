@@ -1,3 +1,4 @@
+import CairnObjectStore
 /// Every failure the store reports carries the context an operator needs: path, digest, frame.
 public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case notInitialized(path: String)
@@ -12,6 +13,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case codec(String)
     case invalidArgument(String)
     case index(String)
+    /// The blob bucket refused or failed a request (after retries).
+    case objectStore(ObjectStoreError)
 
     public var description: String {
         switch self {
@@ -39,6 +42,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             return message
         case .index(let message):
             return "index error: \(message)"
+        case .objectStore(let error):
+            return "object store: \(error)"
         }
     }
 }

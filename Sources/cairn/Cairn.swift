@@ -1,5 +1,6 @@
 import ArgumentParser
 import CairnManifest
+import CairnNode
 import CairnStore
 import Foundation
 import Glibc
@@ -81,8 +82,31 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Data directory (default: $CAIRN_DATA, else ./cairn-data).", valueName: "DIR"))
     var data: String?
 
+    @Option(name: .long, help: ArgumentHelp("Config file (JSON): where the index and blobs live (`blob_store`, `s3_endpoint`, `s3_region`), and for `node serve` the server's settings (default: $CAIRN_CONFIG).", valueName: "FILE"))
+    var config: String?
+
     @Flag(name: .long, help: "Machine-readable JSON output.")
     var json = false
+
+    /// `--config`, else `$CAIRN_CONFIG`.
+    var configPath: String? {
+        if let config { return config }
+        if let fromEnvironment = getenv("CAIRN_CONFIG"), fromEnvironment.pointee != 0 { return String(cString: fromEnvironment) }
+        return nil
+    }
+
+    /// The storage keys of the config file; embedded defaults (SQLite, files) without one. A key
+    /// neither the store nor the node server knows is refused: a misspelt `blob_store` must not
+    /// quietly leave blobs on the local disk.
+    func storageConfig() throws -> StorageConfig {
+        guard let path = configPath else { return StorageConfig() }
+        let (storage, otherKeys) = try StorageConfig.load(path: path)
+        let unknown = otherKeys.subtracting(NodeConfig.fileKeys)
+        guard unknown.isEmpty else {
+            throw StoreError.invalidArgument("\(path): unknown keys \(unknown.sorted().joined(separator: ", "))")
+        }
+        return storage
+    }
 
     var dataDirectory: String {
         if let data { return data }
@@ -90,5 +114,5 @@ struct GlobalOptions: ParsableArguments {
         return "./cairn-data"
     }
 
-    func openStore() throws -> BlobStore { try BlobStore.open(at: dataDirectory) }
+    func openStore() throws -> BlobStore { try BlobStore.open(at: dataDirectory, storage: storageConfig()) }
 }

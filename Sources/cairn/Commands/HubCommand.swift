@@ -24,16 +24,15 @@ struct HubCommand: ParsableCommand {
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Serve the hub API until SIGTERM/SIGINT.")
 
+        /// `--config` names the hub's JSON config file (Ops/hub.example.json lists every key);
+        /// `$CAIRN_CONFIG`, which names a node's, is not read here.
         @OptionGroup var global: GlobalOptions
-
-        @Option(help: "JSON config file (Ops/hub.example.json lists every key).")
-        var config: String?
 
         @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8710; port 0 picks a free one).")
         var listen: String?
 
         func run() async throws {
-            var settings = try config.map(HubConfig.load) ?? HubConfig()
+            var settings = try global.config.map(HubConfig.load) ?? HubConfig()
             if let listen { settings.listen = listen }
             _ = try ServerConfig.parseListen(settings.listen)
             let (index, key) = try HubCommand.open(global)

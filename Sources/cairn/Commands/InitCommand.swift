@@ -18,7 +18,7 @@ struct InitCommand: ParsableCommand {
         guard WriteOptions.frameSizes.contains(frameSize) else {
             throw StoreError.invalidArgument("--frame-size must be between 4096 and 67108864")
         }
-        let store = try BlobStore.initialize(at: global.dataDirectory, frameSize: frameSize)
+        let store = try BlobStore.initialize(at: global.dataDirectory, frameSize: frameSize, storage: global.storageConfig())
         let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
         if let nodeID { _ = try store.claimNodeID(nodeID, fallback: nodeID) }
         if global.json {

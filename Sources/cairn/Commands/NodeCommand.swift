@@ -16,10 +16,9 @@ struct NodeCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Serve the node HTTP API until SIGTERM/SIGINT (initialises the data directory if missing).")
 
+        /// The config file (`--config`, else `$CAIRN_CONFIG`; Ops/node.example.json) holds the
+        /// server's keys and the storage keys; flags override it.
         @OptionGroup var global: GlobalOptions
-
-        @Option(help: "JSON config file (see Ops/node.example.json); flags override it.")
-        var config: String?
 
         @Option(help: "HOST:PORT to listen on (default 127.0.0.1:8700; port 0 picks a free one).")
         var listen: String?
@@ -36,14 +35,15 @@ struct NodeCommand: ParsableCommand {
             // return to the system. 200 slow readers of a 2 GiB blob: 98 MB resident with it,
             // ~180 MB without (test_node_memory.py).
             cairn_tune_malloc_for_server()
-            var settings = try config.map(NodeConfig.load) ?? NodeConfig()
+            var settings = try global.configPath.map(NodeConfig.load) ?? NodeConfig()
             if let listen { settings.listen = listen }
             if let nodeID { settings.nodeID = nodeID }
             if let hub { settings.hubURL = hub }
             _ = try settings.listenAddress()
             var logger = Logger(label: "cairn.node")
             logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
-            let server = try await NodeServer.make(config: settings, dataDirectory: global.dataDirectory, logger: logger)
+            let server = try await NodeServer.make(config: settings, dataDirectory: global.dataDirectory,
+                                                  storage: global.storageConfig(), logger: logger)
             try await server.run { url in
                 print("cairn node \(server.nodeID) listening on \(url) (data \(server.api.store.root))")
                 Terminal.flushStdout()

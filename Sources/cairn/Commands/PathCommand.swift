@@ -2,7 +2,7 @@ import ArgumentParser
 import CairnStore
 
 struct PathCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "path", abstract: "Print the file that holds a blob.")
+    static let configuration = CommandConfiguration(commandName: "path", abstract: "Print the file (or s3:// object) that holds a blob.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -13,7 +13,7 @@ struct PathCommand: ParsableCommand {
         let digest = try parseDigest(digest)
         let store = try global.openStore()
         guard let record = try store.record(digest) else { throw StoreError.notFound(digest) }
-        let path = store.path(of: digest)
+        let path = store.location(of: digest)
         if global.json {
             Terminal.printJSON(["digest": digest.description, "path": path, "codec": record.codec.rawValue])
         } else {

@@ -1,0 +1,285 @@
+import AsyncHTTPClient
+import CairnFoundation
+import Foundation
+import Glibc
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What an object store refused or failed to do, with the operation, bucket and key.
+public enum ObjectStoreError: Error, CustomStringConvertible, Sendable, Equatable {
+    case missingCredentials
+    case invalidConfiguration(String)
+    case notFound(op: String, bucket: String, key: String)
+    /// The server answered with an error status; `code` is S3's error code (`AccessDenied`, `XAmzContentSHA256Mismatch`…).
+    case status(op: String, bucket: String, key: String, status: Int, code: String?)
+    case transport(op: String, bucket: String, key: String, reason: String)
+    /// The answer was not what was asked for: a short body, a PUT whose ETag is not our MD5.
+    case integrity(op: String, bucket: String, key: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .missingCredentials:
+            return "S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment"
+        case .invalidConfiguration(let reason): return reason
+        case .notFound(let op, let bucket, let key): return "\(op) s3://\(bucket)/\(key): no such object"
+        case .status(let op, let bucket, let key, let status, let code):
+            return "\(op) s3://\(bucket)/\(key): HTTP \(status)\(code.map { " \($0)" } ?? "")"
+        case .transport(let op, let bucket, let key, let reason): return "\(op) s3://\(bucket)/\(key): \(reason)"
+        case .integrity(let op, let bucket, let key, let reason): return "\(op) s3://\(bucket)/\(key): \(reason)"
+        }
+    }
+}
+
+/// An object's size and ETag, as HEAD or a listing reports them.
+public struct ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: UInt64
+    public var etag: String?
+    public var lastModified: Date?
+}
+
+/// A small blocking S3 client (path-style requests, SigV4) for one bucket, over AsyncHTTPClient on
+/// event loops of its own. Blocking, because the blob reader and the commit path are synchronous;
+/// its own loops, so a caller blocked on an answer never holds a loop the answer needs (the node
+/// server's loops are NIO's shared ones). Call it from any thread but its own loops.
+public final class S3Client: Sendable {
+    public let endpoint: String
+    public let bucket: String
+    public let region: String
+    private let host: String
+    private let signer: SigV4Signer
+    private let group: MultiThreadedEventLoopGroup
+    private let http: HTTPClient
+    /// Attempts per request: transport errors and 5xx answers are retried (every request here is
+    /// idempotent: keys are content addresses).
+    static let attempts = 3
+
+    public init(endpoint: String, region: String, bucket: String, credentials: S3Credentials,
+                maxConnections: Int = 32) throws(ObjectStoreError) {
+        guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              let hostName = url.host, !hostName.isEmpty, url.path.isEmpty || url.path == "/", url.query == nil else {
+            throw .invalidConfiguration("s3_endpoint '\(endpoint)' must be http(s)://HOST[:PORT]")
+        }
+        try Self.validateBucketName(bucket)
+        self.endpoint = scheme + "://" + hostName + (url.port.map { ":\($0)" } ?? "")
+        self.host = hostName + (url.port.map { ":\($0)" } ?? "")
+        self.bucket = bucket
+        self.region = region
+        self.signer = SigV4Signer(credentials: credentials, region: region)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        var configuration = HTTPClient.Configuration(timeout: .init(connect: .seconds(5), read: .seconds(60)))
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: maxConnections)
+        configuration.decompression = .disabled
+        http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+    }
+
+    deinit {
+        try? http.syncShutdown()
+        try? group.syncShutdownGracefully()
+    }
+
+    /// S3's bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric).
+    public static func validateBucketName(_ bucket: String) throws(ObjectStoreError) {
+        let allowed = bucket.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2E || $0 == 0x2D }
+        guard allowed, (3...63).contains(bucket.utf8.count), bucket.first != "-", bucket.first != ".",
+              bucket.last != "-", bucket.last != "." else {
+            throw .invalidConfiguration("bucket name '\(bucket)' must be 3-63 of a-z 0-9 . - (S3's rules)")
+        }
+    }
+
+    // MARK: - Operations
+
+    /// Creates the bucket unless this account already owns it.
+    public func createBucketIfMissing() throws(ObjectStoreError) {
+        let response = try send("PUT", key: nil, op: "create bucket", accept: [200, 409])
+        if response.status.code == 409, Self.errorCode(response) != "BucketAlreadyOwnedByYou" {
+            throw .status(op: "create bucket", bucket: bucket, key: "", status: 409, code: Self.errorCode(response))
+        }
+    }
+
+    /// The object's size and ETag, or nil when there is none.
+    public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {
+        let response = try send("HEAD", key: key, op: "HEAD", accept: [200, 404])
+        if response.status.code == 404 { return nil }
+        guard let length = response.headers.first(name: "content-length").flatMap({ UInt64($0) }) else {
+            throw .integrity(op: "HEAD", bucket: bucket, key: key, reason: "no Content-Length in the answer")
+        }
+        return ObjectInfo(key: key, size: length, etag: response.headers.first(name: "etag").map(Self.unquote))
+    }
+
+    /// Reads bytes `range` of the object into `destination` (exactly the range's length) with one
+    /// ranged GET; a short or long answer is an error.
+    public func get(_ key: String, range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws(ObjectStoreError) {
+        precondition(destination.count == range.count, "destination must fit the range")
+        if range.isEmpty { return }
+        let response = try send("GET", key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
+                                op: "GET", accept: [200, 206])
+        let body = response.body ?? ByteBuffer()
+        // A 200 is the whole object: acceptable only when the range was the whole object.
+        guard body.readableBytes == destination.count, response.status.code == 206 || range.lowerBound == 0 else {
+            throw .integrity(op: "GET", bucket: bucket, key: key,
+                             reason: "asked for \(range.count) bytes at \(range.lowerBound), got \(body.readableBytes) (HTTP \(response.status.code))")
+        }
+        body.withUnsafeReadableBytes { destination.copyMemory(from: $0) }
+    }
+
+    /// The last `count` bytes of the object (a suffix range: no size needed), or fewer when the object is smaller.
+    public func getSuffix(_ key: String, count: UInt64) throws(ObjectStoreError) -> [UInt8] {
+        let response = try send("GET", key: key, headers: [("range", "bytes=-\(count)")], op: "GET", accept: [200, 206])
+        let body = response.body ?? ByteBuffer()
+        guard UInt64(body.readableBytes) <= count else {
+            throw .integrity(op: "GET", bucket: bucket, key: key, reason: "asked for the last \(count) bytes, got \(body.readableBytes)")
+        }
+        return Array(body.readableBytesView)
+    }
+
+    /// Uploads `size` bytes of the open file `descriptor` (from offset 0) as the object. The
+    /// signed SHA-256 makes the server refuse a body damaged on the way; the MD5 it answers as
+    /// ETag must be ours. Returns when the object is stored.
+    public func put(_ key: String, descriptor: Int32, size: UInt64, sha256Hex: String, md5: [UInt8]) throws(ObjectStoreError) {
+        let chunkSize = 1 << 20
+        let loop = group.next()
+        let body = HTTPClient.Body.stream(contentLength: Int64(size)) { writer in
+            @Sendable func next(_ offset: UInt64) -> EventLoopFuture<Void> {
+                if offset >= size { return loop.makeSucceededVoidFuture() }
+                let count = Int(min(UInt64(chunkSize), size - offset))
+                var buffer = ByteBufferAllocator().buffer(capacity: count)
+                let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                    pread(descriptor, raw.baseAddress, count, off_t(offset))
+                }
+                guard read == count else {
+                    return loop.makeFailedFuture(ObjectStoreError.transport(op: "PUT", bucket: "", key: key,
+                                                                            reason: "reading the file at \(offset) gave \(read) of \(count) bytes (errno \(errno))"))
+                }
+                return writer.write(.byteBuffer(buffer)).flatMap { next(offset + UInt64(count)) }
+            }
+            return next(0)
+        }
+        let md5Base64 = Data(md5).base64EncodedString()
+        let response = try send("PUT", key: key, headers: [("content-md5", md5Base64), ("content-length", String(size))],
+                                payloadHash: sha256Hex, body: body, op: "PUT", accept: [200])
+        let etag = response.headers.first(name: "etag").map(Self.unquote)
+        guard etag == Hex.encode(md5) else {
+            throw .integrity(op: "PUT", bucket: bucket, key: key, reason: "the stored object's ETag \(etag ?? "(none)") is not the MD5 sent")
+        }
+    }
+
+    /// Removes the object; removing one that is not there is not an error (S3 answers 204 either way).
+    public func delete(_ key: String) throws(ObjectStoreError) {
+        _ = try send("DELETE", key: key, op: "DELETE", accept: [200, 204, 404])
+    }
+
+    /// Every object under `prefix`, a page (up to 1000) at a time, through `body`.
+    public func list(prefix: String, _ body: ([ObjectInfo]) throws -> Void) throws {
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let response = try send("GET", key: nil, query: query, op: "LIST", accept: [200])
+            let page = ListPage(xml: String(buffer: response.body ?? ByteBuffer()))
+            try body(page.objects)
+            token = page.truncated ? page.nextToken : nil
+        } while token != nil
+    }
+
+    // MARK: - Requests
+
+    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+                      payloadHash: String = SigV4Signer.emptyPayloadHash, body: HTTPClient.Body? = nil,
+                      op: String, accept: Set<Int>) throws(ObjectStoreError) -> HTTPClient.Response {
+        let path = "/" + bucket + (key.map { "/" + SigV4Signer.encode($0, keepSlash: true) } ?? "")
+        let queryText = query.map { "\(SigV4Signer.encode($0.0))=\(SigV4Signer.encode($0.1))" }.joined(separator: "&")
+        let url = endpoint + path + (queryText.isEmpty ? "" : "?" + queryText)
+        var lastError = ObjectStoreError.transport(op: op, bucket: bucket, key: key ?? "", reason: "not sent")
+        for attempt in 0..<Self.attempts {
+            if attempt > 0 { usleep(UInt32(100_000 << (attempt - 1))) }
+            let signedHeaders = [("host", host)] + extra.filter { $0.0 != "content-length" }
+            let authorization = signer.sign(method: method, path: path, query: query, headers: signedHeaders, payloadHash: payloadHash)
+            var headers = HTTPHeaders()
+            for (name, value) in extra + authorization { headers.add(name: name, value: value) }
+            let response: HTTPClient.Response
+            do {
+                let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: headers, body: body)
+                response = try http.execute(request: request).wait()
+            } catch let error as ObjectStoreError {
+                throw error
+            } catch {
+                lastError = .transport(op: op, bucket: bucket, key: key ?? "", reason: "\(error)")
+                continue
+            }
+            let status = Int(response.status.code)
+            if accept.contains(status) { return response }
+            if status == 404 { throw .notFound(op: op, bucket: bucket, key: key ?? "") }
+            lastError = .status(op: op, bucket: bucket, key: key ?? "", status: status, code: Self.errorCode(response))
+            if status < 500 { break }
+        }
+        throw lastError
+    }
+
+    static func unquote(_ etag: String) -> String {
+        etag.count >= 2 && etag.hasPrefix("\"") && etag.hasSuffix("\"") ? String(etag.dropFirst().dropLast()) : etag
+    }
+
+    /// S3's `<Code>` from an error answer's XML.
+    static func errorCode(_ response: HTTPClient.Response) -> String? {
+        guard let body = response.body else { return nil }
+        return XMLText.first("Code", in: String(buffer: body))
+    }
+}
+
+/// One page of a ListObjectsV2 answer: the few elements it needs, read without an XML library
+/// (the answer's shape is fixed and keys here are hex and slashes).
+struct ListPage {
+    var objects: [ObjectInfo] = []
+    var truncated = false
+    var nextToken: String?
+
+    init(xml: String) {
+        truncated = XMLText.first("IsTruncated", in: xml) == "true"
+        nextToken = XMLText.first("NextContinuationToken", in: xml)
+        for contents in XMLText.all("Contents", in: xml) {
+            guard let key = XMLText.first("Key", in: contents), let size = XMLText.first("Size", in: contents).flatMap({ UInt64($0) }) else {
+                continue
+            }
+            let modified = XMLText.first("LastModified", in: contents).flatMap(Self.date)
+            objects.append(ObjectInfo(key: key, size: size, etag: XMLText.first("ETag", in: contents).map(S3Client.unquote), lastModified: modified))
+        }
+    }
+}
+
+extension ListPage {
+    /// `2026-11-30T09:10:11.123Z`, with or without the fraction.
+    static func date(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+}
+
+enum XMLText {
+    static func all(_ element: String, in xml: String) -> [String] {
+        var out: [String] = []
+        var rest = xml[...]
+        while let open = rest.range(of: "<\(element)>"), let close = rest.range(of: "</\(element)>", range: open.upperBound..<rest.endIndex) {
+            out.append(unescape(String(rest[open.upperBound..<close.lowerBound])))
+            rest = rest[close.upperBound...]
+        }
+        return out
+    }
+
+    static func first(_ element: String, in xml: String) -> String? {
+        guard let open = xml.range(of: "<\(element)>"), let close = xml.range(of: "</\(element)>", range: open.upperBound..<xml.endIndex) else {
+            return nil
+        }
+        return unescape(String(xml[open.upperBound..<close.lowerBound]))
+    }
+
+    static func unescape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")
+            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&amp;", with: "&")
+    }
+}

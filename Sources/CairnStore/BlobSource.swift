@@ -1,0 +1,59 @@
+import CairnObjectStore
+import Foundation
+
+/// Where a blob reader's stored bytes come from: a file in the data directory, or an object in
+/// the bucket. Offsets address the blob file as stored (frames, then the seek table).
+protocol BlobSource: AnyObject {
+    /// Names the stored bytes in errors: a path, or `s3://bucket/key`.
+    var path: String { get }
+    func readExactly(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws
+}
+
+extension PosixFile: BlobSource {}
+
+/// A blob object read with ranged GETs. The first read near the end (the seek table's footer)
+/// fetches the last `tailBytes` at once, so the table itself costs no second request.
+final class ObjectBlobSource: BlobSource {
+    let client: S3Client
+    let key: String
+    let digest: BlobDigest
+    let size: UInt64
+    var path: String { "s3://\(client.bucket)/\(key)" }
+    private var tail: [UInt8] = []
+    static let tailBytes: UInt64 = 64 << 10
+
+    init(client: S3Client, key: String, digest: BlobDigest, size: UInt64) {
+        self.client = client
+        self.key = key
+        self.digest = digest
+        self.size = size
+    }
+
+    func readExactly(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws {
+        let end = offset + UInt64(buffer.count)
+        guard end <= size else {
+            throw StoreError.corruptBlob(digest, path: path, reason: "read of \(buffer.count) bytes at \(offset) past the stored \(size)")
+        }
+        let tailStart = size - min(size, Self.tailBytes)
+        if offset >= tailStart {
+            if tail.isEmpty && size > 0 {
+                tail = try translate { try client.getSuffix(key, count: size - tailStart) }
+                guard UInt64(tail.count) == size - tailStart else {
+                    throw StoreError.corruptBlob(digest, path: path, reason: "object holds \(tail.count < Int(size - tailStart) ? "fewer" : "more") bytes than the \(size) indexed")
+                }
+            }
+            let from = Int(offset - tailStart)
+            tail.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + buffer.count)])) }
+            return
+        }
+        try translate { try client.get(key, range: offset..<end, into: buffer) }
+    }
+
+    /// Object-store failures as the store's errors: a missing object is a missing blob file.
+    private func translate<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ObjectStoreError {
+            if case .notFound = error { throw StoreError.missing(digest, path: path) }
+            throw StoreError.objectStore(error)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import CairnFoundation
+import CairnObjectStore
+import Foundation
+
+/// Where a node keeps its index and its blob files: the `index`, `blob_store`, `s3_endpoint` and
+/// `s3_region` keys of the config file (`--config FILE` or `$CAIRN_CONFIG`). The embedded default
+/// is SQLite and files under the data directory. Credentials never come from here: S3's are read
+/// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+public struct StorageConfig: Sendable, Equatable {
+    public enum BlobLocation: Sendable, Equatable, CustomStringConvertible {
+        case files
+        case s3(bucket: String)
+
+        /// `file` or `s3://BUCKET`, as the config file and the index's settings spell it.
+        public var description: String {
+            switch self {
+            case .files: "file"
+            case .s3(let bucket): "s3://\(bucket)"
+            }
+        }
+
+        init(parsing text: String) throws {
+            if text == "file" { self = .files; return }
+            guard text.hasPrefix("s3://") else {
+                throw StoreError.invalidArgument("blob_store '\(text)' must be `file` or `s3://BUCKET`")
+            }
+            var bucket = String(text.dropFirst(5))
+            if bucket.hasSuffix("/") { bucket.removeLast() }
+            do { try S3Client.validateBucketName(bucket) } catch { throw StoreError.objectStore(error) }
+            self = .s3(bucket: bucket)
+        }
+    }
+
+    public var blobs: BlobLocation = .files
+    public var s3Endpoint: String?
+    public var s3Region = "us-east-1"
+
+    /// The keys this type reads; a config file may hold others (the node server's).
+    public static let keys: Set<String> = ["index", "blob_store", "s3_endpoint", "s3_region"]
+
+    public init(blobs: BlobLocation = .files, s3Endpoint: String? = nil, s3Region: String = "us-east-1") {
+        self.blobs = blobs
+        self.s3Endpoint = s3Endpoint
+        self.s3Region = s3Region
+    }
+
+    /// Reads the storage keys of a JSON config file. Returns the other top-level keys too, for
+    /// whoever reads the rest of the file to check: a misspelt key must not pass silently.
+    public static func load(path: String) throws -> (config: StorageConfig, otherKeys: Set<String>) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StoreError.invalidArgument("cannot read config file \(path)")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw StoreError.invalidArgument("config file \(path) is not a JSON object")
+        }
+        var config = StorageConfig()
+        func string(_ key: String) throws -> String? {
+            guard let value = object[key] else { return nil }
+            guard let text = value as? String else { throw StoreError.invalidArgument("\(path): \(key) must be a string") }
+            return text
+        }
+        if let index = try string("index"), index != "sqlite" {
+            if index.hasPrefix("postgres://") || index.hasPrefix("postgresql://") {
+                // Refused rather than ignored: a node told to share an index must not quietly keep its own.
+                throw StoreError.invalidArgument("\(path): index '\(Self.redacted(index))': the PostgreSQL index is not built yet; this node keeps its index in SQLite (`\"index\": \"sqlite\"`)")
+            }
+            throw StoreError.invalidArgument("\(path): index must be `sqlite` (or, later, postgres://USER@HOST:PORT/DB)")
+        }
+        if let blobStore = try string("blob_store") { config.blobs = try BlobLocation(parsing: blobStore) }
+        config.s3Endpoint = try string("s3_endpoint")
+        if let region = try string("s3_region") { config.s3Region = region }
+        if case .s3 = config.blobs, config.s3Endpoint == nil {
+            throw StoreError.invalidArgument("\(path): blob_store \(config.blobs) needs s3_endpoint (http(s)://HOST[:PORT])")
+        }
+        return (config, Set(object.keys).subtracting(keys))
+    }
+
+    /// A URL with any password taken out, for messages.
+    static func redacted(_ url: String) -> String {
+        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else {
+            return url
+        }
+        return String(url[..<colon]) + ":***" + String(url[at...])
+    }
+
+    /// The S3 client for `s3://` blobs, with credentials from the environment; nil for files.
+    func objectClient(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Client? {
+        guard case .s3(let bucket) = blobs else { return nil }
+        guard let endpoint = s3Endpoint else { throw StoreError.invalidArgument("blob_store \(blobs) needs s3_endpoint") }
+        do {
+            return try S3Client(endpoint: endpoint, region: s3Region, bucket: bucket,
+                                credentials: S3Credentials.fromEnvironment(environment))
+        } catch {
+            throw StoreError.objectStore(error)
+        }
+    }
+}
