@@ -150,7 +150,8 @@ let package = Package(
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
         .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore"]),
         .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", "CairnObjectStore",
+                                                       .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),
         .testTarget(name: "CairnMountTests", dependencies: ["CairnMount", "CairnBlobs", "CairnStore"]),
