@@ -51,7 +51,7 @@ extension NodeAPI {
         // The blob file is opened before any header is sent, so a missing or damaged file is a
         // clean error rather than a truncated body.
         let handoff: ReaderHandoff
-        do { handoff = ReaderHandoff(try openReader(record)) } catch {
+        do { handoff = try await withTaskExecutorPreference(blockingExecutor) { ReaderHandoff(try openReader(record)) } } catch {
             audit.record(event(nil, 0, 500, "\(error)"))
             throw error
         }
@@ -126,7 +126,7 @@ extension NodeAPI {
             return Response(status: status, headers: headers)
         }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
-        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
+        let executor = bodyExecutor(context)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             let reader = handoff.reader
             var sent: UInt64 = 0
@@ -172,7 +172,7 @@ extension NodeAPI {
             return Response(status: .ok, headers: headers)
         }
         let metrics = metrics, audit = audit
-        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
+        let executor = bodyExecutor(context)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var sent: UInt64 = 0
             do {

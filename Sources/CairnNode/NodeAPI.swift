@@ -18,6 +18,8 @@ public struct NodeAPI: Sendable {
     let searchFacets: SearchFacetCache
     /// Encapsulated instances' frame layouts, so a viewer's frame-by-frame requests parse once.
     let frameLayouts = FrameLayoutCache()
+    /// Threads for response bodies that wait on the blob bucket; nil when blobs are local files.
+    let blockingExecutor: BlockingTaskExecutor?
 
     public init(store: BlobStore, verifier: TokenVerifier, audit: AuditTrail, metrics: NodeMetrics, config: NodeConfig) {
         self.store = store
@@ -26,6 +28,17 @@ public struct NodeAPI: Sendable {
         self.metrics = metrics
         self.config = config
         searchFacets = SearchFacetCache(store: store)
+        blockingExecutor = store.blobLocation == .files ? nil : BlockingTaskExecutor(threads: Self.objectReadThreads)
+    }
+
+    /// Response bodies reading from the bucket at once, each waiting on a ranged GET at most.
+    static let objectReadThreads = 64
+
+    /// Where a response body runs: on its connection's event loop when blobs are local files (see
+    /// `EventLoopTaskExecutor`), on the blocking threads when they are objects in a bucket.
+    func bodyExecutor(_ context: NodeRequestContext) -> (any TaskExecutor)? {
+        if let blockingExecutor { return blockingExecutor }
+        return context.eventLoop.map(EventLoopTaskExecutor.init)
     }
 
     public func router() -> Router<NodeRequestContext> {

@@ -5,6 +5,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// What an object store refused or failed to do, with the operation, bucket and key.
 public enum ObjectStoreError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -201,7 +202,7 @@ public final class S3Client: Sendable {
             let response: HTTPClient.Response
             do {
                 let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: headers, body: body)
-                response = try http.execute(request: request).wait()
+                response = try Self.block(on: http.execute(request: request))
             } catch let error as ObjectStoreError {
                 throw error
             } catch {
@@ -215,6 +216,23 @@ public final class S3Client: Sendable {
             if status < 500 { break }
         }
         throw lastError
+    }
+
+    /// Waits for `future` on the calling thread. Not `wait()`, which NIO refuses on any event
+    /// loop: the node's response bodies run on the server's loops, and blocking one of those on an
+    /// answer that arrives on this client's own loops cannot deadlock.
+    private static func block<T: Sendable>(on future: EventLoopFuture<T>) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        future.whenComplete { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        guard let result = outcome.withLock({ $0 }) else {
+            throw ObjectStoreError.transport(op: "wait", bucket: "", key: "", reason: "the request completed without a result")
+        }
+        return try result.get()
     }
 
     static func unquote(_ etag: String) -> String {

@@ -32,6 +32,30 @@ EXTRA_DICOM = Path(os.environ["CAIRN_SHARED_DICOM"]) if os.environ.get("CAIRN_SH
 TEST_SEED = int(os.environ.get("CAIRN_TEST_SEED") or time.time_ns() % 2**32)
 
 
+# CAIRN_TEST_BLOB_STORE=s3 runs the suites against an S3 blob store (Tools/test.sh starts Ceph's
+# RGW and sets CAIRN_TEST_S3_ENDPOINT and AWS_*): each test gets a bucket of its own through
+# $CAIRN_CONFIG, which every cairn process it starts reads. Tests marked local_files read or damage
+# blob files under the data directory, and are left out of that run.
+BLOB_STORE = os.environ.get("CAIRN_TEST_BLOB_STORE", "file")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "local_files: reads or damages blob files in the data directory")
+
+
+@pytest.fixture(autouse=True)
+def blob_store_config(tmp_path, monkeypatch):
+    """The test's S3 bucket (None for the default file blob store)."""
+    if BLOB_STORE != "s3":
+        yield None
+        return
+    bucket = f"cairn-py-{random.getrandbits(48):012x}"
+    path = tmp_path / "cairn-storage.json"
+    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"]}))
+    monkeypatch.setenv("CAIRN_CONFIG", str(path))
+    yield bucket
+
+
 def cairn_binary() -> str:
     path = os.environ.get("CAIRN_BIN", str(REPO / ".build" / "debug" / "cairn"))
     if not os.path.exists(path):

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import requests
 
@@ -28,6 +29,9 @@ class Node:
                 "--node-id", node_id, *extra]
         if config is not None:
             path = store.root.parent / f"node-{time.monotonic_ns()}.json"
+            # An explicit --config replaces $CAIRN_CONFIG: it must name the same blob store.
+            if os.environ.get("CAIRN_CONFIG"):
+                config = {**json.loads(Path(os.environ["CAIRN_CONFIG"]).read_text()), **config}
             path.write_text(json.dumps(config))
             args += ["--config", str(path)]
         # The log goes to a file: a pipe nobody reads would stall the node once full.

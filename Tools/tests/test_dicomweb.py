@@ -395,6 +395,7 @@ def test_bad_requests_get_clear_errors(web):
         assert words in response.json()["detail"], path
 
 
+@pytest.mark.local_files
 def test_reindex_fills_in_rows_indexed_before_dicomweb(web):
     """Rows as index v8 left them (no v9 columns): searches answer from the older columns and warn
     on the newer keys; `cairn reindex` reads the headers again and the answers become whole."""

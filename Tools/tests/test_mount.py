@@ -254,6 +254,7 @@ def test_random_ranges_and_twenty_concurrent_readers(store, tmp_path):
         assert not errors, errors
 
 
+@pytest.mark.local_files
 def test_a_damaged_frame_is_eio_for_its_range_only(store, tmp_path):
     store.run("dataset", "create", "blobs", "--allow-non-dicom")
     data = image_like(2 * 2**20, seed=11)
@@ -298,6 +299,7 @@ def test_a_damaged_frame_is_eio_for_its_range_only(store, tmp_path):
     assert "damaged frame" in log and digest in log
 
 
+@pytest.mark.local_files
 def test_a_damaged_raw_blob_is_eio_and_verify_marks_it(store, tmp_path):
     """Incompressible bytes are stored raw (no frame checksums): the whole blob is checked against
     its digest before its first byte is served; once `verify` marks it, every open is EIO."""

@@ -483,6 +483,7 @@ def test_metrics_count_what_happened(node):
     assert any(k.startswith("cairn_http_request_duration_seconds_bucket") for k in m)
 
 
+@pytest.mark.local_files
 def test_damaged_blobs_are_never_served(node):
     token = node.token()
     digest = big(node.store)
@@ -510,6 +511,7 @@ def test_damaged_blobs_are_never_served(node):
     assert node.alive()
 
 
+@pytest.mark.local_files
 def test_zstd_content_encoding_for_clients_that_accept_it(node):
     """requests (urllib3 2 with backports.zstd, or Python 3.14) asks for zstd and decodes it."""
     token = node.token()

@@ -83,7 +83,7 @@ extension NodeAPI {
                                     detail: "\(error)"))
             throw APIError.from(error)
         }
-        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
+        let executor = bodyExecutor(context)
         return Response(status: .ok, headers: [.contentType: "application/dicom+json", .eTag: etag], body: ResponseBody { writer in
             var bytes = 0
             do {
@@ -285,7 +285,7 @@ extension NodeAPI {
             headers[.contentLength] = String(framing.bodyLength(parts.map { ($0.contentType, $0.length) }))
         }
         let store = store, audit = audit, metrics = metrics
-        let executor = context.eventLoop.map(EventLoopTaskExecutor.init)
+        let executor = bodyExecutor(context)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var sentByBlob: [(BlobDigest, UInt64)] = []
             var failure: (any Error)?
