@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test: Swift unit tests (swift test), then the Python acceptance tests that drive the
 # real `cairn` binary with stock tools and third-party clients. Installs what it needs first.
-#   Tools/test.sh            all tests
+#   Tools/test.sh            all tests (starts a single-host Ceph for the S3 blob store's runs)
 #   PYTEST_ARGS="-k faults" Tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 Tools/install-deps.sh
+
+# A single-host Ceph (mon, mgr, memstore OSD, RGW) for the S3 blob store's tests, stopped on exit.
+ceph_dir="$PWD/.build/ceph"
+ceph_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+trap 'Tools/ceph.sh stop "$ceph_dir"' EXIT
+echo "== starting Ceph RGW on 127.0.0.1:$ceph_port"
+Tools/ceph.sh start "$ceph_dir" "$ceph_port" > /dev/null
+# shellcheck source=/dev/null
+source "$ceph_dir/s3.env"
+export CAIRN_REQUIRE_S3=1
 
 echo "== swift build"
 swift build
@@ -18,3 +28,8 @@ echo "== python acceptance tests"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider Tools/tests ${PYTEST_ARGS:-}
+
+echo "== python acceptance tests, blobs in S3 (Ceph RGW)"
+CAIRN_TEST_BLOB_STORE=s3 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider \
+    -m "not local_files" Tools/tests/test_node_http.py Tools/tests/test_mount.py Tools/tests/test_dicomweb.py \
+    Tools/tests/test_scaled_out.py ${PYTEST_ARGS:-}

@@ -31,12 +31,33 @@ struct ReplicationPusher: Service {
         var isFinal: Bool { (400..<500).contains(status) && ![408, 409, 425, 429].contains(status) }
     }
 
+    /// Several node servers over one index push through one of them: whoever holds the
+    /// `replication` lease, renewed at half its term; the others look again every second.
+    static let leaseSeconds: TimeInterval = 10
+    let holder = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
     func run() async throws {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         await cancelWhenGracefulShutdown {
             var failures = 0
+            var renewAt = Date.distantPast
+            var holding = false
             while !Task.isCancelled {
                 do {
+                    if Date() >= renewAt {
+                        let held = try store.takeLease("replication", holder: holder, for: Self.leaseSeconds)
+                        if held != holding {
+                            let current = try store.leaseHolder("replication") ?? "none"
+                            logger.info(held ? "this server pushes snapshots to the hub" : "another server pushes snapshots to the hub",
+                                        metadata: ["holder": "\(current)"])
+                        }
+                        holding = held
+                        renewAt = Date().addingTimeInterval(held ? Self.leaseSeconds / 2 : 1)
+                    }
+                    guard holding else {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        continue
+                    }
                     let outbox = try store.outbox()
                     metrics.replicationLag.set(outbox.lag())
                     metrics.replicationHalted.set(Double(outbox.halted.count))
@@ -66,6 +87,8 @@ struct ReplicationPusher: Service {
                 }
             }
         }
+        // Another server takes over at once rather than when the lease lapses.
+        try? store.releaseLease("replication", holder: holder)
         try? await client.shutdown()
     }
 

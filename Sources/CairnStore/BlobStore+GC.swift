@@ -1,3 +1,4 @@
+import CairnObjectStore
 import Foundation
 import GRDB
 import Glibc
@@ -20,8 +21,10 @@ extension BlobStore {
     /// deduplicated against a blob checks the file still exists inside its own commit.
     public func collectGarbage(dryRun: Bool) throws -> GCReport {
         let holder = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        try acquireLease(holder)
-        defer { try? releaseLease(holder) }
+        guard try takeLease("gc", holder: holder, for: Self.gcLeaseSeconds) else {
+            throw StoreError.invalidArgument("another gc holds the lease; try again later")
+        }
+        defer { try? releaseLease("gc", holder: holder) }
         var report = GCReport()
         var firstFailure: Error?
         let candidates: [BlobRecord] = try index.read { db in
@@ -49,54 +52,40 @@ extension BlobStore {
                     try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex])
                 }
             }
-            try renewLease(holder)
+            guard try takeLease("gc", holder: holder, for: Self.gcLeaseSeconds) else {
+                throw StoreError.index("gc lost its lease to another collector; stopped")
+            }
         }
         if let firstFailure { throw firstFailure }
         if let objects {
             let orphans = try orphanObjects(olderThan: Self.orphanGracePeriod, client: objects)
             report.orphanFiles = orphans.map(\.location)
             if !dryRun {
-                for orphan in orphans {
-                    do { try objects.delete(orphan.key) } catch { throw StoreError.objectStore(error) }
-                    report.bytesFreed += orphan.size
+                // Inside a write transaction, and only while still row-less: a writer adopting the
+                // same bytes (its HEAD found this object) commits its row in one of those.
+                try index.write { db in
+                    for orphan in orphans {
+                        let name = String(orphan.key.split(separator: "/").last ?? "")
+                        if let digest = BlobDigest(hex: name), try StoreIndex.blob(db, digest) != nil { continue }
+                        do { try objects.delete(orphan.key) } catch let error as ObjectStoreError { throw StoreError.objectStore(error) }
+                        report.bytesFreed += orphan.size
+                    }
                 }
             }
             return report
         }
         report.orphanFiles = try orphanFiles(olderThan: Self.orphanGracePeriod)
         if !dryRun {
-            for orphan in report.orphanFiles {
-                report.bytesFreed += FileSystem.fileSize(orphan) ?? 0
-                FileSystem.remove(orphan)
+            // As for objects: only while no writer has committed a row for the name since.
+            try index.write { db in
+                for orphan in report.orphanFiles {
+                    let name = String(orphan.split(separator: "/").last ?? "")
+                    if let digest = BlobDigest(hex: name), try StoreIndex.blob(db, digest) != nil { continue }
+                    report.bytesFreed += FileSystem.fileSize(orphan) ?? 0
+                    FileSystem.remove(orphan)
+                }
             }
         }
         return report
-    }
-
-    private func acquireLease(_ holder: String) throws {
-        let now = Date().timeIntervalSince1970
-        let acquired: Bool = try index.write { db in
-            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'gc_lease'"),
-               let expiry = Double(value.split(separator: " ").last ?? ""), expiry > now {
-                return false
-            }
-            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES ('gc_lease', ?)",
-                           arguments: ["\(holder) \(now + Self.gcLeaseSeconds)"])
-            return true
-        }
-        guard acquired else { throw StoreError.invalidArgument("another gc holds the lease; try again later") }
-    }
-
-    private func renewLease(_ holder: String) throws {
-        try index.write { db in
-            try db.execute(sql: "UPDATE settings SET value = ? WHERE key = 'gc_lease' AND value LIKE ?",
-                           arguments: ["\(holder) \(Date().timeIntervalSince1970 + Self.gcLeaseSeconds)", holder + " %"])
-        }
-    }
-
-    private func releaseLease(_ holder: String) throws {
-        try index.write { db in
-            try db.execute(sql: "DELETE FROM settings WHERE key = 'gc_lease' AND value LIKE ?", arguments: [holder + " %"])
-        }
     }
 }

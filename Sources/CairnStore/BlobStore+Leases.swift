@@ -1,0 +1,44 @@
+import Foundation
+import GRDB
+
+/// Named leases in the index, for work that must happen once however many processes share it
+/// (several node servers over one index; a `cairn gc` next to them): gc, the replication push.
+/// A lease is `holder expiry` under `settings.<name>_lease`; taking one is a write transaction,
+/// so two takers are ordered, and one whose holder died lapses at its expiry.
+extension BlobStore {
+    /// Takes the lease `name` for `seconds` if it is free, lapsed, or already `holder`'s (which
+    /// renews it). False when another holder's lease is still running.
+    public func takeLease(_ name: String, holder: String, for seconds: TimeInterval) throws -> Bool {
+        let key = name + "_lease", now = Date().timeIntervalSince1970
+        return try index.write { db in
+            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) {
+                let parts = value.split(separator: " ")
+                if let expiry = parts.last.flatMap({ Double($0) }), expiry > now, parts.first.map(String.init) != holder {
+                    return false
+                }
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [key, "\(holder) \(now + seconds)"])
+            return true
+        }
+    }
+
+    /// Gives the lease up, if `holder` still holds it.
+    public func releaseLease(_ name: String, holder: String) throws {
+        try index.write { db in
+            try db.execute(sql: "DELETE FROM settings WHERE key = ? AND value LIKE ?", arguments: [name + "_lease", holder + " %"])
+        }
+    }
+
+    /// Who holds the lease `name` now, if anyone (for status and tests).
+    public func leaseHolder(_ name: String) throws -> String? {
+        let now = Date().timeIntervalSince1970
+        return try index.read { db in
+            guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [name + "_lease"]) else {
+                return nil
+            }
+            let parts = value.split(separator: " ")
+            guard let expiry = parts.last.flatMap({ Double($0) }), expiry > now, let holder = parts.first else { return nil }
+            return String(holder)
+        }
+    }
+}

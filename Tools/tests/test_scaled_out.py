@@ -1,0 +1,174 @@
+"""Two node servers over one index and one blob store (run against Ceph RGW in Tools/test.sh's S3
+pass, and against local files in the default pass): either serves what the other took in, a
+revocation reaches both within a second, kill -9 of one mid-ingest loses no acknowledged write,
+gc next to ingest loses nothing, and only one of them pushes snapshots to the hub."""
+import json
+import sqlite3
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import image_like, sha256_digest, wait_until
+from node import Node
+from test_federation import Hub, free_port, make_corpus
+
+CONFIG = {"clock_skew_seconds": 0, "audit_flush_milliseconds": 50, "disk_low_water_bytes": 0}
+
+
+@pytest.fixture
+def pair(store):
+    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    servers = [Node(store, node_id="shared-node", config=CONFIG) for _ in range(2)]
+    yield servers
+    for server in servers:
+        if server.proc.poll() is None:
+            assert server.stop() == 0
+
+
+def upload(server, token, body):
+    return requests.post(f"{server.url}/v1/datasets/ct/instances", data=body, headers=server.headers(token), timeout=60)
+
+
+def test_either_server_serves_what_the_other_took_in(pair):
+    a, b = pair
+    ingest, read = a.token(scope="ingest"), a.token()
+    bodies = {}
+    for i in range(12):
+        body = image_like(50_000 + 7_919 * i, seed=i)
+        server = pair[i % 2]
+        r = upload(server, ingest, body)
+        assert r.status_code == 201, r.text
+        bodies[r.json()["digest"]] = body
+    for digest, body in bodies.items():
+        for server in pair:
+            assert server.get(f"/v1/blobs/{digest}", read).content == body
+            part = server.get(f"/v1/blobs/{digest}", read, headers={"Range": "bytes=1000-40999"})
+            assert part.status_code == 206 and part.content == body[1000:41000]
+            tail = server.get(f"/v1/blobs/{digest}", read, headers={"Range": "bytes=-777"})
+            assert tail.status_code == 206 and tail.content == body[-777:]
+
+
+def test_a_revocation_reaches_the_other_server_within_a_second(pair):
+    a, b = pair
+    token = a.token()
+    body = image_like(30_000, seed=1)
+    assert upload(a, a.token(scope="ingest"), body).status_code == 201
+    path = f"/v1/blobs/{sha256_digest(body)}"
+    assert a.get(path, token).status_code == 200 and b.get(path, token).status_code == 200
+    a.store.run("token", "revoke", token["jti"])
+    start = time.monotonic()
+    wait_until(lambda: b.get(path, token).status_code == 401 and a.get(path, token).status_code == 401, timeout=5,
+               what="both servers to refuse the revoked token")
+    elapsed = time.monotonic() - start
+    print(f"revocation refused by both servers after {elapsed:.2f} s")
+    assert elapsed < 1.5, f"revocation took {elapsed:.2f} s"
+
+
+def test_kill_minus_nine_mid_ingest_loses_no_acknowledged_write(pair):
+    a, b = pair
+    ingest, read = a.token(scope="ingest"), a.token()
+    acknowledged, stop = {}, threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            body = image_like(200_000 + i, seed=1000 + i)
+            try:
+                r = upload(a, ingest, body)
+            except requests.RequestException:
+                return
+            if r.status_code == 201:
+                acknowledged[r.json()["digest"]] = body
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    wait_until(lambda: len(acknowledged) >= 10, timeout=60, what="ten acknowledged uploads")
+    a.proc.kill()
+    a.proc.wait()
+    stop.set()
+    thread.join()
+    for digest, body in acknowledged.items():
+        assert b.get(f"/v1/blobs/{digest}", read).content == body
+    report = a.store.json("verify")
+    assert report["clean"] and report["checked"] >= len(acknowledged), report
+    # Every row has its blob (verify above). The upload in flight at the kill may have committed
+    # before its answer was sent; nothing else is listed.
+    assert len(a.store.ndjson("ls", "--dataset", "ct")) - len(acknowledged) in (0, 1)
+
+
+def test_gc_next_to_ingest_loses_nothing(pair):
+    a, b = pair
+    ingest, read = a.token(scope="ingest"), a.token()
+    # Blobs that no dataset holds any more: what gc is for.
+    dropped = [r.json()["digest"] for r in (upload(a, ingest, image_like(40_000, seed=5000 + i)) for i in range(5))]
+    db = sqlite3.connect(a.store.root / "index.sqlite")
+    db.executemany("DELETE FROM dataset_blobs WHERE digest = ?", [(d.removeprefix("sha256:"),) for d in dropped])
+    db.commit()
+    db.close()
+    acknowledged, stop = {}, threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            body = image_like(100_000 + i, seed=2000 + i)
+            r = upload(b, ingest, body)
+            assert r.status_code == 201, r.text
+            acknowledged[r.json()["digest"]] = body
+            i += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    collected = []
+    try:
+        for _ in range(5):
+            collected += a.store.json("gc")["unreferenced"]
+    finally:
+        stop.set()
+        thread.join()
+    assert sorted(collected) == sorted(dropped)
+    assert len(acknowledged) > 0
+    for digest, body in acknowledged.items():
+        assert a.get(f"/v1/blobs/{digest}", read).content == body
+    report = a.store.json("verify")
+    assert report["clean"] and report["checked"] >= len(acknowledged), report
+
+
+def test_only_one_server_pushes_snapshots_and_the_other_takes_over(store, tmp_path):
+    hub = Hub(tmp_path / "hub", free_port())
+    servers = []
+    try:
+        store.run("dataset", "create", "lung", "--publish-attributes", "subject,modality")
+        make_corpus(tmp_path / "corpus", seed=8, ct=3, mr=1)
+        store.run("ingest", "--dataset", "lung", str(tmp_path / "corpus"))
+        hub.cli("enroll", "shared-node", store.run("key", "show").stdout.decode().strip())
+        servers = [Node(store, node_id="shared-node", config=CONFIG, extra=("--hub", hub.url)) for _ in range(2)]
+        published = []
+        for seed in (9, 10, 11):
+            make_corpus(tmp_path / f"more{seed}", seed=seed, ct=1, mr=0)
+            store.run("ingest", "--dataset", "lung", str(tmp_path / f"more{seed}"))
+            published.append(store.json("dataset", "publish", "lung"))
+            wait_until(lambda: (hub.head("shared-node", "lung") or {}).get("digest") == published[-1]["digest"],
+                       timeout=30, what=f"the hub to hold snapshot {len(published)}")
+        pushers = [s for s in servers if "this server pushes snapshots" in s.log_path.read_text(errors="replace")]
+        assert len(pushers) == 1, [s.log_path.read_text(errors="replace")[-2000:] for s in servers]
+        records = [json.loads(line) for line in hub.cli("audit", "export", "--json").splitlines()]
+        actions = [r["action"] for r in records if r["action"].startswith("snapshot.")]
+        # Each snapshot arrived once: a second pusher would have been refused as out of order.
+        assert actions == ["snapshot.apply"] * len(published), actions
+        # The pusher stops; the other server takes the lease at once and pushes the next snapshot.
+        assert pushers[0].stop() == 0
+        other = next(s for s in servers if s is not pushers[0])
+        make_corpus(tmp_path / "last", seed=12, ct=1, mr=0)
+        store.run("ingest", "--dataset", "lung", str(tmp_path / "last"))
+        last = store.json("dataset", "publish", "lung")
+        wait_until(lambda: (hub.head("shared-node", "lung") or {}).get("digest") == last["digest"], timeout=30,
+                   what="the remaining server to push")
+        assert "this server pushes snapshots" in other.log_path.read_text(errors="replace")
+    finally:
+        for server in servers:
+            if server.proc.poll() is None:
+                server.stop()
+        hub.stop()
