@@ -40,11 +40,12 @@ public final class BlobStore: Sendable {
     public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
                                   storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
-        try createDirectories(root: root)
-        let index = try StoreIndex(path: root + "/index.sqlite")
+        // The bucket first: a node that cannot reach or authenticate to it creates nothing.
         if let client = try storage.objectClient() {
             do { try client.createBucketIfMissing() } catch { throw StoreError.objectStore(error) }
         }
+        try createDirectories(root: root)
+        let index = try StoreIndex(path: root + "/index.sqlite")
         try index.write { db in
             // A store made before blob stores were configurable holds files, whatever this run says.
             try db.execute(sql: """

@@ -26,7 +26,7 @@ public struct StorageConfig: Sendable, Equatable {
             }
             var bucket = String(text.dropFirst(5))
             if bucket.hasSuffix("/") { bucket.removeLast() }
-            do { try S3Client.validateBucketName(bucket) } catch { throw StoreError.objectStore(error) }
+            do { try S3Client.validateBucketName(bucket) } catch { throw StoreError.invalidArgument(error.description) }
             self = .s3(bucket: bucket)
         }
     }
@@ -91,7 +91,8 @@ public struct StorageConfig: Sendable, Equatable {
             return try S3Client(endpoint: endpoint, region: s3Region, bucket: bucket,
                                 credentials: S3Credentials.fromEnvironment(environment))
         } catch {
-            throw StoreError.objectStore(error)
+            // A bad endpoint or missing credentials are configuration errors, like a bad key.
+            throw StoreError.invalidArgument(error.description)
         }
     }
 }

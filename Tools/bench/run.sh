@@ -9,6 +9,7 @@
 #   Tools/bench/run.sh --mount-only                                 `cairn mount` only (root, /dev/fuse)
 #   Tools/bench/run.sh --dicomweb-only                              DICOMweb against Orthanc's DICOMweb plugin
 #   Tools/bench/run.sh --pixel-only                                 storage profiles against zstd, CharLS, OpenJPH
+#   Tools/bench/run.sh --backends-only                              blobs in Ceph RGW against local files
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -28,6 +29,11 @@ if [ "${1:-}" = "--mount-only" ]; then
 fi
 if [ "${1:-}" = "--pixel-only" ]; then
     exec .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
+.venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
+fi
+if [ "${1:-}" = "--backends-only" ]; then
+    command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+    exec .venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
 fi
 if [ "${1:-}" = "--dicomweb-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
@@ -44,3 +50,4 @@ done
 .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
 .venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
 .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
+.venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}

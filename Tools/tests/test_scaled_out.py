@@ -3,14 +3,16 @@ pass, and against local files in the default pass): either serves what the other
 revocation reaches both within a second, kill -9 of one mid-ingest loses no acknowledged write,
 gc next to ingest loses nothing, and only one of them pushes snapshots to the hub."""
 import json
+import os
 import sqlite3
+import subprocess
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import image_like, sha256_digest, wait_until
+from conftest import cairn_binary, image_like, sha256_digest, wait_until
 from node import Node
 from test_federation import Hub, free_port, make_corpus
 
@@ -172,3 +174,51 @@ def test_only_one_server_pushes_snapshots_and_the_other_takes_over(store, tmp_pa
             if server.proc.poll() is None:
                 server.stop()
         hub.stop()
+
+
+def test_no_secret_reaches_a_log_or_an_error(pair):
+    a, b = pair
+    assert upload(a, a.token(scope="ingest"), image_like(10_000, seed=3)).status_code == 201
+    for server in pair:
+        server.stop()
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if secret:
+            assert secret not in server.log_path.read_text(errors="replace")
+
+
+def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
+    data = tmp_path / "data"
+    endpoint = os.environ.get("CAIRN_TEST_S3_ENDPOINT", "http://127.0.0.1:9")
+
+    def cairn(config, *args, env=None):
+        path = tmp_path / "storage.json"
+        path.write_text(json.dumps(config))
+        return subprocess.run([cairn_binary(), *args, "--data", str(data), "--config", str(path)], capture_output=True,
+                              text=True, env=env)
+
+    refused = [
+        ({"index": "postgres://cairn:hunter2@db:5432/cairn"}, "the PostgreSQL index is not built yet"),
+        ({"blob_store": "s3://cairn-blobs"}, "needs s3_endpoint"),
+        ({"blob_store": "s3://Bad_Bucket", "s3_endpoint": endpoint}, "bucket name 'Bad_Bucket'"),
+        ({"blob_store": "gs://cairn-blobs"}, "must be `file` or `s3://BUCKET`"),
+        ({"blob_stor": "s3://cairn-blobs"}, "unknown keys blob_stor"),
+        ({"blob_store": "s3://cairn-blobs", "s3_endpoint": "ftp://x"}, "must be http(s)://HOST[:PORT]"),
+    ]
+    for config, message in refused:
+        r = cairn(config, "init")
+        assert r.returncode == 2 and message in r.stderr, (config, r.returncode, r.stderr)
+        assert "hunter2" not in r.stderr
+        assert not data.exists(), "a refused configuration must not create the store"
+    s3 = {"blob_store": "s3://cairn-config-test", "s3_endpoint": endpoint}
+    no_credentials = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    r = cairn(s3, "init", env=no_credentials)
+    assert r.returncode != 0 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
+    if "CAIRN_TEST_S3_ENDPOINT" in os.environ:
+        wrong = {**os.environ, "AWS_SECRET_ACCESS_KEY": "wrong-secret-hunter3"}
+        r = cairn(s3, "init", env=wrong)
+        assert r.returncode == 1 and "HTTP 403" in r.stderr and "hunter3" not in r.stderr, r.stderr
+        assert not data.exists(), "a node that cannot authenticate to its bucket must not create the store"
+    # A store made with files refuses to open as S3, and the other way round.
+    assert cairn({"blob_store": "file"}, "init").returncode == 0
+    r = cairn(s3, "ls")
+    assert r.returncode == 2 and "keeps its blobs in file" in r.stderr, r.stderr
