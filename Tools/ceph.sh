@@ -37,6 +37,11 @@ esac
 
 PORT=${3:?PORT}
 stop
+# The monitor listens on the standard ports (3300, 6789): one of these clusters per host.
+if (exec 3<>/dev/tcp/127.0.0.1/6789) 2>/dev/null; then
+    echo "ceph.sh: a Ceph monitor already listens on 127.0.0.1:6789 (stop that cluster first)" >&2
+    exit 1
+fi
 rm -rf "$D"
 mkdir -p "$D"/mon "$D"/osd "$D"/run "$D"/log
 cat > "$CEPH_CONF" <<EOF

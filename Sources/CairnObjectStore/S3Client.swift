@@ -58,13 +58,10 @@ public final class S3Client: Sendable {
 
     public init(endpoint: String, region: String, bucket: String, credentials: S3Credentials,
                 maxConnections: Int = 32) throws(ObjectStoreError) {
-        guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme),
-              let hostName = url.host, !hostName.isEmpty, url.path.isEmpty || url.path == "/", url.query == nil else {
-            throw .invalidConfiguration("s3_endpoint '\(endpoint)' must be http(s)://HOST[:PORT]")
-        }
+        let (scheme, host) = try Self.parseEndpoint(endpoint)
         try Self.validateBucketName(bucket)
-        self.endpoint = scheme + "://" + hostName + (url.port.map { ":\($0)" } ?? "")
-        self.host = hostName + (url.port.map { ":\($0)" } ?? "")
+        self.endpoint = scheme + "://" + host
+        self.host = host
         self.bucket = bucket
         self.region = region
         self.signer = SigV4Signer(credentials: credentials, region: region)
@@ -78,6 +75,16 @@ public final class S3Client: Sendable {
     deinit {
         try? http.syncShutdown()
         try? group.syncShutdownGracefully()
+    }
+
+    /// `http(s)://HOST[:PORT]` and nothing more: the scheme and the Host header's value.
+    public static func parseEndpoint(_ endpoint: String) throws(ObjectStoreError) -> (scheme: String, host: String) {
+        guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              let hostName = url.host, !hostName.isEmpty, url.path.isEmpty || url.path == "/", url.query == nil,
+              url.user == nil else {
+            throw .invalidConfiguration("s3_endpoint '\(endpoint)' must be http(s)://HOST[:PORT]")
+        }
+        return (scheme, hostName + (url.port.map { ":\($0)" } ?? ""))
     }
 
     /// S3's bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric).

@@ -108,7 +108,9 @@ extension BlobStore {
         defer { for path in readyPaths.values { FileSystem.remove(path) } }
         let useSyncfs = batch.count > 1
         if useSyncfs {
-            do { try FileSystem.syncFilesystem(root) } catch {
+            // The filesystems that hold the temp files' bytes and the links: the data directory's
+            // own, unless `tmp/` and `blobs/` are links to another (CephFS, see README).
+            do { try FileSystem.syncFilesystem(tmpRoot) } catch {
                 return batch.map { _ in .failure(error) }
             }
         }
@@ -127,7 +129,7 @@ extension BlobStore {
             }
         }
         if useSyncfs && !linked.isEmpty {
-            do { try FileSystem.syncFilesystem(root) } catch {
+            do { try FileSystem.syncFilesystem(blobsRoot) } catch {
                 for i in linked { results[i] = .failure(error) }
                 linked.removeAll()
             }

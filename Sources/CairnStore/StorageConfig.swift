@@ -68,6 +68,9 @@ public struct StorageConfig: Sendable, Equatable {
         }
         if let blobStore = try string("blob_store") { config.blobs = try BlobLocation(parsing: blobStore) }
         config.s3Endpoint = try string("s3_endpoint")
+        if let endpoint = config.s3Endpoint {
+            do { _ = try S3Client.parseEndpoint(endpoint) } catch { throw StoreError.invalidArgument("\(path): \(error.description)") }
+        }
         if let region = try string("s3_region") { config.s3Region = region }
         if case .s3 = config.blobs, config.s3Endpoint == nil {
             throw StoreError.invalidArgument("\(path): blob_store \(config.blobs) needs s3_endpoint (http(s)://HOST[:PORT])")

@@ -1,4 +1,5 @@
 import CairnHTTP
+import CairnStore
 @testable import CairnNode
 import Foundation
 import Testing
@@ -12,6 +13,19 @@ import Testing
         #expect(config.trustedIssuers.first?.name == "hub")
         #expect(try config.listenAddress() == ("0.0.0.0", 8700))
         #expect(config.publicURL == "https://cairn.hospital-a.example.org")
+    }
+
+    /// The scaled-out example: the server's keys and the storage keys share one file, and each
+    /// reader knows every key in it.
+    @Test func exampleS3ConfigParsesForTheServerAndTheStore() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Ops/node.s3.example.json").path
+        let config = try NodeConfig.load(path: path)
+        #expect(config.nodeID == "hospital-a")
+        let (storage, otherKeys) = try StorageConfig.load(path: path)
+        #expect(storage.blobs == .s3(bucket: "cairn-hospital-a"))
+        #expect(storage.s3Endpoint == "http://rgw.ceph.hospital-a.internal:7480" && storage.s3Region == "default")
+        #expect(otherKeys.isSubset(of: NodeConfig.fileKeys) && !otherKeys.isEmpty)
     }
 
     @Test func publicURLMustBeHTTP() throws {

@@ -113,13 +113,17 @@ def main():
     work = OUT / "backends"
     work.mkdir(parents=True, exist_ok=True)
     print(f"corpus: {len(files)} files, {total / 1e6:.0f} MB")
-    ceph_dir = work / "ceph"
-    env_lines = subprocess.run([str(REPO / "Tools/ceph.sh"), "start", str(ceph_dir), str(free_port())],
-                               capture_output=True, text=True, check=True).stdout.splitlines()
-    for line in env_lines:
-        if line.startswith("export "):
-            key, value = line[len("export "):].split("=", 1)
-            os.environ[key] = value
+    # A running Ceph (CAIRN_TEST_S3_ENDPOINT and AWS_* set, as Tools/ceph.sh prints them) is used
+    # as it is; otherwise one is started here (one per host: its monitor takes the standard ports).
+    ceph_dir = None
+    if not (os.environ.get("CAIRN_TEST_S3_ENDPOINT") and os.environ.get("AWS_ACCESS_KEY_ID")):
+        ceph_dir = work / "ceph"
+        env_lines = subprocess.run([str(REPO / "Tools/ceph.sh"), "start", str(ceph_dir), str(free_port())],
+                                   capture_output=True, text=True, check=True).stdout.splitlines()
+        for line in env_lines:
+            if line.startswith("export "):
+                key, value = line[len("export "):].split("=", 1)
+                os.environ[key] = value
     endpoint = os.environ["CAIRN_TEST_S3_ENDPOINT"]
     ceph_pids = pids_of(CEPH_DAEMONS)
     lines = []
@@ -170,7 +174,8 @@ def main():
     finally:
         for store in stores.values():
             store.stop()
-        subprocess.run([str(REPO / "Tools/ceph.sh"), "stop", str(ceph_dir)], check=False)
+        if ceph_dir:
+            subprocess.run([str(REPO / "Tools/ceph.sh"), "stop", str(ceph_dir)], check=False)
     report = OUT / "backends-latest.md"
     report.write_text("\n".join(lines) + "\n")
     print(f"written to {report}")
