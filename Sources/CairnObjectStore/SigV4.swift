@@ -1,6 +1,8 @@
 import CairnFoundation
 import Crypto
 import Foundation
+import Glibc
+import Synchronization
 
 /// AWS Signature Version 4 for S3 requests (header form), as Ceph RGW and AWS check it. The
 /// payload hash is part of what is signed, so a server that checks it (both do) refuses a body
@@ -9,6 +11,7 @@ public struct SigV4Signer: Sendable {
     public let credentials: S3Credentials
     public let region: String
     public let service: String
+    private let dayKey = DayKeyCache()
 
     public init(credentials: S3Credentials, region: String, service: String = "s3") {
         self.credentials = credentials
@@ -36,13 +39,21 @@ public struct SigV4Signer: Sendable {
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let stringToSign = ["AWS4-HMAC-SHA256", amzDate, scope, Hex.encode(SHA256.hash(data: Data(canonicalRequest.utf8)))]
             .joined(separator: "\n")
+        let key = signingKey(day: day)
+        let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
+        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
+        return [("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash), ("authorization", authorization)]
+    }
+
+    /// The key of one day's signatures, derived once per day (four HMACs) and reused.
+    private func signingKey(day: String) -> SymmetricKey {
+        if let cached = dayKey.withLock({ $0 }), cached.day == day { return cached.key }
         var key = SymmetricKey(data: Data(("AWS4" + credentials.secretAccessKey).utf8))
         for part in [day, region, service, "aws4_request"] {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
         }
-        let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
-        return [("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash), ("authorization", authorization)]
+        dayKey.withLock { $0 = (day, key) }
+        return key
     }
 
     /// RFC 3986 unreserved characters stay; everything else is %XX (upper case), as SigV4 wants.
@@ -63,13 +74,22 @@ public struct SigV4Signer: Sendable {
         return out
     }
 
+    /// `20130524T000000Z` and `20130524`, from gmtime (Foundation's Calendar costs more than the
+    /// rest of the signature on Linux).
     static func timestamps(_ date: Date) -> (amzDate: String, day: String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? TimeZone(secondsFromGMT: 0) ?? calendar.timeZone
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d%02d%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0)
-        return (day + String(format: "T%02d%02d%02dZ", c.hour ?? 0, c.minute ?? 0, c.second ?? 0), day)
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let day = "\(parts.tm_year + 1900)" + two(parts.tm_mon + 1) + two(parts.tm_mday)
+        return (day + "T" + two(parts.tm_hour) + two(parts.tm_min) + two(parts.tm_sec) + "Z", day)
     }
+}
+
+/// The last derived signing key and its day; shared by copies of a signer.
+final class DayKeyCache: Sendable {
+    private let state = Mutex<(day: String, key: SymmetricKey)?>(nil)
+    func withLock<R>(_ body: (inout (day: String, key: SymmetricKey)?) -> R) -> R { state.withLock { body(&$0) } }
 }
 
 /// S3 credentials, from the standard environment variables only: never from a config file, never logged.

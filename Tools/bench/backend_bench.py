@@ -106,6 +106,7 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--ingest-reps", type=int, help="ingest runs per backend (default: --reps)")
     parser.add_argument("--files", type=int, default=300, help="corpus files used (the first N, sorted)")
     args = parser.parse_args()
     files = sorted(p for p in args.corpus.resolve().rglob("*") if p.is_file())[:args.files]
@@ -130,7 +131,7 @@ def main():
     stores = {}
     try:
         ingest = {"file": [], "s3": []}
-        for rep in range(args.reps):
+        for rep in range(args.ingest_reps or args.reps):
             for kind in ("file", "s3"):
                 config = {"blob_store": f"s3://bench-{rep}-{time.time_ns() % 10**9}", "s3_endpoint": endpoint} if kind == "s3" else None
                 store = Store(kind, files, work, config, args.jobs)
