@@ -73,7 +73,7 @@ let package = Package(
             name: "CairnStore",
             dependencies: [
                 "CairnFoundation", "CairnAudit", "CairnDICOM", "CairnBlobs", "CairnObjectStore", "CZstd", "CLZ4", "CXXHash", "CPosix",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

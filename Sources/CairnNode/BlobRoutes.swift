@@ -126,7 +126,7 @@ extension NodeAPI {
             return Response(status: status, headers: headers)
         }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
-        let executor = bodyExecutor(context)
+        let executor = bodyExecutor(context, prefetching: true)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
             let reader = handoff.reader
             var sent: UInt64 = 0
@@ -172,13 +172,15 @@ extension NodeAPI {
             return Response(status: .ok, headers: headers)
         }
         let metrics = metrics, audit = audit
-        let executor = bodyExecutor(context)
+        let executor = bodyExecutor(context, prefetching: true)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var sent: UInt64 = 0
             do {
                 try await withTaskExecutorPreference(executor) {
                     try await Self.pump(0..<record.storedSize, to: &writer, sent: &sent,
                                         chunkEnd: { min($0 + Self.chunkSize, record.storedSize) },
+                                        prefetch: handoff.reader.readsOverNetwork
+                                            ? { try await handoff.reader.prefetchStored($0, next: $1) } : nil,
                                         fill: { try handoff.reader.readStored($0, into: $1) })
                 }
                 try await writer.finish(nil)
@@ -210,19 +212,26 @@ extension NodeAPI {
                      sent: inout UInt64) async throws {
         try await pump(range, to: &writer, sent: &sent,
                        chunkEnd: { reader.chunkEnd(from: $0, minimum: chunkSize, limit: range.upperBound) },
+                       prefetch: reader.readsOverNetwork ? { try await reader.prefetch($0, next: $1) } : nil,
                        fill: { try reader.read($0, into: $1) })
     }
 
     /// Writes `range` a chunk at a time: `fill` puts a chunk's bytes straight into the buffer that
     /// goes to the socket.
+    /// `prefetch` (blobs in a bucket) gets each chunk before `fill` reads it, and the next chunk,
+    /// so the GET for that one runs while this one is written.
     static func pump(_ range: Range<UInt64>, to writer: inout any ResponseBodyWriter, sent: inout UInt64,
                      chunkEnd: (UInt64) -> UInt64,
+                     prefetch: ((Range<UInt64>, Range<UInt64>?) async throws -> Void)? = nil,
                      fill: (Range<UInt64>, UnsafeMutableRawBufferPointer) throws -> Void) async throws {
         var position = range.lowerBound
         while position < range.upperBound {
             let count = Int(chunkEnd(position) - position)
             var buffer = ByteBufferAllocator().buffer(capacity: count)
             let chunk = position..<(position + UInt64(count))
+            if let prefetch {
+                try await prefetch(chunk, chunk.upperBound < range.upperBound ? chunk.upperBound..<chunkEnd(chunk.upperBound) : nil)
+            }
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
                 try fill(chunk, UnsafeMutableRawBufferPointer(rebasing: target[0..<count]))
                 return count

@@ -34,10 +34,11 @@ public struct NodeAPI: Sendable {
     /// Response bodies reading from the bucket at once, each waiting on a ranged GET at most.
     static let objectReadThreads = 64
 
-    /// Where a response body runs: on its connection's event loop when blobs are local files (see
-    /// `EventLoopTaskExecutor`), on the blocking threads when they are objects in a bucket.
-    func bodyExecutor(_ context: NodeRequestContext) -> (any TaskExecutor)? {
-        if let blockingExecutor { return blockingExecutor }
+    /// Where a response body runs: on its connection's event loop (see `EventLoopTaskExecutor`),
+    /// unless it may wait on the bucket: bodies that `prefetch` never do; others (DICOMweb) run on
+    /// the blocking threads when blobs are objects.
+    func bodyExecutor(_ context: NodeRequestContext, prefetching: Bool = false) -> (any TaskExecutor)? {
+        if let blockingExecutor, !prefetching { return blockingExecutor }
         return context.eventLoop.map(EventLoopTaskExecutor.init)
     }
 

@@ -52,6 +52,8 @@ public final class S3Client: Sendable {
     private let signer: SigV4Signer
     private let group: MultiThreadedEventLoopGroup
     private let http: HTTPClient
+    /// The most one answer may carry (a ByteBuffer's limit).
+    static let largestBody = UInt64(UInt32.max)
     /// Attempts per request: transport errors and 5xx answers are retried (every request here is
     /// idempotent: keys are content addresses).
     static let attempts = 3
@@ -72,9 +74,11 @@ public final class S3Client: Sendable {
         http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
     }
 
+    /// Without blocking: the last reference may go on one of this client's own loops (a GET
+    /// fetched ahead completes after its reader is gone), where a synchronous shutdown traps.
     deinit {
-        try? http.syncShutdown()
-        try? group.syncShutdownGracefully()
+        let group = group
+        http.shutdown(queue: .global()) { _ in group.shutdownGracefully(queue: .global()) { _ in } }
     }
 
     /// `http(s)://HOST[:PORT]` and nothing more: the scheme and the Host header's value.
@@ -121,20 +125,18 @@ public final class S3Client: Sendable {
     public func get(_ key: String, range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws(ObjectStoreError) {
         precondition(destination.count == range.count, "destination must fit the range")
         if range.isEmpty { return }
-        let response = try send("GET", key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
-                                op: "GET", accept: [200, 206])
-        let body = response.body ?? ByteBuffer()
-        // A 200 is the whole object: acceptable only when the range was the whole object.
-        guard body.readableBytes == destination.count, response.status.code == 206 || range.lowerBound == 0 else {
-            throw .integrity(op: "GET", bucket: bucket, key: key,
-                             reason: "asked for \(range.count) bytes at \(range.lowerBound), got \(body.readableBytes) (HTTP \(response.status.code))")
+        // A 200 is the whole object: `fetch` accepts one only when the range starts at 0 and has its length.
+        let body: ByteBuffer
+        do { body = try Self.block(on: fetch(key, range: range)) } catch let error as ObjectStoreError { throw error } catch {
+            throw .transport(op: "GET", bucket: bucket, key: key, reason: "\(error)")
         }
         body.withUnsafeReadableBytes { destination.copyMemory(from: $0) }
     }
 
     /// The last `count` bytes of the object (a suffix range: no size needed), or fewer when the object is smaller.
     public func getSuffix(_ key: String, count: UInt64) throws(ObjectStoreError) -> [UInt8] {
-        let response = try send("GET", key: key, headers: [("range", "bytes=-\(count)")], op: "GET", accept: [200, 206])
+        let response = try send("GET", key: key, headers: [("range", "bytes=-\(count)")], op: "GET", accept: [200, 206],
+                                maxBody: Int(clamping: min(max(count, 64 << 10), Self.largestBody)))
         let body = response.body ?? ByteBuffer()
         guard UInt64(body.readableBytes) <= count else {
             throw .integrity(op: "GET", bucket: bucket, key: key, reason: "asked for the last \(count) bytes, got \(body.readableBytes)")
@@ -184,7 +186,7 @@ public final class S3Client: Sendable {
         repeat {
             var query = [("list-type", "2"), ("prefix", prefix)]
             if let token { query.append(("continuation-token", token)) }
-            let response = try send("GET", key: nil, query: query, op: "LIST", accept: [200])
+            let response = try send("GET", key: nil, query: query, op: "LIST", accept: [200], maxBody: 16 << 20)
             let page = ListPage(xml: String(buffer: response.body ?? ByteBuffer()))
             try body(page.objects)
             token = page.truncated ? page.nextToken : nil
@@ -195,34 +197,76 @@ public final class S3Client: Sendable {
 
     private func send(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
                       payloadHash: String = SigV4Signer.emptyPayloadHash, body: HTTPClient.Body? = nil,
-                      op: String, accept: Set<Int>) throws(ObjectStoreError) -> HTTPClient.Response {
+                      op: String, accept: Set<Int>, maxBody: Int = 1 << 20) throws(ObjectStoreError) -> HTTPClient.Response {
+        let future = execute(method, key: key, query: query, headers: extra, payloadHash: payloadHash, body: body, op: op,
+                             accept: accept, maxBody: maxBody)
+        do { return try Self.block(on: future) } catch let error as ObjectStoreError { throw error } catch {
+            throw .transport(op: op, bucket: bucket, key: key ?? "", reason: "\(error)")
+        }
+    }
+
+    /// One request, signed afresh for each attempt; transport errors and 5xx answers are retried
+    /// after 100, then 200 ms. Fails with an `ObjectStoreError` only.
+    private func execute(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+                         payloadHash: String = SigV4Signer.emptyPayloadHash, body: HTTPClient.Body? = nil,
+                         op: String, accept: Set<Int>, maxBody: Int = 1 << 20, attempt: Int = 0) -> EventLoopFuture<HTTPClient.Response> {
+        let loop = group.next()
         let path = "/" + bucket + (key.map { "/" + SigV4Signer.encode($0, keepSlash: true) } ?? "")
         let queryText = query.map { "\(SigV4Signer.encode($0.0))=\(SigV4Signer.encode($0.1))" }.joined(separator: "&")
-        let url = endpoint + path + (queryText.isEmpty ? "" : "?" + queryText)
-        var lastError = ObjectStoreError.transport(op: op, bucket: bucket, key: key ?? "", reason: "not sent")
-        for attempt in 0..<Self.attempts {
-            if attempt > 0 { usleep(UInt32(100_000 << (attempt - 1))) }
-            let signedHeaders = [("host", host)] + extra.filter { $0.0 != "content-length" }
-            let authorization = signer.sign(method: method, path: path, query: query, headers: signedHeaders, payloadHash: payloadHash)
-            var headers = HTTPHeaders()
-            for (name, value) in extra + authorization { headers.add(name: name, value: value) }
-            let response: HTTPClient.Response
-            do {
-                let request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: headers, body: body)
-                response = try Self.block(on: http.execute(request: request))
-            } catch let error as ObjectStoreError {
-                throw error
-            } catch {
-                lastError = .transport(op: op, bucket: bucket, key: key ?? "", reason: "\(error)")
-                continue
-            }
-            let status = Int(response.status.code)
-            if accept.contains(status) { return response }
-            if status == 404 { throw .notFound(op: op, bucket: bucket, key: key ?? "") }
-            lastError = .status(op: op, bucket: bucket, key: key ?? "", status: status, code: Self.errorCode(response))
-            if status < 500 { break }
+        let signedHeaders = [("host", host)] + extra.filter { $0.0 != "content-length" }
+        let authorization = signer.sign(method: method, path: path, query: query, headers: signedHeaders, payloadHash: payloadHash)
+        var headers = HTTPHeaders()
+        for (name, value) in extra + authorization { headers.add(name: name, value: value) }
+        let bucket = bucket, name = key ?? ""
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: endpoint + path + (queryText.isEmpty ? "" : "?" + queryText),
+                                             method: HTTPMethod(rawValue: method), headers: headers, body: body)
+        } catch {
+            return loop.makeFailedFuture(ObjectStoreError.transport(op: op, bucket: bucket, key: name, reason: "\(error)"))
         }
-        throw lastError
+        let promise = loop.makePromise(of: HTTPClient.Response.self)
+        let retry: @Sendable (ObjectStoreError) -> Void = { error in
+            guard attempt + 1 < Self.attempts else { return promise.fail(error) }
+            loop.scheduleTask(in: .milliseconds(100 << Int64(attempt))) {
+                self.execute(method, key: key, query: query, headers: extra, payloadHash: payloadHash, body: body, op: op,
+                             accept: accept, maxBody: maxBody, attempt: attempt + 1).cascade(to: promise)
+            }
+        }
+        // Bodies are collected up to what was asked for (error documents and listing pages: 1 MiB):
+        // a server sending more costs nothing beyond that.
+        http.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: maxBody)).futureResult.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                retry(.transport(op: op, bucket: bucket, key: name, reason: "\(error)"))
+            case .success(let response):
+                let status = Int(response.status.code)
+                if accept.contains(status) { return promise.succeed(response) }
+                if status == 404 { return promise.fail(ObjectStoreError.notFound(op: op, bucket: bucket, key: name)) }
+                let error = ObjectStoreError.status(op: op, bucket: bucket, key: name, status: status, code: Self.errorCode(response))
+                if status >= 500 { retry(error) } else { promise.fail(error) }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Starts a ranged GET of `range` (non-empty) without waiting for it: the bytes, exactly the
+    /// range's length, or an `ObjectStoreError`. For readers that fetch ahead of what they send.
+    public func fetch(_ key: String, range: Range<UInt64>) -> EventLoopFuture<ByteBuffer> {
+        let bucket = bucket
+        guard range.count <= Self.largestBody else {
+            return group.next().makeFailedFuture(ObjectStoreError.integrity(
+                op: "GET", bucket: bucket, key: key, reason: "a read of \(range.count) bytes is more than one request carries (\(Self.largestBody))"))
+        }
+        return execute("GET", key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")], op: "GET",
+                       accept: [200, 206], maxBody: Int(max(range.count, 64 << 10))).flatMapThrowing { response in
+            let body = response.body ?? ByteBuffer()
+            guard body.readableBytes == range.count, response.status.code == 206 || range.lowerBound == 0 else {
+                throw ObjectStoreError.integrity(op: "GET", bucket: bucket, key: key,
+                                                 reason: "asked for \(range.count) bytes at \(range.lowerBound), got \(body.readableBytes) (HTTP \(response.status.code))")
+            }
+            return body
+        }
     }
 
     /// Waits for `future` on the calling thread. Not `wait()`, which NIO refuses on any event

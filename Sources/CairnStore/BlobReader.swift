@@ -75,6 +75,31 @@ public final class BlobReader {
         return bytes
     }
 
+    /// True when the stored bytes come over the network (a bucket): streaming callers `prefetch`.
+    public var readsOverNetwork: Bool { file is ObjectBlobSource }
+
+    /// The stored bytes that reading original bytes `range` touches: the frames overlapping it
+    /// (for raw blobs, the range itself).
+    func storedSpan(of range: Range<UInt64>) -> Range<UInt64> {
+        if codec == .raw || range.isEmpty { return range }
+        let first = table.frameIndex(containing: range.lowerBound), last = table.frameIndex(containing: range.upperBound - 1)
+        return table.compressedOffsets[first]..<table.compressedOffsets[last + 1]
+    }
+
+    /// For a blob in a bucket: fetches what reading original bytes `range` needs without blocking
+    /// the caller's thread, and starts on what reading `next` will need. A no-op for files.
+    public func prefetch(_ range: Range<UInt64>, next: Range<UInt64>?) async throws {
+        guard let source = file as? ObjectBlobSource else { return }
+        guard range.upperBound <= size, (next?.upperBound ?? 0) <= size else { return }
+        try await source.prefetch(storedSpan(of: range), next: next.map(storedSpan(of:)))
+    }
+
+    /// As `prefetch`, for stored bytes (`readStored`).
+    public func prefetchStored(_ range: Range<UInt64>, next: Range<UInt64>?) async throws {
+        guard let source = file as? ObjectBlobSource else { return }
+        try await source.prefetch(range, next: next)
+    }
+
     /// Streams original bytes `range` (half-open) to `sink`, in frame-sized pieces.
     public func read(_ range: Range<UInt64>, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         try read(range, direct: nil) { _, piece in try sink(piece) }

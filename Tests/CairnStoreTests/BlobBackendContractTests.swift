@@ -108,6 +108,35 @@ import Testing
         }
     }
 
+    /// How the node streams: each chunk prefetched (for a bucket: one GET, the next one started
+    /// ahead) and then read; chunks of every size, whole blobs and random ranges.
+    @Test(arguments: Backend.allCases) func prefetchedStreamsReadBackExactly(_ backend: Backend) async throws {
+        guard let temp = try BackendStore(backend) else { return }
+        defer { temp.cleanup() }
+        let seed = UInt64.random(in: 0...UInt64.max)
+        print("prefetchedStreamsReadBackExactly(\(backend)) seed \(seed)")
+        var rng = SeededRandom(seed: seed)
+        for bytes in [Bytes.random(700_000, seed: seed), Bytes.imageLike(2_000_000, seed: seed &+ 1)] {
+            let reader = try temp.store.reader(try temp.store.put(bytes: bytes).blob.digest)
+            #expect(reader.readsOverNetwork == (backend == .s3))
+            for _ in 0..<20 {
+                let start = UInt64.random(in: 0..<reader.size, using: &rng)
+                let end = UInt64.random(in: (start + 1)...reader.size, using: &rng)
+                let minimum = UInt64.random(in: 1...300_000, using: &rng)
+                var out: [UInt8] = []
+                var position = start
+                while position < end {
+                    let chunkEnd = reader.chunkEnd(from: position, minimum: minimum, limit: end)
+                    let next = chunkEnd < end ? chunkEnd..<reader.chunkEnd(from: chunkEnd, minimum: minimum, limit: end) : nil
+                    try await reader.prefetch(position..<chunkEnd, next: next)
+                    out += try reader.bytes(position..<chunkEnd)
+                    position = chunkEnd
+                }
+                #expect(out == Array(bytes[Int(start)..<Int(end)]), "stream \(start)..<\(end) by \(minimum), seed \(seed)")
+            }
+        }
+    }
+
     @Test(arguments: Backend.allCases) func aMissingBlobIsReportedMissing(_ backend: Backend) throws {
         guard let temp = try BackendStore(backend) else { return }
         defer { temp.cleanup() }
