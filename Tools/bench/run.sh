@@ -29,7 +29,6 @@ if [ "${1:-}" = "--mount-only" ]; then
 fi
 if [ "${1:-}" = "--pixel-only" ]; then
     exec .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
-.venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
 fi
 if [ "${1:-}" = "--backends-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
