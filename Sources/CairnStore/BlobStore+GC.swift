@@ -2,6 +2,7 @@ import CairnObjectStore
 import Foundation
 import GRDB
 import Glibc
+import Synchronization
 
 /// What `gc` removed (or, dry, would remove).
 public struct GCReport: Sendable {
@@ -16,9 +17,11 @@ extension BlobStore {
     static let gcLeaseSeconds: TimeInterval = 600
 
     /// Mark and sweep. Roots are the blobs that some dataset references; everything else goes.
-    /// Runs under a lease in the index so two collectors never sweep at once. Each batch deletes
-    /// files and rows inside one write transaction, which serialises it with writers: a writer that
-    /// deduplicated against a blob checks the file still exists inside its own commit.
+    /// Runs under a lease in the index so two collectors never sweep at once. Each batch first
+    /// deletes rows (committed), then, inside a write transaction, the files or objects of digests
+    /// that still have no row: a writer storing the same bytes meanwhile committed a row (and its
+    /// own file or object) in between, or checks, under the same lock, that its object is there.
+    /// So a row never names a missing blob; a crash between the two steps leaves only orphans.
     public func collectGarbage(dryRun: Bool) throws -> GCReport {
         let holder = "\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         guard try takeLease("gc", holder: holder, for: Self.gcLeaseSeconds) else {
@@ -26,66 +29,82 @@ extension BlobStore {
         }
         defer { try? releaseLease("gc", holder: holder) }
         var report = GCReport()
-        var firstFailure: Error?
         let candidates: [BlobRecord] = try index.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM dataset_blobs d WHERE d.digest = b.digest)
                 """).map(BlobRecord.init)
         }
-        for batch in stride(from: 0, to: candidates.count, by: 500).map({ Array(candidates[$0..<min($0 + 500, candidates.count)]) }) {
-            try index.write { db in
+        var failures: [String] = []
+        for batch in Self.batches(candidates, of: 500) {
+            let removed: [BlobRecord] = try index.write { db in
+                var removed: [BlobRecord] = []
                 for blob in batch {
                     let stillUnreferenced = try Bool.fetchOne(db, sql: "SELECT 1 FROM dataset_blobs WHERE digest = ?",
                                                               arguments: [blob.digest.hex]) == nil
                     guard stillUnreferenced else { continue }
-                    if !dryRun, let objects {
-                        // A delete the bucket refuses keeps the row (and the blob): retried by the next gc.
-                        do { try removeObject(blob.digest, client: objects) } catch {
-                            firstFailure = firstFailure ?? error
-                            continue
-                        }
-                    }
-                    report.unreferenced.append(blob.digest)
-                    report.bytesFreed += blob.storedSize
-                    if dryRun { continue }
-                    if objects == nil { FileSystem.remove(path(of: blob.digest)) }
-                    try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex])
+                    removed.append(blob)
+                    if !dryRun { try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex]) }
                 }
+                return removed
+            }
+            report.unreferenced += removed.map(\.digest)
+            report.bytesFreed += removed.reduce(0) { $0 + $1.storedSize }
+            if !dryRun {
+                failures += try removeRowless(removed.map { ($0.digest, location(of: $0.digest)) })
             }
             guard try takeLease("gc", holder: holder, for: Self.gcLeaseSeconds) else {
                 throw StoreError.index("gc lost its lease to another collector; stopped")
             }
         }
-        if let firstFailure { throw firstFailure }
+        let orphans: [(digest: BlobDigest?, location: String, size: UInt64)]
         if let objects {
-            let orphans = try orphanObjects(olderThan: Self.orphanGracePeriod, client: objects)
-            report.orphanFiles = orphans.map(\.location)
-            if !dryRun {
-                // Inside a write transaction, and only while still row-less: a writer adopting the
-                // same bytes (its HEAD found this object) commits its row in one of those.
-                try index.write { db in
-                    for orphan in orphans {
-                        let name = String(orphan.key.split(separator: "/").last ?? "")
-                        if let digest = BlobDigest(hex: name), try StoreIndex.blob(db, digest) != nil { continue }
-                        do { try objects.delete(orphan.key) } catch let error as ObjectStoreError { throw StoreError.objectStore(error) }
-                        report.bytesFreed += orphan.size
-                    }
-                }
-            }
-            return report
+            orphans = try orphanObjects(olderThan: Self.orphanGracePeriod, client: objects)
+                .map { (BlobDigest(hex: String($0.key.split(separator: "/").last ?? "")), $0.location, $0.size) }
+        } else {
+            orphans = try orphanFiles(olderThan: Self.orphanGracePeriod)
+                .map { (BlobDigest(hex: String($0.split(separator: "/").last ?? "")), $0, FileSystem.fileSize($0) ?? 0) }
         }
-        report.orphanFiles = try orphanFiles(olderThan: Self.orphanGracePeriod)
+        report.orphanFiles = orphans.map(\.location)
         if !dryRun {
-            // As for objects: only while no writer has committed a row for the name since.
-            try index.write { db in
-                for orphan in report.orphanFiles {
-                    let name = String(orphan.split(separator: "/").last ?? "")
-                    if let digest = BlobDigest(hex: name), try StoreIndex.blob(db, digest) != nil { continue }
-                    report.bytesFreed += FileSystem.fileSize(orphan) ?? 0
-                    FileSystem.remove(orphan)
-                }
+            for batch in Self.batches(orphans, of: 500) {
+                failures += try removeRowless(batch.map { ($0.digest, $0.location) })
+                report.bytesFreed += batch.reduce(0) { $0 + $1.size }
             }
+        }
+        if !failures.isEmpty {
+            throw StoreError.index("gc removed the rows but could not remove \(failures.count) blob(s), left as orphans for the next gc: "
+                                   + failures.prefix(3).joined(separator: "; "))
         }
         return report
+    }
+
+    /// Removes the files or objects at `locations` whose digest has no row, inside one write
+    /// transaction (so ordered with writers' commits and checks). Returns what failed to go.
+    private func removeRowless(_ locations: [(digest: BlobDigest?, location: String)]) throws -> [String] {
+        if locations.isEmpty { return [] }
+        return try index.write { db in
+            var rowless: [String] = []
+            for (digest, location) in locations {
+                if let digest, try StoreIndex.blob(db, digest) != nil { continue }
+                rowless.append(location)
+            }
+            guard let objects else {
+                rowless.forEach(FileSystem.remove)
+                return []
+            }
+            let prefix = "s3://\(objects.bucket)/"
+            let failed = Mutex<[String]>([])
+            let keys = rowless.map { String($0.dropFirst(prefix.count)) }
+            WorkerPool.forEach(count: keys.count, jobs: Self.parallelUploads) { i in
+                do { try objects.delete(keys[i]) } catch {
+                    failed.withLock { $0.append("\(error)") }
+                }
+            }
+            return failed.withLock { $0 }
+        }
+    }
+
+    static func batches<T>(_ items: [T], of size: Int) -> [ArraySlice<T>] {
+        stride(from: 0, to: items.count, by: size).map { items[$0..<min($0 + size, items.count)] }
     }
 }

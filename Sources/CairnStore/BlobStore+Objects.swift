@@ -6,49 +6,83 @@ import GRDB
 import Synchronization
 
 /// The write, delete and listing paths of a store whose blob files are objects in an S3 bucket.
-/// The order that keeps it consistent: an object is uploaded and verified before its row is
-/// committed, and rows decide. Uploads and gc's deletes both happen inside the index's write
-/// transaction, which serialises them: a writer that finds no row uploads its own object, and a
-/// collector removes an object only together with its row. So a row never points at a missing
-/// object, and the only orphan possible is an object without a row (a writer that died between
-/// upload and commit), which gc removes once it is older than `orphanGracePeriod`.
+///
+/// Rows decide, and a row never points at a missing object:
+/// - A writer uploads outside the index's write lock (the transfer must not hold every other
+///   writer up), then, under the lock, HEADs what it is about to commit: the object must be there
+///   and be its own (size and MD5), else it uploads again before the row goes in.
+/// - gc deletes rows first, commits, then, under the lock, deletes the objects of digests that
+///   still have no row (`BlobStore+GC.swift`). A writer's check under the lock is therefore
+///   ordered with gc's deletes.
+/// - The only orphan possible is an object without a row (a writer that died between upload and
+///   commit, or gc between its two steps), which gc removes once older than `orphanGracePeriod`.
 extension BlobStore {
-    /// Uploads at once per commit batch.
+    /// Uploads (and checks) at once per commit batch.
     static let parallelUploads = 8
+
+    /// What phase one did for one blob: its stored file's hashes, and whether it uploaded.
+    struct PreparedObject: Sendable {
+        var size: UInt64
+        var md5: [UInt8]
+        var sha256Hex: String
+        var uploaded: Bool
+
+        func isHeld(by info: ObjectInfo?) -> Bool { info?.size == size && info?.etag == Hex.encode(md5) }
+    }
 
     func commitToObjects(_ batch: [StagedBlob], client: S3Client) -> [Result<PutResult, Error>] {
         var results = [Result<PutResult, Error>?](repeating: nil, count: batch.count)
+        // One upload per digest: later copies in the batch are duplicates of the first.
+        var leaderOf: [BlobDigest: Int] = [:]
+        for (i, staged) in batch.enumerated() where leaderOf[staged.blob.digest] == nil { leaderOf[staged.blob.digest] = i }
+        let leaders = leaderOf.values.sorted()
+        let prepared = Mutex<[Int: Result<PreparedObject, Error>]>([:])
+        WorkerPool.forEach(count: leaders.count, jobs: Self.parallelUploads) { k in
+            let i = leaders[k]
+            let outcome = Result { try self.prepare(batch[i], client: client) }
+            prepared.withLock { $0[i] = outcome }
+        }
+        let phaseOne = prepared.withLock { $0 }
         let now = Date()
         do {
             try index.write { db in
-                var uploads: [Int] = []
-                for (i, staged) in batch.enumerated() {
-                    guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
-                        results[i] = .failure(StoreError.invalidArgument(
-                            "dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)"))
-                        continue
-                    }
-                    let existing = try StoreIndex.blob(db, staged.blob.digest)
-                    if existing?.state != .ok { uploads.append(i) }
+                // Under the lock: what each leader may commit, after a HEAD where the row alone cannot tell.
+                var toCheck: [Int] = []
+                var rowHeld = Set<Int>()
+                for i in leaders {
+                    guard case .success(let object)? = phaseOne[i] else { continue }
+                    let row = try StoreIndex.blob(db, batch[i].blob.digest)
+                    if row?.state == .ok { rowHeld.insert(i) }
+                    if row?.state != .ok || object.uploaded { toCheck.append(i) }
                 }
-                let failures = Self.concurrentMap(uploads, width: Self.parallelUploads) { (i: Int) -> (any Error)? in
-                    do { try self.upload(batch[i], client: client); return nil } catch { return error }
+                let checked = Mutex<[Int: Result<Bool, Error>]>([:])
+                let checks = toCheck, held = rowHeld
+                WorkerPool.forEach(count: checks.count, jobs: Self.parallelUploads) { k in
+                    let i = checks[k]
+                    guard case .success(let object)? = phaseOne[i] else { return }
+                    let outcome = Result { try self.settle(batch[i], object, rowHeld: held.contains(i), client: client) }
+                    checked.withLock { $0[i] = outcome }
                 }
-                for (i, failure) in zip(uploads, failures) { if let failure { results[i] = .failure(failure) } }
-                let uploaded = Set(uploads)
+                let settled = checked.withLock { $0 }
                 for (i, staged) in batch.enumerated() {
-                    if results[i] != nil { continue }
+                    let leader = leaderOf[staged.blob.digest] ?? i
+                    if case .failure(let error)? = phaseOne[leader] { results[i] = .failure(error); continue }
+                    if case .failure(let error)? = settled[leader] { results[i] = .failure(error); continue }
+                    // Ours goes in when the object under the key is ours; else the row there describes it.
+                    let writesRow = i == leader && (settled[leader].flatMap { try? $0.get() } ?? false)
                     do {
                         try db.inSavepoint {
-                            let deduplicated = !uploaded.contains(i)
-                            if !deduplicated { try StoreIndex.upsertBlob(db, staged.blob, now: now) }
+                            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
+                                throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
+                            }
+                            if writesRow { try StoreIndex.upsertBlob(db, staged.blob, now: now) }
                             try db.execute(sql: """
                                 INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
                                 """, arguments: [staged.dataset, staged.blob.digest.hex, staged.name, now.timeIntervalSince1970])
                             if let instance = staged.instance {
                                 try Self.insertInstance(db, dataset: staged.dataset, digest: staged.blob.digest, instance)
                             }
-                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
+                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: !writesRow))
                             return .commit
                         }
                     } catch {
@@ -63,23 +97,48 @@ extension BlobStore {
         return results.map { $0 ?? .failure(StoreError.index("not committed")) }
     }
 
-    /// PUTs one staged blob file unless the bucket already holds the same bytes (same size and
-    /// MD5 ETag: an orphan of an earlier writer, or a concurrent one). The server checks the
-    /// signed SHA-256 of the body; the ETag it answers must be our MD5.
-    private func upload(_ staged: StagedBlob, client: S3Client) throws {
-        let key = Self.objectKey(of: staged.blob.digest)
-        let file = try PosixFile.openForReading(staged.path)
-        let (size, sha256, md5) = try Self.hashes(of: file)
+    /// Phase one, without the lock: hashes the staged file, and uploads it unless an intact row
+    /// already holds the digest or the bucket holds these very bytes (an orphan, or a concurrent writer).
+    private func prepare(_ staged: StagedBlob, client: S3Client) throws -> PreparedObject {
+        let (size, sha256, md5) = try Self.hashes(of: try PosixFile.openForReading(staged.path))
         guard size == staged.blob.storedSize else {
             throw StoreError.corruptBlob(staged.blob.digest, path: staged.path,
                                          reason: "staged file holds \(size) bytes, the writer reported \(staged.blob.storedSize)")
         }
+        var object = PreparedObject(size: size, md5: md5, sha256Hex: Hex.encode(sha256), uploaded: false)
+        if try record(staged.blob.digest)?.state == .ok { return object }
+        let key = Self.objectKey(of: staged.blob.digest)
         do {
-            if let existing = try client.head(key), existing.size == size, existing.etag == Hex.encode(md5) { return }
-            try client.put(key, descriptor: file.fd, size: size, sha256Hex: Hex.encode(sha256), md5: md5)
+            if object.isHeld(by: try client.head(key)) { return object }
+            try upload(staged, object, client: client)
         } catch {
             throw StoreError.objectStore(error)
         }
+        object.uploaded = true
+        return object
+    }
+
+    /// Phase two, under the write lock: true when the object under the key is ours (uploaded
+    /// again if it went missing or is not ours and no row holds the digest), so our row goes in;
+    /// false when a row holds the digest and the object is the one it describes.
+    private func settle(_ staged: StagedBlob, _ object: PreparedObject, rowHeld: Bool, client: S3Client) throws -> Bool {
+        do {
+            if object.isHeld(by: try client.head(Self.objectKey(of: staged.blob.digest))) { return true }
+            if rowHeld { return false }
+            try upload(staged, object, client: client)
+            return true
+        } catch {
+            throw StoreError.objectStore(error)
+        }
+    }
+
+    private func upload(_ staged: StagedBlob, _ object: PreparedObject, client: S3Client) throws(ObjectStoreError) {
+        let file: PosixFile
+        do { file = try PosixFile.openForReading(staged.path) } catch {
+            throw .transport(op: "PUT", bucket: client.bucket, key: Self.objectKey(of: staged.blob.digest), reason: "\(error)")
+        }
+        try client.put(Self.objectKey(of: staged.blob.digest), descriptor: file.fd, size: object.size,
+                       sha256Hex: object.sha256Hex, md5: object.md5)
     }
 
     private static func hashes(of file: PosixFile) throws -> (size: UInt64, sha256: [UInt8], md5: [UInt8]) {
@@ -96,11 +155,6 @@ extension BlobStore {
             size += UInt64(count)
         }
         return (size, Array(sha.finalize()), Array(md5.finalize()))
-    }
-
-    /// Removes a blob's object (gc, inside its write transaction). Failing throws, so the row stays.
-    func removeObject(_ digest: BlobDigest, client: S3Client) throws {
-        do { try client.delete(Self.objectKey(of: digest)) } catch { throw StoreError.objectStore(error) }
     }
 
     /// Objects under `blobs/sha256/` with no row, older than `age` (younger ones may be uploads
@@ -126,21 +180,5 @@ extension BlobStore {
             throw StoreError.objectStore(error)
         }
         return orphans
-    }
-
-    /// Runs `body` over `items` on up to `width` threads; results in the order of `items`.
-    static func concurrentMap<T: Sendable, R: Sendable>(_ items: [T], width: Int, _ body: @Sendable (T) -> R) -> [R] {
-        if items.count <= 1 { return items.map(body) }
-        let results = Mutex<[R?]>(Array(repeating: nil, count: items.count))
-        let next = Mutex(0)
-        DispatchQueue.concurrentPerform(iterations: min(width, items.count)) { _ in
-            while true {
-                let i = next.withLock { value in defer { value += 1 }; return value }
-                if i >= items.count { return }
-                let result = body(items[i])
-                results.withLock { $0[i] = result }
-            }
-        }
-        return results.withLock { $0.compactMap { $0 } }
     }
 }

@@ -4,6 +4,7 @@ import CairnTestSupport
 import Crypto
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 @testable import CairnStore
 
@@ -187,15 +188,33 @@ import Testing
         defer { temp.cleanup() }
         let bytes = Bytes.imageLike(700_000, seed: 6)
         let store = temp.store
-        let outcomes = BlobStore.concurrentMap(Array(0..<8), width: 8) { (i: Int) -> Bool in
-            (try? store.put(bytes: bytes, name: "copy-\(i)")) != nil
+        let acknowledged = Mutex(0)
+        WorkerPool.forEach(count: 8, jobs: 8) { i in
+            if (try? store.put(bytes: bytes, name: "copy-\(i)")) != nil { acknowledged.withLock { $0 += 1 } }
         }
-        #expect(outcomes == Array(repeating: true, count: 8))
+        #expect(acknowledged.withLock { $0 } == 8)
         let blobs = try temp.digests()
         #expect(blobs.count == 1)
         let digest = try #require(blobs.first)
         #expect(try store.reader(digest).bytes(0..<UInt64(bytes.count)) == bytes)
         #expect(try store.verifyBlob(digest) == nil)
+    }
+
+    /// The same bytes twice in one commit batch (two names): one upload, the second a duplicate.
+    @Test(arguments: Backend.allCases) func theSameBytesTwiceInOneBatch(_ backend: Backend) throws {
+        guard let temp = try BackendStore(backend) else { return }
+        defer { temp.cleanup() }
+        let bytes = Bytes.imageLike(300_000, seed: 10)
+        let staged = try ["a", "b"].map { name in
+            try temp.store.stage(options: WriteOptions(), dataset: BlobStore.defaultDataset, name: name, cutPoints: []) { writer in
+                try bytes.withUnsafeBytes { try writer.write($0) }
+            }
+        }
+        let results = try temp.store.commit(staged).map { try $0.get() }
+        #expect(results.map(\.deduplicated) == [false, true])
+        #expect(try temp.digests().count == 1)
+        #expect(try temp.store.reader(results[0].blob.digest).bytes(0..<UInt64(bytes.count)) == bytes)
+        #expect(try temp.store.verifyBlob(results[0].blob.digest) == nil)
     }
 
     /// gc removes the stored bytes of what no dataset holds, and only those.
