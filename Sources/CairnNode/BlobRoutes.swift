@@ -77,16 +77,17 @@ extension NodeAPI {
             rangeHeader = nil
         }
         if sendStored {
+            if !head { try await fetchFirstChunk(of: 0..<record.storedSize, stored: true, reader: handoff, event: event) }
             return stored(record, reader: handoff, head: head, headers: headers, context: context, event: event)
         }
-        return try original(record, reader: handoff, rangeHeader: rangeHeader, etag: etag, head: head, headers: headers,
-                            context: context, event: event)
+        return try await original(record, reader: handoff, rangeHeader: rangeHeader, etag: etag, head: head, headers: headers,
+                                  context: context, event: event)
     }
 
     /// The original bytes: whole (200), one range (206), several (206 multipart/byteranges), or 416.
     func original(_ record: BlobRecord, reader handoff: ReaderHandoff, rangeHeader: String?, etag: String, head: Bool,
                   headers: HTTPFields, context: NodeRequestContext,
-                  event: @escaping BlobAuditEvent) throws -> Response {
+                  event: @escaping BlobAuditEvent) async throws -> Response {
         var headers = headers
         let size = record.size
         let ranges: [Range<UInt64>]
@@ -125,6 +126,7 @@ extension NodeAPI {
             audit.record(event(rangeText, 0, status.code, nil))
             return Response(status: status, headers: headers)
         }
+        if let first = ranges.first { try await fetchFirstChunk(of: first, stored: false, reader: handoff, event: event) }
         let metrics = metrics, audit = audit, statusCode = status.code, parts = multipart
         let executor = bodyExecutor(context, prefetching: true)
         return Response(status: status, headers: headers, body: ResponseBody { writer in
@@ -150,6 +152,27 @@ extension NodeAPI {
             metrics.framesDecompressed.increment(by: Int64(reader.framesDecompressed))
             audit.record(event(rangeText, Int64(sent), statusCode, nil))
         })
+    }
+
+    /// For a blob in a bucket, the first chunk's GET before any header is sent: a missing or
+    /// replaced object is then a clean error, as a missing file is, not a truncated body. (The
+    /// body's first prefetch finds the bytes already there.)
+    func fetchFirstChunk(of range: Range<UInt64>, stored: Bool, reader handoff: ReaderHandoff,
+                         event: BlobAuditEvent) async throws {
+        let reader = handoff.reader
+        guard reader.readsOverNetwork, !range.isEmpty else { return }
+        do {
+            if stored {
+                try await reader.prefetchStored(range.lowerBound..<min(range.upperBound, range.lowerBound + Self.chunkSize), next: nil)
+            } else {
+                let end = reader.chunkEnd(from: range.lowerBound, minimum: Self.chunkSize, limit: range.upperBound)
+                try await reader.prefetch(range.lowerBound..<end, next: nil)
+            }
+        } catch {
+            if case StoreError.corruptBlob = error { metrics.checksumFailures.increment() }
+            audit.record(event(nil, 0, 500, "\(error)"))
+            throw APIError.from(error)
+        }
     }
 
     func openReader(_ record: BlobRecord) throws -> BlobReader {

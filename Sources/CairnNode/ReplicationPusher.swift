@@ -40,21 +40,24 @@ struct ReplicationPusher: Service {
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         await cancelWhenGracefulShutdown {
             var failures = 0
-            var renewAt = Date.distantPast
+            var renewAt = ContinuousClock.now
             var holding = false
+            /// Renews the lease when half its term has passed (on this host's monotonic clock).
+            func holdsLease() throws -> Bool {
+                guard ContinuousClock.now >= renewAt else { return holding }
+                let held = try store.takeLease("replication", holder: holder, for: Self.leaseSeconds)
+                if held != holding {
+                    let current = try store.leaseHolder("replication") ?? "none"
+                    logger.info(held ? "this server pushes snapshots to the hub" : "another server pushes snapshots to the hub",
+                                metadata: ["holder": "\(current)"])
+                }
+                holding = held
+                renewAt = ContinuousClock.now + (held ? .seconds(Self.leaseSeconds / 2) : .seconds(1))
+                return held
+            }
             while !Task.isCancelled {
                 do {
-                    if Date() >= renewAt {
-                        let held = try store.takeLease("replication", holder: holder, for: Self.leaseSeconds)
-                        if held != holding {
-                            let current = try store.leaseHolder("replication") ?? "none"
-                            logger.info(held ? "this server pushes snapshots to the hub" : "another server pushes snapshots to the hub",
-                                        metadata: ["holder": "\(current)"])
-                        }
-                        holding = held
-                        renewAt = Date().addingTimeInterval(held ? Self.leaseSeconds / 2 : 1)
-                    }
-                    guard holding else {
+                    guard try holdsLease() else {
                         try? await Task.sleep(for: .milliseconds(100))
                         continue
                     }
@@ -63,6 +66,8 @@ struct ReplicationPusher: Service {
                     metrics.replicationHalted.set(Double(outbox.halted.count))
                     let pending = outbox.filter { $0.halted == nil }
                     for item in pending {
+                        // A long round renews as it goes, and stops if the lease went to another server.
+                        guard try holdsLease() else { break }
                         do { try await push(item.dataset, client: client) } catch let refusal as HubRefusal where refusal.isFinal {
                             try? store.outboxHalt(item.dataset, reason: refusal.description)
                             metrics.replicationFailures.increment()

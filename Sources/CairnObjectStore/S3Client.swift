@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CairnFoundation
+import Crypto
 import Foundation
 import Glibc
 import NIOCore
@@ -88,7 +89,10 @@ public final class S3Client: Sendable {
               url.user == nil else {
             throw .invalidConfiguration("s3_endpoint '\(endpoint)' must be http(s)://HOST[:PORT]")
         }
-        return (scheme, hostName + (url.port.map { ":\($0)" } ?? ""))
+        // The Host header AsyncHTTPClient sends, which is what is signed: no default port, IPv6 in brackets.
+        let host = hostName.contains(":") && !hostName.hasPrefix("[") ? "[\(hostName)]" : hostName
+        let port = url.port.flatMap { (scheme == "http" && $0 == 80) || (scheme == "https" && $0 == 443) ? nil : $0 }
+        return (scheme, host + (port.map { ":\($0)" } ?? ""))
     }
 
     /// S3's bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric).
@@ -102,8 +106,14 @@ public final class S3Client: Sendable {
 
     // MARK: - Operations
 
-    /// Creates the bucket unless this account already owns it.
+    /// Creates the bucket unless it exists (a HEAD first: keys without the right to create
+    /// buckets can use one made for them).
     public func createBucketIfMissing() throws(ObjectStoreError) {
+        do {
+            _ = try send("HEAD", key: nil, op: "HEAD bucket", accept: [200])
+            return
+        } catch .notFound {
+        }
         let response = try send("PUT", key: nil, op: "create bucket", accept: [200, 409])
         if response.status.code == 409, Self.errorCode(response) != "BucketAlreadyOwnedByYou" {
             throw .status(op: "create bucket", bucket: bucket, key: "", status: 409, code: Self.errorCode(response))
@@ -122,25 +132,27 @@ public final class S3Client: Sendable {
 
     /// Reads bytes `range` of the object into `destination` (exactly the range's length) with one
     /// ranged GET; a short or long answer is an error.
-    public func get(_ key: String, range: Range<UInt64>, into destination: UnsafeMutableRawBufferPointer) throws(ObjectStoreError) {
+    public func get(_ key: String, range: Range<UInt64>, objectSize: UInt64? = nil,
+                    into destination: UnsafeMutableRawBufferPointer) throws(ObjectStoreError) {
         precondition(destination.count == range.count, "destination must fit the range")
         if range.isEmpty { return }
         // A 200 is the whole object: `fetch` accepts one only when the range starts at 0 and has its length.
         let body: ByteBuffer
-        do { body = try Self.block(on: fetch(key, range: range)) } catch let error as ObjectStoreError { throw error } catch {
+        do { body = try Self.block(on: fetch(key, range: range, objectSize: objectSize)) } catch let error as ObjectStoreError { throw error } catch {
             throw .transport(op: "GET", bucket: bucket, key: key, reason: "\(error)")
         }
         body.withUnsafeReadableBytes { destination.copyMemory(from: $0) }
     }
 
     /// The last `count` bytes of the object (a suffix range: no size needed), or fewer when the object is smaller.
-    public func getSuffix(_ key: String, count: UInt64) throws(ObjectStoreError) -> [UInt8] {
+    public func getSuffix(_ key: String, count: UInt64, objectSize: UInt64? = nil) throws(ObjectStoreError) -> [UInt8] {
         let response = try send("GET", key: key, headers: [("range", "bytes=-\(count)")], op: "GET", accept: [200, 206],
                                 maxBody: Int(clamping: min(max(count, 64 << 10), Self.largestBody)))
         let body = response.body ?? ByteBuffer()
         guard UInt64(body.readableBytes) <= count else {
             throw .integrity(op: "GET", bucket: bucket, key: key, reason: "asked for the last \(count) bytes, got \(body.readableBytes)")
         }
+        try Self.checkSize(response, bodyBytes: body.readableBytes, expected: objectSize, bucket: bucket, key: key)
         return Array(body.readableBytesView)
     }
 
@@ -149,18 +161,29 @@ public final class S3Client: Sendable {
     /// ETag must be ours. Returns when the object is stored.
     public func put(_ key: String, descriptor: Int32, size: UInt64, sha256Hex: String, md5: [UInt8]) throws(ObjectStoreError) {
         let chunkSize = 1 << 20
-        let loop = group.next()
+        let loop = group.next(), bucket = bucket
         let body = HTTPClient.Body.stream(contentLength: Int64(size)) { writer in
             @Sendable func next(_ offset: UInt64) -> EventLoopFuture<Void> {
                 if offset >= size { return loop.makeSucceededVoidFuture() }
                 let count = Int(min(UInt64(chunkSize), size - offset))
                 var buffer = ByteBufferAllocator().buffer(capacity: count)
+                var failure: Int32 = 0
                 let read = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
-                    pread(descriptor, raw.baseAddress, count, off_t(offset))
+                    // pread may return less than asked (signals, network filesystems): go on until done.
+                    var done = 0
+                    while done < count, let base = raw.baseAddress {
+                        let n = pread(descriptor, base + done, count - done, off_t(offset) + off_t(done))
+                        if n > 0 { done += n; continue }
+                        if n < 0, errno == EINTR { continue }
+                        failure = n < 0 ? errno : 0
+                        break
+                    }
+                    return done
                 }
                 guard read == count else {
-                    return loop.makeFailedFuture(ObjectStoreError.transport(op: "PUT", bucket: "", key: key,
-                                                                            reason: "reading the file at \(offset) gave \(read) of \(count) bytes (errno \(errno))"))
+                    let why = failure != 0 ? String(cString: strerror(failure)) : "end of file"
+                    return loop.makeFailedFuture(ObjectStoreError.transport(
+                        op: "PUT", bucket: bucket, key: key, reason: "reading the staged file at \(offset + UInt64(read)): \(why)"))
                 }
                 return writer.write(.byteBuffer(buffer)).flatMap { next(offset + UInt64(count)) }
             }
@@ -172,6 +195,26 @@ public final class S3Client: Sendable {
         let etag = response.headers.first(name: "etag").map(Self.unquote)
         guard etag == Hex.encode(md5) else {
             throw .integrity(op: "PUT", bucket: bucket, key: key, reason: "the stored object's ETag \(etag ?? "(none)") is not the MD5 sent")
+        }
+    }
+
+    /// A small object whole (at most `limit` bytes), or nil when there is none.
+    public func getSmall(_ key: String, limit: Int = 4096) throws(ObjectStoreError) -> [UInt8]? {
+        do {
+            let response = try send("GET", key: key, op: "GET", accept: [200], maxBody: limit)
+            return Array((response.body ?? ByteBuffer()).readableBytesView)
+        } catch .notFound {
+            return nil
+        }
+    }
+
+    /// Stores a small object from memory.
+    public func put(_ key: String, bytes: [UInt8]) throws(ObjectStoreError) {
+        let md5 = Array(Insecure.MD5.hash(data: bytes))
+        let response = try send("PUT", key: key, headers: [("content-md5", Data(md5).base64EncodedString()), ("content-length", String(bytes.count))],
+                                payloadHash: Hex.encode(SHA256.hash(data: bytes)), body: .bytes(bytes), op: "PUT", accept: [200])
+        guard response.headers.first(name: "etag").map(Self.unquote) == Hex.encode(md5) else {
+            throw .integrity(op: "PUT", bucket: bucket, key: key, reason: "the stored object's ETag is not the MD5 sent")
         }
     }
 
@@ -252,7 +295,9 @@ public final class S3Client: Sendable {
 
     /// Starts a ranged GET of `range` (non-empty) without waiting for it: the bytes, exactly the
     /// range's length, or an `ObjectStoreError`. For readers that fetch ahead of what they send.
-    public func fetch(_ key: String, range: Range<UInt64>) -> EventLoopFuture<ByteBuffer> {
+    /// With `objectSize`, the object's size as the answer states it (`Content-Range: …/TOTAL`)
+    /// must be that: a replaced or truncated object is an error, not other bytes.
+    public func fetch(_ key: String, range: Range<UInt64>, objectSize: UInt64? = nil) -> EventLoopFuture<ByteBuffer> {
         let bucket = bucket
         guard range.count <= Self.largestBody else {
             return group.next().makeFailedFuture(ObjectStoreError.integrity(
@@ -265,6 +310,7 @@ public final class S3Client: Sendable {
                 throw ObjectStoreError.integrity(op: "GET", bucket: bucket, key: key,
                                                  reason: "asked for \(range.count) bytes at \(range.lowerBound), got \(body.readableBytes) (HTTP \(response.status.code))")
             }
+            try Self.checkSize(response, bodyBytes: body.readableBytes, expected: objectSize, bucket: bucket, key: key)
             return body
         }
     }
@@ -284,6 +330,21 @@ public final class S3Client: Sendable {
             throw ObjectStoreError.transport(op: "wait", bucket: "", key: "", reason: "the request completed without a result")
         }
         return try result.get()
+    }
+
+    /// The object's whole size from a 206's `Content-Range: bytes A-B/TOTAL`, or a 200's body.
+    static func checkSize(_ response: HTTPClient.Response, bodyBytes: Int, expected: UInt64?, bucket: String, key: String) throws(ObjectStoreError) {
+        guard let expected else { return }
+        let actual: UInt64?
+        if response.status.code == 206 {
+            actual = response.headers.first(name: "content-range").flatMap { $0.split(separator: "/").last }.flatMap { UInt64($0) }
+        } else {
+            actual = UInt64(bodyBytes)
+        }
+        guard actual == expected else {
+            throw .integrity(op: "GET", bucket: bucket, key: key,
+                             reason: "the object holds \(actual.map(String.init) ?? "an unstated number of") bytes, the index says \(expected)")
+        }
     }
 
     static func unquote(_ etag: String) -> String {

@@ -47,16 +47,13 @@ final class ObjectBlobSource: BlobSource {
         let tailStart = size - min(size, Self.tailBytes)
         if offset >= tailStart {
             if tail.isEmpty && size > 0 {
-                tail = try translate { try client.getSuffix(key, count: size - tailStart) }
-                guard UInt64(tail.count) == size - tailStart else {
-                    throw StoreError.corruptBlob(digest, path: path, reason: "object holds \(tail.count < Int(size - tailStart) ? "fewer" : "more") bytes than the \(size) indexed")
-                }
+                tail = try translate { try client.getSuffix(key, count: size - tailStart, objectSize: size) }
             }
             let from = Int(offset - tailStart)
             tail.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + buffer.count)])) }
             return
         }
-        try translate { try client.get(key, range: offset..<end, into: buffer) }
+        try translate { try client.get(key, range: offset..<end, objectSize: size, into: buffer) }
     }
 
     /// Fetches stored bytes `span` (unless held already) so that reads inside it do not wait, and
@@ -67,16 +64,13 @@ final class ObjectBlobSource: BlobSource {
                 throw StoreError.corruptBlob(digest, path: path, reason: "read of \(span) past the stored \(size) bytes")
             }
             let pending: EventLoopFuture<ByteBuffer>
-            if let ahead, ahead.range == span { pending = ahead.bytes } else { pending = client.fetch(key, range: span) }
+            if let ahead, ahead.range == span { pending = ahead.bytes } else { pending = client.fetch(key, range: span, objectSize: size) }
             ahead = nil
             window = nil
-            do { window = (span, try await pending.get()) } catch let error as ObjectStoreError {
-                if case .notFound = error { throw StoreError.missing(digest, path: path) }
-                throw StoreError.objectStore(error)
-            }
+            do { window = (span, try await pending.get()) } catch let error as ObjectStoreError { throw storeError(error) }
         }
         if let next, !next.isEmpty, next.upperBound <= size, ahead?.range != next, !holds(next) {
-            ahead = (next, client.fetch(key, range: next))
+            ahead = (next, client.fetch(key, range: next, objectSize: size))
         }
     }
 
@@ -85,11 +79,18 @@ final class ObjectBlobSource: BlobSource {
         return span.lowerBound >= window.range.lowerBound && span.upperBound <= window.range.upperBound
     }
 
+    /// A missing object is a missing blob file, an object of another size a damaged one; the
+    /// rest (unreachable, refused) is the bucket's failure, not the blob's.
+    private func storeError(_ error: ObjectStoreError) -> StoreError {
+        switch error {
+        case .notFound: .missing(digest, path: path)
+        case .integrity(_, _, _, let reason): .corruptBlob(digest, path: path, reason: reason)
+        default: .objectStore(error)
+        }
+    }
+
     /// Object-store failures as the store's errors: a missing object is a missing blob file.
     private func translate<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as ObjectStoreError {
-            if case .notFound = error { throw StoreError.missing(digest, path: path) }
-            throw StoreError.objectStore(error)
-        }
+        do { return try body() } catch let error as ObjectStoreError { throw storeError(error) }
     }
 }

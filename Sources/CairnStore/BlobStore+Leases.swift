@@ -4,7 +4,8 @@ import GRDB
 /// Named leases in the index, for work that must happen once however many processes share it
 /// (several node servers over one index; a `cairn gc` next to them): gc, the replication push.
 /// A lease is `holder expiry` under `settings.<name>_lease`; taking one is a write transaction,
-/// so two takers are ordered, and one whose holder died lapses at its expiry.
+/// so two takers are ordered, and one whose holder died lapses at its expiry. Expiries are wall
+/// clock seconds: servers sharing an index need synchronised clocks (NTP), as their tokens do.
 extension BlobStore {
     /// Takes the lease `name` for `seconds` if it is free, lapsed, or already `holder`'s (which
     /// renews it). False when another holder's lease is still running.
@@ -25,7 +26,10 @@ extension BlobStore {
     /// Gives the lease up, if `holder` still holds it.
     public func releaseLease(_ name: String, holder: String) throws {
         try index.write { db in
-            try db.execute(sql: "DELETE FROM settings WHERE key = ? AND value LIKE ?", arguments: [name + "_lease", holder + " %"])
+            let key = name + "_lease"
+            guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]),
+                  value.split(separator: " ").first.map(String.init) == holder else { return }
+            try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
         }
     }
 

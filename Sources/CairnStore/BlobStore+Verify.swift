@@ -53,6 +53,9 @@ extension BlobStore {
                 problem = .init(digest: digest, state: .missing, detail: error.description)
             } else if case .io = error {
                 throw error
+            } else if case .objectStore = error {
+                // The bucket unreachable or refusing says nothing about the blob: not marked, reported.
+                throw error
             } else {
                 problem = .init(digest: digest, state: .corrupt, detail: error.description)
             }

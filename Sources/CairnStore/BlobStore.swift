@@ -34,15 +34,27 @@ public final class BlobStore: Sendable {
         self.objects = objects
     }
 
-    /// Creates the layout and index if missing (idempotent), then opens the store. With an S3
-    /// blob store, creates the bucket unless it exists, and records the location in the index.
+    /// Creates the layout and index if missing (idempotent), then opens the store. A new store
+    /// with an S3 blob store creates the bucket unless it exists and claims it (`storeMarkerKey`);
+    /// the location is recorded in the index.
     @discardableResult
     public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
                                   storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
-        // The bucket first: a node that cannot reach or authenticate to it creates nothing.
+        if try isInitialized(root) { return try open(at: root, storage: storage) }
+        let storeID = UUID().uuidString.lowercased()
+        // The bucket first: a node that cannot reach, authenticate to or claim it creates nothing.
         if let client = try storage.objectClient() {
-            do { try client.createBucketIfMissing() } catch { throw StoreError.objectStore(error) }
+            do {
+                try client.createBucketIfMissing()
+                if let marker = try client.getSmall(storeMarkerKey) {
+                    throw StoreError.invalidArgument(
+                        "bucket \(storage.blobs) already holds Cairn store \(String(decoding: marker, as: UTF8.self)); one bucket per store (gc would take the other's blobs for orphans)")
+                }
+                try client.put(storeMarkerKey, bytes: Array(storeID.utf8))
+            } catch let error as ObjectStoreError {
+                throw StoreError.objectStore(error)
+            }
         }
         try createDirectories(root: root)
         let index = try StoreIndex(path: root + "/index.sqlite")
@@ -52,6 +64,7 @@ public final class BlobStore: Sendable {
                 INSERT OR IGNORE INTO settings(key, value) SELECT 'blob_store',
                     CASE WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'format_version') THEN 'file' ELSE ? END
                 """, arguments: [storage.blobs.description])
+            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('store_id', ?)", arguments: [storeID])
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
                            arguments: [formatVersion])
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('frame_size', ?)",
@@ -60,6 +73,17 @@ public final class BlobStore: Sendable {
                            arguments: [defaultDataset, Date().timeIntervalSince1970])
         }
         return try open(at: root, storage: storage)
+    }
+
+    /// The object that names the store a bucket belongs to (its `store_id`).
+    static let storeMarkerKey = "cairn-store-id"
+
+    /// True when `root` holds an index that `initialize` finished.
+    private static func isInitialized(_ root: String) throws -> Bool {
+        guard FileSystem.exists(root + "/index.sqlite"), FileSystem.exists(root + "/blobs/sha256") else { return false }
+        return try StoreIndex(path: root + "/index.sqlite").read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM settings WHERE key = 'format_version'") ?? false
+        }
     }
 
     /// Opens an initialised store and recovers from any crashed writer (see `recoverTemporaryFiles`).
@@ -82,8 +106,18 @@ public final class BlobStore: Sendable {
             throw StoreError.invalidArgument(
                 "the store at \(root) keeps its blobs in \(recorded), but the configuration says \(storage.blobs) (pass --config or set $CAIRN_CONFIG to the file that names \(recorded))")
         }
-        let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs,
-                              objects: try storage.objectClient())
+        let objects = try storage.objectClient()
+        if let objects {
+            // The bucket must still be this store's: another store's gc would take our blobs for orphans.
+            let storeID = try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") }
+            let marker: [UInt8]?
+            do { marker = try objects.getSmall(storeMarkerKey) } catch { throw StoreError.objectStore(error) }
+            guard let storeID, marker == Array(storeID.utf8) else {
+                throw StoreError.invalidArgument(
+                    "bucket \(storage.blobs) does not belong to the store at \(root) (its \(storeMarkerKey) is \(marker.map { String(decoding: $0, as: UTF8.self) } ?? "missing"), the index's store_id \(storeID ?? "missing"))")
+            }
+        }
+        let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs, objects: objects)
         try store.recoverTemporaryFiles()
         return store
     }

@@ -49,11 +49,21 @@ def blob_store_config(tmp_path, monkeypatch):
     if BLOB_STORE != "s3":
         yield None
         return
-    bucket = f"cairn-py-{random.getrandbits(48):012x}"
     path = tmp_path / "cairn-storage.json"
-    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"]}))
+    bucket = s3_storage_config(path)
     monkeypatch.setenv("CAIRN_CONFIG", str(path))
     yield bucket
+
+
+def s3_storage_config(path: Path) -> str:
+    """Writes a config naming a new bucket (one store per bucket) and returns the bucket."""
+    bucket = f"cairn-py-{random.getrandbits(48):012x}"
+    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"]}))
+    return bucket
+
+
+# The test's $CAIRN_CONFIG serves its first store; a test's further stores get buckets of their own.
+_CLAIMED_CONFIGS = set()
 
 
 def cairn_binary() -> str:
@@ -68,10 +78,24 @@ class Store:
 
     def __init__(self, root: Path):
         self.root = root
+        self.config = None
+        if BLOB_STORE == "s3":
+            shared = os.environ.get("CAIRN_CONFIG")
+            if shared and shared not in _CLAIMED_CONFIGS:
+                _CLAIMED_CONFIGS.add(shared)
+                self.config = shared
+            else:
+                self.config = str(root.parent / f"{root.name}-{random.getrandbits(32):08x}-storage.json")
+                s3_storage_config(Path(self.config))
+
+    @property
+    def env(self):
+        """The environment for cairn processes on this store (its $CAIRN_CONFIG under S3)."""
+        return {**os.environ, "CAIRN_CONFIG": self.config} if self.config else None
 
     def run(self, *args, check=True, input=None, timeout=600):
         proc = subprocess.run([cairn_binary(), *args, "--data", str(self.root)], capture_output=True,
-                              input=input, timeout=timeout)
+                              input=input, timeout=timeout, env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"cairn {' '.join(map(str, args))} exited {proc.returncode}: "
                                  f"{proc.stderr.decode(errors='replace')}")

@@ -30,14 +30,14 @@ class Node:
         if config is not None:
             path = store.root.parent / f"node-{time.monotonic_ns()}.json"
             # An explicit --config replaces $CAIRN_CONFIG: it must name the same blob store.
-            if os.environ.get("CAIRN_CONFIG"):
-                config = {**json.loads(Path(os.environ["CAIRN_CONFIG"]).read_text()), **config}
+            if store.config:
+                config = {**json.loads(Path(store.config).read_text()), **config}
             path.write_text(json.dumps(config))
             args += ["--config", str(path)]
         # The log goes to a file: a pipe nobody reads would stall the node once full.
         self.log_path = store.root.parent / f"node-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, env=store.env)
         line = self.proc.stdout.readline().decode()
         if "listening on" not in line:
             self.proc.kill()

@@ -39,7 +39,7 @@ class Mount:
             self.proc = subprocess.Popen(
                 [cairn_binary(), "mount", str(point), "--datasets", datasets, "--subject", subject, "--foreground",
                  "--metrics-file", str(self.metrics), "--data", str(store.root), *extra],
-                stdout=log, stderr=log)
+                stdout=log, stderr=log, env=store.env)
         wait_until(lambda: os.path.ismount(point) or self.proc.poll() is not None, 20, "the mount to come up")
         if self.proc.poll() is not None:
             raise AssertionError(f"cairn mount exited {self.proc.returncode}: {self.log()}")

@@ -4,6 +4,7 @@ revocation reaches both within a second, kill -9 of one mid-ingest loses no ackn
 gc next to ingest loses nothing, and only one of them pushes snapshots to the hub."""
 import json
 import os
+import random
 import sqlite3
 import subprocess
 import threading
@@ -191,6 +192,7 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
     endpoint = os.environ.get("CAIRN_TEST_S3_ENDPOINT", "http://127.0.0.1:9")
 
     def cairn(config, *args, env=None):
+        nonlocal data
         path = tmp_path / "storage.json"
         path.write_text(json.dumps(config))
         return subprocess.run([cairn_binary(), *args, "--data", str(data), "--config", str(path)], capture_output=True,
@@ -209,7 +211,7 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
         assert r.returncode == 2 and message in r.stderr, (config, r.returncode, r.stderr)
         assert "hunter2" not in r.stderr
         assert not data.exists(), "a refused configuration must not create the store"
-    s3 = {"blob_store": "s3://cairn-config-test", "s3_endpoint": endpoint}
+    s3 = {"blob_store": f"s3://cairn-config-{random.getrandbits(40):010x}", "s3_endpoint": endpoint}
     no_credentials = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     r = cairn(s3, "init", env=no_credentials)
     assert r.returncode != 0 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
@@ -222,3 +224,11 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
     assert cairn({"blob_store": "file"}, "init").returncode == 0
     r = cairn(s3, "ls")
     assert r.returncode == 2 and "keeps its blobs in file" in r.stderr, r.stderr
+    if "CAIRN_TEST_S3_ENDPOINT" in os.environ:
+        # One bucket, one store: a second store is refused the bucket the first claimed.
+        data = tmp_path / "first"
+        assert cairn(s3, "init").returncode == 0
+        data = tmp_path / "second"
+        r = cairn(s3, "init")
+        assert r.returncode == 2 and "already holds Cairn store" in r.stderr, r.stderr
+        assert not data.exists()
