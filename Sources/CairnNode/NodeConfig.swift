@@ -47,7 +47,7 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
         case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
         case searchSecret = "search_secret", minCount = "min_count", publicURL = "public_url"
         /// The storage keys share the file; `StorageConfig` reads them.
-        case index, blobStore = "blob_store", s3Endpoint = "s3_endpoint", s3Region = "s3_region"
+        case index, blobStore = "blob_store", s3Endpoint = "s3_endpoint", s3Region = "s3_region", s3AllowHTTP = "s3_allow_http"
     }
 
     /// Every top-level key a node's config file may hold.

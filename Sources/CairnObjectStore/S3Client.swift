@@ -55,6 +55,8 @@ public final class S3Client: Sendable {
     private let http: HTTPClient
     /// The most one answer may carry (a ByteBuffer's limit).
     static let largestBody = UInt64(UInt32.max)
+    /// The longest one attempt may take (a 4 GiB PUT at ~40 MB/s).
+    static let requestDeadline = TimeAmount.seconds(120)
     /// Attempts per request: transport errors and 5xx answers are retried (every request here is
     /// idempotent: keys are content addresses).
     static let attempts = 3
@@ -231,8 +233,16 @@ public final class S3Client: Sendable {
             if let token { query.append(("continuation-token", token)) }
             let response = try send("GET", key: nil, query: query, op: "LIST", accept: [200], maxBody: 16 << 20)
             let page = ListPage(xml: String(buffer: response.body ?? ByteBuffer()))
+            guard page.complete else {
+                throw ObjectStoreError.integrity(op: "LIST", bucket: bucket, key: prefix, reason: "a listing entry without a key or size")
+            }
             try body(page.objects)
-            token = page.truncated ? page.nextToken : nil
+            guard page.truncated else { break }
+            guard let next = page.nextToken, next != token else {
+                throw ObjectStoreError.integrity(op: "LIST", bucket: bucket, key: prefix,
+                                                 reason: "a truncated listing page without a new continuation token")
+            }
+            token = next
         } while token != nil
     }
 
@@ -271,14 +281,17 @@ public final class S3Client: Sendable {
         let promise = loop.makePromise(of: HTTPClient.Response.self)
         let retry: @Sendable (ObjectStoreError) -> Void = { error in
             guard attempt + 1 < Self.attempts else { return promise.fail(error) }
-            loop.scheduleTask(in: .milliseconds(100 << Int64(attempt))) {
+            // 100 then 200 ms, with full jitter so that many readers retrying do not arrive together.
+            loop.scheduleTask(in: .milliseconds(Int64.random(in: 50...(100 << Int64(attempt))))) {
                 self.execute(method, key: key, query: query, headers: extra, payloadHash: payloadHash, body: body, op: op,
                              accept: accept, maxBody: maxBody, attempt: attempt + 1).cascade(to: promise)
             }
         }
         // Bodies are collected up to what was asked for (error documents and listing pages: 1 MiB):
         // a server sending more costs nothing beyond that.
-        http.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: maxBody)).futureResult.whenComplete { result in
+        // A whole request, however slowly the server trickles, ends within `requestDeadline`.
+        http.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: maxBody),
+                     deadline: .now() + Self.requestDeadline).futureResult.whenComplete { result in
             switch result {
             case .failure(let error):
                 retry(.transport(op: op, bucket: bucket, key: name, reason: "\(error)"))
@@ -287,7 +300,8 @@ public final class S3Client: Sendable {
                 if accept.contains(status) { return promise.succeed(response) }
                 if status == 404 { return promise.fail(ObjectStoreError.notFound(op: op, bucket: bucket, key: name)) }
                 let error = ObjectStoreError.status(op: op, bucket: bucket, key: name, status: status, code: Self.errorCode(response))
-                if status >= 500 { retry(error) } else { promise.fail(error) }
+                let transient = status >= 500 || status == 429 || (status == 400 && Self.errorCode(response) == "RequestTimeout")
+                if transient { retry(error) } else { promise.fail(error) }
             }
         }
         return promise.futureResult
@@ -364,12 +378,15 @@ struct ListPage {
     var objects: [ObjectInfo] = []
     var truncated = false
     var nextToken: String?
+    /// False when a `<Contents>` entry lacked its key or size: a listing that drops entries must not pass for whole.
+    var complete = true
 
     init(xml: String) {
         truncated = XMLText.first("IsTruncated", in: xml) == "true"
         nextToken = XMLText.first("NextContinuationToken", in: xml)
         for contents in XMLText.all("Contents", in: xml) {
             guard let key = XMLText.first("Key", in: contents), let size = XMLText.first("Size", in: contents).flatMap({ UInt64($0) }) else {
+                complete = false
                 continue
             }
             let modified = XMLText.first("LastModified", in: contents).flatMap(Self.date)

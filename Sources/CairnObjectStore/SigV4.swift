@@ -21,7 +21,8 @@ public struct SigV4Signer: Sendable {
 
     public static let emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-    /// The headers to add to a request: `x-amz-date`, `x-amz-content-sha256` and `authorization`.
+    /// The headers to add to a request: `x-amz-date`, `x-amz-content-sha256`, `authorization`
+    /// (and `x-amz-security-token` with temporary credentials).
     /// `path` is the request path as sent (already percent-encoded); `headers` are the other
     /// headers to sign (names in any case; `host` must be among them).
     public func sign(method: String, path: String, query: [(String, String)] = [], headers: [(String, String)],
@@ -30,6 +31,7 @@ public struct SigV4Signer: Sendable {
         var signed = headers.map { ($0.0.lowercased(), $0.1.trimmingCharacters(in: .whitespaces)) }
         signed.append(("x-amz-date", amzDate))
         signed.append(("x-amz-content-sha256", payloadHash))
+        if let token = credentials.sessionToken { signed.append(("x-amz-security-token", token)) }
         signed.sort { $0.0 < $1.0 }
         let signedNames = signed.map(\.0).joined(separator: ";")
         let canonicalQuery = query.map { (Self.encode($0.0), Self.encode($0.1)) }.sorted { $0 < $1 }
@@ -43,6 +45,7 @@ public struct SigV4Signer: Sendable {
         let signature = Hex.encode(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signedNames), Signature=\(signature)"
         return [("x-amz-date", amzDate), ("x-amz-content-sha256", payloadHash), ("authorization", authorization)]
+            + (credentials.sessionToken.map { [("x-amz-security-token", $0)] } ?? [])
     }
 
     /// The key of one day's signatures, derived once per day (four HMACs) and reused.
@@ -93,24 +96,30 @@ final class DayKeyCache: Sendable {
 }
 
 /// S3 credentials, from the standard environment variables only: never from a config file, never logged.
-public struct S3Credentials: Sendable, CustomStringConvertible {
+public struct S3Credentials: Sendable, CustomStringConvertible, CustomReflectable {
     public let accessKeyID: String
     let secretAccessKey: String
+    /// Temporary credentials' `AWS_SESSION_TOKEN`, sent (and signed) as `x-amz-security-token`.
+    let sessionToken: String?
 
-    public init(accessKeyID: String, secretAccessKey: String) {
+    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil) {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
+        self.sessionToken = sessionToken
     }
 
-    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`; both must be set and non-empty.
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (both set and non-empty), and
+    /// `AWS_SESSION_TOKEN` when set.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(ObjectStoreError) -> S3Credentials {
         guard let id = environment["AWS_ACCESS_KEY_ID"], !id.isEmpty,
               let secret = environment["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
             throw .missingCredentials
         }
-        return S3Credentials(accessKeyID: id, secretAccessKey: secret)
+        let token = environment["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        return S3Credentials(accessKeyID: id, secretAccessKey: secret, sessionToken: token)
     }
 
-    /// The key id only: the secret never reaches a log or an error.
+    /// The key id only: the secret never reaches a log or an error, nor `dump()`.
     public var description: String { "S3Credentials(\(accessKeyID), secret redacted)" }
+    public var customMirror: Mirror { Mirror(self, children: ["accessKeyID": accessKeyID]) }
 }

@@ -34,14 +34,17 @@ public struct StorageConfig: Sendable, Equatable {
     public var blobs: BlobLocation = .files
     public var s3Endpoint: String?
     public var s3Region = "us-east-1"
+    /// Plain `http://` endpoints are refused unless this is set (`s3_allow_http`).
+    public var s3AllowHTTP = false
 
     /// The keys this type reads; a config file may hold others (the node server's).
-    public static let keys: Set<String> = ["index", "blob_store", "s3_endpoint", "s3_region"]
+    public static let keys: Set<String> = ["index", "blob_store", "s3_endpoint", "s3_region", "s3_allow_http"]
 
-    public init(blobs: BlobLocation = .files, s3Endpoint: String? = nil, s3Region: String = "us-east-1") {
+    public init(blobs: BlobLocation = .files, s3Endpoint: String? = nil, s3Region: String = "us-east-1", s3AllowHTTP: Bool = false) {
         self.blobs = blobs
         self.s3Endpoint = s3Endpoint
         self.s3Region = s3Region
+        self.s3AllowHTTP = s3AllowHTTP
     }
 
     /// Reads the storage keys of a JSON config file. Returns the other top-level keys too, for
@@ -73,23 +76,42 @@ public struct StorageConfig: Sendable, Equatable {
         }
         if let region = try string("s3_region") { config.s3Region = region }
         if case .s3 = config.blobs, config.s3Endpoint == nil {
-            throw StoreError.invalidArgument("\(path): blob_store \(config.blobs) needs s3_endpoint (http(s)://HOST[:PORT])")
+            throw StoreError.invalidArgument("\(path): blob_store \(config.blobs) needs s3_endpoint (https://HOST[:PORT])")
         }
+        if config.blobs == .files, config.s3Endpoint != nil || object["s3_region"] != nil || object["s3_allow_http"] != nil {
+            throw StoreError.invalidArgument("\(path): s3_* keys with blob_store `file`: set blob_store to s3://BUCKET, or remove them")
+        }
+        if let allow = object["s3_allow_http"] {
+            guard let flag = allow as? Bool else { throw StoreError.invalidArgument("\(path): s3_allow_http must be true or false") }
+            config.s3AllowHTTP = flag
+        }
+        _ = try config.objectEndpoint(describing: path)
         return (config, Set(object.keys).subtracting(keys))
     }
 
     /// A URL with any password taken out, for messages.
     static func redacted(_ url: String) -> String {
-        guard let at = url.firstIndex(of: "@"), let scheme = url.range(of: "://"), let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else {
+        guard let at = url.lastIndex(of: "@"), let scheme = url.range(of: "://"), let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else {
             return url
         }
         return String(url[..<colon]) + ":***" + String(url[at...])
     }
 
+    /// The endpoint of `s3://` blobs, checked: blobs are de-identified but still patient data, so
+    /// plain HTTP only when `s3_allow_http` asks for it by name. Nil for files.
+    func objectEndpoint(describing source: String = "storage configuration") throws -> String? {
+        guard case .s3 = blobs else { return nil }
+        guard let endpoint = s3Endpoint else { throw StoreError.invalidArgument("\(source): blob_store \(blobs) needs s3_endpoint") }
+        if endpoint.hasPrefix("http://"), !s3AllowHTTP {
+            throw StoreError.invalidArgument(
+                "\(source): s3_endpoint \(endpoint) is plain HTTP; use https://, or set \"s3_allow_http\": true for a storage network you trust")
+        }
+        return endpoint
+    }
+
     /// The S3 client for `s3://` blobs, with credentials from the environment; nil for files.
     func objectClient(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> S3Client? {
-        guard case .s3(let bucket) = blobs else { return nil }
-        guard let endpoint = s3Endpoint else { throw StoreError.invalidArgument("blob_store \(blobs) needs s3_endpoint") }
+        guard case .s3(let bucket) = blobs, let endpoint = try objectEndpoint() else { return nil }
         do {
             return try S3Client(endpoint: endpoint, region: s3Region, bucket: bucket,
                                 credentials: S3Credentials.fromEnvironment(environment))

@@ -24,7 +24,7 @@ import Testing
         #expect(config.nodeID == "hospital-a")
         let (storage, otherKeys) = try StorageConfig.load(path: path)
         #expect(storage.blobs == .s3(bucket: "cairn-hospital-a"))
-        #expect(storage.s3Endpoint == "http://rgw.ceph.hospital-a.internal:7480" && storage.s3Region == "default")
+        #expect(storage.s3Endpoint == "https://rgw.ceph.hospital-a.internal" && storage.s3Region == "default")
         #expect(otherKeys.isSubset(of: NodeConfig.fileKeys) && !otherKeys.isEmpty)
     }
 

@@ -53,4 +53,26 @@ import Testing
         #expect(page.objects.map(\.key) == ["blobs/sha256/ab/cd/x&y"] && page.objects.first?.size == 42)
         #expect(page.objects.first?.etag == "abc" && page.objects.first?.lastModified != nil)
     }
+
+    @Test func temporaryCredentialsSendAndSignTheSessionToken() {
+        let signer = SigV4Signer(credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s", sessionToken: "tok"), region: "r")
+        let headers = signer.sign(method: "GET", path: "/b/k", headers: [("host", "h")], payloadHash: SigV4Signer.emptyPayloadHash)
+        #expect(headers.contains { $0.0 == "x-amz-security-token" && $0.1 == "tok" })
+        #expect(headers.first { $0.0 == "authorization" }?.1.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token") == true)
+        #expect(!String(reflecting: S3Credentials(accessKeyID: "k", secretAccessKey: "hunter2")).contains("hunter2"))
+        var dumped = ""
+        dump(S3Credentials(accessKeyID: "k", secretAccessKey: "hunter2"), to: &dumped)
+        #expect(!dumped.contains("hunter2"))
+    }
+
+    /// The Host that is signed is the one AsyncHTTPClient sends: no default port, IPv6 in brackets.
+    @Test func endpointsNormaliseToTheHostSent() throws {
+        #expect(try S3Client.parseEndpoint("http://rgw:80") == ("http", "rgw"))
+        #expect(try S3Client.parseEndpoint("https://rgw:443/") == ("https", "rgw"))
+        #expect(try S3Client.parseEndpoint("http://rgw:7480") == ("http", "rgw:7480"))
+        #expect(try S3Client.parseEndpoint("http://[::1]:7480") == ("http", "[::1]:7480"))
+        for bad in ["ftp://rgw", "http://rgw/path", "http://user@rgw", "rgw:7480", "http://rgw?x=1"] {
+            #expect(throws: ObjectStoreError.self, "\(bad)") { try S3Client.parseEndpoint(bad) }
+        }
+    }
 }

@@ -32,7 +32,7 @@ import Testing
                     return nil
                 }
                 storage = StorageConfig(blobs: .s3(bucket: "cairn-contract-" + UUID().uuidString.prefix(13).lowercased()),
-                                        s3Endpoint: endpoint)
+                                        s3Endpoint: endpoint, s3AllowHTTP: true)
             }
             store = try BlobStore.initialize(at: root, storage: storage)
             try store.createDataset(id: "other", title: nil)

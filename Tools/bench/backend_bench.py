@@ -133,7 +133,7 @@ def main():
         ingest = {"file": [], "s3": []}
         for rep in range(args.ingest_reps or args.reps):
             for kind in ("file", "s3"):
-                config = {"blob_store": f"s3://bench-{rep}-{time.time_ns() % 10**9}", "s3_endpoint": endpoint} if kind == "s3" else None
+                config = {"blob_store": f"s3://bench-{rep}-{time.time_ns() % 10**9}", "s3_endpoint": endpoint, "s3_allow_http": True} if kind == "s3" else None
                 store = Store(kind, files, work, config, args.jobs)
                 ingest[kind].append(total / store.ingest_seconds / 1e6)
                 stores[kind] = store

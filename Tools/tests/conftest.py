@@ -58,7 +58,8 @@ def blob_store_config(tmp_path, monkeypatch):
 def s3_storage_config(path: Path) -> str:
     """Writes a config naming a new bucket (one store per bucket) and returns the bucket."""
     bucket = f"cairn-py-{random.getrandbits(48):012x}"
-    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"]}))
+    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"],
+                                "s3_allow_http": True}))
     return bucket
 
 

@@ -202,6 +202,8 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
         ({"index": "postgres://cairn:hunter2@db:5432/cairn"}, "the PostgreSQL index is not built yet"),
         ({"blob_store": "s3://cairn-blobs"}, "needs s3_endpoint"),
         ({"blob_store": "s3://Bad_Bucket", "s3_endpoint": endpoint}, "bucket name 'Bad_Bucket'"),
+        ({"blob_store": "s3://cairn-blobs", "s3_endpoint": "http://rgw:7480"}, "is plain HTTP; use https://"),
+        ({"blob_store": "file", "s3_endpoint": "https://rgw"}, "s3_* keys with blob_store `file`"),
         ({"blob_store": "gs://cairn-blobs"}, "must be `file` or `s3://BUCKET`"),
         ({"blob_stor": "s3://cairn-blobs"}, "unknown keys blob_stor"),
         ({"blob_store": "s3://cairn-blobs", "s3_endpoint": "ftp://x"}, "must be http(s)://HOST[:PORT]"),
@@ -211,7 +213,7 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
         assert r.returncode == 2 and message in r.stderr, (config, r.returncode, r.stderr)
         assert "hunter2" not in r.stderr
         assert not data.exists(), "a refused configuration must not create the store"
-    s3 = {"blob_store": f"s3://cairn-config-{random.getrandbits(40):010x}", "s3_endpoint": endpoint}
+    s3 = {"blob_store": f"s3://cairn-config-{random.getrandbits(40):010x}", "s3_endpoint": endpoint, "s3_allow_http": True}
     no_credentials = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     r = cairn(s3, "init", env=no_credentials)
     assert r.returncode != 0 and "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in r.stderr, r.stderr
