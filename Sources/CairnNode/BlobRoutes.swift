@@ -9,6 +9,9 @@ import Hummingbird
 /// file is a clean error), to the response body task, the only one that uses it afterwards.
 final class ReaderHandoff: @unchecked Sendable {
     let reader: BlobReader
+    /// The first chunk of the body, read and checked before the headers went out (blobs in a
+    /// bucket), which the body then sends first.
+    var firstChunk: (range: Range<UInt64>, bytes: ByteBuffer)?
     init(_ reader: BlobReader) { self.reader = reader }
 }
 
@@ -136,7 +139,7 @@ extension NodeAPI {
                 try await withTaskExecutorPreference(executor) {
                     for (index, range) in ranges.enumerated() {
                         if let parts { try await writer.write(ByteBuffer(string: parts.partHeaders[index])) }
-                        try await Self.send(range, from: reader, to: &writer, sent: &sent)
+                        try await Self.send(range, from: reader, to: &writer, sent: &sent, first: index == 0 ? handoff.firstChunk : nil)
                     }
                     if let parts { try await writer.write(ByteBuffer(string: parts.closing)) }
                 }
@@ -154,9 +157,10 @@ extension NodeAPI {
         })
     }
 
-    /// For a blob in a bucket, the first chunk's GET before any header is sent: a missing or
-    /// replaced object is then a clean error, as a missing file is, not a truncated body. (The
-    /// body's first prefetch finds the bytes already there.)
+    /// For a blob in a bucket, the first chunk before any header is sent: fetched and, for
+    /// original bytes, decoded through its frame checksums and kept for the body to send first. A
+    /// missing, replaced or damaged object is then a clean error, as a missing file is, not a body
+    /// cut short. (Stored zstd bytes pass through undecoded: the client's decoder checks them.)
     func fetchFirstChunk(of range: Range<UInt64>, stored: Bool, reader handoff: ReaderHandoff,
                          event: BlobAuditEvent) async throws {
         let reader = handoff.reader
@@ -164,12 +168,19 @@ extension NodeAPI {
         do {
             if stored {
                 try await reader.prefetchStored(range.lowerBound..<min(range.upperBound, range.lowerBound + Self.chunkSize), next: nil)
-            } else {
-                let end = reader.chunkEnd(from: range.lowerBound, minimum: Self.chunkSize, limit: range.upperBound)
-                try await reader.prefetch(range.lowerBound..<end, next: nil)
+                return
             }
+            let chunk = range.lowerBound..<reader.chunkEnd(from: range.lowerBound, minimum: Self.chunkSize, limit: range.upperBound)
+            try await reader.prefetch(chunk, next: nil)
+            var bytes = ByteBufferAllocator().buffer(capacity: chunk.count)
+            try bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: chunk.count) { target in
+                try reader.read(chunk, into: UnsafeMutableRawBufferPointer(rebasing: target[0..<chunk.count]))
+                return chunk.count
+            }
+            handoff.firstChunk = (chunk, bytes)
         } catch {
             if case StoreError.corruptBlob = error { metrics.checksumFailures.increment() }
+            if case StoreError.corruptFrame = error { metrics.checksumFailures.increment() }
             audit.record(event(nil, 0, 500, "\(error)"))
             throw APIError.from(error)
         }
@@ -232,8 +243,8 @@ extension NodeAPI {
     /// Streams `range` in chunks, each read (and, for compressed blobs, decoded and checked)
     /// straight into the buffer that goes to the socket; awaiting the write is the backpressure.
     static func send(_ range: Range<UInt64>, from reader: BlobReader, to writer: inout any ResponseBodyWriter,
-                     sent: inout UInt64) async throws {
-        try await pump(range, to: &writer, sent: &sent,
+                     sent: inout UInt64, first: (range: Range<UInt64>, bytes: ByteBuffer)? = nil) async throws {
+        try await pump(range, to: &writer, sent: &sent, first: first,
                        chunkEnd: { reader.chunkEnd(from: $0, minimum: chunkSize, limit: range.upperBound) },
                        prefetch: reader.readsOverNetwork ? { try await reader.prefetch($0, next: $1) } : nil,
                        fill: { try reader.read($0, into: $1) })
@@ -244,14 +255,21 @@ extension NodeAPI {
     /// `prefetch` (blobs in a bucket) gets each chunk before `fill` reads it, and the next chunk,
     /// so the GET for that one runs while this one is written.
     static func pump(_ range: Range<UInt64>, to writer: inout any ResponseBodyWriter, sent: inout UInt64,
+                     first: (range: Range<UInt64>, bytes: ByteBuffer)? = nil,
                      chunkEnd: (UInt64) -> UInt64,
                      prefetch: ((Range<UInt64>, Range<UInt64>?) async throws -> Void)? = nil,
                      fill: (Range<UInt64>, UnsafeMutableRawBufferPointer) throws -> Void) async throws {
         var position = range.lowerBound
         while position < range.upperBound {
             let count = Int(chunkEnd(position) - position)
-            var buffer = ByteBufferAllocator().buffer(capacity: count)
             let chunk = position..<(position + UInt64(count))
+            if let first, first.range == chunk {
+                try await writer.write(first.bytes)
+                position = chunk.upperBound
+                sent += UInt64(count)
+                continue
+            }
+            var buffer = ByteBufferAllocator().buffer(capacity: count)
             if let prefetch {
                 try await prefetch(chunk, chunk.upperBound < range.upperBound ? chunk.upperBound..<chunkEnd(chunk.upperBound) : nil)
             }
