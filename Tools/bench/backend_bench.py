@@ -6,8 +6,8 @@ radosgw, started here by Tools/ceph.sh).
 - ingest: `cairn ingest --jobs 2` of the corpus into a fresh store, MB/s of original bytes;
 - whole-file GETs (wrk, c=16), MB/s of original bytes;
 - random 64 KiB ranges (wrk, c=32), requests/s and p50/p99;
-- per request, the CPU seconds of the node and of Ceph's daemons (radosgw + OSD + mon), from
-  /proc over the range runs: what the write-up of N servers and M OSDs starts from.
+- per request, the CPU seconds of the node and of each of Ceph's daemons (radosgw, the OSD, mon
+  and mgr), from /proc over the runs: what the write-up of N servers and M OSDs starts from.
 
 Each figure is the median of --reps runs. Run by `Tools/bench/run.sh --backends-only`.
 """
@@ -24,8 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve_bench import OUT, RELEASE, REPO, free_port, lua_script, median_of, wait_http, wrk  # noqa: E402
-
-CEPH_DAEMONS = ("radosgw", "ceph-osd", "ceph-mon", "ceph-mgr")
 
 
 def cpu_seconds(pids):
@@ -86,18 +84,21 @@ class Store:
 
 
 def measure(name, store, mode, connections, args, ceph_pids):
+    """ceph_pids: {"rgw": [...], "osd": [...], "other": [...]}; CPU per request of each and of the node."""
     script = OUT / f"wrk-backend-{name}-{mode}.lua"
     lua_script(script, store.targets, mode, store.token)
     runs = []
     for _ in range(args.reps):
-        node_before, ceph_before = cpu_seconds([store.proc.pid]), cpu_seconds(ceph_pids)
+        groups = {"node": [store.proc.pid], **ceph_pids}
+        before = {k: cpu_seconds(v) for k, v in groups.items()}
         result = wrk(store.url, script, args.seconds, connections)
         if result["errors"] or result["non2xx"]:
             sys.exit(f"{name} {mode}: {result['errors']} socket errors, {result['non2xx']} non-2xx responses")
-        result["node_cpu_us"] = (cpu_seconds([store.proc.pid]) - node_before) / result["requests"] * 1e6
-        result["ceph_cpu_us"] = (cpu_seconds(ceph_pids) - ceph_before) / result["requests"] * 1e6
+        for k, v in groups.items():
+            result[f"{k}_cpu_us"] = (cpu_seconds(v) - before[k]) / result["requests"] * 1e6
         runs.append(result)
-    return {k: median_of(runs, k) for k in ("rps", "mbps", "p50_us", "p99_us", "node_cpu_us", "ceph_cpu_us")}
+    keys = ["rps", "mbps", "p50_us", "p99_us"] + [f"{k}_cpu_us" for k in ("node", *ceph_pids)]
+    return {k: median_of(runs, k) for k in keys}
 
 
 def main():
@@ -126,7 +127,7 @@ def main():
                 key, value = line[len("export "):].split("=", 1)
                 os.environ[key] = value
     endpoint = os.environ["CAIRN_TEST_S3_ENDPOINT"]
-    ceph_pids = pids_of(CEPH_DAEMONS)
+    ceph_pids = {"rgw": pids_of(["radosgw"]), "osd": pids_of(["ceph-osd"]), "other": pids_of(["ceph-mon", "ceph-mgr"])}
     lines = []
     stores = {}
     try:
@@ -166,10 +167,12 @@ def main():
             f"{ratio(s['range']['rps'], f['range']['rps']):.2f}x | >= 0.5x |",
             f"| random 64 KiB ranges, p50 / p99 ms | {f['range']['p50_us'] / 1000:.2f} / {f['range']['p99_us'] / 1000:.2f} | "
             f"{s['range']['p50_us'] / 1000:.2f} / {s['range']['p99_us'] / 1000:.2f} | | |",
-            f"| CPU per 64 KiB range: node / Ceph daemons, us | {f['range']['node_cpu_us']:.0f} / - | "
-            f"{s['range']['node_cpu_us']:.0f} / {s['range']['ceph_cpu_us']:.0f} | | |",
-            f"| CPU per whole file: node / Ceph daemons, us | {f['whole']['node_cpu_us']:.0f} / - | "
-            f"{s['whole']['node_cpu_us']:.0f} / {s['whole']['ceph_cpu_us']:.0f} | | |",
+            f"| CPU per 64 KiB range: node / RGW / OSD / mon+mgr, us | {f['range']['node_cpu_us']:.0f} | "
+            f"{s['range']['node_cpu_us']:.0f} / {s['range']['rgw_cpu_us']:.0f} / {s['range']['osd_cpu_us']:.0f} / "
+            f"{s['range']['other_cpu_us']:.0f} | | |",
+            f"| CPU per whole file: node / RGW / OSD / mon+mgr, us | {f['whole']['node_cpu_us']:.0f} | "
+            f"{s['whole']['node_cpu_us']:.0f} / {s['whole']['rgw_cpu_us']:.0f} / {s['whole']['osd_cpu_us']:.0f} / "
+            f"{s['whole']['other_cpu_us']:.0f} | | |",
         ]
         print("\n".join(lines), flush=True)
     finally:
