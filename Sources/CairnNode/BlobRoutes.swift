@@ -54,7 +54,20 @@ extension NodeAPI {
         // The blob file is opened before any header is sent, so a missing or damaged file is a
         // clean error rather than a truncated body.
         let handoff: ReaderHandoff
-        do { handoff = try await withTaskExecutorPreference(blockingExecutor) { ReaderHandoff(try openReader(record)) } } catch {
+        let carriesChecksums: Bool
+        do {
+            // Both may wait on the bucket: on the blocking threads when blobs are objects.
+            (handoff, carriesChecksums) = try await withTaskExecutorPreference(blockingExecutor) {
+                let reader = try openReader(record)
+                let wantsStored = record.codec == .zstd && request.headers[.range] == nil
+                    && Self.accepts("zstd", request.headers[.acceptEncoding]) && reader.storedSize == record.storedSize
+                do {
+                    return (ReaderHandoff(reader), try wantsStored && reader.framesCarryChecksums())
+                } catch {
+                    throw APIError.from(error)
+                }
+            }
+        } catch {
             audit.record(event(nil, 0, 500, "\(error)"))
             throw error
         }
@@ -64,9 +77,7 @@ extension NodeAPI {
         // Only blobs whose frames carry zstd checksums qualify: the node does not decode (so does
         // not check) what it passes through, and the client's decoder must be able to. The file
         // must also be the one the row describes (`cairn recompress` may have replaced it since).
-        let sendStored = try record.codec == .zstd && request.headers[.range] == nil
-            && Self.accepts("zstd", request.headers[.acceptEncoding]) && handoff.reader.storedSize == record.storedSize
-            && handoff.reader.framesCarryChecksums()
+        let sendStored = carriesChecksums
         let etag = sendStored ? "\"\(digest)+zstd\"" : "\"\(digest)\""
         let headers: HTTPFields = [.eTag: etag, .acceptRanges: "bytes", .vary: "Accept-Encoding",
                                    .cacheControl: "private, max-age=31536000, immutable"]

@@ -161,7 +161,18 @@ public final class S3Client: Sendable {
     /// Uploads `size` bytes of the open file `descriptor` (from offset 0) as the object. The
     /// signed SHA-256 makes the server refuse a body damaged on the way; the MD5 it answers as
     /// ETag must be ours. Returns when the object is stored.
-    public func put(_ key: String, descriptor: Int32, size: UInt64, sha256Hex: String, md5: [UInt8]) throws(ObjectStoreError) {
+    /// What a PUT did.
+    public enum PutOutcome: Sendable, Equatable {
+        case stored
+        /// `ifAbsent` and an object was already there: nothing was written.
+        case alreadyExists
+    }
+
+    /// With `ifAbsent`, the PUT is conditional (`If-None-Match: *`): an object already under the
+    /// key, whoever wrote it, is never replaced, however late an attempt lands.
+    @discardableResult
+    public func put(_ key: String, descriptor: Int32, size: UInt64, sha256Hex: String, md5: [UInt8],
+                    ifAbsent: Bool = false) throws(ObjectStoreError) -> PutOutcome {
         let chunkSize = 1 << 20
         let loop = group.next(), bucket = bucket
         let body = HTTPClient.Body.stream(contentLength: Int64(size)) { writer in
@@ -192,12 +203,15 @@ public final class S3Client: Sendable {
             return next(0)
         }
         let md5Base64 = Data(md5).base64EncodedString()
-        let response = try send("PUT", key: key, headers: [("content-md5", md5Base64), ("content-length", String(size))],
-                                payloadHash: sha256Hex, body: body, op: "PUT", accept: [200])
+        let headers = [("content-md5", md5Base64), ("content-length", String(size))] + (ifAbsent ? [("if-none-match", "*")] : [])
+        let response = try send("PUT", key: key, headers: headers, payloadHash: sha256Hex, body: body, op: "PUT",
+                                accept: ifAbsent ? [200, 412] : [200])
+        if response.status.code == 412 { return .alreadyExists }
         let etag = response.headers.first(name: "etag").map(Self.unquote)
         guard etag == Hex.encode(md5) else {
             throw .integrity(op: "PUT", bucket: bucket, key: key, reason: "the stored object's ETag \(etag ?? "(none)") is not the MD5 sent")
         }
+        return .stored
     }
 
     /// A small object whole (at most `limit` bytes), or nil when there is none.
@@ -298,7 +312,10 @@ public final class S3Client: Sendable {
             case .success(let response):
                 let status = Int(response.status.code)
                 if accept.contains(status) { return promise.succeed(response) }
-                if status == 404 { return promise.fail(ObjectStoreError.notFound(op: op, bucket: bucket, key: name)) }
+                // A missing bucket is not a missing object: the store's blobs are not gone, its bucket is unreachable.
+                if status == 404, Self.errorCode(response) != "NoSuchBucket" {
+                    return promise.fail(ObjectStoreError.notFound(op: op, bucket: bucket, key: name))
+                }
                 let error = ObjectStoreError.status(op: op, bucket: bucket, key: name, status: status, code: Self.errorCode(response))
                 let transient = status >= 500 || status == 429 || (status == 400 && Self.errorCode(response) == "RequestTimeout")
                 if transient { retry(error) } else { promise.fail(error) }

@@ -47,7 +47,11 @@ final class ObjectBlobSource: BlobSource {
         let tailStart = size - min(size, Self.tailBytes)
         if offset >= tailStart {
             if tail.isEmpty && size > 0 {
-                tail = try translate { try client.getSuffix(key, count: size - tailStart, objectSize: size) }
+                let fetched = try translate { try client.getSuffix(key, count: size - tailStart, objectSize: size) }
+                guard UInt64(fetched.count) == size - tailStart else {
+                    throw StoreError.corruptBlob(digest, path: path, reason: "asked for the last \(size - tailStart) bytes, got \(fetched.count)")
+                }
+                tail = fetched
             }
             let from = Int(offset - tailStart)
             tail.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[from..<(from + buffer.count)])) }

@@ -7,10 +7,12 @@ import Synchronization
 
 /// The write, delete and listing paths of a store whose blob files are objects in an S3 bucket.
 ///
-/// Rows decide, and a row never points at a missing object:
+/// Rows decide, and a row never points at a missing object or at another encoding:
 /// - A writer uploads outside the index's write lock (the transfer must not hold every other
-///   writer up), then, under the lock, HEADs what it is about to commit: the object must be there
-///   and be its own (size and MD5), else it uploads again before the row goes in.
+///   writer up) with a conditional PUT that never replaces an object. Then, under the lock, it
+///   HEADs what it is about to commit: an object that is its own (size and MD5) gets its row; one
+///   an intact row describes (its size) stays; anything else is replaced by its own before its
+///   row goes in. Only a writer holding the lock ever replaces an object.
 /// - gc deletes rows first, commits, then, under the lock, deletes the objects of digests that
 ///   still have no row (`BlobStore+GC.swift`). A writer's check under the lock is therefore
 ///   ordered with gc's deletes.
@@ -46,21 +48,21 @@ extension BlobStore {
         let now = Date()
         do {
             try index.write { db in
-                // Under the lock: what each leader may commit, after a HEAD where the row alone cannot tell.
+                // Under the lock, each leader's object is looked at (HEAD): the row may go in only
+                // for an object that is there and is ours, or stay when it describes what is there.
+                var rowSizes: [Int: UInt64] = [:]
                 var toCheck: [Int] = []
-                var rowHeld = Set<Int>()
                 for i in leaders {
-                    guard case .success(let object)? = phaseOne[i] else { continue }
-                    let row = try StoreIndex.blob(db, batch[i].blob.digest)
-                    if row?.state == .ok { rowHeld.insert(i) }
-                    if row?.state != .ok || object.uploaded { toCheck.append(i) }
+                    guard case .success? = phaseOne[i] else { continue }
+                    if let row = try StoreIndex.blob(db, batch[i].blob.digest), row.state == .ok { rowSizes[i] = row.storedSize }
+                    toCheck.append(i)
                 }
-                let checked = Mutex<[Int: Result<Bool, Error>]>([:])
-                let checks = toCheck, held = rowHeld
+                let checked = Mutex<[Int: Result<Settlement, Error>]>([:])
+                let checks = toCheck, sizes = rowSizes
                 WorkerPool.forEach(count: checks.count, jobs: Self.parallelUploads) { k in
                     let i = checks[k]
                     guard case .success(let object)? = phaseOne[i] else { return }
-                    let outcome = Result { try self.settle(batch[i], object, rowHeld: held.contains(i), client: client) }
+                    let outcome = Result { try self.settle(batch[i], object, rowStoredSize: sizes[i], client: client) }
                     checked.withLock { $0[i] = outcome }
                 }
                 let settled = checked.withLock { $0 }
@@ -68,21 +70,28 @@ extension BlobStore {
                     let leader = leaderOf[staged.blob.digest] ?? i
                     if case .failure(let error)? = phaseOne[leader] { results[i] = .failure(error); continue }
                     if case .failure(let error)? = settled[leader] { results[i] = .failure(error); continue }
-                    // Ours goes in when the object under the key is ours; else the row there describes it.
-                    let writesRow = i == leader && (settled[leader].flatMap { try? $0.get() } ?? false)
+                    // Our row goes in when the object under the key is ours; else the row there describes it.
+                    let settlement = settled[leader].flatMap { try? $0.get() }
+                    let writesRow = i == leader && settlement != nil && settlement != .theirs
+                    let deduplicated = i != leader || (rowSizes[leader] != nil && settlement != .replaced)
                     do {
                         try db.inSavepoint {
                             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
                                 throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
                             }
-                            if writesRow { try StoreIndex.upsertBlob(db, staged.blob, now: now) }
+                            if writesRow {
+                                try StoreIndex.upsertBlob(db, staged.blob, now: now)
+                            } else if try StoreIndex.blob(db, staged.blob.digest)?.state != .ok {
+                                // A copy whose first in the batch did not commit has no blob to refer to.
+                                throw StoreError.index("blob \(staged.blob.digest) was not stored: its first copy in this batch failed")
+                            }
                             try db.execute(sql: """
                                 INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
                                 """, arguments: [staged.dataset, staged.blob.digest.hex, staged.name, now.timeIntervalSince1970])
                             if let instance = staged.instance {
                                 try Self.insertInstance(db, dataset: staged.dataset, digest: staged.blob.digest, instance)
                             }
-                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: !writesRow))
+                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                             return .commit
                         }
                     } catch {
@@ -98,8 +107,13 @@ extension BlobStore {
     }
 
     /// Phase one, without the lock: hashes the staged file, and uploads it unless an intact row
-    /// already holds the digest or the bucket holds these very bytes (an orphan, or a concurrent writer).
+    /// already holds the digest or the bucket holds these very bytes (an orphan, or a concurrent
+    /// writer). The PUT is conditional: it never replaces an object, which a committed row may
+    /// describe; what to do when one is there is decided under the lock (`settle`).
     private func prepare(_ staged: StagedBlob, client: S3Client) throws -> PreparedObject {
+        guard try datasetExists(staged.dataset) else {
+            throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
+        }
         let (size, sha256, md5) = try Self.hashes(of: try PosixFile.openForReading(staged.path))
         guard size == staged.blob.storedSize else {
             throw StoreError.corruptBlob(staged.blob.digest, path: staged.path,
@@ -110,35 +124,47 @@ extension BlobStore {
         let key = Self.objectKey(of: staged.blob.digest)
         do {
             if object.isHeld(by: try client.head(key)) { return object }
-            try upload(staged, object, client: client)
+            object.uploaded = try upload(staged, object, ifAbsent: true, client: client) == .stored
         } catch {
             throw StoreError.objectStore(error)
         }
-        object.uploaded = true
         return object
     }
 
-    /// Phase two, under the write lock: true when the object under the key is ours (uploaded
-    /// again if it went missing or is not ours and no row holds the digest), so our row goes in;
-    /// false when a row holds the digest and the object is the one it describes.
-    private func settle(_ staged: StagedBlob, _ object: PreparedObject, rowHeld: Bool, client: S3Client) throws -> Bool {
+    /// What phase two found under the key.
+    enum Settlement: Sendable, Equatable {
+        /// Our bytes (size and MD5): our row goes in.
+        case ours
+        /// The object an intact row describes (its size): the row stays.
+        case theirs
+        /// Neither (no row and another encoding there, or the row's object missing or of
+        /// another size): ours was uploaded over it, and our row goes in.
+        case replaced
+    }
+
+    /// Phase two, under the write lock. Replacing is safe here: no writer commits meanwhile, and
+    /// phase-one PUTs never replace.
+    private func settle(_ staged: StagedBlob, _ object: PreparedObject, rowStoredSize: UInt64?, client: S3Client) throws -> Settlement {
         do {
-            if object.isHeld(by: try client.head(Self.objectKey(of: staged.blob.digest))) { return true }
-            if rowHeld { return false }
-            try upload(staged, object, client: client)
-            return true
+            let current = try client.head(Self.objectKey(of: staged.blob.digest))
+            if object.isHeld(by: current) { return .ours }
+            if let rowStoredSize, let current, current.size == rowStoredSize { return .theirs }
+            try upload(staged, object, ifAbsent: false, client: client)
+            return .replaced
         } catch {
             throw StoreError.objectStore(error)
         }
     }
 
-    private func upload(_ staged: StagedBlob, _ object: PreparedObject, client: S3Client) throws(ObjectStoreError) {
+    @discardableResult
+    private func upload(_ staged: StagedBlob, _ object: PreparedObject, ifAbsent: Bool,
+                        client: S3Client) throws(ObjectStoreError) -> S3Client.PutOutcome {
         let file: PosixFile
         do { file = try PosixFile.openForReading(staged.path) } catch {
             throw .transport(op: "PUT", bucket: client.bucket, key: Self.objectKey(of: staged.blob.digest), reason: "\(error)")
         }
-        try client.put(Self.objectKey(of: staged.blob.digest), descriptor: file.fd, size: object.size,
-                       sha256Hex: object.sha256Hex, md5: object.md5)
+        return try client.put(Self.objectKey(of: staged.blob.digest), descriptor: file.fd, size: object.size,
+                       sha256Hex: object.sha256Hex, md5: object.md5, ifAbsent: ifAbsent)
     }
 
     private static func hashes(of file: PosixFile) throws -> (size: UInt64, sha256: [UInt8], md5: [UInt8]) {

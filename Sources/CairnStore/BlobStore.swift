@@ -42,16 +42,18 @@ public final class BlobStore: Sendable {
                                   storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
         if try isInitialized(root) { return try open(at: root, storage: storage) }
-        let storeID = UUID().uuidString.lowercased()
+        // An init that died after claiming the bucket left its id in the index it had begun: that
+        // claim is ours, and a second run finishes it.
+        let storeID = try pendingStoreID(root) ?? UUID().uuidString.lowercased()
         // The bucket first: a node that cannot reach, authenticate to or claim it creates nothing.
-        if let client = try storage.objectClient() {
+        let client = try storage.objectClient()
+        if let client {
             do {
                 try client.createBucketIfMissing()
-                if let marker = try client.getSmall(storeMarkerKey) {
+                if let marker = try client.getSmall(storeMarkerKey), marker != Array(storeID.utf8) {
                     throw StoreError.invalidArgument(
                         "bucket \(storage.blobs) already holds Cairn store \(String(decoding: marker, as: UTF8.self)); one bucket per store (gc would take the other's blobs for orphans)")
                 }
-                try client.put(storeMarkerKey, bytes: Array(storeID.utf8))
             } catch let error as ObjectStoreError {
                 throw StoreError.objectStore(error)
             }
@@ -59,24 +61,34 @@ public final class BlobStore: Sendable {
         try createDirectories(root: root)
         let index = try StoreIndex(path: root + "/index.sqlite")
         try index.write { db in
-            // A store made before blob stores were configurable holds files, whatever this run says.
-            try db.execute(sql: """
-                INSERT OR IGNORE INTO settings(key, value) SELECT 'blob_store',
-                    CASE WHEN EXISTS (SELECT 1 FROM settings WHERE key = 'format_version') THEN 'file' ELSE ? END
-                """, arguments: [storage.blobs.description])
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('store_id', ?)", arguments: [storeID])
-            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
-                           arguments: [formatVersion])
+            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('blob_store', ?)", arguments: [storage.blobs.description])
+        }
+        if let client {
+            do { try client.put(storeMarkerKey, bytes: Array(storeID.utf8)) } catch { throw StoreError.objectStore(error) }
+        }
+        // Last: the store counts as initialised (`isInitialized`) from here on.
+        try index.write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('frame_size', ?)",
                            arguments: [String(frameSize)])
             try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, 'Default dataset', ?)",
                            arguments: [defaultDataset, Date().timeIntervalSince1970])
+            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
+                           arguments: [formatVersion])
         }
         return try open(at: root, storage: storage)
     }
 
     /// The object that names the store a bucket belongs to (its `store_id`).
     static let storeMarkerKey = "cairn-store-id"
+
+    /// The store id an unfinished `initialize` recorded, if any.
+    private static func pendingStoreID(_ root: String) throws -> String? {
+        guard FileSystem.exists(root + "/index.sqlite") else { return nil }
+        return try StoreIndex(path: root + "/index.sqlite").read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'")
+        }
+    }
 
     /// True when `root` holds an index that `initialize` finished.
     private static func isInitialized(_ root: String) throws -> Bool {

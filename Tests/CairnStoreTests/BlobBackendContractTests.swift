@@ -154,6 +154,23 @@ import Testing
         }
     }
 
+    /// Storing the bytes of a blob whose file or object went missing, or was replaced by another
+    /// encoding of another size, repairs it, without verify having marked it first.
+    @Test(arguments: Backend.allCases) func storingTheBytesAgainRepairsAMissingOrForeignBlob(_ backend: Backend) throws {
+        guard let temp = try BackendStore(backend) else { return }
+        defer { temp.cleanup() }
+        let bytes = Bytes.imageLike(250_000, seed: 11)
+        let digest = try temp.store.put(bytes: bytes, options: WriteOptions(codec: .zstd)).blob.digest
+        try temp.removeStored(digest)
+        #expect(try !temp.store.put(bytes: bytes, options: WriteOptions(codec: .lz4), name: "again").deduplicated)
+        #expect(try temp.store.reader(digest).bytes(0..<UInt64(bytes.count)) == bytes)
+        #expect(try temp.store.verifyBlob(digest) == nil)
+        // Another encoding of the same bytes (zstd) deduplicates against the intact lz4 blob.
+        #expect(try temp.store.put(bytes: bytes, options: WriteOptions(codec: .zstd), name: "third").deduplicated)
+        #expect(try temp.store.record(digest)?.codec == .lz4)
+        #expect(try temp.store.reader(digest).bytes(0..<UInt64(bytes.count)) == bytes)
+    }
+
     @Test(arguments: Backend.allCases) func damagedBytesAreRefusedNeverServed(_ backend: Backend) throws {
         guard let temp = try BackendStore(backend) else { return }
         defer { temp.cleanup() }

@@ -131,7 +131,9 @@ def test_gc_next_to_ingest_loses_nothing(pair):
             errors.append(repr(e))
 
     fresh = (image_like(100_000 + i, seed=2000 + i) for i in range(10_000))
-    threads = [threading.Thread(target=writer, args=(b, fresh)), threading.Thread(target=writer, args=(a, dropped_bodies[::2]))]
+    # The dropped bytes again and again, so that re-uploads land before, between and after gc's steps.
+    again = (dropped_bodies[i % len(dropped_bodies)] for i in range(10_000))
+    threads = [threading.Thread(target=writer, args=(b, fresh)), threading.Thread(target=writer, args=(a, again))]
     for thread in threads:
         thread.start()
     collected = []
