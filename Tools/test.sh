@@ -8,15 +8,21 @@ cd "$(dirname "$0")/.."
 
 Tools/install-deps.sh
 
-# A single-host Ceph (mon, mgr, memstore OSD, RGW) for the S3 blob store's tests, stopped on exit.
+# A single-host Ceph (mon, mgr, memstore OSD, RGW) for the S3 blob store's tests: running only
+# while those run (its daemons' CPU would otherwise load the timing-sensitive file-backend tests),
+# stopped on exit.
 ceph_dir="$PWD/.build/ceph"
-ceph_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 trap 'Tools/ceph.sh stop "$ceph_dir"' EXIT
-echo "== starting Ceph RGW on 127.0.0.1:$ceph_port"
-Tools/ceph.sh start "$ceph_dir" "$ceph_port" > /dev/null
-# shellcheck source=/dev/null
-source "$ceph_dir/s3.env"
+start_ceph() {
+    local port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    echo "== starting Ceph RGW on 127.0.0.1:$port"
+    Tools/ceph.sh start "$ceph_dir" "$port" > /dev/null
+    # shellcheck source=/dev/null
+    source "$ceph_dir/s3.env"
+}
 export CAIRN_REQUIRE_S3=1
+start_ceph
 
 echo "== swift build"
 swift build
@@ -24,11 +30,14 @@ echo "== swift test"
 swift test 2>&1 | tee .build/swift-test.log
 grep -qE "Test run with [1-9][0-9]* tests? .*passed" .build/swift-test.log || { echo "swift test ran no tests"; exit 1; }
 
+Tools/ceph.sh stop "$ceph_dir"
+
 echo "== python acceptance tests"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider Tools/tests ${PYTEST_ARGS:-}
 
+start_ceph
 echo "== python acceptance tests, blobs in S3 (Ceph RGW)"
 CAIRN_TEST_BLOB_STORE=s3 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider \
     -m "not local_files" Tools/tests/test_node_http.py Tools/tests/test_mount.py Tools/tests/test_dicomweb.py \
