@@ -35,7 +35,8 @@ Tools/ceph.sh stop "$ceph_dir"
 echo "== python acceptance tests"
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q --disable-pip-version-check -r Tools/requirements.txt
-CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider Tools/tests ${PYTEST_ARGS:-}
+env -u CAIRN_TEST_S3_ENDPOINT -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY CAIRN_BIN="$PWD/.build/debug/cairn" \
+    .venv/bin/python -m pytest -q -p no:cacheprovider Tools/tests ${PYTEST_ARGS:-}
 
 start_ceph
 echo "== python acceptance tests, blobs in S3 (Ceph RGW)"
