@@ -59,10 +59,10 @@ extension BlobStore {
         let orphans: [(digest: BlobDigest?, location: String, size: UInt64)]
         if let objects {
             orphans = try orphanObjects(olderThan: Self.orphanGracePeriod, client: objects)
-                .map { (BlobDigest(hex: String($0.key.split(separator: "/").last ?? "")), $0.location, $0.size) }
+                .map { (Self.digest(named: $0.key), $0.location, $0.size) }
         } else {
             orphans = try orphanFiles(olderThan: Self.orphanGracePeriod)
-                .map { (BlobDigest(hex: String($0.split(separator: "/").last ?? "")), $0, FileSystem.fileSize($0) ?? 0) }
+                .map { (Self.digest(named: $0), $0, FileSystem.fileSize($0) ?? 0) }
         }
         report.orphanFiles = orphans.map(\.location)
         if !dryRun {

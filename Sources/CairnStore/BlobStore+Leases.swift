@@ -12,12 +12,7 @@ extension BlobStore {
     public func takeLease(_ name: String, holder: String, for seconds: TimeInterval) throws -> Bool {
         let key = name + "_lease", now = Date().timeIntervalSince1970
         return try index.write { db in
-            if let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) {
-                let parts = value.split(separator: " ")
-                if let expiry = parts.last.flatMap({ Double($0) }), expiry > now, parts.first.map(String.init) != holder {
-                    return false
-                }
-            }
+            if let lease = try Self.lease(db, key), lease.expiry > now, lease.holder != holder { return false }
             try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [key, "\(holder) \(now + seconds)"])
             return true
         }
@@ -27,8 +22,7 @@ extension BlobStore {
     public func releaseLease(_ name: String, holder: String) throws {
         try index.write { db in
             let key = name + "_lease"
-            guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]),
-                  value.split(separator: " ").first.map(String.init) == holder else { return }
+            guard try Self.lease(db, key)?.holder == holder else { return }
             try db.execute(sql: "DELETE FROM settings WHERE key = ?", arguments: [key])
         }
     }
@@ -37,12 +31,16 @@ extension BlobStore {
     public func leaseHolder(_ name: String) throws -> String? {
         let now = Date().timeIntervalSince1970
         return try index.read { db in
-            guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [name + "_lease"]) else {
-                return nil
-            }
-            let parts = value.split(separator: " ")
-            guard let expiry = parts.last.flatMap({ Double($0) }), expiry > now, let holder = parts.first else { return nil }
-            return String(holder)
+            guard let lease = try Self.lease(db, name + "_lease"), lease.expiry > now else { return nil }
+            return lease.holder
         }
+    }
+
+    /// The lease stored under `key` (`holder expiry`), if any.
+    private static func lease(_ db: Database, _ key: String) throws -> (holder: String, expiry: Double)? {
+        guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) else { return nil }
+        let parts = value.split(separator: " ")
+        guard parts.count == 2, let expiry = Double(parts[1]) else { return nil }
+        return (String(parts[0]), expiry)
     }
 }

@@ -190,14 +190,13 @@ extension BlobStore {
         var orphans: [(String, String, UInt64)] = []
         do {
             try client.list(prefix: "blobs/sha256/") { page in
-                let digests = page.compactMap { BlobDigest(hex: String($0.key.split(separator: "/").last ?? "")) }
+                let digests = page.compactMap { Self.digest(named: $0.key) }
                 let known: Set<String> = try index.read { db in
                     Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs WHERE digest IN (\(digests.map { _ in "?" }.joined(separator: ",")))",
                                             arguments: StatementArguments(digests.map(\.hex))))
                 }
                 for object in page where (object.lastModified ?? Date()) < cutoff {
-                    let name = String(object.key.split(separator: "/").last ?? "")
-                    if BlobDigest(hex: name) == nil || !known.contains(name) {
+                    if Self.digest(named: object.key).map({ known.contains($0.hex) }) != true {
                         orphans.append(("s3://\(client.bucket)/\(object.key)", object.key, object.size))
                     }
                 }

@@ -157,6 +157,11 @@ public final class BlobStore: Sendable {
         return "blobs/sha256/\(hex.prefix(2))/\(hex.dropFirst(2).prefix(2))/\(hex)"
     }
 
+    /// The digest a blob file's path or object key names (its last component), if it names one.
+    static func digest(named path: String) -> BlobDigest? {
+        BlobDigest(hex: String(path.split(separator: "/").last ?? ""))
+    }
+
     /// Where the blob's stored bytes are: its file's path, or `s3://BUCKET/KEY`.
     public func location(of digest: BlobDigest) -> String {
         guard let objects else { return path(of: digest) }
