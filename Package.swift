@@ -148,7 +148,7 @@ let package = Package(
         // What the test targets share (a seeded generator), so each randomized test prints a reproducible seed.
         .target(name: "CairnTestSupport", path: "Tests/CairnTestSupport"),
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
-        .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore"]),
+        .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", "CairnObjectStore",
                                                        .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),

@@ -56,7 +56,10 @@ public final class S3Client: Sendable {
     /// The most one answer may carry (a ByteBuffer's limit).
     static let largestBody = UInt64(UInt32.max)
     /// The longest one attempt may take (a 4 GiB PUT at ~40 MB/s).
-    static let requestDeadline = TimeAmount.seconds(120)
+    public static let requestDeadline = TimeAmount.seconds(120)
+    /// The longest one attempt of a small request (HEAD, DELETE) made under the index's write
+    /// lock may take: every other writer waits for it. Three attempts: ~30 s at worst.
+    public static let heldLockDeadline = TimeAmount.seconds(10)
     /// Attempts per request: transport errors and 5xx answers are retried (every request here is
     /// idempotent: keys are content addresses).
     static let attempts = 3
@@ -123,8 +126,10 @@ public final class S3Client: Sendable {
     }
 
     /// The object's size and ETag, or nil when there is none.
-    public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {
-        let response = try send("HEAD", key: key, op: "HEAD", accept: [200, 404])
+    /// `deadline` bounds each attempt (callers holding the index's write lock pass
+    /// `heldLockDeadline`, so a stalled server holds other writers up for seconds, not minutes).
+    public func head(_ key: String, deadline: TimeAmount = requestDeadline) throws(ObjectStoreError) -> ObjectInfo? {
+        let response = try send("HEAD", key: key, op: "HEAD", accept: [200, 404], deadline: deadline)
         if response.status.code == 404 { return nil }
         guard let length = response.headers.first(name: "content-length").flatMap({ UInt64($0) }) else {
             throw .integrity(op: "HEAD", bucket: bucket, key: key, reason: "no Content-Length in the answer")
@@ -235,8 +240,8 @@ public final class S3Client: Sendable {
     }
 
     /// Removes the object; removing one that is not there is not an error (S3 answers 204 either way).
-    public func delete(_ key: String) throws(ObjectStoreError) {
-        _ = try send("DELETE", key: key, op: "DELETE", accept: [200, 204, 404])
+    public func delete(_ key: String, deadline: TimeAmount = requestDeadline) throws(ObjectStoreError) {
+        _ = try send("DELETE", key: key, op: "DELETE", accept: [200, 204, 404], deadline: deadline)
     }
 
     /// Every object under `prefix`, a page (up to 1000) at a time, through `body`.
@@ -264,9 +269,10 @@ public final class S3Client: Sendable {
 
     private func send(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
                       payloadHash: String = SigV4Signer.emptyPayloadHash, body: HTTPClient.Body? = nil,
-                      op: String, accept: Set<Int>, maxBody: Int = 1 << 20) throws(ObjectStoreError) -> HTTPClient.Response {
+                      op: String, accept: Set<Int>, maxBody: Int = 1 << 20,
+                      deadline: TimeAmount = requestDeadline) throws(ObjectStoreError) -> HTTPClient.Response {
         let future = execute(method, key: key, query: query, headers: extra, payloadHash: payloadHash, body: body, op: op,
-                             accept: accept, maxBody: maxBody)
+                             accept: accept, maxBody: maxBody, deadline: deadline)
         do { return try Self.block(on: future) } catch let error as ObjectStoreError { throw error } catch {
             throw .transport(op: op, bucket: bucket, key: key ?? "", reason: "\(error)")
         }
@@ -276,7 +282,8 @@ public final class S3Client: Sendable {
     /// after 100, then 200 ms. Fails with an `ObjectStoreError` only.
     private func execute(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
                          payloadHash: String = SigV4Signer.emptyPayloadHash, body: HTTPClient.Body? = nil,
-                         op: String, accept: Set<Int>, maxBody: Int = 1 << 20, attempt: Int = 0) -> EventLoopFuture<HTTPClient.Response> {
+                         op: String, accept: Set<Int>, maxBody: Int = 1 << 20, deadline: TimeAmount = requestDeadline,
+                         attempt: Int = 0) -> EventLoopFuture<HTTPClient.Response> {
         let loop = group.next()
         let path = "/" + bucket + (key.map { "/" + SigV4Signer.encode($0, keepSlash: true) } ?? "")
         let queryText = query.map { "\(SigV4Signer.encode($0.0))=\(SigV4Signer.encode($0.1))" }.joined(separator: "&")
@@ -298,14 +305,14 @@ public final class S3Client: Sendable {
             // 100 then 200 ms, with full jitter so that many readers retrying do not arrive together.
             loop.scheduleTask(in: .milliseconds(Int64.random(in: 50...(100 << Int64(attempt))))) {
                 self.execute(method, key: key, query: query, headers: extra, payloadHash: payloadHash, body: body, op: op,
-                             accept: accept, maxBody: maxBody, attempt: attempt + 1).cascade(to: promise)
+                             accept: accept, maxBody: maxBody, deadline: deadline, attempt: attempt + 1).cascade(to: promise)
             }
         }
         // Bodies are collected up to what was asked for (error documents and listing pages: 1 MiB):
         // a server sending more costs nothing beyond that.
-        // A whole request, however slowly the server trickles, ends within `requestDeadline`.
+        // A whole attempt, however slowly the server trickles, ends within `deadline`.
         http.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: maxBody),
-                     deadline: .now() + Self.requestDeadline).futureResult.whenComplete { result in
+                     deadline: .now() + deadline).futureResult.whenComplete { result in
             switch result {
             case .failure(let error):
                 retry(.transport(op: op, bucket: bucket, key: name, reason: "\(error)"))

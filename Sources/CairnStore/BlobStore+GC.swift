@@ -1,6 +1,7 @@
 import CairnObjectStore
 import Foundation
 import GRDB
+import NIOCore
 import Glibc
 import Synchronization
 
@@ -96,7 +97,7 @@ extension BlobStore {
             let failed = Mutex<[String]>([])
             let keys = rowless.map { String($0.dropFirst(prefix.count)) }
             WorkerPool.forEach(count: keys.count, jobs: Self.parallelUploads) { i in
-                do { try objects.delete(keys[i]) } catch {
+                do { try objects.delete(keys[i], deadline: S3Client.heldLockDeadline) } catch {
                     failed.withLock { $0.append("\(error)") }
                 }
             }

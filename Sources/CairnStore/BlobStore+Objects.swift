@@ -3,6 +3,7 @@ import CairnObjectStore
 import Crypto
 import Foundation
 import GRDB
+import NIOCore
 import Synchronization
 
 /// The write, delete and listing paths of a store whose blob files are objects in an S3 bucket.
@@ -146,7 +147,7 @@ extension BlobStore {
     /// phase-one PUTs never replace.
     private func settle(_ staged: StagedBlob, _ object: PreparedObject, rowStoredSize: UInt64?, client: S3Client) throws -> Settlement {
         do {
-            let current = try client.head(Self.objectKey(of: staged.blob.digest))
+            let current = try client.head(Self.objectKey(of: staged.blob.digest), deadline: S3Client.heldLockDeadline)
             if object.isHeld(by: current) { return .ours }
             if let rowStoredSize, let current, current.size == rowStoredSize { return .theirs }
             try upload(staged, object, ifAbsent: false, client: client)
