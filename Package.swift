@@ -51,7 +51,7 @@ let package = Package(
             dependencies: ["CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "CairnAudit",
-            dependencies: ["CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
+            dependencies: ["CairnFoundation", "CairnIndex", .product(name: "GRDB", package: "GRDB.swift"),
                            .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CairnDICOM", dependencies: ["CZlib"]),
         // The EUCAIM federated search (samply Focus): query AST, code table, evaluation over facets; node and hub.
@@ -69,10 +69,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
+        // The index behind one seam: SQLite (GRDB, embedded default) or PostgreSQL (postgres-nio).
+        .target(
+            name: "CairnIndex",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "CairnStore",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnDICOM", "CairnBlobs", "CairnObjectStore", "CZstd", "CLZ4", "CXXHash", "CPosix",
+                "CairnFoundation", "CairnAudit", "CairnIndex", "CairnDICOM", "CairnBlobs", "CairnObjectStore", "CZstd", "CLZ4", "CXXHash", "CPosix",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -125,7 +129,7 @@ let package = Package(
         .target(
             name: "CairnHub",
             dependencies: [
-                "CairnFoundation", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth", "CairnSearch",
+                "CairnFoundation", "CairnIndex", "CairnAudit", "CairnManifest", "CairnHTTP", "CairnAuth", "CairnSearch",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,7 +1,7 @@
 import CairnFoundation
 import Crypto
 import Foundation
-import GRDB
+import CairnIndex
 
 /// One thing that happened, before it is appended to the audit log.
 public struct AuditEvent: Sendable, Equatable {
@@ -74,13 +74,13 @@ public struct AuditRecord: Sendable, Equatable {
         return Hex.encode(hasher.finalize())
     }
 
-    init(row: Row) {
-        seq = row["seq"]
-        var event = AuditEvent(actor: row["actor"], action: row["action"], dataset: row["dataset"], digest: row["digest"],
-                               range: row["range"], bytes: row["bytes"], status: row["status"], detail: row["detail"])
-        event.atMicroseconds = row["at_us"]
+    init(row: IndexRow) throws {
+        seq = try row["seq"]
+        var event = try AuditEvent(actor: row["actor"], action: row["action"], dataset: row["dataset"], digest: row["digest"],
+                                   range: row["range"], bytes: row["bytes"], status: row["status"], detail: row["detail"])
+        event.atMicroseconds = try row["at_us"]
         self.event = event
-        hash = row["hash"]
+        hash = try row["hash"]
     }
 }
 
@@ -115,10 +115,10 @@ public enum AuditChain {
         """
 
     /// Appends events in the caller's transaction, continuing the chain from the last record.
-    public static func append(_ events: [AuditEvent], in db: Database) throws {
+    public static func append(_ events: [AuditEvent], in db: any IndexConnection) throws {
         if events.isEmpty { return }
-        var (seq, previous) = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
-            .map { (($0["seq"] as Int64), ($0["hash"] as String)) } ?? (0, AuditRecord.genesis)
+        var (seq, previous) = try IndexRow.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            .map { (try $0["seq"] as Int64, try $0["hash"] as String) } ?? (0, AuditRecord.genesis)
         let insert = try db.cachedStatement(sql: """
             INSERT INTO audit (seq, at_us, actor, action, dataset, digest, range, bytes, status, detail, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -132,13 +132,13 @@ public enum AuditChain {
     }
 
     /// Records from `since` on, oldest first, in pages so a long log is never held in memory.
-    public static func records(in reader: some DatabaseReader, since: Date? = nil, pageSize: Int = 10_000,
+    public static func records(in reader: any IndexDatabase, since: Date? = nil, pageSize: Int = 10_000,
                                _ body: ([AuditRecord]) throws -> Void) throws {
         let sinceMicroseconds = since.map { Int64($0.timeIntervalSince1970 * 1_000_000) } ?? Int64.min
         var after: Int64 = 0
         while true {
             let page = try reader.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? AND at_us >= ? ORDER BY seq LIMIT ?",
+                try IndexRow.fetchAll(db, sql: "SELECT * FROM audit WHERE seq > ? AND at_us >= ? ORDER BY seq LIMIT ?",
                                  arguments: [after, sinceMicroseconds, pageSize]).map(AuditRecord.init)
             }
             guard let last = page.last else { return }
@@ -148,7 +148,7 @@ public enum AuditChain {
     }
 
     /// Recomputes the whole chain.
-    public static func verify(in reader: some DatabaseReader) throws -> AuditVerification {
+    public static func verify(in reader: any IndexDatabase) throws -> AuditVerification {
         var result = AuditVerification()
         var previous = AuditRecord.genesis
         var expectedSeq: Int64 = 1
@@ -168,7 +168,7 @@ public enum AuditChain {
     }
 
     /// Records in the log, for metrics.
-    public static func count(in reader: some DatabaseReader) throws -> Int64 {
+    public static func count(in reader: any IndexDatabase) throws -> Int64 {
         try reader.read { db in try Int64.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0 }
     }
 }

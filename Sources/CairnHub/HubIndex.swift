@@ -1,5 +1,6 @@
 import CairnAudit
 import CairnFoundation
+import CairnIndex
 import CairnManifest
 import Foundation
 import GRDB
@@ -202,7 +203,7 @@ public struct HubIndex: Sendable {
             try db.execute(sql: "INSERT INTO rejections (at, node, dataset, digest, reason) VALUES (?, ?, ?, ?, ?)",
                            arguments: [Date().timeIntervalSince1970, node, dataset, digest, reason])
             try AuditChain.append([AuditEvent(actor: node, action: "snapshot.refuse", dataset: dataset, digest: digest,
-                                              detail: reason)], in: db)
+                                              detail: reason)], in: SQLiteIndexConnection(db))
         }
     }
 
@@ -210,12 +211,12 @@ public struct HubIndex: Sendable {
 
     /// Appends admin actions (`hub enroll`, `hub grant`) to the hub's audit chain.
     public func appendAudit(_ events: [AuditEvent]) throws {
-        try write { db in try AuditChain.append(events, in: db) }
+        try write { db in try AuditChain.append(events, in: SQLiteIndexConnection(db)) }
     }
 
     public func auditRecords(since: Date? = nil, _ body: ([AuditRecord]) throws -> Void) throws {
-        try AuditChain.records(in: pool, since: since, body)
+        try AuditChain.records(in: SQLiteIndexDatabase(pool: pool), since: since, body)
     }
 
-    public func verifyAudit() throws -> AuditVerification { try AuditChain.verify(in: pool) }
+    public func verifyAudit() throws -> AuditVerification { try AuditChain.verify(in: SQLiteIndexDatabase(pool: pool)) }
 }

@@ -1,5 +1,6 @@
 import CairnAudit
 import CairnFoundation
+import CairnIndex
 import CairnManifest
 import Crypto
 import Foundation
@@ -109,7 +110,7 @@ extension HubIndex {
             let change = try apply(snapshot, delta, firstSnapshot: head == nil, db: db)
             try AuditChain.append([AuditEvent(actor: node, action: "snapshot.apply", dataset: dataset, digest: snapshot.digest,
                                               status: 201, detail: "seq \(snapshot.seq), +\(delta.addedCount) -\(snapshot.removed.count)")],
-                                  in: db)
+                                  in: SQLiteIndexConnection(db))
             return change
         }, afterCommit: { change in
             if let change { counts.apply(datasetKey: change.datasetKey, dataset: change.dataset, changed: change.facets) }

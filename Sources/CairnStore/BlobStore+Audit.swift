@@ -1,6 +1,6 @@
 import CairnAudit
 import Foundation
-import GRDB
+import CairnIndex
 
 extension BlobStore {
     /// Appends events to the node's audit chain in one transaction.
@@ -11,14 +11,14 @@ extension BlobStore {
 
     /// Records from `since` on, oldest first, a page at a time.
     public func auditRecords(since: Date? = nil, pageSize: Int = 10_000, _ body: ([AuditRecord]) throws -> Void) throws {
-        try AuditChain.records(in: index.pool, since: since, pageSize: pageSize, body)
+        try AuditChain.records(in: index.database, since: since, pageSize: pageSize, body)
     }
 
     /// Recomputes the whole chain.
-    public func verifyAudit() throws -> AuditVerification { try AuditChain.verify(in: index.pool) }
+    public func verifyAudit() throws -> AuditVerification { try AuditChain.verify(in: index.database) }
 
     /// Rows in the audit log, for metrics.
-    public func auditCount() throws -> Int64 { try AuditChain.count(in: index.pool) }
+    public func auditCount() throws -> Int64 { try AuditChain.count(in: index.database) }
 
     // MARK: - Revoked tokens
 
@@ -35,9 +35,9 @@ extension BlobStore {
     /// Token ids revoked after row `after` (0: all), with the last row seen, so a server can poll cheaply.
     public func revokedTokens(after: Int64) throws -> (jtis: [String], last: Int64) {
         try index.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT rowid, jti FROM revoked_tokens WHERE rowid > ? ORDER BY rowid",
+            let rows = try IndexRow.fetchAll(db, sql: "SELECT rowid, jti FROM revoked_tokens WHERE rowid > ? ORDER BY rowid",
                                         arguments: [after])
-            return (rows.map { $0["jti"] }, rows.last?["rowid"] ?? after)
+            return (try rows.map { try $0["jti"] }, try rows.last?["rowid"] ?? after)
         }
     }
 }

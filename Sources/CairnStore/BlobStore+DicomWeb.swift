@@ -1,7 +1,7 @@
 import CairnBlobs
 import CairnDICOM
 import Foundation
-import GRDB
+import CairnIndex
 
 /// An instance row with its blob: what WADO-RS needs to serve it and QIDO-RS to describe it.
 public struct StoredInstance: Sendable {
@@ -52,9 +52,9 @@ public struct InstanceQuery: Sendable, Equatable {
 
     /// The WHERE clause (after `dataset_id = ?`) and its arguments. Wildcards become GLOB patterns,
     /// which are case-sensitive like DICOM matching, with GLOB's own `[` escaped.
-    func whereClause() -> (sql: String, arguments: [(any DatabaseValueConvertible)?]) {
+    func whereClause() -> (sql: String, arguments: [(any IndexBindable)?]) {
         var sql = ""
-        var arguments: [(any DatabaseValueConvertible)?] = []
+        var arguments: [(any IndexBindable)?] = []
         for condition in conditions {
             let column = "i." + condition.key.rawValue
             switch condition.match {
@@ -68,7 +68,7 @@ public struct InstanceQuery: Sendable, Equatable {
                 }
             case .any(let values):
                 sql += " AND \(column) IN (" + values.map { _ in "?" }.joined(separator: ",") + ")"
-                arguments.append(contentsOf: values.map { $0 as (any DatabaseValueConvertible)? })
+                arguments.append(contentsOf: values.map { $0 as (any IndexBindable)? })
             case .range(let lower, let upper):
                 if let lower {
                     sql += " AND \(column) >= ?"
@@ -111,32 +111,32 @@ enum StoredInstanceColumns {
         i.study_attributes, i.series_attributes, i.instance_attributes, i.referring_physician, i.study_description
         """
 
-    static func decode(_ row: Row) throws -> StoredInstance {
+    static func decode(_ row: IndexRow) throws -> StoredInstance {
         let digest = try BlobDigest(indexed: row[0])
-        guard let codec = BlobCodec(rawValue: row[3] ?? "") else {
-            throw StoreError.index("blob \(digest) has an unknown encoding '\(row[3] as String? ?? "")'")
+        guard let codec = BlobCodec(rawValue: try row[3] ?? "") else {
+            throw StoreError.index("blob \(digest) has an unknown encoding '\(try row[3] as String? ?? "")'")
         }
-        let blob = BlobRecord(digest: digest, size: UInt64(max(0, row[1] as Int64? ?? 0)),
-                              storedSize: UInt64(max(0, row[2] as Int64? ?? 0)), codec: codec,
-                              frames: row[4] ?? 0, state: BlobRecord.State(rawValue: row[5] ?? "") ?? .corrupt,
-                              createdAt: Date(timeIntervalSince1970: row[6] ?? 0))
-        var r = InstanceRecord(subject: row[7], studyUID: row[8], seriesUID: row[9], sopInstanceUID: row[10], sopClassUID: row[11],
-                               modality: row[12], bodyPart: row[13], manufacturer: row[14], sex: row[15], studyDate: row[16],
-                               rows: row[17], columns: row[18], frames: row[19], transferSyntax: row[20],
-                               pixelDataOffset: (row[21] as Int64?).map { UInt64(max(0, $0)) },
-                               frameOffsets: (row[22] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? [])
-        r.frameLength = row[23]
-        r.patientName = row[24]
-        r.accessionNumber = row[25]
-        r.studyID = row[26]
-        r.studyTime = row[27]
-        r.seriesNumber = row[28]
-        r.instanceNumber = row[29]
-        r.studyAttributes = row[30]
-        r.seriesAttributes = row[31]
-        r.instanceAttributes = row[32]
-        r.referringPhysician = row[33]
-        r.studyDescription = row[34]
+        let blob = BlobRecord(digest: digest, size: UInt64(max(0, try row[1] as Int64? ?? 0)),
+                              storedSize: UInt64(max(0, try row[2] as Int64? ?? 0)), codec: codec,
+                              frames: try row[4] ?? 0, state: BlobRecord.State(rawValue: try row[5] ?? "") ?? .corrupt,
+                              createdAt: Date(timeIntervalSince1970: try row[6] ?? 0))
+        var r = InstanceRecord(subject: try row[7], studyUID: try row[8], seriesUID: try row[9], sopInstanceUID: try row[10], sopClassUID: try row[11],
+                               modality: try row[12], bodyPart: try row[13], manufacturer: try row[14], sex: try row[15], studyDate: try row[16],
+                               rows: try row[17], columns: try row[18], frames: try row[19], transferSyntax: try row[20],
+                               pixelDataOffset: (try row[21] as Int64?).map { UInt64(max(0, $0)) },
+                               frameOffsets: (try row[22] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? [])
+        r.frameLength = try row[23]
+        r.patientName = try row[24]
+        r.accessionNumber = try row[25]
+        r.studyID = try row[26]
+        r.studyTime = try row[27]
+        r.seriesNumber = try row[28]
+        r.instanceNumber = try row[29]
+        r.studyAttributes = try row[30]
+        r.seriesAttributes = try row[31]
+        r.instanceAttributes = try row[32]
+        r.referringPhysician = try row[33]
+        r.studyDescription = try row[34]
         return StoredInstance(blob: blob, instance: r)
     }
 }
@@ -151,10 +151,10 @@ extension BlobStore {
     public func searchInstances(_ query: InstanceQuery, in dataset: String) throws -> (found: [StoredInstance], more: Bool) {
         let (clause, arguments) = query.whereClause()
         let rows = try index.read { db in
-            try Row.fetchAll(db, sql: """
+            try IndexRow.fetchAll(db, sql: """
                 SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
                 WHERE i.dataset_id = ? AND \(Self.addressable)\(clause) ORDER BY i.study_date, i.digest LIMIT ? OFFSET ?
-                """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset])).map(StoredInstanceColumns.decode)
+                """, arguments: IndexArguments([dataset] + arguments + [query.limit + 1, query.offset])).map(StoredInstanceColumns.decode)
         }
         return (Array(rows.prefix(query.limit)), rows.count > query.limit)
     }
@@ -169,26 +169,26 @@ extension BlobStore {
                 SELECT i.\(groupColumn) FROM instances i
                 WHERE i.dataset_id = ? AND \(Self.addressable)\(clause)
                 GROUP BY i.\(groupColumn) ORDER BY i.\(groupColumn) LIMIT ? OFFSET ?
-                """, arguments: StatementArguments([dataset] + arguments + [query.limit + 1, query.offset]))
+                """, arguments: IndexArguments([dataset] + arguments + [query.limit + 1, query.offset]))
             let groups = try keys.prefix(query.limit).compactMap { key -> FoundGroup? in
                 // The group's description comes from one member, one with the stored attributes when
                 // there is one: the first such row, not a sort of the whole group for it.
                 func example(_ condition: String) throws -> InstanceRecord? {
-                    try Row.fetchOne(db, sql: """
+                    try IndexRow.fetchOne(db, sql: """
                         SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
                         WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)\(condition) LIMIT 1
                         """, arguments: [dataset, key]).map(StoredInstanceColumns.decode)?.instance
                 }
-                guard let counts = try Row.fetchOne(db, sql: """
+                guard let counts = try IndexRow.fetchOne(db, sql: """
                     SELECT count(DISTINCT i.series_uid) AS series, count(*) AS instances,
                            group_concat(DISTINCT i.modality) AS modalities
                     FROM instances i WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
                     """, arguments: [dataset, key]),
                     let example = try example(" AND i.study_attributes IS NOT NULL") ?? example(""),
                     let studyUID = example.studyUID else { return nil }
-                let modalities = ((counts["modalities"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
+                let modalities = ((try counts["modalities"] as String?) ?? "").split(separator: ",").map(String.init).sorted()
                 return FoundGroup(studyUID: studyUID, seriesUID: query.level == .series ? key : nil,
-                                  seriesCount: counts["series"], instanceCount: counts["instances"],
+                                  seriesCount: try counts["series"], instanceCount: try counts["instances"],
                                   modalities: modalities, example: example)
             }
             return (groups, keys.count > query.limit)
@@ -219,7 +219,7 @@ extension BlobStore {
     public func countToReindex(in dataset: String?) throws -> Int {
         try index.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM instances WHERE study_attributes IS NULL"
-                             + (dataset == nil ? "" : " AND dataset_id = ?"), arguments: StatementArguments(dataset.map { [$0] } ?? [])) ?? 0
+                             + (dataset == nil ? "" : " AND dataset_id = ?"), arguments: IndexArguments(dataset.map { [$0] } ?? [])) ?? 0
         }
     }
 
@@ -227,12 +227,12 @@ extension BlobStore {
     /// blobs: rows a read could not reach stay to reindex but do not come round again.
     public func rowsToReindex(in dataset: String?, after cursor: (String, String), limit: Int) throws -> [(dataset: String, blob: BlobRecord)] {
         try index.read { db in
-            try Row.fetchAll(db, sql: """
+            try IndexRow.fetchAll(db, sql: """
                 SELECT i.dataset_id AS instance_dataset, b.* FROM instances i JOIN blobs b ON b.digest = i.digest
                 WHERE i.study_attributes IS NULL AND (i.dataset_id, i.digest) > (?, ?)\(dataset == nil ? "" : " AND i.dataset_id = ?")
                 ORDER BY i.dataset_id, i.digest LIMIT ?
-                """, arguments: StatementArguments([cursor.0, cursor.1] + (dataset.map { [$0] } ?? []) + [limit])).map {
-                (dataset: $0["instance_dataset"], blob: try BlobRecord(row: $0))
+                """, arguments: IndexArguments([cursor.0, cursor.1] + (dataset.map { [$0] } ?? []) + [limit])).map {
+                (dataset: try $0["instance_dataset"], blob: try BlobRecord(row: $0))
             }
         }
     }
@@ -267,7 +267,7 @@ extension BlobStore {
             SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
             WHERE i.dataset_id = ? AND i.study_uid = ? AND \(Self.addressable)
             """
-        var arguments: [(any DatabaseValueConvertible)?] = [dataset, study]
+        var arguments: [(any IndexBindable)?] = [dataset, study]
         if let series {
             sql += " AND i.series_uid = ?"
             arguments.append(series)
@@ -281,7 +281,7 @@ extension BlobStore {
         // lookup and little else, and preparing it each time cost a tenth of the request.
         return try index.readStatement { db in
             let statement = try db.cachedStatement(sql: sql)
-            return try Row.fetchAll(statement, arguments: StatementArguments(arguments)).map(StoredInstanceColumns.decode)
+            return try IndexRow.fetchAll(statement, arguments: IndexArguments(arguments)).map(StoredInstanceColumns.decode)
         }
     }
 }

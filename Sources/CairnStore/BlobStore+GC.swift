@@ -1,6 +1,6 @@
 import CairnObjectStore
 import Foundation
-import GRDB
+import CairnIndex
 import NIOCore
 import Glibc
 import Synchronization
@@ -31,7 +31,7 @@ extension BlobStore {
         defer { try? releaseLease("gc", holder: holder) }
         var report = GCReport()
         let candidates: [BlobRecord] = try index.read { db in
-            try Row.fetchAll(db, sql: """
+            try IndexRow.fetchAll(db, sql: """
                 SELECT * FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM dataset_blobs d WHERE d.digest = b.digest)
                 """).map(BlobRecord.init)
         }

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import CairnIndex
 
 /// Named leases in the index, for work that must happen once however many processes share it
 /// (several node servers over one index; a `cairn gc` next to them): gc, the replication push.
@@ -37,7 +37,7 @@ extension BlobStore {
     }
 
     /// The lease stored under `key` (`holder expiry`), if any.
-    private static func lease(_ db: Database, _ key: String) throws -> (holder: String, expiry: Double)? {
+    private static func lease(_ db: any IndexConnection, _ key: String) throws -> (holder: String, expiry: Double)? {
         guard let value = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) else { return nil }
         let parts = value.split(separator: " ")
         guard parts.count == 2, let expiry = Double(parts[1]) else { return nil }

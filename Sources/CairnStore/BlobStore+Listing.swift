@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import CairnIndex
 
 /// One line of `cairn ls`.
 public struct ListedBlob: Sendable {
@@ -33,7 +33,7 @@ extension BlobStore {
             let limitClause = limit.map { " LIMIT \($0)" } ?? ""
             let cursor = after?.hex ?? ""
             if let dataset {
-                return try Row.fetchAll(db, sql: """
+                return try IndexRow.fetchAll(db, sql: """
                     SELECT b.*, d.dataset_id, d.name, i.subject, i.study_uid, i.series_uid, i.sop_uid, i.sop_class, i.modality,
                            i.body_part, i.manufacturer, i.sex, i.study_date, i.rows, i.columns, i.frames AS instance_frames, i.transfer_syntax,
                            i.pixel_data_offset, i.frame_offsets
@@ -41,11 +41,11 @@ extension BlobStore {
                     LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
                     WHERE d.dataset_id = ? AND d.digest > ? ORDER BY d.digest\(limitClause)
                     """, arguments: [dataset, cursor]).map { row in
-                        ListedBlob(record: try BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
-                                   instance: row["transfer_syntax"] == nil ? nil : InstanceRecord(row: row))
+                        try ListedBlob(record: BlobRecord(row: row), dataset: row["dataset_id"], name: row["name"],
+                                   instance: (try row["transfer_syntax"] as String?) == nil ? nil : try InstanceRecord(row: row))
                     }
             }
-            return try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE digest > ? ORDER BY digest\(limitClause)",
+            return try IndexRow.fetchAll(db, sql: "SELECT * FROM blobs WHERE digest > ? ORDER BY digest\(limitClause)",
                                     arguments: [cursor])
                 .map { ListedBlob(record: try BlobRecord(row: $0), dataset: nil, name: nil, instance: nil) }
         }
@@ -54,19 +54,19 @@ extension BlobStore {
     public func stats() throws -> StoreStats {
         var stats = try index.read { db in
             var stats = StoreStats()
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try IndexRow.fetchOne(db, sql: """
                 SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(sum(stored_size), 0) AS stored,
                        coalesce(sum(state = 'missing'), 0) AS missing, coalesce(sum(state = 'corrupt'), 0) AS corrupt
                 FROM blobs
                 """) {
-                stats.blobs = row["n"]
-                stats.bytes = UInt64(row["bytes"] as Int64)
-                stats.storedBytes = UInt64(row["stored"] as Int64)
-                stats.missing = row["missing"]
-                stats.corrupt = row["corrupt"]
+                stats.blobs = try row["n"]
+                stats.bytes = UInt64(try row["bytes"] as Int64)
+                stats.storedBytes = UInt64(try row["stored"] as Int64)
+                stats.missing = try row["missing"]
+                stats.corrupt = try row["corrupt"]
             }
-            for row in try Row.fetchAll(db, sql: "SELECT codec, count(*) AS n FROM blobs GROUP BY codec") {
-                stats.byCodec[row["codec"]] = row["n"]
+            for row in try IndexRow.fetchAll(db, sql: "SELECT codec, count(*) AS n FROM blobs GROUP BY codec") {
+                stats.byCodec[try row["codec"]] = try row["n"]
             }
             stats.datasets = try Int.fetchOne(db, sql: "SELECT count(*) FROM datasets") ?? 0
             stats.datasetEntries = try Int.fetchOne(db, sql: "SELECT count(*) FROM dataset_blobs") ?? 0

@@ -1,6 +1,6 @@
 import CairnBlobs
 import Foundation
-import GRDB
+import CairnIndex
 
 /// One blob of a dataset with what a file view of the dataset needs: its size and time, and the
 /// instance attributes that place it in a subject/study/series tree (nil when it is not DICOM).
@@ -76,11 +76,11 @@ extension BlobStore {
         try index.read { db in
             var erased: [(dataset: String, subject: String)] = []
             var last = after
-            for row in try Row.fetchAll(db, sql: "SELECT rowid, dataset_id, subject FROM erasures WHERE rowid > ? ORDER BY rowid",
+            for row in try IndexRow.fetchAll(db, sql: "SELECT rowid, dataset_id, subject FROM erasures WHERE rowid > ? ORDER BY rowid",
                                         arguments: [after]) {
-                last = max(last, row[0] as Int64)
-                let dataset: String = row[1]
-                if datasets.contains(dataset) { erased.append((dataset, row[2])) }
+                last = max(last, try row[0] as Int64)
+                let dataset: String = try row[1]
+                if datasets.contains(dataset) { erased.append((dataset, try row[2])) }
             }
             return (erased, last)
         }
@@ -92,36 +92,36 @@ extension BlobStore {
         try index.read { db in
             let generation = try Int64.fetchOne(db, sql: "SELECT content_generation FROM datasets WHERE id = ?", arguments: [dataset]) ?? 0
             var members: [DatasetMember] = []
-            let rows = try Row.fetchCursor(db, sql: """
+            let rows = try IndexRow.fetchAll(db, sql: """
                 SELECT d.digest, d.name, b.size, b.codec, b.state, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
                        i.series_uid, i.sop_uid, i.modality, i.body_part, i.study_date
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                 LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
                 WHERE d.dataset_id = ? ORDER BY d.digest
                 """, arguments: [dataset])
-            while let row = try rows.next() {
+            for row in rows {
                 var instance: DatasetMember.Instance?
-                if (row["instance_digest"] as String?) != nil {
+                if (try row["instance_digest"] as String?) != nil {
                     var found = DatasetMember.Instance()
-                    found.subject = row["subject"]
-                    found.studyUID = row["study_uid"]
-                    found.seriesUID = row["series_uid"]
-                    found.sopInstanceUID = row["sop_uid"]
-                    found.modality = row["modality"]
-                    found.bodyPart = row["body_part"]
-                    found.studyDate = row["study_date"]
+                    found.subject = try row["subject"]
+                    found.studyUID = try row["study_uid"]
+                    found.seriesUID = try row["series_uid"]
+                    found.sopInstanceUID = try row["sop_uid"]
+                    found.modality = try row["modality"]
+                    found.bodyPart = try row["body_part"]
+                    found.studyDate = try row["study_date"]
                     instance = found
                 }
                 let digest = try BlobDigest(indexed: row["digest"])
-                guard let size = UInt64(exactly: row["size"] as Int64) else {
+                guard let size = UInt64(exactly: try row["size"] as Int64) else {
                     throw StoreError.index("blob \(digest) has a negative size in the index")
                 }
-                guard let codec = BlobCodec(rawValue: row["codec"]) else {
+                guard let codec = BlobCodec(rawValue: try row["codec"]) else {
                     throw StoreError.index("blob \(digest) has an unknown codec in the index")
                 }
                 members.append(DatasetMember(
-                    digest: digest, name: row["name"], size: size, codec: codec, state: row["state"],
-                    storedAt: Date(timeIntervalSince1970: row["created_at"]), instance: instance))
+                    digest: digest, name: try row["name"], size: size, codec: codec, state: try row["state"],
+                    storedAt: Date(timeIntervalSince1970: try row["created_at"]), instance: instance))
             }
             return (members, generation)
         }

@@ -2,7 +2,7 @@ import CairnFoundation
 import CairnObjectStore
 import Crypto
 import Foundation
-import GRDB
+import CairnIndex
 import NIOCore
 import Synchronization
 
@@ -194,7 +194,7 @@ extension BlobStore {
                 let digests = page.compactMap { Self.digest(named: $0.key) }
                 let known: Set<String> = try index.read { db in
                     Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs WHERE digest IN (\(digests.map { _ in "?" }.joined(separator: ",")))",
-                                            arguments: StatementArguments(digests.map(\.hex))))
+                                            arguments: IndexArguments(digests.map(\.hex))))
                 }
                 for object in page where (object.lastModified ?? Date()) < cutoff {
                     if Self.digest(named: object.key).map({ known.contains($0.hex) }) != true {

@@ -1,6 +1,6 @@
 import CairnBlobs
 import Foundation
-import GRDB
+import CairnIndex
 import Glibc
 
 /// The outcome of storing one input.
@@ -180,7 +180,7 @@ extension BlobStore {
     /// Index rows for one linked blob; returns true on a dedup hit. What decides is the file at the
     /// blob path *inside* the transaction: a concurrent writer of the same bytes may have replaced
     /// ours since we linked it, so the row must describe whichever file is there.
-    private func record(_ staged: StagedBlob, readyPath: String, db: Database, now: Date) throws -> Bool {
+    private func record(_ staged: StagedBlob, readyPath: String, db: any IndexConnection, now: Date) throws -> Bool {
         // Checked here, once per file inside the commit, rather than with a read of its own per staged file.
         guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
             throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")

@@ -1,6 +1,6 @@
 import CairnBlobs
 import Foundation
-import GRDB
+import CairnIndex
 import Glibc
 
 /// What `rewrite` did with one blob.
@@ -21,7 +21,7 @@ extension BlobStore {
     public func blobsToRecompress(profile: StorageProfile, dataset: String?, after: String, limit: Int) throws -> [BlobRecord] {
         let (condition, arguments) = Self.toRecompress(profile: profile, dataset: dataset)
         return try index.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM blobs WHERE \(condition) AND digest > ? ORDER BY digest LIMIT ?",
+            try IndexRow.fetchAll(db, sql: "SELECT * FROM blobs WHERE \(condition) AND digest > ? ORDER BY digest LIMIT ?",
                              arguments: arguments + [after, limit]).map(BlobRecord.init)
         }
     }
@@ -34,7 +34,7 @@ extension BlobStore {
     }
 
     /// The blobs a recompress goes through: framed, intact, not under `profile`, in `dataset` if given.
-    private static func toRecompress(profile: StorageProfile, dataset: String?) -> (String, StatementArguments) {
+    private static func toRecompress(profile: StorageProfile, dataset: String?) -> (String, IndexArguments) {
         let condition = "codec != 'raw' AND state = 'ok' AND (profile IS NULL OR profile != ?)"
         guard let dataset else { return (condition, [profile.rawValue]) }
         return (condition + " AND digest IN (SELECT digest FROM dataset_blobs WHERE dataset_id = ?)", [profile.rawValue, dataset])

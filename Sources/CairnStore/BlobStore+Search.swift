@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import CairnIndex
 
 /// What a federated search reads from the node's index: the searchable datasets and, per dataset,
 /// each distinct combination of subject, study, sex, modality, body part, manufacturer and age.
@@ -27,15 +27,15 @@ extension BlobStore {
     public func searchFacets() throws -> (generation: Int64, datasets: [DatasetInfo], facets: [SearchFacetRow]) {
         try index.read { db in
             let generation = try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'search_generation'") ?? 0
-            let datasets = try Row.fetchAll(db, sql: "SELECT * FROM datasets WHERE searchable = 1 ORDER BY id").map(DatasetInfo.init)
-            let facets = try Row.fetchAll(db, sql: """
+            let datasets = try IndexRow.fetchAll(db, sql: "SELECT * FROM datasets WHERE searchable = 1 ORDER BY id").map(DatasetInfo.init)
+            let facets = try IndexRow.fetchAll(db, sql: """
                 SELECT i.dataset_id, coalesce(i.subject, ''), coalesce(i.study_uid, ''), i.sex, i.modality, i.body_part,
                        i.manufacturer, i.age_years
                 FROM instances i JOIN datasets d ON d.id = i.dataset_id AND d.searchable = 1
                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
                 """).map { row in
-                    SearchFacetRow(dataset: row[0], subject: row[1], study: row[2], sex: row[3], modality: row[4], bodyPart: row[5],
-                                   manufacturer: row[6], ageYears: row[7])
+                    SearchFacetRow(dataset: try row[0], subject: try row[1], study: try row[2], sex: try row[3], modality: try row[4], bodyPart: try row[5],
+                                   manufacturer: try row[6], ageYears: try row[7])
                 }
             return (generation, datasets, facets)
         }

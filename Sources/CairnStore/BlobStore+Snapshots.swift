@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+import CairnIndex
 
 /// A stored snapshot document of a dataset.
 public struct StoredSnapshot: Sendable, Equatable {
@@ -37,7 +37,7 @@ extension BlobStore {
 
     public func latestSnapshot(of dataset: String) throws -> StoredSnapshot? {
         try index.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? ORDER BY seq DESC LIMIT 1",
+            try IndexRow.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? ORDER BY seq DESC LIMIT 1",
                              arguments: [dataset]).map(StoredSnapshot.init)
         }
     }
@@ -45,9 +45,9 @@ extension BlobStore {
     /// A page of the entries as last published (digest, canonical entry bytes), in digest order.
     public func publishedEntries(of dataset: String, after: String?, limit: Int) throws -> [(digest: String, entry: [UInt8])] {
         try index.read { db in
-            try Row.fetchAll(db, sql: """
+            try IndexRow.fetchAll(db, sql: """
                 SELECT digest, entry FROM published_entries WHERE dataset_id = ? AND digest > ? ORDER BY digest LIMIT ?
-                """, arguments: [dataset, after ?? "", limit]).map { ($0[0], [UInt8]($0[1] as Data)) }
+                """, arguments: [dataset, after ?? "", limit]).map { (try $0[0], [UInt8](try $0[1] as Data)) }
         }
     }
 
@@ -76,7 +76,7 @@ extension BlobStore {
     /// One snapshot of a dataset by sequence number.
     public func snapshot(of dataset: String, seq: Int64) throws -> StoredSnapshot? {
         try index.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? AND seq = ?", arguments: [dataset, seq])
+            try IndexRow.fetchOne(db, sql: "SELECT * FROM snapshots WHERE dataset_id = ? AND seq = ?", arguments: [dataset, seq])
                 .map(StoredSnapshot.init)
         }
     }
@@ -84,14 +84,14 @@ extension BlobStore {
     /// Datasets with snapshots waiting for the hub: oldest wait, failed attempts, last error.
     public func outbox() throws -> [OutboxItem] {
         try index.read { db in
-            try Row.fetchAll(db, sql: """
+            try IndexRow.fetchAll(db, sql: """
                 SELECT dataset_id, min(seq) AS lo, max(seq) AS hi, min(enqueued_at) AS since, max(attempts) AS attempts,
                        max(last_error) AS last_error, max(halted) AS halted
                 FROM outbox GROUP BY dataset_id
                 """).map {
-                    OutboxItem(dataset: $0["dataset_id"], oldestSeq: $0["lo"], latestSeq: $0["hi"],
-                               since: Date(timeIntervalSince1970: $0["since"]), attempts: $0["attempts"], lastError: $0["last_error"],
-                               halted: $0["halted"])
+                    OutboxItem(dataset: try $0["dataset_id"], oldestSeq: try $0["lo"], latestSeq: try $0["hi"],
+                               since: Date(timeIntervalSince1970: try $0["since"]), attempts: try $0["attempts"], lastError: try $0["last_error"],
+                               halted: try $0["halted"])
                 }
         }
     }
@@ -188,12 +188,12 @@ extension [OutboxItem] {
 }
 
 extension StoredSnapshot {
-    init(row: Row) {
-        dataset = row["dataset_id"]
-        seq = row["seq"]
-        digest = row["digest"]
-        parent = row["parent"]
-        document = [UInt8](row["document"] as Data)
-        entries = row["entries"]
+    init(row: IndexRow) throws {
+        dataset = try row["dataset_id"]
+        seq = try row["seq"]
+        digest = try row["digest"]
+        parent = try row["parent"]
+        document = [UInt8](try row["document"] as Data)
+        entries = try row["entries"]
     }
 }

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import GRDB
+import CairnIndex
 
 /// What `verify` found.
 public struct VerifyReport: Sendable {

@@ -1,7 +1,7 @@
 import CairnBlobs
 import CairnObjectStore
 import Foundation
-import GRDB
+import CairnIndex
 import Glibc
 
 /// A Cairn data directory: content-addressed blob files under `blobs/sha256/` (or, with an S3
@@ -206,10 +206,10 @@ public final class BlobStore: Sendable {
         if datasets.isEmpty { return nil }
         // One statement (atomic on its own, no transaction): this runs on every blob request.
         return try index.readStatement { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+            let rows = try IndexRow.fetchAll(db.cachedStatement(sql: """
                 SELECT b.*, d.dataset_id FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.digest = ?
                 """), arguments: [digest.hex])
-            let holders = Set(rows.map { $0["dataset_id"] as String })
+            let holders = Set(try rows.map { try $0["dataset_id"] as String })
             guard let row = rows.first, let dataset = datasets.first(where: holders.contains) else { return nil }
             return (try BlobRecord(row: row), dataset)
         }
@@ -263,7 +263,7 @@ public final class BlobStore: Sendable {
     /// it. Runs inside a write transaction so it is ordered with writers' commits.
     func discardUncommitted(_ digest: BlobDigest, tempPath: String) throws {
         let blobPath = path(of: digest)
-        let removeIfOurs = { (db: Database) throws in
+        let removeIfOurs = { (db: any IndexConnection) throws in
             if try StoreIndex.blob(db, digest) == nil, FileSystem.sameFile(blobPath, tempPath) {
                 FileSystem.remove(blobPath)
             }

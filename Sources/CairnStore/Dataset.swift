@@ -1,6 +1,6 @@
 import CairnBlobs
 import Foundation
-import GRDB
+import CairnIndex
 
 /// A dataset's descriptive metadata and ingest policy.
 public struct DatasetInfo: Sendable, Equatable {
@@ -31,17 +31,17 @@ public struct DatasetInfo: Sendable, Equatable {
     /// What ingest into this dataset must check.
     public var gate: DatasetGate { DatasetGate(deidPolicy: deidPolicy, allowNonDicom: allowNonDicom) }
 
-    init(row: Row) {
-        id = row["id"]
-        title = row["title"]
-        description = row["description"]
-        cancerType = row["cancer_type"]
-        deidPolicy = DeidPolicy(rawValue: row["deid_policy"]) ?? .reject
-        allowNonDicom = row["allow_non_dicom"] ?? false
-        searchable = row["searchable"] ?? false
-        diagnosis = row["diagnosis"]
-        storageProfile = row.hasColumn("storage_profile") ? (row["storage_profile"] as String?).flatMap(StorageProfile.init) : nil
-        createdAt = Date(timeIntervalSince1970: row["created_at"])
+    init(row: IndexRow) throws {
+        id = try row["id"]
+        title = try row["title"]
+        description = try row["description"]
+        cancerType = try row["cancer_type"]
+        deidPolicy = DeidPolicy(rawValue: try row["deid_policy"]) ?? .reject
+        allowNonDicom = try row["allow_non_dicom"] ?? false
+        searchable = try row["searchable"] ?? false
+        diagnosis = try row["diagnosis"]
+        storageProfile = row.hasColumn("storage_profile") ? (try row["storage_profile"] as String?).flatMap(StorageProfile.init) : nil
+        createdAt = Date(timeIntervalSince1970: try row["created_at"])
     }
 }
 
@@ -92,28 +92,28 @@ public struct DatasetSummary: Sendable {
 extension InstanceRecord {
     /// From an `instances` row. Joined with `blobs`, whose `frames` counts blob frames, the
     /// listing names the instance's column `instance_frames`.
-    init(row: Row) {
-        let offsets = (row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
-        self.init(subject: row["subject"], studyUID: row["study_uid"], seriesUID: row["series_uid"], sopInstanceUID: row["sop_uid"],
-                  sopClassUID: row["sop_class"], modality: row["modality"], bodyPart: row["body_part"],
-                  manufacturer: row["manufacturer"], sex: row["sex"], studyDate: row["study_date"],
-                  ageYears: row.hasColumn("age_years") ? row["age_years"] : nil, rows: row["rows"],
-                  columns: row["columns"], frames: row.hasColumn("instance_frames") ? row["instance_frames"] : row["frames"],
-                  transferSyntax: row["transfer_syntax"],
-                  pixelDataOffset: (row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
+    init(row: IndexRow) throws {
+        let offsets = (try row["frame_offsets"] as String?)?.split(separator: ",").compactMap { UInt64($0) } ?? []
+        self.init(subject: try row["subject"], studyUID: try row["study_uid"], seriesUID: try row["series_uid"], sopInstanceUID: try row["sop_uid"],
+                  sopClassUID: try row["sop_class"], modality: try row["modality"], bodyPart: try row["body_part"],
+                  manufacturer: try row["manufacturer"], sex: try row["sex"], studyDate: try row["study_date"],
+                  ageYears: row.hasColumn("age_years") ? try row["age_years"] : nil, rows: try row["rows"],
+                  columns: try row["columns"], frames: row.hasColumn("instance_frames") ? try row["instance_frames"] : try row["frames"],
+                  transferSyntax: try row["transfer_syntax"],
+                  pixelDataOffset: (try row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
         guard row.hasColumn("study_attributes") else { return }
-        patientName = row["patient_name"]
-        accessionNumber = row["accession_number"]
-        studyID = row["study_id"]
-        studyTime = row["study_time"]
-        seriesNumber = row["series_number"]
-        instanceNumber = row["instance_number"]
-        studyAttributes = row["study_attributes"]
-        seriesAttributes = row["series_attributes"]
-        instanceAttributes = row["instance_attributes"]
-        frameLength = row["frame_length"]
-        referringPhysician = row["referring_physician"]
-        studyDescription = row["study_description"]
+        patientName = try row["patient_name"]
+        accessionNumber = try row["accession_number"]
+        studyID = try row["study_id"]
+        studyTime = try row["study_time"]
+        seriesNumber = try row["series_number"]
+        instanceNumber = try row["instance_number"]
+        studyAttributes = try row["study_attributes"]
+        seriesAttributes = try row["series_attributes"]
+        instanceAttributes = try row["instance_attributes"]
+        frameLength = try row["frame_length"]
+        referringPhysician = try row["referring_physician"]
+        studyDescription = try row["study_description"]
     }
 }
 
@@ -138,43 +138,43 @@ extension BlobStore {
 
     public func dataset(_ id: String) throws -> DatasetInfo? {
         try index.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
+            try IndexRow.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
         }
     }
 
     public func datasets() throws -> [DatasetInfo] {
-        try index.read { db in try Row.fetchAll(db, sql: "SELECT * FROM datasets ORDER BY id").map(DatasetInfo.init) }
+        try index.read { db in try IndexRow.fetchAll(db, sql: "SELECT * FROM datasets ORDER BY id").map(DatasetInfo.init) }
     }
 
     public func summary(of id: String) throws -> DatasetSummary? {
         try index.read { db in
-            guard let info = try Row.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
+            guard let info = try IndexRow.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
             else { return nil }
             var summary = DatasetSummary(info: info)
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try IndexRow.fetchOne(db, sql: """
                 SELECT count(DISTINCT subject) AS subjects, count(DISTINCT study_uid) AS studies,
                        count(DISTINCT series_uid) AS series, count(*) AS instances
                 FROM instances WHERE dataset_id = ?
                 """, arguments: [id]) {
-                summary.subjects = row["subjects"]
-                summary.studies = row["studies"]
-                summary.series = row["series"]
-                summary.instances = row["instances"]
+                summary.subjects = try row["subjects"]
+                summary.studies = try row["studies"]
+                summary.series = try row["series"]
+                summary.instances = try row["instances"]
             }
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try IndexRow.fetchOne(db, sql: """
                 SELECT count(*) AS files, coalesce(sum(b.size), 0) AS bytes, coalesce(sum(b.stored_size), 0) AS stored
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.dataset_id = ?
                 """, arguments: [id]) {
-                summary.files = row["files"]
-                summary.bytes = UInt64(row["bytes"] as Int64)
-                summary.storedBytes = UInt64(row["stored"] as Int64)
+                summary.files = try row["files"]
+                summary.bytes = UInt64(try row["bytes"] as Int64)
+                summary.storedBytes = UInt64(try row["stored"] as Int64)
             }
             func breakdown(_ column: String) throws -> [String: Int] {
                 var out: [String: Int] = [:]
-                for row in try Row.fetchAll(db, sql: """
+                for row in try IndexRow.fetchAll(db, sql: """
                     SELECT coalesce(\(column), '(none)') AS k, count(*) AS n FROM instances WHERE dataset_id = ? GROUP BY k
                     """, arguments: [id]) {
-                    out[row["k"]] = row["n"]
+                    out[try row["k"]] = try row["n"]
                 }
                 return out
             }
@@ -207,13 +207,13 @@ extension BlobStore {
     /// The instance rows of a dataset (for `ls --dataset` and tests).
     public func instances(in dataset: String) throws -> [(digest: BlobDigest, record: InstanceRecord)] {
         try index.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM instances WHERE dataset_id = ? ORDER BY digest", arguments: [dataset]).map { row in
-                (try BlobDigest(indexed: row["digest"]), InstanceRecord(row: row))
+            try IndexRow.fetchAll(db, sql: "SELECT * FROM instances WHERE dataset_id = ? ORDER BY digest", arguments: [dataset]).map { row in
+                (try BlobDigest(indexed: row["digest"]), try InstanceRecord(row: row))
             }
         }
     }
 
-    static func insertInstance(_ db: Database, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
+    static func insertInstance(_ db: any IndexConnection, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
         try db.execute(sql: """
             INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
                 body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,

@@ -1,6 +1,7 @@
 import CairnBlobs
 import CairnFoundation
 import Foundation
+import CairnIndex
 import GRDB
 
 /// A blob's row in the index.
@@ -36,31 +37,32 @@ public struct BlobRecord: Sendable, Equatable {
         self.profile = profile
     }
 
-    init(row: Row) throws {
+    init(row: IndexRow) throws {
         digest = try BlobDigest(indexed: row["digest"])
-        size = UInt64(row["size"] as Int64)
-        storedSize = UInt64(row["stored_size"] as Int64)
+        size = UInt64(try row["size"] as Int64)
+        storedSize = UInt64(try row["stored_size"] as Int64)
         // An encoding this build does not know must not be read as raw bytes.
-        guard let codec = BlobCodec(rawValue: row["codec"]) else {
-            throw StoreError.index("blob \(digest) has an unknown encoding '\(row["codec"] as String? ?? "")'")
+        guard let codec = BlobCodec(rawValue: try row["codec"]) else {
+            throw StoreError.index("blob \(digest) has an unknown encoding '\(try row["codec"] as String? ?? "")'")
         }
         self.codec = codec
-        frames = row["frames"]
-        state = State(rawValue: row["state"]) ?? .corrupt
-        createdAt = Date(timeIntervalSince1970: row["created_at"])
-        profile = row.hasColumn("profile") ? (row["profile"] as String?).flatMap(StorageProfile.init) : nil
+        frames = try row["frames"]
+        state = State(rawValue: try row["state"]) ?? .corrupt
+        createdAt = Date(timeIntervalSince1970: try row["created_at"])
+        profile = row.hasColumn("profile") ? (try row["profile"] as String?).flatMap(StorageProfile.init) : nil
     }
 }
 
 /// The SQLite index (GRDB, WAL, synchronous=FULL so a reported commit survives power loss).
 /// Schema changes go through migrations, from the first version on.
 struct StoreIndex: Sendable {
-    let pool: DatabasePool
+    let database: any IndexDatabase
 
     init(path: String) throws {
         do {
-            pool = try DurableDatabase.open(path: path)
+            let pool = try DurableDatabase.open(path: path)
             try Self.migrator.migrate(pool)
+            database = SQLiteIndexDatabase(pool: pool)
         } catch {
             throw StoreError.index("opening \(path): \(error)")
         }
@@ -279,12 +281,12 @@ struct StoreIndex: Sendable {
         return migrator
     }
 
-    func read<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.read(body) } }
+    func read<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.read(body) } }
 
-    func write<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.write(body) } }
+    func write<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.write(body) } }
 
-    /// One-statement lookups need no explicit transaction: SQLite runs each statement atomically.
-    func readStatement<T>(_ body: (Database) throws -> T) throws -> T { try indexErrors { try pool.unsafeRead(body) } }
+    /// One-statement lookups need no explicit transaction: each statement is atomic on its own.
+    func readStatement<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.readStatement(body) } }
 
     /// Store errors raised inside a transaction pass through; SQLite's become `StoreError.index`.
     private func indexErrors<T>(_ body: () throws -> T) throws -> T {
@@ -293,13 +295,13 @@ struct StoreIndex: Sendable {
         }
     }
 
-    static func blob(_ db: Database, _ digest: BlobDigest) throws -> BlobRecord? {
+    static func blob(_ db: any IndexConnection, _ digest: BlobDigest) throws -> BlobRecord? {
         let statement = try db.cachedStatement(sql: "SELECT * FROM blobs WHERE digest = ?")
-        return try Row.fetchOne(statement, arguments: [digest.hex]).map(BlobRecord.init)
+        return try IndexRow.fetchOne(statement, arguments: [digest.hex]).map(BlobRecord.init)
     }
 
 
-    static func upsertBlob(_ db: Database, _ blob: WrittenBlob, now: Date) throws {
+    static func upsertBlob(_ db: any IndexConnection, _ blob: WrittenBlob, now: Date) throws {
         try db.execute(sql: """
             INSERT INTO blobs (digest, size, stored_size, codec, frames, state, created_at, profile)
             VALUES (?, ?, ?, ?, ?, 'ok', ?, ?)
@@ -310,7 +312,7 @@ struct StoreIndex: Sendable {
                              blob.frames, now.timeIntervalSince1970, blob.profile?.rawValue])
     }
 
-    static func setState(_ db: Database, _ digest: BlobDigest, _ state: BlobRecord.State, verifiedAt: Date?) throws {
+    static func setState(_ db: any IndexConnection, _ digest: BlobDigest, _ state: BlobRecord.State, verifiedAt: Date?) throws {
         try db.execute(sql: "UPDATE blobs SET state = ?, verified_at = COALESCE(?, verified_at) WHERE digest = ?",
                        arguments: [state.rawValue, verifiedAt?.timeIntervalSince1970, digest.hex])
     }
