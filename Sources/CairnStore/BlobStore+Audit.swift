@@ -26,7 +26,7 @@ extension BlobStore {
     @discardableResult
     public func revokeToken(_ jti: String) throws -> Bool {
         try index.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO revoked_tokens (jti, revoked_at) VALUES (?, ?)",
+            try db.execute(sql: "INSERT INTO revoked_tokens (jti, revoked_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                            arguments: [jti, Date().timeIntervalSince1970])
             return db.changesCount > 0
         }

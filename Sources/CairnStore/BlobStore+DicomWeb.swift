@@ -50,16 +50,20 @@ public struct InstanceQuery: Sendable, Equatable {
         self.offset = offset
     }
 
-    /// The WHERE clause (after `dataset_id = ?`) and its arguments. Wildcards become GLOB patterns,
-    /// which are case-sensitive like DICOM matching, with GLOB's own `[` escaped.
-    func whereClause() -> (sql: String, arguments: [(any IndexBindable)?]) {
+    /// The WHERE clause (after `dataset_id = ?`) and its arguments. Wildcards become GLOB patterns
+    /// on SQLite (GLOB's own `[` escaped) and LIKE patterns on PostgreSQL (`%`, `_` and `\` escaped):
+    /// both case-sensitive, like DICOM matching.
+    func whereClause(_ dialect: IndexDialect) -> (sql: String, arguments: [(any IndexBindable)?]) {
         var sql = ""
         var arguments: [(any IndexBindable)?] = []
         for condition in conditions {
             let column = "i." + condition.key.rawValue
             switch condition.match {
             case .value(let text, let wildcard):
-                if wildcard {
+                if wildcard, dialect == .postgres {
+                    sql += " AND \(column) LIKE ? ESCAPE '\\'"
+                    arguments.append(Self.likePattern(text))
+                } else if wildcard {
                     sql += " AND \(column) GLOB ?"
                     arguments.append(text.replacingOccurrences(of: "[", with: "[[]"))
                 } else {
@@ -85,6 +89,20 @@ public struct InstanceQuery: Sendable, Equatable {
             }
         }
         return (sql, arguments)
+    }
+
+    /// A DICOM wildcard value (`*`, `?`) as a LIKE pattern with `\` as its escape.
+    static func likePattern(_ text: String) -> String {
+        var pattern = ""
+        for c in text {
+            switch c {
+            case "\\", "%", "_": pattern += "\\" + String(c)
+            case "*": pattern += "%"
+            case "?": pattern += "_"
+            default: pattern.append(c)
+            }
+        }
+        return pattern
     }
 }
 
@@ -149,7 +167,7 @@ extension BlobStore {
     /// date, then digest: what the modality-and-date index yields without sorting), so pages
     /// neither overlap nor skip. `more` says whether another page has results.
     public func searchInstances(_ query: InstanceQuery, in dataset: String) throws -> (found: [StoredInstance], more: Bool) {
-        let (clause, arguments) = query.whereClause()
+        let (clause, arguments) = query.whereClause(index.database.dialect)
         let rows = try index.read { db in
             try IndexRow.fetchAll(db, sql: """
                 SELECT \(StoredInstanceColumns.sql) FROM instances i JOIN blobs b ON b.digest = i.digest
@@ -162,7 +180,7 @@ extension BlobStore {
     /// Studies (level `.study`) or series (level `.series`) that have an instance matching `query`,
     /// in UID order, with their counts.
     public func searchGroups(_ query: InstanceQuery, in dataset: String) throws -> (found: [FoundGroup], more: Bool) {
-        let (clause, arguments) = query.whereClause()
+        let (clause, arguments) = query.whereClause(index.database.dialect)
         let groupColumn = query.level == .study ? "study_uid" : "series_uid"
         return try index.read { db in
             let keys = try String.fetchAll(db, sql: """
@@ -181,7 +199,7 @@ extension BlobStore {
                 }
                 guard let counts = try IndexRow.fetchOne(db, sql: """
                     SELECT count(DISTINCT i.series_uid) AS series, count(*) AS instances,
-                           group_concat(DISTINCT i.modality) AS modalities
+                           \(db.dialect == .postgres ? "string_agg(DISTINCT i.modality, ',')" : "group_concat(DISTINCT i.modality)") AS modalities
                     FROM instances i WHERE i.dataset_id = ? AND i.\(groupColumn) = ? AND \(Self.addressable)
                     """, arguments: [dataset, key]),
                     let example = try example(" AND i.study_attributes IS NOT NULL") ?? example(""),

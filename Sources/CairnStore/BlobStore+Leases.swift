@@ -13,7 +13,7 @@ extension BlobStore {
         let key = name + "_lease", now = Date().timeIntervalSince1970
         return try index.write { db in
             if let lease = try Self.lease(db, key), lease.expiry > now, lease.holder != holder { return false }
-            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", arguments: [key, "\(holder) \(now + seconds)"])
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [key, "\(holder) \(now + seconds)"])
             return true
         }
     }

@@ -56,7 +56,8 @@ extension BlobStore {
             var stats = StoreStats()
             if let row = try IndexRow.fetchOne(db, sql: """
                 SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes, coalesce(sum(stored_size), 0) AS stored,
-                       coalesce(sum(state = 'missing'), 0) AS missing, coalesce(sum(state = 'corrupt'), 0) AS corrupt
+                       coalesce(sum(CASE WHEN state = 'missing' THEN 1 ELSE 0 END), 0) AS missing,
+                       coalesce(sum(CASE WHEN state = 'corrupt' THEN 1 ELSE 0 END), 0) AS corrupt
                 FROM blobs
                 """) {
                 stats.blobs = try row["n"]

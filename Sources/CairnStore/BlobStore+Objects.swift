@@ -87,7 +87,7 @@ extension BlobStore {
                                 throw StoreError.index("blob \(staged.blob.digest) was not stored: its first copy in this batch failed")
                             }
                             try db.execute(sql: """
-                                INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
+                                INSERT INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
                                 """, arguments: [staged.dataset, staged.blob.digest.hex, staged.name, now.timeIntervalSince1970])
                             if let instance = staged.instance {
                                 try Self.insertInstance(db, dataset: staged.dataset, digest: staged.blob.digest, instance)

@@ -203,7 +203,7 @@ extension BlobStore {
             try StoreIndex.upsertBlob(db, blob, now: now)
         }
         try db.execute(sql: """
-            INSERT OR IGNORE INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?)
+            INSERT INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
             """, arguments: [staged.dataset, blob.digest.hex, staged.name, now.timeIntervalSince1970])
         if let instance = staged.instance {
             try Self.insertInstance(db, dataset: staged.dataset, digest: blob.digest, instance)

@@ -19,14 +19,14 @@ extension BlobStore {
     /// from other processes: a server compares it to decide whether its search facets are stale.
     public func searchGeneration() throws -> Int64 {
         try index.readStatement { db in
-            try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'search_generation'") ?? 0
+            try Int64.fetchOne(db, sql: "SELECT CAST(value AS BIGINT) FROM settings WHERE key = 'search_generation'") ?? 0
         }
     }
 
     /// The searchable datasets and their facets, read in one transaction with the generation they belong to.
     public func searchFacets() throws -> (generation: Int64, datasets: [DatasetInfo], facets: [SearchFacetRow]) {
         try index.read { db in
-            let generation = try Int64.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'search_generation'") ?? 0
+            let generation = try Int64.fetchOne(db, sql: "SELECT CAST(value AS BIGINT) FROM settings WHERE key = 'search_generation'") ?? 0
             let datasets = try IndexRow.fetchAll(db, sql: "SELECT * FROM datasets WHERE searchable = 1 ORDER BY id").map(DatasetInfo.init)
             let facets = try IndexRow.fetchAll(db, sql: """
                 SELECT i.dataset_id, coalesce(i.subject, ''), coalesce(i.study_uid, ''), i.sex, i.modality, i.body_part,

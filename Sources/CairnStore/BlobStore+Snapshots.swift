@@ -66,7 +66,10 @@ extension BlobStore {
                                  snapshot.entries, Date().timeIntervalSince1970])
             let delete = try db.cachedStatement(sql: "DELETE FROM published_entries WHERE dataset_id = ? AND digest = ?")
             for digest in removed { try delete.execute(arguments: [snapshot.dataset, digest]) }
-            let insert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO published_entries (dataset_id, digest, entry) VALUES (?, ?, ?)")
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO published_entries (dataset_id, digest, entry) VALUES (?, ?, ?)
+                ON CONFLICT(dataset_id, digest) DO UPDATE SET entry = excluded.entry
+                """)
             for (digest, entry) in added { try insert.execute(arguments: [snapshot.dataset, digest, Data(entry)]) }
             try db.execute(sql: "INSERT INTO outbox (dataset_id, seq, digest, enqueued_at) VALUES (?, ?, ?, ?)",
                            arguments: [snapshot.dataset, snapshot.seq, snapshot.digest, Date().timeIntervalSince1970])
@@ -146,7 +149,7 @@ extension BlobStore {
         return try index.write { db in
             let published = try String.fetchAll(db, sql: "SELECT DISTINCT dataset_id FROM snapshots ORDER BY dataset_id")
             try db.execute(sql: "DELETE FROM outbox; DELETE FROM published_entries; DELETE FROM snapshots")
-            try db.execute(sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('node_id', ?)", arguments: [id])
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('node_id', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", arguments: [id])
             return published
         }
     }

@@ -36,16 +36,29 @@ public final class BlobStore: Sendable {
 
     /// Creates the layout and index if missing (idempotent), then opens the store. A new store
     /// with an S3 blob store creates the bucket unless it exists and claims it (`storeMarkerKey`);
-    /// the location is recorded in the index.
+    /// the location is recorded in the index. With a PostgreSQL index, the database decides
+    /// whether the store exists: a second server's `init` on another host joins it.
     @discardableResult
     public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
                                   storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
-        if try isInitialized(root) { return try open(at: root, storage: storage) }
+        let existing = try StoreIndex.existing(root: root, storage: storage)
+        if let existing, try isInitialized(existing, root: root, storage: storage) {
+            // Another host's init made the store (a shared index): this one lays out its own directory.
+            try createDirectories(root: root)
+            return try open(at: root, storage: storage, index: existing)
+        }
         // An init that died after claiming the bucket left its id in the index it had begun: that
-        // claim is ours, and a second run finishes it.
-        let storeID = try pendingStoreID(root) ?? UUID().uuidString.lowercased()
-        // The bucket first: a node that cannot reach, authenticate to or claim it creates nothing.
+        // claim is ours, and a second run finishes it. On a shared (PostgreSQL) index the id goes
+        // in first, so inits racing on several hosts all claim the bucket for the same one.
+        var storeID = try existing.flatMap(pendingStoreID) ?? UUID().uuidString.lowercased()
+        if let existing, case .postgres = storage.index {
+            storeID = try existing.write { db in
+                try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING", arguments: [storeID])
+                return try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") ?? storeID
+            }
+        }
+        // The bucket first: a node that cannot reach, authenticate to or claim it creates nothing here.
         let client = try storage.objectClient()
         if let client {
             do {
@@ -59,41 +72,40 @@ public final class BlobStore: Sendable {
             }
         }
         try createDirectories(root: root)
-        let index = try StoreIndex(path: root + "/index.sqlite")
+        let index = try existing ?? StoreIndex(path: root + "/index.sqlite")
         try index.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('store_id', ?)", arguments: [storeID])
-            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('blob_store', ?)", arguments: [storage.blobs.description])
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('store_id', ?) ON CONFLICT DO NOTHING", arguments: [storeID])
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('blob_store', ?) ON CONFLICT DO NOTHING",
+                           arguments: [storage.blobs.description])
         }
         if let client {
             do { try client.put(storeMarkerKey, bytes: Array(storeID.utf8)) } catch { throw StoreError.objectStore(error) }
         }
         // Last: the store counts as initialised (`isInitialized`) from here on.
         try index.write { db in
-            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('frame_size', ?)",
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('frame_size', ?) ON CONFLICT DO NOTHING",
                            arguments: [String(frameSize)])
-            try db.execute(sql: "INSERT OR IGNORE INTO datasets(id, title, created_at) VALUES (?, 'Default dataset', ?)",
+            try db.execute(sql: "INSERT INTO datasets(id, title, created_at) VALUES (?, 'Default dataset', ?) ON CONFLICT DO NOTHING",
                            arguments: [defaultDataset, Date().timeIntervalSince1970])
-            try db.execute(sql: "INSERT OR IGNORE INTO settings(key, value) VALUES ('format_version', ?)",
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                            arguments: [formatVersion])
         }
-        return try open(at: root, storage: storage)
+        return try open(at: root, storage: storage, index: index)
     }
 
     /// The object that names the store a bucket belongs to (its `store_id`).
     static let storeMarkerKey = "cairn-store-id"
 
     /// The store id an unfinished `initialize` recorded, if any.
-    private static func pendingStoreID(_ root: String) throws -> String? {
-        guard FileSystem.exists(root + "/index.sqlite") else { return nil }
-        return try StoreIndex(path: root + "/index.sqlite").read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'")
-        }
+    private static func pendingStoreID(_ index: StoreIndex) throws -> String? {
+        try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") }
     }
 
-    /// True when `root` holds an index that `initialize` finished.
-    private static func isInitialized(_ root: String) throws -> Bool {
-        guard FileSystem.exists(root + "/index.sqlite"), FileSystem.exists(root + "/blobs/sha256") else { return false }
-        return try StoreIndex(path: root + "/index.sqlite").read { db in
+    /// True when `initialize` finished (and, for a SQLite index, the data directory has its blobs;
+    /// a shared index's store exists before this host's directory does).
+    private static func isInitialized(_ index: StoreIndex, root: String, storage: StorageConfig) throws -> Bool {
+        if storage.index == .sqlite, !FileSystem.exists(root + "/blobs/sha256") { return false }
+        return try index.read { db in
             try Bool.fetchOne(db, sql: "SELECT 1 FROM settings WHERE key = 'format_version'") ?? false
         }
     }
@@ -103,11 +115,17 @@ public final class BlobStore: Sendable {
     /// wrong place would report every blob missing, or write where no reader looks.
     public static func open(at root: String, storage: StorageConfig = StorageConfig()) throws -> BlobStore {
         let root = absolute(root)
-        guard FileSystem.exists(root + "/index.sqlite"), FileSystem.exists(root + "/blobs/sha256") else {
-            throw StoreError.notInitialized(path: root)
+        // The data directory must have been laid out by `init` here, whatever the index: a mistyped
+        // --data must not become a new directory.
+        guard FileSystem.exists(root + "/blobs/sha256"), let index = try StoreIndex.existing(root: root, storage: storage),
+              try isInitialized(index, root: root, storage: storage) else {
+            throw StoreError.notInitialized(path: storage.index == .sqlite ? root : "\(root) (index \(storage.index))")
         }
+        return try open(at: root, storage: storage, index: index)
+    }
+
+    private static func open(at root: String, storage: StorageConfig, index: StoreIndex) throws -> BlobStore {
         try createDirectories(root: root)
-        let index = try StoreIndex(path: root + "/index.sqlite")
         let frameSize = try index.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'frame_size'").flatMap { Int($0) }
         } ?? WriteOptions.defaultFrameSize

@@ -126,11 +126,11 @@ extension BlobStore {
             try db.execute(sql: """
                 INSERT INTO datasets(id, title, description, cancer_type, deid_policy, allow_non_dicom, created_at, storage_profile)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, title),
-                    description = coalesce(excluded.description, description),
-                    cancer_type = coalesce(excluded.cancer_type, cancer_type), deid_policy = excluded.deid_policy,
+                ON CONFLICT(id) DO UPDATE SET title = coalesce(excluded.title, datasets.title),
+                    description = coalesce(excluded.description, datasets.description),
+                    cancer_type = coalesce(excluded.cancer_type, datasets.cancer_type), deid_policy = excluded.deid_policy,
                     allow_non_dicom = excluded.allow_non_dicom,
-                    storage_profile = coalesce(excluded.storage_profile, storage_profile)
+                    storage_profile = coalesce(excluded.storage_profile, datasets.storage_profile)
                 """, arguments: [id, title, description, cancerType, deidPolicy.rawValue, allowNonDicom, Date().timeIntervalSince1970,
                                  storageProfile?.rawValue])
         }
@@ -213,9 +213,12 @@ extension BlobStore {
         }
     }
 
+    /// Replaces the instance row (delete, then insert: both engines' insert and delete triggers
+    /// move the generations on, as SQLite's INSERT OR REPLACE did).
     static func insertInstance(_ db: any IndexConnection, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
+        try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest.hex])
         try db.execute(sql: """
-            INSERT OR REPLACE INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
+            INSERT INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
                 body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,
                 frame_offsets, patient_name, accession_number, study_id, study_time, series_number, instance_number,
                 study_attributes, series_attributes, instance_attributes, frame_length, referring_physician, study_description)

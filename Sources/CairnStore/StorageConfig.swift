@@ -1,12 +1,28 @@
 import CairnFoundation
+import CairnIndex
 import CairnObjectStore
 import Foundation
 
-/// Where a node keeps its index and its blob files: the `index`, `blob_store`, `s3_endpoint` and
-/// `s3_region` keys of the config file (`--config FILE` or `$CAIRN_CONFIG`). The embedded default
-/// is SQLite and files under the data directory. Credentials never come from here: S3's are read
-/// from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
+/// Where a node keeps its index and its blob files: the `index`, `index_allow_plaintext`,
+/// `blob_store`, `s3_endpoint`, `s3_region` and `s3_allow_http` keys of the config file
+/// (`--config FILE` or `$CAIRN_CONFIG`). The embedded default is SQLite and files under the data
+/// directory. Credentials never come from here: S3's are read from `AWS_ACCESS_KEY_ID` /
+/// `AWS_SECRET_ACCESS_KEY`, PostgreSQL's password from `PGPASSWORD`.
 public struct StorageConfig: Sendable, Equatable {
+    public enum IndexLocation: Sendable, Equatable, CustomStringConvertible {
+        /// `index.sqlite` in the data directory.
+        case sqlite
+        /// A PostgreSQL database every node server of the store shares.
+        case postgres(PostgresTarget)
+
+        public var description: String {
+            switch self {
+            case .sqlite: "sqlite"
+            case .postgres(let target): target.description
+            }
+        }
+    }
+
     public enum BlobLocation: Sendable, Equatable, CustomStringConvertible {
         case files
         case s3(bucket: String)
@@ -31,6 +47,9 @@ public struct StorageConfig: Sendable, Equatable {
         }
     }
 
+    public var index: IndexLocation = .sqlite
+    /// A PostgreSQL index is reached over TLS unless this is set (`index_allow_plaintext`).
+    public var indexAllowPlaintext = false
     public var blobs: BlobLocation = .files
     public var s3Endpoint: String?
     public var s3Region = "us-east-1"
@@ -38,9 +57,12 @@ public struct StorageConfig: Sendable, Equatable {
     public var s3AllowHTTP = false
 
     /// The keys this type reads; a config file may hold others (the node server's).
-    public static let keys: Set<String> = ["index", "blob_store", "s3_endpoint", "s3_region", "s3_allow_http"]
+    public static let keys: Set<String> = ["index", "index_allow_plaintext", "blob_store", "s3_endpoint", "s3_region", "s3_allow_http"]
 
-    public init(blobs: BlobLocation = .files, s3Endpoint: String? = nil, s3Region: String = "us-east-1", s3AllowHTTP: Bool = false) {
+    public init(index: IndexLocation = .sqlite, indexAllowPlaintext: Bool = false, blobs: BlobLocation = .files,
+                s3Endpoint: String? = nil, s3Region: String = "us-east-1", s3AllowHTTP: Bool = false) {
+        self.index = index
+        self.indexAllowPlaintext = indexAllowPlaintext
         self.blobs = blobs
         self.s3Endpoint = s3Endpoint
         self.s3Region = s3Region
@@ -63,11 +85,19 @@ public struct StorageConfig: Sendable, Equatable {
             return text
         }
         if let index = try string("index"), index != "sqlite" {
-            if index.hasPrefix("postgres://") || index.hasPrefix("postgresql://") {
-                // Refused rather than ignored: a node told to share an index must not quietly keep its own.
-                throw StoreError.invalidArgument("\(path): index '\(Self.redacted(index))': the PostgreSQL index is not built yet; this node keeps its index in SQLite (`\"index\": \"sqlite\"`)")
+            guard index.hasPrefix("postgres://") || index.hasPrefix("postgresql://") else {
+                throw StoreError.invalidArgument("\(path): index must be `sqlite` or postgres://USER@HOST[:PORT]/DB")
             }
-            throw StoreError.invalidArgument("\(path): index must be `sqlite` (or, later, postgres://USER@HOST:PORT/DB)")
+            do { config.index = .postgres(try PostgresTarget(parsing: index)) } catch {
+                throw StoreError.invalidArgument("\(path): \(error.description)")
+            }
+        }
+        if let allow = object["index_allow_plaintext"] {
+            guard let flag = allow as? Bool else { throw StoreError.invalidArgument("\(path): index_allow_plaintext must be true or false") }
+            guard case .postgres = config.index else {
+                throw StoreError.invalidArgument("\(path): index_allow_plaintext is for a postgres:// index")
+            }
+            config.indexAllowPlaintext = flag
         }
         if let blobStore = try string("blob_store") { config.blobs = try BlobLocation(parsing: blobStore) }
         config.s3Endpoint = try string("s3_endpoint")
@@ -87,14 +117,6 @@ public struct StorageConfig: Sendable, Equatable {
         }
         _ = try config.objectEndpoint(describing: path)
         return (config, Set(object.keys).subtracting(keys))
-    }
-
-    /// A URL with any password taken out, for messages.
-    static func redacted(_ url: String) -> String {
-        guard let at = url.lastIndex(of: "@"), let scheme = url.range(of: "://"), let colon = url[scheme.upperBound..<at].firstIndex(of: ":") else {
-            return url
-        }
-        return String(url[..<colon]) + ":***" + String(url[at...])
     }
 
     /// The endpoint of `s3://` blobs, checked: blobs are de-identified but still patient data, so

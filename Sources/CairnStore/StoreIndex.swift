@@ -53,8 +53,9 @@ public struct BlobRecord: Sendable, Equatable {
     }
 }
 
-/// The SQLite index (GRDB, WAL, synchronous=FULL so a reported commit survives power loss).
-/// Schema changes go through migrations, from the first version on.
+/// The index: SQLite in the data directory (GRDB, WAL, synchronous=FULL so a reported commit
+/// survives power loss), or a PostgreSQL database the store's servers share. Schema changes go
+/// through migrations, from the first version on, the same names on both.
 struct StoreIndex: Sendable {
     let database: any IndexDatabase
 
@@ -65,6 +66,29 @@ struct StoreIndex: Sendable {
             database = SQLiteIndexDatabase(pool: pool)
         } catch {
             throw StoreError.index("opening \(path): \(error)")
+        }
+    }
+
+    /// Connects (the password from `PGPASSWORD`) and migrates.
+    init(postgres target: PostgresTarget, allowPlaintext: Bool,
+         environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let database: PostgresIndexDatabase
+        do {
+            database = try PostgresIndexDatabase(target: target, password: environment["PGPASSWORD"], allowPlaintext: allowPlaintext)
+        } catch {
+            throw StoreError.index(error.description)
+        }
+        try Self.migrate(database)
+        self.database = database
+    }
+
+    /// The store's index as `storage` places it; nil when it is a SQLite file not yet created.
+    static func existing(root: String, storage: StorageConfig) throws -> StoreIndex? {
+        switch storage.index {
+        case .sqlite:
+            return FileSystem.exists(root + "/index.sqlite") ? try StoreIndex(path: root + "/index.sqlite") : nil
+        case .postgres(let target):
+            return try StoreIndex(postgres: target, allowPlaintext: storage.indexAllowPlaintext)
         }
     }
 

@@ -37,33 +37,49 @@ TEST_SEED = int(os.environ.get("CAIRN_TEST_SEED") or time.time_ns() % 2**32)
 # $CAIRN_CONFIG, which every cairn process it starts reads. Tests marked local_files read or damage
 # blob files under the data directory, and are left out of that run.
 BLOB_STORE = os.environ.get("CAIRN_TEST_BLOB_STORE", "file")
+# CAIRN_TEST_INDEX=postgres puts each store's index in a database of its own on the PostgreSQL
+# server CAIRN_TEST_PG_URL names (Tools/test.sh starts one with Tools/postgres.sh).
+INDEX = os.environ.get("CAIRN_TEST_INDEX", "sqlite")
+SCALED_OUT = BLOB_STORE == "s3" or INDEX == "postgres"
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "local_files: reads or damages blob files in the data directory")
+    config.addinivalue_line("markers", "sqlite_index: reads or changes index.sqlite in the data directory")
 
 
 @pytest.fixture(autouse=True)
-def blob_store_config(tmp_path, monkeypatch):
-    """The test's S3 bucket (None for the default file blob store)."""
-    if BLOB_STORE != "s3":
+def storage_config(tmp_path, monkeypatch):
+    """The test's storage settings ($CAIRN_CONFIG): a bucket and/or an index database of its own;
+    None for the embedded default (files and SQLite in the data directory)."""
+    if not SCALED_OUT:
         yield None
         return
     path = tmp_path / "cairn-storage.json"
-    bucket = s3_storage_config(path)
+    settings = write_storage_config(path)
     monkeypatch.setenv("CAIRN_CONFIG", str(path))
-    yield bucket
+    yield settings
 
 
-def s3_storage_config(path: Path) -> str:
-    """Writes a config naming a new bucket (one store per bucket) and returns the bucket."""
-    bucket = f"cairn-py-{random.getrandbits(48):012x}"
-    path.write_text(json.dumps({"blob_store": f"s3://{bucket}", "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"],
-                                "s3_allow_http": True}))
-    return bucket
+def write_storage_config(path: Path) -> dict:
+    """Writes a config naming a new bucket (one store per bucket) and/or a new, empty PostgreSQL
+    database, and returns its settings."""
+    settings = {}
+    if BLOB_STORE == "s3":
+        settings.update({"blob_store": f"s3://cairn-py-{random.getrandbits(48):012x}",
+                         "s3_endpoint": os.environ["CAIRN_TEST_S3_ENDPOINT"], "s3_allow_http": True})
+    if INDEX == "postgres":
+        database = f"cairn_py_{random.getrandbits(48):012x}"
+        server = os.environ["CAIRN_TEST_PG_URL"]
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{server}/postgres", "-c", f"CREATE DATABASE {database}"],
+                       check=True, capture_output=True)
+        settings.update({"index": f"{server}/{database}", "index_allow_plaintext": True})
+    path.write_text(json.dumps(settings))
+    return settings
 
 
-# The test's $CAIRN_CONFIG serves its first store; a test's further stores get buckets of their own.
+# The test's $CAIRN_CONFIG serves its first store; a test's further stores get buckets and
+# databases of their own.
 _CLAIMED_CONFIGS = set()
 
 
@@ -80,18 +96,18 @@ class Store:
     def __init__(self, root: Path):
         self.root = root
         self.config = None
-        if BLOB_STORE == "s3":
+        if SCALED_OUT:
             shared = os.environ.get("CAIRN_CONFIG")
             if shared and shared not in _CLAIMED_CONFIGS:
                 _CLAIMED_CONFIGS.add(shared)
                 self.config = shared
             else:
                 self.config = str(root.parent / f"{root.name}-{random.getrandbits(32):08x}-storage.json")
-                s3_storage_config(Path(self.config))
+                write_storage_config(Path(self.config))
 
     @property
     def env(self):
-        """The environment for cairn processes on this store (its $CAIRN_CONFIG under S3)."""
+        """The environment for cairn processes on this store (its $CAIRN_CONFIG when scaled out)."""
         return {**os.environ, "CAIRN_CONFIG": self.config} if self.config else None
 
     def run(self, *args, check=True, input=None, timeout=600):
