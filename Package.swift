@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
         .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
-        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", "CairnObjectStore",
+        .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIndex", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", "CairnObjectStore",
                                                        .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")]),
         // Regressions/ holds fuzz inputs that the tests read from the source tree.
         .testTarget(name: "CairnDICOMTests", dependencies: ["CairnDICOM"], exclude: ["Regressions"]),

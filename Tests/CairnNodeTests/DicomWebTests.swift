@@ -76,9 +76,12 @@ import Testing
 
     @Test func wildcardsBecomeEscapedGlobPatterns() {
         let query = InstanceQuery(level: .instance, conditions: [.init(.patientName, .value("Doe^J[oh]n*", wildcard: true))], limit: 10)
-        let (sql, arguments) = query.whereClause()
+        let (sql, arguments) = query.whereClause(.sqlite)
         #expect(sql == " AND i.patient_name GLOB ?")
         #expect(arguments.count == 1 && (arguments[0] as? String) == "Doe^J[[]oh]n*")
+        let (postgres, patterns) = query.whereClause(.postgres)
+        #expect(postgres == " AND i.patient_name LIKE ? ESCAPE '\\'")
+        #expect(patterns.count == 1 && (patterns[0] as? String) == "Doe^J[oh]n%")
     }
 }
 

@@ -1,4 +1,5 @@
 import CairnFoundation
+import CairnIndex
 import CairnObjectStore
 import CairnTestSupport
 import Crypto
@@ -10,10 +11,14 @@ import Testing
 
 /// What every blob backend must do, run against the local filesystem and against S3 (Ceph RGW,
 /// started by Tools/test.sh, which sets CAIRN_TEST_S3_ENDPOINT and AWS_* and requires the S3 runs
-/// with CAIRN_REQUIRE_S3=1; without them, as in a plain `swift test`, the S3 runs are skipped).
+/// with CAIRN_REQUIRE_S3=1; without them, as in a plain `swift test`, the S3 runs are skipped),
+/// and again with the index on PostgreSQL (CAIRN_TEST_PG_URL, from Tools/postgres.sh; required
+/// with CAIRN_REQUIRE_PG=1): the write, dedup and gc rules live in the index as much as in the blobs.
 @Suite struct BlobBackendContractTests {
     enum Backend: String, CaseIterable, CustomStringConvertible {
         case files, s3
+        /// Files, with the index on PostgreSQL.
+        case postgres
         var description: String { rawValue }
     }
 
@@ -33,6 +38,10 @@ import Testing
                 }
                 storage = StorageConfig(blobs: .s3(bucket: "cairn-contract-" + UUID().uuidString.prefix(13).lowercased()),
                                         s3Endpoint: endpoint, s3AllowHTTP: true)
+            }
+            if backend == .postgres {
+                guard let target = try PostgresTestDatabase.create() else { return nil }
+                storage = StorageConfig(index: .postgres(target), indexAllowPlaintext: true)
             }
             store = try BlobStore.initialize(at: root, storage: storage)
             try store.createDataset(id: "other", title: nil)

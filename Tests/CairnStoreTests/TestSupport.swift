@@ -1,5 +1,7 @@
+import CairnIndex
 import CairnTestSupport
 import Foundation
+import Testing
 @testable import CairnStore
 
 /// A fresh data directory under the system temp dir, removed by `cleanup()`.
@@ -53,4 +55,22 @@ func flipByte(at offset: UInt64, in path: String) throws {
     try handle.seek(toOffset: offset)
     try handle.write(contentsOf: Data([byte ^ 0x5A]))
     try handle.close()
+}
+
+/// A new, empty database on the PostgreSQL server CAIRN_TEST_PG_URL names (Tools/postgres.sh
+/// starts one; Tools/test.sh sets it and CAIRN_REQUIRE_PG=1). Nil when there is none and none is
+/// required, as in a plain `swift test`.
+enum PostgresTestDatabase {
+    static func create() throws -> PostgresTarget? {
+        let environment = ProcessInfo.processInfo.environment
+        guard let server = environment["CAIRN_TEST_PG_URL"] else {
+            if environment["CAIRN_REQUIRE_PG"] == "1" { Issue.record("CAIRN_REQUIRE_PG=1 but CAIRN_TEST_PG_URL is not set") }
+            return nil
+        }
+        let name = "cairn_swift_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
+        let admin = try PostgresIndexDatabase(target: PostgresTarget(parsing: server + "/postgres"), password: nil, allowPlaintext: true)
+        // CREATE DATABASE cannot run in a transaction: one autocommitted statement.
+        try admin.readStatement { db in try db.execute(sql: "CREATE DATABASE \(name)") }
+        return try PostgresTarget(parsing: server + "/" + name)
+    }
 }

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import time
@@ -117,6 +118,29 @@ class Store:
             raise AssertionError(f"cairn {' '.join(map(str, args))} exited {proc.returncode}: "
                                  f"{proc.stderr.decode(errors='replace')}")
         return proc
+
+    @property
+    def index_url(self):
+        """The store's PostgreSQL index (None: index.sqlite in the data directory)."""
+        return json.loads(Path(self.config).read_text()).get("index") if self.config else None
+
+    def index_sql(self, sql, params=()):
+        """Runs one statement on the store's index, wherever it is, as a test that tampers with
+        or inspects the index directly would; returns the rows (PostgreSQL's as text)."""
+        if self.index_url is None:
+            db = sqlite3.connect(self.root / "index.sqlite", timeout=30)
+            try:
+                with db:
+                    return db.execute(sql, params).fetchall()
+            finally:
+                db.close()
+        pieces = sql.split("?")
+        assert len(pieces) == len(params) + 1, "one parameter per ?"
+        literal = lambda v: str(v) if isinstance(v, int) else "'" + str(v).replace("'", "''") + "'"
+        text = pieces[0] + "".join(literal(value) + rest for value, rest in zip(params, pieces[1:]))
+        out = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", self.index_url, "-c", text],
+                             check=True, capture_output=True, text=True).stdout
+        return [tuple(line.split("|")) for line in out.splitlines()]
 
     def json(self, *args):
         return json.loads(self.run(*args, "--json").stdout)

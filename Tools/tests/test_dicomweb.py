@@ -5,7 +5,6 @@ import hashlib
 import io
 import json
 import socket
-import sqlite3
 import threading
 from pathlib import Path
 
@@ -404,12 +403,9 @@ def test_reindex_fills_in_rows_indexed_before_dicomweb(web):
     query = f"/dicomweb/ct/instances?PatientID=SUBJ-DW-1&SeriesNumber=1"
     before = node.get(query, web["token"])
     assert len(before.json()) == 6 and "Warning" not in before.headers
-    db = sqlite3.connect(store.root / "index.sqlite")
-    with db:
-        db.execute("UPDATE instances SET patient_name = NULL, accession_number = NULL, study_id = NULL, study_time = NULL, "
-                   "series_number = NULL, instance_number = NULL, study_attributes = NULL, series_attributes = NULL, "
-                   "instance_attributes = NULL, frame_length = NULL WHERE dataset_id = 'ct'")
-    db.close()
+    store.index_sql("UPDATE instances SET patient_name = NULL, accession_number = NULL, study_id = NULL, study_time = NULL, "
+                    "series_number = NULL, instance_number = NULL, study_attributes = NULL, series_attributes = NULL, "
+                    "instance_attributes = NULL, frame_length = NULL WHERE dataset_id = 'ct'")
     stale = node.get(query, web["token"])
     assert stale.json() == [] and "cairn reindex" in stale.headers["Warning"]
     [study] = node.get(f"/dicomweb/ct/studies?StudyInstanceUID={ds.StudyInstanceUID}", web["token"]).json()

@@ -269,6 +269,7 @@ def test_small_cells_are_withheld_in_the_catalogue_and_dcat(tmp_path):
         hub.stop()
 
 
+@pytest.mark.sqlite_index
 def test_reads_stop_when_the_audit_log_cannot_keep_up(store, tmp_path):
     """Another process holds the index's write lock, so audit batches cannot be written: the node
     serves until `audit_max_pending` records wait, then refuses data requests with 503 (and says so

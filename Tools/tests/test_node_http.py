@@ -5,7 +5,6 @@ import json
 import os
 import random
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -464,10 +463,7 @@ def test_audit_trail_verifies_and_names_tampering(node):
     assert node.store.json("audit", "verify")["ok"] is True
     since = node.store.ndjson("audit", "export", "--since", "2999-01-01T00:00:00Z")
     assert since == []
-    db = sqlite3.connect(node.store.root / "index.sqlite")
-    db.execute("UPDATE audit SET bytes = 1 WHERE seq = ?", (read["seq"],))
-    db.commit()
-    db.close()
+    node.store.index_sql("UPDATE audit SET bytes = 1 WHERE seq = ?", (read["seq"],))
     proc = node.store.run("audit", "verify", check=False)
     assert proc.returncode == 1
     assert f"record {read['seq']}" in proc.stderr.decode()

@@ -5,7 +5,6 @@ import importlib.util
 import os
 import signal
 import subprocess
-import sqlite3
 import sys
 
 import pytest
@@ -116,8 +115,7 @@ def test_recompress_killed_midway_loses_nothing_and_finishes(store, dicom_files)
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def rewritten():
-        with sqlite3.connect(f"file:{store.root / 'index.sqlite'}?mode=ro", uri=True) as db:
-            return db.execute("SELECT count(*) FROM blobs WHERE profile = 'archive'").fetchone()[0]
+        return int(store.index_sql("SELECT count(*) FROM blobs WHERE profile = 'archive'")[0][0])
 
     wait_until(lambda: rewritten() >= 20 or proc.poll() is not None, 120, "recompress to rewrite 20 blobs")
     proc.send_signal(signal.SIGKILL)
