@@ -19,8 +19,10 @@ public enum ServerConfig {
         }
     }
 
-    public static func refuseUnknownKeys<Keys: CodingKey>(in decoder: any Decoder, known: Keys.Type) throws {
-        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue).filter { Keys(stringValue: $0) == nil }
+    /// `alsoKnown`: keys another reader of the same file takes (the storage keys in a node's file).
+    public static func refuseUnknownKeys<Keys: CodingKey>(in decoder: any Decoder, known: Keys.Type, alsoKnown: Set<String> = []) throws {
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            .filter { Keys(stringValue: $0) == nil && !alsoKnown.contains($0) }
         if !unknown.isEmpty { throw ServerConfigError.unknownKeys(unknown.sorted()) }
     }
 

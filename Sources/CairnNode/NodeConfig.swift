@@ -1,5 +1,6 @@
 import CairnAuth
 import CairnHTTP
+import CairnStore
 import Foundation
 
 /// `cairn node serve` settings: embedded defaults, overridden by a JSON config file
@@ -46,12 +47,11 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
         case idleTimeoutSeconds = "idle_timeout_seconds", clockSkewSeconds = "clock_skew_seconds"
         case auditFlushMilliseconds = "audit_flush_milliseconds", auditMaxPending = "audit_max_pending"
         case searchSecret = "search_secret", minCount = "min_count", publicURL = "public_url"
-        /// The storage keys share the file; `StorageConfig` reads them.
-        case index, blobStore = "blob_store", s3Endpoint = "s3_endpoint", s3Region = "s3_region", s3AllowHTTP = "s3_allow_http"
     }
 
-    /// Every top-level key a node's config file may hold.
-    public static var fileKeys: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)) }
+    /// Every top-level key a node's config file may hold: the server's, and the storage keys that
+    /// share the file (`StorageConfig` reads those).
+    public static var fileKeys: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)).union(StorageConfig.keys) }
 
     public init() {}
 
@@ -83,7 +83,7 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             throw ServerConfigError.invalid(path: "public_url", reason: "must start with http:// or https://")
         }
-        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
+        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self, alsoKnown: StorageConfig.keys)
     }
 
     public static func load(path: String) throws -> NodeConfig { try ServerConfig.load(NodeConfig.self, path: path) }
