@@ -94,10 +94,12 @@ def cairn_binary() -> str:
 class Store:
     """A data directory and a way to run `cairn --data DIR ...` on it."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, config=None):
+        """`config`: another store's storage settings, for a second host's data directory on the
+        same shared index and bucket."""
         self.root = root
-        self.config = None
-        if SCALED_OUT:
+        self.config = config
+        if SCALED_OUT and config is None:
             shared = os.environ.get("CAIRN_CONFIG")
             if shared and shared not in _CLAIMED_CONFIGS:
                 _CLAIMED_CONFIGS.add(shared)

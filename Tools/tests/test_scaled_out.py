@@ -5,6 +5,7 @@ gc next to ingest loses nothing, and only one of them pushes snapshots to the hu
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -13,17 +14,29 @@ import time
 import pytest
 import requests
 
-from conftest import REPO, cairn_binary, image_like, sha256_digest, wait_until
+from conftest import BLOB_STORE, INDEX, REPO, Store, cairn_binary, image_like, sha256_digest, wait_until
 from node import Node
 from test_federation import Hub, free_port, make_corpus
 
 CONFIG = {"clock_skew_seconds": 0, "audit_flush_milliseconds": 50, "disk_low_water_bytes": 0}
 
 
+def second_host(store):
+    """Where the second server runs: with the index in PostgreSQL and the blobs in S3, a data
+    directory of its own, as on another host (`init` there joins the store; the node's signing key
+    is copied, as an operator provisions it); otherwise the same directory (SQLite is one host's)."""
+    if not (INDEX == "postgres" and BLOB_STORE == "s3"):
+        return store
+    other = Store(store.root.parent / "host-b", config=store.config)
+    shutil.copytree(store.root / "keys", other.root / "keys")
+    assert "initialised" in other.run("init").stdout.decode()
+    return other
+
+
 @pytest.fixture
 def pair(store):
     store.run("dataset", "create", "ct", "--allow-non-dicom")
-    servers = [Node(store, node_id="shared-node", config=CONFIG) for _ in range(2)]
+    servers = [Node(host, node_id="shared-node", config=CONFIG) for host in (store, second_host(store))]
     yield servers
     for server in servers:
         if server.proc.poll() is None:
@@ -212,7 +225,10 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
                               text=True, env=env)
 
     refused = [
-        ({"index": "postgres://cairn:hunter2@db:5432/cairn"}, "the PostgreSQL index is not built yet"),
+        ({"index": "postgres://cairn:hunter2@db:5432/cairn"}, "no password in the URL"),
+        ({"index": "mysql://cairn@db/cairn"}, "must be `sqlite` or postgres://"),
+        ({"index": "postgres://cairn@db:5432"}, "must name a database"),
+        ({"index_allow_plaintext": True}, "is for a postgres:// index"),
         ({"blob_store": "s3://cairn-blobs"}, "needs s3_endpoint"),
         ({"blob_store": "s3://Bad_Bucket", "s3_endpoint": endpoint}, "bucket name 'Bad_Bucket'"),
         ({"blob_store": "s3://cairn-blobs", "s3_endpoint": "http://rgw:7480"}, "is plain HTTP; use https://"),
@@ -226,6 +242,14 @@ def test_storage_configuration_is_checked_before_anything_is_done(tmp_path):
         assert r.returncode == 2 and message in r.stderr, (config, r.returncode, r.stderr)
         assert "hunter2" not in r.stderr
         assert not data.exists(), "a refused configuration must not create the store"
+    # An index that cannot be reached, or only without TLS when TLS was not waived, creates nothing.
+    unreachable = cairn({"index": "postgres://cairn@127.0.0.1:9/cairn", "index_allow_plaintext": True}, "init")
+    assert unreachable.returncode != 0 and "index database unreachable" in unreachable.stderr, unreachable.stderr
+    assert not data.exists()
+    if "CAIRN_TEST_PG_URL" in os.environ:
+        plaintext = cairn({"index": os.environ["CAIRN_TEST_PG_URL"] + "/postgres"}, "init")
+        assert plaintext.returncode != 0 and "index database unreachable" in plaintext.stderr, plaintext.stderr
+        assert not data.exists(), "a PostgreSQL server without TLS must be refused unless index_allow_plaintext says so"
     s3 = {"blob_store": f"s3://cairn-config-{random.getrandbits(40):010x}", "s3_endpoint": endpoint, "s3_allow_http": True}
     no_credentials = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     r = cairn(s3, "init", env=no_credentials)
