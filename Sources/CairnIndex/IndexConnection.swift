@@ -18,6 +18,8 @@ public protocol IndexConnection: AnyObject {
     /// Runs one statement, or, without arguments, several separated by `;` (DDL).
     func execute(sql: String, arguments: IndexArguments) throws
     func fetchRows(sql: String, arguments: IndexArguments) throws -> [IndexRow]
+    /// The rows one at a time, for results too large to hold as rows at once.
+    func forEachRow(sql: String, arguments: IndexArguments, _ body: (IndexRow) throws -> Void) throws
     /// Rows the last `execute` inserted, changed or deleted.
     var changesCount: Int { get }
     /// Runs `body` in a savepoint: an error or `.rollback` undoes its statements and only them.

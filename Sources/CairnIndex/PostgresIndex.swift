@@ -189,18 +189,25 @@ final class PostgresIndexConnection: IndexConnection {
     }
 
     func fetchRows(sql: String, arguments: IndexArguments) throws -> [IndexRow] {
-        let result = try run(sql, arguments.values)
         var rows: [IndexRow] = []
-        rows.reserveCapacity(result.rows.count)
+        try forEachRow(sql: sql, arguments: arguments) { rows.append($0) }
+        return rows
+    }
+
+    /// The answer arrives whole (as PostgreSQL's compact wire rows); each becomes an `IndexRow`
+    /// only when `body` takes it.
+    func forEachRow(sql: String, arguments: IndexArguments, _ body: (IndexRow) throws -> Void) throws {
+        let result = try run(sql, arguments.values)
+        var columns: [String]?
         for row in result.rows {
-            var columns: [String] = [], values: [IndexValue] = []
+            var names: [String] = [], values: [IndexValue] = []
             for cell in row {
-                columns.append(cell.columnName)
+                if columns == nil { names.append(cell.columnName) }
                 values.append(try Self.value(cell, sql: sql))
             }
-            rows.append(IndexRow(columns: columns, values: values))
+            if columns == nil { columns = names }
+            try body(IndexRow(columns: columns ?? names, values: values))
         }
-        return rows
     }
 
     func inSavepoint(_ body: () throws -> SavepointCompletion) throws {

@@ -38,14 +38,18 @@ public final class SQLiteIndexConnection: IndexConnection {
     }
 
     public func fetchRows(sql: String, arguments: IndexArguments) throws -> [IndexRow] {
+        var rows: [IndexRow] = []
+        try forEachRow(sql: sql, arguments: arguments) { rows.append($0) }
+        return rows
+    }
+
+    public func forEachRow(sql: String, arguments: IndexArguments, _ body: (IndexRow) throws -> Void) throws {
         let statement = try db.cachedStatement(sql: sql)
         let columns = statement.columnNames
-        var rows: [IndexRow] = []
         let cursor = try Row.fetchCursor(statement, arguments: Self.arguments(arguments))
         while let row = try cursor.next() {
-            rows.append(IndexRow(columns: columns, values: row.databaseValues.map(Self.value)))
+            try body(IndexRow(columns: columns, values: row.databaseValues.map(Self.value)))
         }
-        return rows
     }
 
     public var changesCount: Int { db.changesCount }

@@ -92,14 +92,13 @@ extension BlobStore {
         try index.read { db in
             let generation = try Int64.fetchOne(db, sql: "SELECT content_generation FROM datasets WHERE id = ?", arguments: [dataset]) ?? 0
             var members: [DatasetMember] = []
-            let rows = try IndexRow.fetchAll(db, sql: """
+            try db.forEachRow(sql: """
                 SELECT d.digest, d.name, b.size, b.codec, b.state, b.created_at, i.digest AS instance_digest, i.subject, i.study_uid,
                        i.series_uid, i.sop_uid, i.modality, i.body_part, i.study_date
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest
                 LEFT JOIN instances i ON i.dataset_id = d.dataset_id AND i.digest = d.digest
                 WHERE d.dataset_id = ? ORDER BY d.digest
-                """, arguments: [dataset])
-            for row in rows {
+                """, arguments: [dataset]) { row in
                 var instance: DatasetMember.Instance?
                 if (try row["instance_digest"] as String?) != nil {
                     var found = DatasetMember.Instance()

@@ -17,12 +17,14 @@ import Testing
 
     /// The scaled-out example: the server's keys and the storage keys share one file, and each
     /// reader knows every key in it.
-    @Test func exampleS3ConfigParsesForTheServerAndTheStore() throws {
+    @Test func exampleScaledOutConfigParsesForTheServerAndTheStore() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Ops/node.s3.example.json").path
+            .deletingLastPathComponent().appendingPathComponent("Ops/node.scaled-out.example.json").path
         let config = try NodeConfig.load(path: path)
         #expect(config.nodeID == "hospital-a")
         let (storage, otherKeys) = try StorageConfig.load(path: path)
+        #expect(storage.index.description == "postgres://cairn@pg.hospital-a.internal:5432/cairn")
+        #expect(!storage.indexAllowPlaintext)
         #expect(storage.blobs == .s3(bucket: "cairn-hospital-a"))
         #expect(storage.s3Endpoint == "https://rgw.ceph.hospital-a.internal" && storage.s3Region == "default")
         #expect(otherKeys.isSubset(of: NodeConfig.fileKeys) && !otherKeys.isEmpty)

@@ -10,6 +10,7 @@
 #   Tools/bench/run.sh --dicomweb-only                              DICOMweb against Orthanc's DICOMweb plugin
 #   Tools/bench/run.sh --pixel-only                                 storage profiles against zstd, CharLS, OpenJPH
 #   Tools/bench/run.sh --backends-only                              blobs in Ceph RGW against local files
+#   Tools/bench/run.sh --index-only                                 the index in PostgreSQL against SQLite
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -33,6 +34,10 @@ fi
 if [ "${1:-}" = "--backends-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
     exec .venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
+fi
+if [ "${1:-}" = "--index-only" ]; then
+    command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+    exec .venv/bin/python Tools/bench/index_bench.py --corpus "$corpus" ${INDEX_ARGS:-}
 fi
 if [ "${1:-}" = "--dicomweb-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null

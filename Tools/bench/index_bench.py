@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Index engines, same run, same corpus, same client: the node with its index in SQLite (the
+embedded default) against the node with its index in PostgreSQL 15 (a private server started
+here by Tools/postgres.sh, on this host, fsync on; blobs on local files for both).
+
+- ingest: `cairn ingest --jobs 2` of the corpus into a fresh store, files/s and MB/s;
+- count queries through the node's API (wrk, c=8): the dataset summary (`GET /v1/datasets/ID`:
+  count and sums over the dataset's blobs) and a QIDO-RS study search (`/dicomweb/ID/studies`:
+  studies with their series and instance counts);
+- random 64 KiB ranges (wrk, c=32): one index lookup per request, then the blob file;
+- per request, the CPU of the node and of PostgreSQL's processes, from /proc over the runs.
+
+Each figure is the median of --reps runs. Run by `Tools/bench/run.sh --index-only`.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backend_bench import cpu_seconds, pids_of  # noqa: E402
+from serve_bench import OUT, RELEASE, REPO, free_port, lua_script, median_of, wait_http, wrk  # noqa: E402
+
+
+class Store:
+    """A fresh data directory with its index in SQLite (server None) or in a new PostgreSQL
+    database on `server`, the corpus ingested."""
+
+    def __init__(self, name, files, work: Path, server: str | None, jobs: int):
+        self.data = work / f"{name}-data"
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.env = dict(os.environ)
+        self.env.pop("CAIRN_CONFIG", None)
+        if server:
+            database = f"bench_{time.time_ns()}"
+            subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{server}/postgres", "-c", f"CREATE DATABASE {database}"],
+                           check=True, capture_output=True)
+            path = work / f"{name}.json"
+            path.write_text(json.dumps({"index": f"{server}/{database}", "index_allow_plaintext": True}))
+            self.env["CAIRN_CONFIG"] = str(path)
+        self.run("init")
+        self.run("dataset", "create", "bench", "--deid-policy", "accept")
+        start = time.perf_counter()
+        self.run("ingest", "--dataset", "bench", "--jobs", str(jobs), *map(str, files))
+        self.ingest_seconds = time.perf_counter() - start
+        self.token = self.run("token", "issue", "--subject", "bench", "--datasets", "bench", "--ttl", "1d").strip()
+        entries = [json.loads(l) for l in self.run("ls", "--dataset", "bench", "--json").splitlines() if l.strip()]
+        self.blobs = [(f"/v1/blobs/{e['digest']}", e["size"]) for e in entries]
+        self.proc = None
+
+    def run(self, *args):
+        return subprocess.run([str(RELEASE / "cairn"), *args, "--data", str(self.data)], capture_output=True, text=True,
+                              check=True, env=self.env).stdout
+
+    def serve(self, work: Path, name: str):
+        self.port = free_port()
+        self.log = open(work / f"{name}-node.log", "w")
+        self.proc = subprocess.Popen([str(RELEASE / "cairn"), "node", "serve", "--data", str(self.data),
+                                      "--listen", f"127.0.0.1:{self.port}"], stdout=self.log, stderr=self.log, env=self.env)
+        self.url = f"http://127.0.0.1:{self.port}"
+        wait_http(self.url + "/healthz")
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+def measure(name, store, mode, targets, connections, args):
+    script = OUT / f"wrk-index-{name}-{mode}.lua"
+    lua_script(script, targets, "range" if mode == "range" else "whole", store.token)
+    runs = []
+    for _ in range(args.reps):
+        groups = {"node": [store.proc.pid], "postgres": pids_of(["postgres"])}
+        before = {k: cpu_seconds(v) for k, v in groups.items()}
+        result = wrk(store.url, script, args.seconds, connections)
+        if result["errors"] or result["non2xx"]:
+            sys.exit(f"{name} {mode}: {result['errors']} socket errors, {result['non2xx']} non-2xx responses")
+        for k, v in groups.items():
+            result[f"{k}_cpu_us"] = (cpu_seconds(v) - before[k]) / result["requests"] * 1e6
+        runs.append(result)
+    return {k: median_of(runs, k) for k in ["rps", "p50_us", "p99_us", "node_cpu_us", "postgres_cpu_us"]}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    files = sorted(p for p in args.corpus.resolve().rglob("*") if p.is_file())
+    total = sum(f.stat().st_size for f in files)
+    work = OUT / "index"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"corpus: {len(files)} files, {total / 1e6:.0f} MB")
+    # A running server (CAIRN_TEST_PG_URL, as Tools/postgres.sh prints it) is used as it is.
+    pg_dir = None
+    server = os.environ.get("CAIRN_TEST_PG_URL")
+    if not server:
+        pg_dir = work / "postgres"
+        out = subprocess.run([str(REPO / "Tools/postgres.sh"), "start", str(pg_dir), str(free_port())],
+                             capture_output=True, text=True, check=True).stdout
+        server = out.strip().split("=", 1)[1]
+    lines, stores = [], {}
+    try:
+        ingest = {"sqlite": [], "postgres": []}
+        for rep in range(args.reps):
+            for kind in ("sqlite", "postgres"):
+                store = Store(kind, files, work, server if kind == "postgres" else None, args.jobs)
+                ingest[kind].append(store.ingest_seconds)
+                stores[kind] = store
+                print(f"ingest {kind} rep {rep + 1}: {len(files) / store.ingest_seconds:.0f} files/s", flush=True)
+        results = {}
+        for kind, store in stores.items():
+            store.serve(work, kind)
+            summary = [("/v1/datasets/bench", 0)]
+            studies = [("/dicomweb/bench/studies?limit=100", 0)]
+            wrk(store.url, warm_script(store), 3, 8)  # the page cache and the index's caches
+            results[kind] = {"summary": measure(kind, store, "summary", summary, 8, args),
+                             "studies": measure(kind, store, "studies", studies, 8, args),
+                             "range": measure(kind, store, "range", store.blobs, 32, args)}
+            store.stop()
+        sq, pg = results["sqlite"], results["postgres"]
+        ing_sq, ing_pg = statistics.median(ingest["sqlite"]), statistics.median(ingest["postgres"])
+        lines += [
+            f"## Index engines (`Tools/bench/index_bench.py`, wrk -t2, medians of {args.reps} x {args.seconds} s)",
+            f"Corpus: {len(files)} files, {total / 1e6:.0f} MB; PostgreSQL {pg_version()} on this host (fsync on); "
+            "blobs on local files for both.",
+            "",
+            "| measure | SQLite | PostgreSQL | PostgreSQL / SQLite | target |",
+            "|---|---|---|---|---|",
+            f"| ingest --jobs {args.jobs}, files/s | {len(files) / ing_sq:.0f} | {len(files) / ing_pg:.0f} | "
+            f"{ing_sq / ing_pg:.2f}x | >= 0.7x |",
+            f"| ingest --jobs {args.jobs}, MB/s | {total / ing_sq / 1e6:.0f} | {total / ing_pg / 1e6:.0f} | | |",
+        ]
+        for key, label in (("summary", "dataset summary (count, sums), req/s (c=8)"),
+                           ("studies", "QIDO-RS studies with counts, req/s (c=8)"),
+                           ("range", "random 64 KiB ranges, req/s (c=32)")):
+            a, b = sq[key], pg[key]
+            target = "within 2x" if key != "range" else ""
+            lines.append(f"| {label} | {a['rps']:.0f} | {b['rps']:.0f} | {b['rps'] / a['rps']:.2f}x | {target} |")
+            lines.append(f"| {key}: p50 / p99 ms | {a['p50_us'] / 1000:.2f} / {a['p99_us'] / 1000:.2f} | "
+                         f"{b['p50_us'] / 1000:.2f} / {b['p99_us'] / 1000:.2f} | | |")
+            lines.append(f"| {key}: CPU per request, node / PostgreSQL, us | {a['node_cpu_us']:.0f} | "
+                         f"{b['node_cpu_us']:.0f} / {b['postgres_cpu_us']:.0f} | | |")
+        print("\n".join(lines), flush=True)
+    finally:
+        for store in stores.values():
+            store.stop()
+        if pg_dir:
+            subprocess.run([str(REPO / "Tools/postgres.sh"), "stop", str(pg_dir)], check=False)
+    report = OUT / "index-latest.md"
+    report.write_text("\n".join(lines) + "\n")
+    print(f"written to {report}")
+
+
+def warm_script(store):
+    script = OUT / "wrk-index-warm.lua"
+    lua_script(script, store.blobs, "whole", store.token)
+    return script
+
+
+def pg_version():
+    out = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.split()
+    return out[-1] if out else "?"
+
+
+if __name__ == "__main__":
+    main()
