@@ -35,6 +35,23 @@ public struct AuditEvent: Sendable, Equatable {
         self.detail = detail
     }
 
+    /// Fields can echo what a client sent (a parameter name, a path): a NUL, which PostgreSQL's
+    /// text cannot hold, becomes U+FFFD before the event is hashed and stored, so an event is
+    /// never refused by the index and never holds the audit queue up.
+    var storable: AuditEvent {
+        func clean(_ text: String) -> String {
+            text.utf8.contains(0) ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+        }
+        var event = self
+        event.actor = clean(actor)
+        event.action = clean(action)
+        event.dataset = dataset.map(clean)
+        event.digest = digest.map(clean)
+        event.range = range.map(clean)
+        event.detail = detail.map(clean)
+        return event
+    }
+
     /// The bytes the chain hashes: a JSON array with fixed field order and a fixed escaping, so
     /// any tool can recompute it.
     func canonicalLine(seq: Int64) -> String {
@@ -123,7 +140,7 @@ public enum AuditChain {
             INSERT INTO audit (seq, at_us, actor, action, dataset, digest, range, bytes, status, detail, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        for event in events {
+        for event in events.map(\.storable) {
             seq += 1
             previous = AuditRecord.chain(previous: previous, seq: seq, event: event)
             try insert.execute(arguments: [seq, event.atMicroseconds, event.actor, event.action, event.dataset,

@@ -53,6 +53,16 @@ extension UInt16: IndexBindable {
     public var indexValue: IndexValue { .integer(Int64(self)) }
 }
 
+/// Sizes and offsets: a negative value in the index is an error, not a trap.
+extension UInt64: IndexDecodable {
+    public init(indexValue: IndexValue) throws(IndexError) {
+        guard let value = UInt64(exactly: try Int64(indexValue: indexValue)) else {
+            throw .conversion(expected: "a size or offset (0 or more)", found: indexValue)
+        }
+        self = value
+    }
+}
+
 extension Bool: IndexBindable, IndexDecodable {
     public var indexValue: IndexValue { .integer(self ? 1 : 0) }
     public init(indexValue: IndexValue) throws(IndexError) { self = try Int64(indexValue: indexValue) != 0 }

@@ -18,7 +18,7 @@ public struct PostgresTarget: Sendable, Equatable, CustomStringConvertible {
         guard let components = URLComponents(string: text), ["postgres", "postgresql"].contains(components.scheme ?? ""),
               let user = components.user, !user.isEmpty, let host = components.host, !host.isEmpty,
               components.query == nil, components.fragment == nil else {
-            throw .invalidConfiguration("index '\(Self.redacted(text))' must be postgres://USER@HOST[:PORT]/DB")
+            throw .invalidConfiguration("index '\(Self.redacted(text))' must be postgres://USER@HOST[:PORT]/DB (no query: a password goes in PGPASSWORD)")
         }
         guard components.password == nil else {
             throw .invalidConfiguration("index '\(Self.redacted(text))': no password in the URL (it would sit in a file and in logs); set PGPASSWORD")
@@ -35,8 +35,10 @@ public struct PostgresTarget: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "postgres://\(user)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" }
 
-    /// The URL with any password replaced, for messages.
+    /// The URL for messages: any password and any query (libpq's `?password=`) replaced.
     static func redacted(_ text: String) -> String {
+        var text = text
+        if let query = text.firstIndex(where: { $0 == "?" || $0 == "#" }) { text = String(text[..<query]) + "?***" }
         guard let at = text.lastIndex(of: "@"), let scheme = text.range(of: "://"),
               let colon = text[scheme.upperBound..<at].firstIndex(of: ":") else { return text }
         return String(text[..<colon]) + ":***" + String(text[at...])
@@ -79,6 +81,14 @@ public final class PostgresIndexDatabase: IndexDatabase {
         var configuration = PostgresConnection.Configuration(host: target.host, port: target.port, username: target.user,
                                                              password: password, database: target.database, tls: tls)
         configuration.options.connectTimeout = .seconds(10)
+        // A server that hangs or is cut off while it holds the writers' lock must not stop every
+        // other server: the session ends after 2 minutes idle inside a transaction (longer than
+        // the S3 checks a writer makes under the lock, ~30 s at worst), keepalives find a dead
+        // peer within a minute, and no statement or lock wait lasts more than 2 minutes.
+        configuration.options.additionalStartupParameters = [
+            ("idle_in_transaction_session_timeout", "120s"), ("statement_timeout", "120s"), ("lock_timeout", "120s"),
+            ("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"), ("tcp_keepalives_count", "3"),
+        ]
         self.configuration = configuration
         slots = DispatchSemaphore(value: maxConnections)
         group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -119,7 +129,10 @@ public final class PostgresIndexDatabase: IndexDatabase {
             do {
                 if lock { try index.execute(sql: "SELECT pg_advisory_xact_lock(?)", arguments: [Self.writeLock]) }
                 let result = try body(index)
-                try index.execute(sql: "COMMIT")
+                // COMMIT in a transaction an error aborted answers ROLLBACK, without an error.
+                guard try index.commit() else {
+                    throw IndexError.statement(sql: "COMMIT", reason: "the transaction was rolled back: a statement in it failed")
+                }
                 return result
             } catch {
                 // A connection whose rollback fails is closed rather than handed to the next caller.
@@ -210,6 +223,11 @@ final class PostgresIndexConnection: IndexConnection {
         }
     }
 
+    /// True when the server committed (its answer's tag is COMMIT, not ROLLBACK).
+    func commit() throws -> Bool {
+        try run("COMMIT", []).metadata.command == "COMMIT"
+    }
+
     func inSavepoint(_ body: () throws -> SavepointCompletion) throws {
         savepoints += 1
         let name = "cairn_\(savepoints)"
@@ -232,35 +250,56 @@ final class PostgresIndexConnection: IndexConnection {
             case .null: binds.appendNull()
             case .integer(let v): binds.append(v)
             case .real(let v): binds.append(v)
-            case .text(let v): binds.append(v)
+            case .text(let v):
+                // PostgreSQL's text cannot hold NUL; SQLite's can. Refused by name, not mangled.
+                guard !v.utf8.contains(0) else {
+                    throw IndexError.statement(sql: sql, reason: "a text value holds a NUL character, which PostgreSQL cannot store")
+                }
+                binds.append(v)
             case .blob(let v): binds.append(ByteBuffer(bytes: v))
             }
         }
         let query = PostgresQuery(unsafeSQL: Self.numbered(sql), binds: binds)
         do {
-            return try blockOn(connection.query(query, logger: logger))
+            return try blockOn(connection.query(query, logger: logger), deadline: Self.answerDeadline)
+        } catch IndexError.connection(let reason) {
+            // No answer in time: the connection may be anywhere in the protocol; it is not reused.
+            PostgresIndexDatabase.discard(connection)
+            throw IndexError.connection(reason)
         } catch {
             throw IndexError.statement(sql: sql, reason: Self.reason(error))
         }
     }
 
-    /// `?` placeholders become `$1`, `$2`, … (outside quoted text and identifiers).
+    /// Longer than the server's own statement and lock timeouts: past it the server is gone.
+    static let answerDeadline = DispatchTimeInterval.seconds(150)
+
+    /// `?` placeholders become `$1`, `$2`, … (outside quoted text, identifiers and comments).
     static func numbered(_ sql: String) -> String {
         var out = "", n = 0
         var quote: Character?
+        var previous: Character = " "
+        var lineComment = false, blockComment = false
         for c in sql {
-            if let q = quote {
+            defer { previous = c }
+            if lineComment {
+                if c == "\n" { lineComment = false }
+            } else if blockComment {
+                if c == "/", previous == "*" { blockComment = false }
+            } else if let q = quote {
                 if c == q { quote = nil }
-                out.append(c)
             } else if c == "'" || c == "\"" {
                 quote = c
-                out.append(c)
+            } else if c == "-", previous == "-" {
+                lineComment = true
+            } else if c == "*", previous == "/" {
+                blockComment = true
             } else if c == "?" {
                 n += 1
                 out += "$\(n)"
-            } else {
-                out.append(c)
+                continue
             }
+            out.append(c)
         }
         return out
     }
@@ -335,15 +374,17 @@ final class PostgresIndexConnection: IndexConnection {
 }
 
 /// Waits for `future` on the calling thread, which is never one of the index's own event loops
-/// (the store is called from request handlers, blocking threads and commands).
-func blockOn<T: Sendable>(_ future: EventLoopFuture<T>) throws -> T {
+/// (the store is called from request handlers, blocking threads and commands); without an answer
+/// by `deadline`, `IndexError.connection`.
+func blockOn<T: Sendable>(_ future: EventLoopFuture<T>, deadline: DispatchTimeInterval = .seconds(60)) throws -> T {
     let done = DispatchSemaphore(value: 0)
     let outcome = Mutex<Result<T, any Error>?>(nil)
     future.whenComplete { result in
         outcome.withLock { $0 = result }
         done.signal()
     }
-    done.wait()
-    guard let result = outcome.withLock({ $0 }) else { throw IndexError.connection("no answer") }
+    guard done.wait(timeout: .now() + deadline) == .success, let result = outcome.withLock({ $0 }) else {
+        throw IndexError.connection("no answer from the index server in \(deadline)")
+    }
     return try result.get()
 }

@@ -18,7 +18,10 @@ public struct NodeAPI: Sendable {
     let searchFacets: SearchFacetCache
     /// Encapsulated instances' frame layouts, so a viewer's frame-by-frame requests parse once.
     let frameLayouts = FrameLayoutCache()
-    /// Threads for response bodies that wait on the blob bucket; nil when blobs are local files.
+    /// Threads for work that waits on the network: response bodies that wait on the blob bucket,
+    /// and, with a PostgreSQL index, every handler and service (`NodeServer.run`), so that a slow
+    /// or unreachable index server never holds the cooperative pool's few threads. Nil when blobs
+    /// and index are both local.
     let blockingExecutor: BlockingTaskExecutor?
 
     public init(store: BlobStore, verifier: TokenVerifier, audit: AuditTrail, metrics: NodeMetrics, config: NodeConfig) {
@@ -28,17 +31,17 @@ public struct NodeAPI: Sendable {
         self.metrics = metrics
         self.config = config
         searchFacets = SearchFacetCache(store: store)
-        blockingExecutor = store.blobLocation == .files ? nil : BlockingTaskExecutor(threads: Self.objectReadThreads)
+        blockingExecutor = store.blobLocation == .files && !store.indexIsShared ? nil : BlockingTaskExecutor(threads: Self.blockingThreads)
     }
 
-    /// Response bodies reading from the bucket at once, each waiting on a ranged GET at most.
-    static let objectReadThreads = 64
+    /// Handlers and response bodies waiting on the bucket or the index server at once.
+    static let blockingThreads = 64
 
     /// Where a response body runs: on its connection's event loop (see `EventLoopTaskExecutor`),
     /// unless it may wait on the bucket: bodies that `prefetch` never do; others (DICOMweb) run on
     /// the blocking threads when blobs are objects.
     func bodyExecutor(_ context: NodeRequestContext, prefetching: Bool = false) -> (any TaskExecutor)? {
-        if let blockingExecutor, !prefetching { return blockingExecutor }
+        if let blockingExecutor, !prefetching, store.blobLocation != .files { return blockingExecutor }
         return context.eventLoop.map(EventLoopTaskExecutor.init)
     }
 

@@ -60,6 +60,9 @@ public struct NodeServer: Sendable {
                 onListening("\(scheme)://\(host):\(bound)")
             },
             logger: logger)
-        try await app.runService()
+        // Child tasks inherit the preference: every connection's handler and every service.
+        try await withTaskExecutorPreference(api.store.indexIsShared ? api.blockingExecutor : nil) {
+            try await app.runService()
+        }
     }
 }

@@ -70,6 +70,9 @@ public struct InstanceQuery: Sendable, Equatable {
                     sql += " AND \(column) = ?"
                     arguments.append(text)
                 }
+            case .any(let values) where values.isEmpty:
+                // Matches nothing (`IN ()` is an error on PostgreSQL).
+                sql += " AND 1 = 0"
             case .any(let values):
                 sql += " AND \(column) IN (" + values.map { _ in "?" }.joined(separator: ",") + ")"
                 arguments.append(contentsOf: values.map { $0 as (any IndexBindable)? })

@@ -61,8 +61,8 @@ extension BlobStore {
                 FROM blobs
                 """) {
                 stats.blobs = try row["n"]
-                stats.bytes = UInt64(try row["bytes"] as Int64)
-                stats.storedBytes = UInt64(try row["stored"] as Int64)
+                stats.bytes = try row["bytes"] as UInt64
+                stats.storedBytes = try row["stored"] as UInt64
                 stats.missing = try row["missing"]
                 stats.corrupt = try row["corrupt"]
             }

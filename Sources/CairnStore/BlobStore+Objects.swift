@@ -192,7 +192,8 @@ extension BlobStore {
         do {
             try client.list(prefix: "blobs/sha256/") { page in
                 let digests = page.compactMap { Self.digest(named: $0.key) }
-                let known: Set<String> = try index.read { db in
+                // `IN ()` is an error on PostgreSQL: a page with no blob objects has nothing to look up.
+                let known: Set<String> = digests.isEmpty ? [] : try index.read { db in
                     Set(try String.fetchAll(db, sql: "SELECT digest FROM blobs WHERE digest IN (\(digests.map { _ in "?" }.joined(separator: ",")))",
                                             arguments: IndexArguments(digests.map(\.hex))))
                 }

@@ -26,8 +26,12 @@ extension BlobStore {
         try index.read { db in
             let sql: String
             if let percent = samplePercent, percent < 100 {
-                let threshold = Int64(max(0, min(100, percent)) / 100 * Double(Int64.max))
-                sql = "SELECT digest FROM blobs WHERE abs(random()) < \(threshold)"
+                let fraction = max(0, min(100, percent)) / 100
+                switch db.dialect {
+                // SQLite's random() is a signed 64-bit integer, PostgreSQL's a double in [0, 1).
+                case .sqlite: sql = "SELECT digest FROM blobs WHERE abs(random()) < \(Int64(fraction * Double(Int64.max)))"
+                case .postgres: sql = "SELECT digest FROM blobs WHERE random() < \(fraction)"
+                }
             } else {
                 sql = "SELECT digest FROM blobs"
             }

@@ -22,6 +22,9 @@ public final class BlobStore: Sendable {
     public static let defaultDataset = "default"
     static let formatVersion = "1"
 
+    /// True when the index is a server's (PostgreSQL): every index call then waits on the network.
+    public var indexIsShared: Bool { index.database.dialect == .postgres }
+
     var blobsRoot: String { root + "/blobs/sha256" }
     var tmpRoot: String { root + "/tmp" }
     var indexPath: String { root + "/index.sqlite" }
@@ -81,6 +84,7 @@ public final class BlobStore: Sendable {
         if let client {
             do { try client.put(storeMarkerKey, bytes: Array(storeID.utf8)) } catch { throw StoreError.objectStore(error) }
         }
+        if storage.sharesFileBlobs { try writeBlobsMarker(root: root, storeID: storeID) }
         // Last: the store counts as initialised (`isInitialized`) from here on.
         try index.write { db in
             try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('frame_size', ?) ON CONFLICT DO NOTHING",
@@ -136,6 +140,16 @@ public final class BlobStore: Sendable {
             throw StoreError.invalidArgument(
                 "the store at \(root) keeps its blobs in \(recorded), but the configuration says \(storage.blobs) (pass --config or set $CAIRN_CONFIG to the file that names \(recorded))")
         }
+        if storage.sharesFileBlobs {
+            // With a shared index, every server must see one blobs/ (CephFS): a directory of this
+            // host's own would hold none of the others' blobs, and its verify would mark theirs missing.
+            let storeID = try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") }
+            let marker = try? String(contentsOfFile: root + "/blobs/" + storeMarkerKey, encoding: .utf8)
+            guard let storeID, marker == storeID else {
+                throw StoreError.invalidArgument(
+                    "\(root)/blobs does not hold the blobs of the store in \(storage.index) (no \(storeMarkerKey) naming it): with a shared index and blob_store `file`, blobs/ must be one directory every server mounts (CephFS), or use blob_store s3://")
+            }
+        }
         let objects = try storage.objectClient()
         if let objects {
             // The bucket must still be this store's: another store's gc would take our blobs for orphans.
@@ -150,6 +164,16 @@ public final class BlobStore: Sendable {
         let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs, objects: objects)
         try store.recoverTemporaryFiles()
         return store
+    }
+
+    /// `blobs/cairn-store-id`: which store's blobs a shared-index store's blobs/ holds.
+    private static func writeBlobsMarker(root: String, storeID: String) throws {
+        let path = root + "/blobs/" + storeMarkerKey
+        if (try? String(contentsOfFile: path, encoding: .utf8)) == storeID { return }
+        do { try Data(storeID.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw StoreError.io(op: "write", path: path, errno: EIO)
+        }
+        try FileSystem.fsyncDirectory(root + "/blobs")
     }
 
     private static func createDirectories(root: String) throws {

@@ -100,7 +100,7 @@ extension InstanceRecord {
                   ageYears: row.hasColumn("age_years") ? try row["age_years"] : nil, rows: try row["rows"],
                   columns: try row["columns"], frames: row.hasColumn("instance_frames") ? try row["instance_frames"] : try row["frames"],
                   transferSyntax: try row["transfer_syntax"],
-                  pixelDataOffset: (try row["pixel_data_offset"] as Int64?).map(UInt64.init), frameOffsets: offsets)
+                  pixelDataOffset: try row["pixel_data_offset"] as UInt64?, frameOffsets: offsets)
         guard row.hasColumn("study_attributes") else { return }
         patientName = try row["patient_name"]
         accessionNumber = try row["accession_number"]
@@ -166,8 +166,8 @@ extension BlobStore {
                 FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.dataset_id = ?
                 """, arguments: [id]) {
                 summary.files = try row["files"]
-                summary.bytes = UInt64(try row["bytes"] as Int64)
-                summary.storedBytes = UInt64(try row["stored"] as Int64)
+                summary.bytes = try row["bytes"] as UInt64
+                summary.storedBytes = try row["stored"] as UInt64
             }
             func breakdown(_ column: String) throws -> [String: Int] {
                 var out: [String: Int] = [:]
@@ -213,8 +213,8 @@ extension BlobStore {
         }
     }
 
-    /// Replaces the instance row (delete, then insert: both engines' insert and delete triggers
-    /// move the generations on, as SQLite's INSERT OR REPLACE did).
+    /// Replaces the instance row: a delete, then an insert, so both engines' triggers move the
+    /// generations on (twice for a replaced row; they are compared for change, never counted).
     static func insertInstance(_ db: any IndexConnection, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
         try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest.hex])
         try db.execute(sql: """

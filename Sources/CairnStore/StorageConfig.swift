@@ -119,6 +119,13 @@ public struct StorageConfig: Sendable, Equatable {
         return (config, Set(object.keys).subtracting(keys))
     }
 
+    /// A shared (PostgreSQL) index with blob files: the files must be in one directory every
+    /// server mounts, which a marker in blobs/ proves.
+    var sharesFileBlobs: Bool {
+        if case .postgres = index, blobs == .files { return true }
+        return false
+    }
+
     /// The endpoint of `s3://` blobs, checked: blobs are de-identified but still patient data, so
     /// plain HTTP only when `s3_allow_http` asks for it by name. Nil for files.
     func objectEndpoint(describing source: String = "storage configuration") throws -> String? {

@@ -205,12 +205,16 @@ extension StoreIndex {
     /// each once). The database must compare text bytewise (`C` collation): digests, UIDs and
     /// names are paged and ordered with `>` and ORDER BY, and Swift compares them bytewise.
     static func migrate(_ database: PostgresIndexDatabase) throws {
+        // An ICU database reports datcollate 'C' but sorts by its ICU locale: the provider must be libc's.
         let collation = try database.readStatement { db in
-            try String.fetchOne(db, sql: "SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            try IndexRow.fetchOne(db, sql: """
+                SELECT datcollate, datlocprovider::text AS provider FROM pg_database WHERE datname = current_database()
+                """)
         }
-        guard collation == "C" || collation == "POSIX" else {
+        let name: String? = try collation?["datcollate"], provider: String? = try collation?["provider"]
+        guard name == "C" || name == "POSIX", provider == "c" else {
             throw StoreError.index(
-                "the index database \(database.target) sorts text by locale (\(collation ?? "unknown")); create it with LC_COLLATE 'C': CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+                "the index database \(database.target) sorts text by locale (\(name ?? "unknown"), provider \(provider ?? "unknown")); create it with the C collation: CREATE DATABASE … TEMPLATE template0 LOCALE_PROVIDER libc LC_COLLATE 'C' LC_CTYPE 'C'")
         }
         // Every command opens the index: when nothing is missing, one read says so.
         let applied = try database.readStatement { db -> Set<String> in

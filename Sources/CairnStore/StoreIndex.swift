@@ -39,8 +39,8 @@ public struct BlobRecord: Sendable, Equatable {
 
     init(row: IndexRow) throws {
         digest = try BlobDigest(indexed: row["digest"])
-        size = UInt64(try row["size"] as Int64)
-        storedSize = UInt64(try row["stored_size"] as Int64)
+        size = try row["size"] as UInt64
+        storedSize = try row["stored_size"] as UInt64
         // An encoding this build does not know must not be read as raw bytes.
         guard let codec = BlobCodec(rawValue: try row["codec"]) else {
             throw StoreError.index("blob \(digest) has an unknown encoding '\(try row["codec"] as String? ?? "")'")

@@ -10,6 +10,7 @@ import Testing
         #expect(PostgresIndexConnection.numbered("SELECT a FROM t WHERE b = ? AND c = '?' AND \"d?\" = ? LIMIT ?")
             == "SELECT a FROM t WHERE b = $1 AND c = '?' AND \"d?\" = $2 LIMIT $3")
         #expect(PostgresIndexConnection.numbered("x LIKE ? ESCAPE '\\'") == "x LIKE $1 ESCAPE '\\'")
+        #expect(PostgresIndexConnection.numbered("SELECT ? -- why?\n, ? /* ? */ , ?") == "SELECT $1 -- why?\n, $2 /* ? */ , $3")
     }
 
     @Test func scriptsSplitAtSemicolonsOutsideQuotesAndFunctionBodies() {
@@ -40,6 +41,13 @@ import Testing
         #expect(try PostgresTarget(parsing: "postgresql://u@h/d").port == 5432)
         for bad in ["postgres://h/d", "postgres://u@h", "postgres://u@h/", "mysql://u@h/d", "postgres://u@h/d?sslmode=disable"] {
             #expect(throws: IndexError.self, "\(bad)") { try PostgresTarget(parsing: bad) }
+        }
+        // libpq's query form of a password is refused too, and not repeated.
+        do {
+            _ = try PostgresTarget(parsing: "postgres://u@h/d?password=hunter3")
+            Issue.record("a query in the URL was accepted")
+        } catch {
+            #expect(!error.description.contains("hunter3"))
         }
         do {
             _ = try PostgresTarget(parsing: "postgres://u:hunter2@h/d")
@@ -84,5 +92,6 @@ import Testing
         #expect(throws: IndexError.self) { try row["s"] as Int }
         #expect(throws: IndexError.self) { try row["z"] as String }
         #expect(throws: IndexError.self) { try row["missing"] as Int }
+        #expect(throws: IndexError.self) { try IndexRow(columns: ["size"], values: [.integer(-1)])["size"] as UInt64 }
     }
 }
