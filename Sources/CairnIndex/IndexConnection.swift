@@ -20,6 +20,9 @@ public protocol IndexConnection: AnyObject {
     func fetchRows(sql: String, arguments: IndexArguments) throws -> [IndexRow]
     /// The rows one at a time, for results too large to hold as rows at once.
     func forEachRow(sql: String, arguments: IndexArguments, _ body: (IndexRow) throws -> Void) throws
+    /// Runs statements in order, as `execute` would one after another; a server engine sends them
+    /// all before it waits for the answers (one round trip). The first failure is thrown.
+    func executeAll(_ statements: [IndexStatementText]) throws
     /// Rows the last `execute` inserted, changed or deleted.
     var changesCount: Int { get }
     /// Runs `body` in a savepoint: an error or `.rollback` undoes its statements and only them.
@@ -31,6 +34,17 @@ extension IndexConnection {
 
     /// A statement run many times in one transaction (engines cache prepared statements by text).
     public func cachedStatement(sql: String) -> IndexStatement { IndexStatement(connection: self, sql: sql) }
+}
+
+/// One statement with its arguments, for `executeAll`.
+public struct IndexStatementText {
+    public let sql: String
+    public let arguments: IndexArguments
+
+    public init(_ sql: String, _ arguments: IndexArguments = []) {
+        self.sql = sql
+        self.arguments = arguments
+    }
 }
 
 /// A statement bound to a connection, run with different arguments.

@@ -223,6 +223,26 @@ final class PostgresIndexConnection: IndexConnection {
         }
     }
 
+    /// Pipelined: every statement is queued on the connection before the first answer is awaited.
+    /// After a failure the server refuses the rest (the transaction is aborted), as it would have
+    /// refused them one by one.
+    func executeAll(_ statements: [IndexStatementText]) throws {
+        let queries = try statements.map { try Self.query($0.sql, $0.arguments.values) }
+        let pending = zip(statements, queries).map { ($0.sql, connection.query($1, logger: logger)) }
+        var failure: (any Error)?
+        for (sql, answer) in pending {
+            do {
+                changesCount = try blockOn(answer, deadline: Self.answerDeadline).metadata.rows ?? 0
+            } catch IndexError.connection(let reason) {
+                PostgresIndexDatabase.discard(connection)
+                throw IndexError.connection(reason)
+            } catch {
+                if failure == nil { failure = IndexError.statement(sql: sql, reason: Self.reason(error)) }
+            }
+        }
+        if let failure { throw failure }
+    }
+
     /// True when the server committed (its answer's tag is COMMIT, not ROLLBACK).
     func commit() throws -> Bool {
         try run("COMMIT", []).metadata.command == "COMMIT"
@@ -244,6 +264,20 @@ final class PostgresIndexConnection: IndexConnection {
     }
 
     private func run(_ sql: String, _ values: [IndexValue]) throws -> PostgresQueryResult {
+        let query = try Self.query(sql, values)
+        do {
+            return try blockOn(connection.query(query, logger: logger), deadline: Self.answerDeadline)
+        } catch IndexError.connection(let reason) {
+            // No answer in time: the connection may be anywhere in the protocol; it is not reused.
+            PostgresIndexDatabase.discard(connection)
+            throw IndexError.connection(reason)
+        } catch {
+            throw IndexError.statement(sql: sql, reason: Self.reason(error))
+        }
+    }
+
+    /// The statement with `$n` placeholders and its values bound.
+    static func query(_ sql: String, _ values: [IndexValue]) throws(IndexError) -> PostgresQuery {
         var binds = PostgresBindings(capacity: values.count)
         for value in values {
             switch value {
@@ -259,16 +293,7 @@ final class PostgresIndexConnection: IndexConnection {
             case .blob(let v): binds.append(ByteBuffer(bytes: v))
             }
         }
-        let query = PostgresQuery(unsafeSQL: Self.numbered(sql), binds: binds)
-        do {
-            return try blockOn(connection.query(query, logger: logger), deadline: Self.answerDeadline)
-        } catch IndexError.connection(let reason) {
-            // No answer in time: the connection may be anywhere in the protocol; it is not reused.
-            PostgresIndexDatabase.discard(connection)
-            throw IndexError.connection(reason)
-        } catch {
-            throw IndexError.statement(sql: sql, reason: Self.reason(error))
-        }
+        return PostgresQuery(unsafeSQL: numbered(sql), binds: binds)
     }
 
     /// Longer than the server's own statement and lock timeouts: past it the server is gone.

@@ -52,6 +52,10 @@ public final class SQLiteIndexConnection: IndexConnection {
         }
     }
 
+    public func executeAll(_ statements: [IndexStatementText]) throws {
+        for statement in statements { try execute(sql: statement.sql, arguments: statement.arguments) }
+    }
+
     public var changesCount: Int { db.changesCount }
 
     public func inSavepoint(_ body: () throws -> SavepointCompletion) throws {

@@ -67,6 +67,7 @@ extension BlobStore {
                     checked.withLock { $0[i] = outcome }
                 }
                 let settled = checked.withLock { $0 }
+                let datasets = try StoreIndex.existingDatasets(db, of: batch)
                 for (i, staged) in batch.enumerated() {
                     let leader = leaderOf[staged.blob.digest] ?? i
                     if case .failure(let error)? = phaseOne[leader] { results[i] = .failure(error); continue }
@@ -77,21 +78,16 @@ extension BlobStore {
                     let deduplicated = i != leader || (rowSizes[leader] != nil && settlement != .replaced)
                     do {
                         try db.inSavepoint {
-                            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
+                            guard datasets.contains(staged.dataset) else {
                                 throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
                             }
-                            if writesRow {
-                                try StoreIndex.upsertBlob(db, staged.blob, now: now)
-                            } else if try StoreIndex.blob(db, staged.blob.digest)?.state != .ok {
+                            if !writesRow, try StoreIndex.blob(db, staged.blob.digest)?.state != .ok {
                                 // A copy whose first in the batch did not commit has no blob to refer to.
                                 throw StoreError.index("blob \(staged.blob.digest) was not stored: its first copy in this batch failed")
                             }
-                            try db.execute(sql: """
-                                INSERT INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
-                                """, arguments: [staged.dataset, staged.blob.digest.hex, staged.name, now.timeIntervalSince1970])
-                            if let instance = staged.instance {
-                                try Self.insertInstance(db, dataset: staged.dataset, digest: staged.blob.digest, instance)
-                            }
+                            try db.executeAll((writesRow ? [StoreIndex.upsertBlob(staged.blob, now: now)] : [])
+                                + [StoreIndex.addToDataset(staged, now: now)]
+                                + (staged.instance.map { Self.replaceInstance(dataset: staged.dataset, digest: staged.blob.digest, $0) } ?? []))
                             results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                             return .commit
                         }

@@ -137,11 +137,12 @@ extension BlobStore {
         let now = Date()
         do {
             try index.write { db in
+                let datasets = try StoreIndex.existingDatasets(db, of: linked.map { batch[$0] })
                 for i in linked {
                     let staged = batch[i]
                     do {
                         try db.inSavepoint {
-                            let deduplicated = try record(staged, readyPath: readyPaths[i]!, db: db, now: now)
+                            let deduplicated = try record(staged, readyPath: readyPaths[i]!, db: db, now: now, datasets: datasets)
                             results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                             return .commit
                         }
@@ -180,9 +181,11 @@ extension BlobStore {
     /// Index rows for one linked blob; returns true on a dedup hit. What decides is the file at the
     /// blob path *inside* the transaction: a concurrent writer of the same bytes may have replaced
     /// ours since we linked it, so the row must describe whichever file is there.
-    private func record(_ staged: StagedBlob, readyPath: String, db: any IndexConnection, now: Date) throws -> Bool {
-        // Checked here, once per file inside the commit, rather than with a read of its own per staged file.
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [staged.dataset]) ?? false else {
+    /// `datasets`: those of the batch that exist, looked up once inside the commit rather than with
+    /// a read of its own per staged file.
+    private func record(_ staged: StagedBlob, readyPath: String, db: any IndexConnection, now: Date,
+                        datasets: Set<String>) throws -> Bool {
+        guard datasets.contains(staged.dataset) else {
             throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
         }
         let blob = staged.blob
@@ -199,15 +202,9 @@ extension BlobStore {
                 try FileSystem.fsyncDirectory(directory(of: blob.digest))
             }
         }
-        if !deduplicated {
-            try StoreIndex.upsertBlob(db, blob, now: now)
-        }
-        try db.execute(sql: """
-            INSERT INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
-            """, arguments: [staged.dataset, blob.digest.hex, staged.name, now.timeIntervalSince1970])
-        if let instance = staged.instance {
-            try Self.insertInstance(db, dataset: staged.dataset, digest: blob.digest, instance)
-        }
+        // The rows go in one batch: one round trip to a PostgreSQL index instead of one per statement.
+        try db.executeAll((deduplicated ? [] : [StoreIndex.upsertBlob(blob, now: now)]) + [StoreIndex.addToDataset(staged, now: now)]
+            + (staged.instance.map { Self.replaceInstance(dataset: staged.dataset, digest: blob.digest, $0) } ?? []))
         return deduplicated
     }
 

@@ -215,20 +215,20 @@ extension BlobStore {
 
     /// Replaces the instance row: a delete, then an insert, so both engines' triggers move the
     /// generations on (twice for a replaced row; they are compared for change, never counted).
-    static func insertInstance(_ db: any IndexConnection, dataset: String, digest: BlobDigest, _ r: InstanceRecord) throws {
-        try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND digest = ?", arguments: [dataset, digest.hex])
-        try db.execute(sql: """
+    static func replaceInstance(dataset: String, digest: BlobDigest, _ r: InstanceRecord) -> [IndexStatementText] {
+        [IndexStatementText("DELETE FROM instances WHERE dataset_id = ? AND digest = ?", [dataset, digest.hex]),
+         IndexStatementText("""
             INSERT INTO instances(dataset_id, digest, subject, study_uid, series_uid, sop_uid, sop_class, modality,
                 body_part, manufacturer, sex, study_date, age_years, rows, columns, frames, transfer_syntax, pixel_data_offset,
                 frame_offsets, patient_name, accession_number, study_id, study_time, series_number, instance_number,
                 study_attributes, series_attributes, instance_attributes, frame_length, referring_physician, study_description)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
+            """, [dataset, digest.hex, r.subject, r.studyUID, r.seriesUID, r.sopInstanceUID, r.sopClassUID, r.modality,
                              r.bodyPart, r.manufacturer, r.sex, r.studyDate, r.ageYears, r.rows, r.columns, r.frames, r.transferSyntax,
                              r.pixelDataOffset.map { Int64($0) },
                              r.frameOffsets.isEmpty ? nil : r.frameOffsets.map(String.init).joined(separator: ","),
                              r.patientName, r.accessionNumber, r.studyID, r.studyTime, r.seriesNumber, r.instanceNumber,
                              r.studyAttributes, r.seriesAttributes, r.instanceAttributes, r.frameLength,
-                             r.referringPhysician, r.studyDescription])
+                             r.referringPhysician, r.studyDescription])]
     }
 }

@@ -325,15 +325,29 @@ struct StoreIndex: Sendable {
     }
 
 
-    static func upsertBlob(_ db: any IndexConnection, _ blob: WrittenBlob, now: Date) throws {
-        try db.execute(sql: """
+    static func upsertBlob(_ blob: WrittenBlob, now: Date) -> IndexStatementText {
+        IndexStatementText("""
             INSERT INTO blobs (digest, size, stored_size, codec, frames, state, created_at, profile)
             VALUES (?, ?, ?, ?, ?, 'ok', ?, ?)
             ON CONFLICT(digest) DO UPDATE SET
                 size = excluded.size, stored_size = excluded.stored_size, codec = excluded.codec,
                 frames = excluded.frames, state = 'ok', verified_at = NULL, profile = excluded.profile
-            """, arguments: [blob.digest.hex, Int64(blob.size), Int64(blob.storedSize), blob.codec.rawValue,
-                             blob.frames, now.timeIntervalSince1970, blob.profile?.rawValue])
+            """, [blob.digest.hex, Int64(blob.size), Int64(blob.storedSize), blob.codec.rawValue,
+                  blob.frames, now.timeIntervalSince1970, blob.profile?.rawValue])
+    }
+
+    static func addToDataset(_ staged: StagedBlob, now: Date) -> IndexStatementText {
+        IndexStatementText("""
+            INSERT INTO dataset_blobs(dataset_id, digest, name, added_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """, [staged.dataset, staged.blob.digest.hex, staged.name, now.timeIntervalSince1970])
+    }
+
+    /// The datasets of `batch` that exist, looked up once per commit (inside it: under the write lock).
+    static func existingDatasets(_ db: any IndexConnection, of batch: [StagedBlob]) throws -> Set<String> {
+        let names = Array(Set(batch.map(\.dataset)))
+        if names.isEmpty { return [] }
+        return Set(try String.fetchAll(db, sql: "SELECT id FROM datasets WHERE id IN (\(names.map { _ in "?" }.joined(separator: ",")))",
+                                       arguments: IndexArguments(names)))
     }
 
     static func setState(_ db: any IndexConnection, _ digest: BlobDigest, _ state: BlobRecord.State, verifiedAt: Date?) throws {
