@@ -4,7 +4,8 @@
 # superuser `cairn`. Started and stopped by pid through pg_ctl.
 #   Tools/postgres.sh start DIR PORT   prints CAIRN_TEST_PG_URL as a shell export (also in DIR/pg.env)
 #   Tools/postgres.sh stop DIR
-# Needs Debian's postgresql-15 (Tools/install-deps.sh). As root, the server runs as `postgres`.
+# Needs Debian's postgresql-15 (Tools/install-deps.sh). As root, the server runs as `postgres`,
+# which must be able to reach DIR (a folder under /tmp, not under /root).
 set -euo pipefail
 command=${1:?start|stop}
 D=$(realpath -m "${2:?DIR}")

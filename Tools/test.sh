@@ -13,8 +13,9 @@ Tools/install-deps.sh
 # PostgreSQL 15 for the shared index: running only while the tests that use them run (their
 # daemons' CPU would otherwise load the timing-sensitive single-machine tests), stopped on exit.
 ceph_dir="$PWD/.build/ceph"
-pg_dir="$PWD/.build/postgres"
-trap 'Tools/ceph.sh stop "$ceph_dir"; Tools/postgres.sh stop "$pg_dir"' EXIT
+# Under /tmp: the server runs as `postgres`, which may not reach into the clone (/root/...).
+pg_dir=$(mktemp -d /tmp/cairn-test-pg.XXXXXX)
+trap 'Tools/ceph.sh stop "$ceph_dir"; Tools/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 start_engines() {
     local port
