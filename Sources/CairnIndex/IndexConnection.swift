@@ -23,6 +23,8 @@ public protocol IndexConnection: AnyObject {
     /// Runs statements in order, as `execute` would one after another; a server engine sends them
     /// all before it waits for the answers (one round trip). The first failure is thrown.
     func executeAll(_ statements: [IndexStatementText]) throws
+    /// `executeAll` in a savepoint: all of the statements or, with the error thrown, none.
+    func executeAtomically(_ statements: [IndexStatementText]) throws
     /// Rows the last `execute` inserted, changed or deleted.
     var changesCount: Int { get }
     /// Runs `body` in a savepoint: an error or `.rollback` undoes its statements and only them.
@@ -31,6 +33,13 @@ public protocol IndexConnection: AnyObject {
 
 extension IndexConnection {
     public func execute(sql: String) throws { try execute(sql: sql, arguments: []) }
+
+    public func executeAtomically(_ statements: [IndexStatementText]) throws {
+        try inSavepoint {
+            try executeAll(statements)
+            return .commit
+        }
+    }
 
     /// A statement run many times in one transaction (engines cache prepared statements by text).
     public func cachedStatement(sql: String) -> IndexStatement { IndexStatement(connection: self, sql: sql) }

@@ -243,6 +243,23 @@ final class PostgresIndexConnection: IndexConnection {
         if let failure { throw failure }
     }
 
+    /// The savepoint, the statements and its release in one pipelined round trip; only a failure
+    /// costs a second one (the rollback to the savepoint).
+    func executeAtomically(_ statements: [IndexStatementText]) throws {
+        savepoints += 1
+        let name = "cairn_\(savepoints)"
+        defer { savepoints -= 1 }
+        do {
+            try executeAll([IndexStatementText("SAVEPOINT \(name)")] + statements + [IndexStatementText("RELEASE SAVEPOINT \(name)")])
+        } catch IndexError.connection(let reason) {
+            throw IndexError.connection(reason)
+        } catch {
+            _ = try run("ROLLBACK TO SAVEPOINT \(name)", [])
+            _ = try run("RELEASE SAVEPOINT \(name)", [])
+            throw error
+        }
+    }
+
     /// True when the server committed (its answer's tag is COMMIT, not ROLLBACK).
     func commit() throws -> Bool {
         try run("COMMIT", []).metadata.command == "COMMIT"

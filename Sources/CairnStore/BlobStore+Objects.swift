@@ -77,20 +77,18 @@ extension BlobStore {
                     let writesRow = i == leader && settlement != nil && settlement != .theirs
                     let deduplicated = i != leader || (rowSizes[leader] != nil && settlement != .replaced)
                     do {
-                        try db.inSavepoint {
-                            guard datasets.contains(staged.dataset) else {
-                                throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
-                            }
-                            if !writesRow, try StoreIndex.blob(db, staged.blob.digest)?.state != .ok {
-                                // A copy whose first in the batch did not commit has no blob to refer to.
-                                throw StoreError.index("blob \(staged.blob.digest) was not stored: its first copy in this batch failed")
-                            }
-                            try db.executeAll((writesRow ? [StoreIndex.upsertBlob(staged.blob, now: now)] : [])
-                                + [StoreIndex.addToDataset(staged, now: now)]
-                                + (staged.instance.map { Self.replaceInstance(dataset: staged.dataset, digest: staged.blob.digest, $0) } ?? []))
-                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
-                            return .commit
+                        guard datasets.contains(staged.dataset) else {
+                            throw StoreError.invalidArgument("dataset '\(staged.dataset)' does not exist (create it with `cairn dataset create`)")
                         }
+                        if !writesRow, try StoreIndex.blob(db, staged.blob.digest)?.state != .ok {
+                            // A copy whose first in the batch did not commit has no blob to refer to.
+                            throw StoreError.index("blob \(staged.blob.digest) was not stored: its first copy in this batch failed")
+                        }
+                        // All of this copy's rows or none (a savepoint), in one round trip to a server.
+                        try db.executeAtomically((writesRow ? [StoreIndex.upsertBlob(staged.blob, now: now)] : [])
+                            + [StoreIndex.addToDataset(staged, now: now)]
+                            + (staged.instance.map { Self.replaceInstance(dataset: staged.dataset, digest: staged.blob.digest, $0) } ?? []))
+                        results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                     } catch {
                         results[i] = .failure(error)
                     }

@@ -140,12 +140,10 @@ extension BlobStore {
                 let datasets = try StoreIndex.existingDatasets(db, of: linked.map { batch[$0] })
                 for i in linked {
                     let staged = batch[i]
+                    // Each file's rows go in atomically (a savepoint): one that fails leaves the others.
                     do {
-                        try db.inSavepoint {
-                            let deduplicated = try record(staged, readyPath: readyPaths[i]!, db: db, now: now, datasets: datasets)
-                            results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
-                            return .commit
-                        }
+                        let deduplicated = try record(staged, readyPath: readyPaths[i]!, db: db, now: now, datasets: datasets)
+                        results[i] = .success(PutResult(blob: staged.blob, deduplicated: deduplicated))
                     } catch {
                         results[i] = .failure(error)
                     }
@@ -202,8 +200,8 @@ extension BlobStore {
                 try FileSystem.fsyncDirectory(directory(of: blob.digest))
             }
         }
-        // The rows go in one batch: one round trip to a PostgreSQL index instead of one per statement.
-        try db.executeAll((deduplicated ? [] : [StoreIndex.upsertBlob(blob, now: now)]) + [StoreIndex.addToDataset(staged, now: now)]
+        // The rows go in one atomic batch: one round trip to a PostgreSQL index, savepoint included.
+        try db.executeAtomically((deduplicated ? [] : [StoreIndex.upsertBlob(blob, now: now)]) + [StoreIndex.addToDataset(staged, now: now)]
             + (staged.instance.map { Self.replaceInstance(dataset: staged.dataset, digest: blob.digest, $0) } ?? []))
         return deduplicated
     }

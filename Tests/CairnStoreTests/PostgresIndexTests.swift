@@ -47,6 +47,23 @@ import Testing
         #expect(try store.index.read { db in try Int.fetchOne(db, sql: "SELECT 1") } == 1)
     }
 
+    /// The write path's per-file batches: one that fails leaves nothing of itself, and the files
+    /// before and after it in the same commit stay.
+    @Test func aFailedAtomicBatchLeavesNothingAndTheRestCommits() throws {
+        guard let (root, store, _) = try Self.store() else { return }
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let insert = "INSERT INTO settings(key, value) VALUES (?, ?)"
+        try store.index.write { db in
+            try db.executeAtomically([IndexStatementText(insert, ["a", "1"])])
+            #expect(throws: IndexError.self) {
+                try db.executeAtomically([IndexStatementText(insert, ["b", "1"]), IndexStatementText(insert, ["a", "again"])])
+            }
+            try db.executeAtomically([IndexStatementText(insert, ["c", "1"])])
+        }
+        let keys = try store.index.read { db in try String.fetchAll(db, sql: "SELECT key FROM settings WHERE key IN ('a', 'b', 'c') ORDER BY key") }
+        #expect(keys == ["a", "c"])
+    }
+
     @Test func textWithANulIsRefusedByNameAndAuditEventsAreCleanedOfIt() throws {
         guard let (root, store, _) = try Self.store() else { return }
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -170,7 +170,7 @@ def warm_script(store):
 
 def pg_version():
     out = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.split()
-    return out[-1] if out else "?"
+    return out[2] if len(out) > 2 else "?"
 
 
 if __name__ == "__main__":
