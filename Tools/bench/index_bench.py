@@ -13,10 +13,7 @@ here by Tools/postgres.sh, on this host, fsync on; blobs on local files for both
 Each figure is the median of --reps runs. Run by `Tools/bench/run.sh --index-only`.
 """
 import argparse
-import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +21,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backend_bench import cpu_seconds, pids_of  # noqa: E402
+from backend_bench import Store, cpu_seconds, pids_of  # noqa: E402
+from serve_bench import OUT, REPO, free_port, lua_script, median_of, wrk  # noqa: E402
 
 
 def postgres_cpu_seconds():
@@ -41,52 +39,14 @@ def postgres_cpu_seconds():
             continue
         total += sum(int(x) for x in fields[11:15]) / tick
     return total
-from serve_bench import OUT, RELEASE, REPO, free_port, lua_script, median_of, wait_http, wrk  # noqa: E402
 
 
-class Store:
-    """A fresh data directory with its index in SQLite (server None) or in a new PostgreSQL
-    database on `server`, the corpus ingested."""
-
-    def __init__(self, name, files, work: Path, server: str | None, jobs: int):
-        self.data = work / f"{name}-data"
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.env = dict(os.environ)
-        self.env.pop("CAIRN_CONFIG", None)
-        if server:
-            database = f"bench_{time.time_ns()}"
-            subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{server}/postgres", "-c", f"CREATE DATABASE {database}"],
-                           check=True, capture_output=True)
-            path = work / f"{name}.json"
-            path.write_text(json.dumps({"index": f"{server}/{database}", "index_allow_plaintext": True}))
-            self.env["CAIRN_CONFIG"] = str(path)
-        self.run("init")
-        self.run("dataset", "create", "bench", "--deid-policy", "accept")
-        start = time.perf_counter()
-        self.run("ingest", "--dataset", "bench", "--jobs", str(jobs), *map(str, files))
-        self.ingest_seconds = time.perf_counter() - start
-        self.token = self.run("token", "issue", "--subject", "bench", "--datasets", "bench", "--ttl", "1d").strip()
-        entries = [json.loads(l) for l in self.run("ls", "--dataset", "bench", "--json").splitlines() if l.strip()]
-        self.blobs = [(f"/v1/blobs/{e['digest']}", e["size"]) for e in entries]
-        self.proc = None
-
-    def run(self, *args):
-        return subprocess.run([str(RELEASE / "cairn"), *args, "--data", str(self.data)], capture_output=True, text=True,
-                              check=True, env=self.env).stdout
-
-    def serve(self, work: Path, name: str):
-        self.port = free_port()
-        self.log = open(work / f"{name}-node.log", "w")
-        self.proc = subprocess.Popen([str(RELEASE / "cairn"), "node", "serve", "--data", str(self.data),
-                                      "--listen", f"127.0.0.1:{self.port}"], stdout=self.log, stderr=self.log, env=self.env)
-        self.url = f"http://127.0.0.1:{self.port}"
-        wait_http(self.url + "/healthz")
-
-    def stop(self):
-        if self.proc:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-            self.proc = None
+def new_database(server: str) -> dict:
+    """A new, empty database on `server` and the storage config naming it."""
+    database = f"bench_{time.time_ns()}"
+    subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{server}/postgres", "-c", f"CREATE DATABASE {database}"],
+                   check=True, capture_output=True)
+    return {"index": f"{server}/{database}", "index_allow_plaintext": True}
 
 
 def measure(name, store, mode, targets, connections, args):
@@ -129,7 +89,7 @@ def main():
         ingest = {"sqlite": [], "postgres": []}
         for rep in range(args.reps):
             for kind in ("sqlite", "postgres"):
-                store = Store(kind, files, work, server if kind == "postgres" else None, args.jobs)
+                store = Store(kind, files, work, new_database(server) if kind == "postgres" else None, args.jobs)
                 ingest[kind].append(store.ingest_seconds)
                 stores[kind] = store
                 print(f"ingest {kind} rep {rep + 1}: {len(files) / store.ingest_seconds:.0f} files/s", flush=True)
@@ -141,7 +101,7 @@ def main():
             wrk(store.url, warm_script(store), 3, 8)  # the page cache and the index's caches
             results[kind] = {"summary": measure(kind, store, "summary", summary, 4, args),
                              "studies": measure(kind, store, "studies", studies, 4, args),
-                             "range": measure(kind, store, "range", store.blobs, 32, args)}
+                             "range": measure(kind, store, "range", store.targets, 32, args)}
             store.stop()
         sq, pg = results["sqlite"], results["postgres"]
         ing_sq, ing_pg = statistics.median(ingest["sqlite"]), statistics.median(ingest["postgres"])
@@ -179,7 +139,7 @@ def main():
 
 def warm_script(store):
     script = OUT / "wrk-index-warm.lua"
-    lua_script(script, store.blobs, "whole", store.token)
+    lua_script(script, store.targets, "whole", store.token)
     return script
 
 
