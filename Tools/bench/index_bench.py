@@ -14,9 +14,11 @@ Each figure is the median of --reps runs. Run by `Tools/bench/run.sh --index-onl
 """
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +82,8 @@ def main():
     pg_dir = None
     server = os.environ.get("CAIRN_TEST_PG_URL")
     if not server:
-        pg_dir = work / "postgres"
+        # Under /tmp: the server runs as `postgres`, which may not reach into the clone.
+        pg_dir = Path(tempfile.mkdtemp(prefix="cairn-bench-pg."))
         out = subprocess.run([str(REPO / "Tools/postgres.sh"), "start", str(pg_dir), str(free_port())],
                              capture_output=True, text=True, check=True).stdout
         server = out.strip().split("=", 1)[1]
@@ -132,6 +135,7 @@ def main():
             store.stop()
         if pg_dir:
             subprocess.run([str(REPO / "Tools/postgres.sh"), "stop", str(pg_dir)], check=False)
+            shutil.rmtree(pg_dir, ignore_errors=True)
     report = OUT / "index-latest.md"
     report.write_text("\n".join(lines) + "\n")
     print(f"written to {report}")

@@ -55,3 +55,4 @@ done
 .venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}
 .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
 .venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
+.venv/bin/python Tools/bench/index_bench.py --corpus "$corpus" ${INDEX_ARGS:-}
