@@ -146,13 +146,9 @@ public final class PostgresIndexDatabase: IndexDatabase {
     private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         slots.wait()
         defer { slots.signal() }
-        var connection = idle.withLock { $0.popLast() }
-        if let stale = connection, stale.isClosed {
-            Self.discard(stale)
-            connection = nil
-        }
-        if connection == nil { connection = try connect() }
-        guard let connection else { throw IndexError.connection("no connection") }
+        let pooled = idle.withLock { $0.popLast() }
+        if let pooled, pooled.isClosed { Self.discard(pooled) }
+        let connection = try pooled.flatMap { $0.isClosed ? nil : $0 } ?? connect()
         let result: T
         do { result = try body(connection) } catch {
             if connection.isClosed { Self.discard(connection) } else { idle.withLock { $0.append(connection) } }
@@ -211,15 +207,9 @@ final class PostgresIndexConnection: IndexConnection {
     /// only when `body` takes it.
     func forEachRow(sql: String, arguments: IndexArguments, _ body: (IndexRow) throws -> Void) throws {
         let result = try run(sql, arguments.values)
-        var columns: [String]?
+        let columns = result.rows.first.map { $0.map(\.columnName) } ?? []
         for row in result.rows {
-            var names: [String] = [], values: [IndexValue] = []
-            for cell in row {
-                if columns == nil { names.append(cell.columnName) }
-                values.append(try Self.value(cell, sql: sql))
-            }
-            if columns == nil { columns = names }
-            try body(IndexRow(columns: columns ?? names, values: values))
+            try body(IndexRow(columns: columns, values: try row.map { try Self.value($0, sql: sql) }))
         }
     }
 
@@ -230,14 +220,13 @@ final class PostgresIndexConnection: IndexConnection {
         let queries = try statements.map { try Self.query($0.sql, $0.arguments.values) }
         let pending = zip(statements, queries).map { ($0.sql, connection.query($1, logger: logger)) }
         var failure: (any Error)?
-        for (sql, answer) in pending {
+        for (sql, reply) in pending {
             do {
-                changesCount = try blockOn(answer, deadline: Self.answerDeadline).metadata.rows ?? 0
+                changesCount = try answer(reply, to: sql).metadata.rows ?? 0
             } catch IndexError.connection(let reason) {
-                PostgresIndexDatabase.discard(connection)
                 throw IndexError.connection(reason)
             } catch {
-                if failure == nil { failure = IndexError.statement(sql: sql, reason: Self.reason(error)) }
+                if failure == nil { failure = error }
             }
         }
         if let failure { throw failure }
@@ -281,9 +270,13 @@ final class PostgresIndexConnection: IndexConnection {
     }
 
     private func run(_ sql: String, _ values: [IndexValue]) throws -> PostgresQueryResult {
-        let query = try Self.query(sql, values)
+        try answer(connection.query(try Self.query(sql, values), logger: logger), to: sql)
+    }
+
+    /// The answer to a statement sent on this connection, within `answerDeadline`.
+    private func answer(_ answer: EventLoopFuture<PostgresQueryResult>, to sql: String) throws -> PostgresQueryResult {
         do {
-            return try blockOn(connection.query(query, logger: logger), deadline: Self.answerDeadline)
+            return try blockOn(answer, deadline: Self.answerDeadline)
         } catch IndexError.connection(let reason) {
             // No answer in time: the connection may be anywhere in the protocol; it is not reused.
             PostgresIndexDatabase.discard(connection)

@@ -130,12 +130,14 @@ public final class BlobStore: Sendable {
 
     private static func open(at root: String, storage: StorageConfig, index: StoreIndex) throws -> BlobStore {
         try createDirectories(root: root)
-        let frameSize = try index.read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'frame_size'").flatMap { Int($0) }
-        } ?? WriteOptions.defaultFrameSize
-        let recorded = try index.read { db in
-            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'blob_store'")
-        } ?? StorageConfig.BlobLocation.files.description
+        // One read for every setting opening needs (each read is a transaction: round trips to a server).
+        let settings = try index.read { db in
+            Dictionary(try IndexRow.fetchAll(db, sql: "SELECT key, value FROM settings WHERE key IN ('frame_size', 'blob_store', 'store_id')")
+                .map { (try $0["key"] as String, try $0["value"] as String) }, uniquingKeysWith: { first, _ in first })
+        }
+        let frameSize = settings["frame_size"].flatMap { Int($0) } ?? WriteOptions.defaultFrameSize
+        let recorded = settings["blob_store"] ?? StorageConfig.BlobLocation.files.description
+        let storeID = settings["store_id"]
         guard recorded == storage.blobs.description else {
             throw StoreError.invalidArgument(
                 "the store at \(root) keeps its blobs in \(recorded), but the configuration says \(storage.blobs) (pass --config or set $CAIRN_CONFIG to the file that names \(recorded))")
@@ -143,7 +145,6 @@ public final class BlobStore: Sendable {
         if storage.sharesFileBlobs {
             // With a shared index, every server must see one blobs/ (CephFS): a directory of this
             // host's own would hold none of the others' blobs, and its verify would mark theirs missing.
-            let storeID = try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") }
             let marker = try? String(contentsOfFile: root + "/blobs/" + storeMarkerKey, encoding: .utf8)
             guard let storeID, marker == storeID else {
                 throw StoreError.invalidArgument(
@@ -153,7 +154,6 @@ public final class BlobStore: Sendable {
         let objects = try storage.objectClient()
         if let objects {
             // The bucket must still be this store's: another store's gc would take our blobs for orphans.
-            let storeID = try index.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'store_id'") }
             let marker: [UInt8]?
             do { marker = try objects.getSmall(storeMarkerKey) } catch { throw StoreError.objectStore(error) }
             guard let storeID, marker == Array(storeID.utf8) else {
