@@ -1,74 +1,339 @@
-/// The de-identification gate: direct identifiers of the PS3.15 Basic Application Level
-/// Confidentiality Profile (Table E.1-1) that must not carry a value unless the file declares
-/// Patient Identity Removed (0012,0062) = YES.
-public enum Deidentification {
-    /// Attributes whose presence with a value identifies a person directly.
-    public static let directIdentifiers: [String] = [
-        "PatientName", "PatientBirthDate", "PatientBirthTime", "PatientAddress", "PatientTelephoneNumbers",
-        "PatientTelecomInformation", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
-        "PatientBirthName", "PatientMotherBirthName", "MedicalRecordLocator", "MilitaryRank",
-        "BranchOfService", "InsurancePlanIdentification", "ResponsiblePerson", "RegionOfResidence",
-        "PersonAddress", "PersonTelephoneNumbers", "ReferringPhysicianAddress",
-        "ReferringPhysicianTelephoneNumbers", "PatientReligiousPreference", "PatientBirthDateInAlternativeCalendar",
-        "PatientDeathDateInAlternativeCalendar", "PersonName",
-    ]
+/// What a gated dataset accepts of the Basic Application Level Confidentiality Profile: the
+/// options (CID 7050) a file may use to keep attributes the basic profile removes, the pattern its
+/// pseudonyms follow, and two cases the profile cannot settle from the header alone.
+public struct DeidentificationPolicy: Sendable, Equatable {
+    /// Options a file's declaration counts for. A declared option the dataset does not accept
+    /// changes nothing.
+    public var acceptedOptions: Set<DeidentificationOption>
+    /// A regular expression every pseudonym must match as a whole (Patient ID, and names and
+    /// identifiers the profile replaces with a dummy); nil: any Patient ID not shaped like a name.
+    public var pseudonymPattern: String?
+    /// Encapsulated documents and other embedded files (a PDF, a DICOM file inside) cannot be
+    /// verified: refused unless the dataset allows them.
+    public var allowEmbeddedDocuments: Bool
+    /// Images of modalities that commonly burn text into pixels (US, SC, XA, RF, ES, OT) must
+    /// state Burned In Annotation unless the dataset waives it.
+    public var allowUnstatedBurnedInAnnotation: Bool
 
-    static let identifierTags: [DicomTag: String] = Dictionary(
-        directIdentifiers.compactMap { keyword in DataDictionary.standard.tag(forKeyword: keyword).map { ($0, keyword) } },
-        uniquingKeysWith: { a, _ in a })
-
-    /// The identifying attributes a file carries, at any depth (an identifier inside a sequence
-    /// item counts), and any private element of VR PN with a value; empty when it may be stored
-    /// in a gated dataset.
-    public static func violations(_ file: DicomFile) -> [String] {
-        let ds = file.dataSet
-        if ds.string("PatientIdentityRemoved")?.uppercased() == "YES" { return [] }
-        var found: [String] = []
-        collect(ds, subject: ds.string("PatientID") ?? "", into: &found)
-        // The File Meta group is part of the file too: an identifier there is one.
-        if let meta = file.meta { collect(meta, subject: ds.string("PatientID") ?? "", into: &found, anyPersonName: true) }
-        var seen = Set<String>()
-        return found.filter { seen.insert($0).inserted }
+    public init(acceptedOptions: Set<DeidentificationOption> = [], pseudonymPattern: String? = nil,
+                allowEmbeddedDocuments: Bool = false, allowUnstatedBurnedInAnnotation: Bool = false) {
+        self.acceptedOptions = acceptedOptions
+        self.pseudonymPattern = pseudonymPattern
+        self.allowEmbeddedDocuments = allowEmbeddedDocuments
+        self.allowUnstatedBurnedInAnnotation = allowUnstatedBurnedInAnnotation
     }
 
-    /// `anyPersonName`: every PN element counts (the File Meta group has no business holding one).
-    private static func collect(_ ds: DataSet, subject: String, into found: inout [String], anyPersonName: Bool = false) {
-        for element in ds.elements {
-            if case .sequence(let items) = element.value {
-                if let keyword = identifierTags[element.tag], !items.isEmpty { found.append(keyword) }
-                for item in items { collect(item, subject: subject, into: &found, anyPersonName: anyPersonName) }
-                continue
+    /// The strictest policy: no option accepted, nothing waived.
+    public static let strict = DeidentificationPolicy()
+
+    /// Throws when the pseudonym pattern does not compile.
+    public func validated() throws(DeidentificationPolicyError) -> DeidentificationPolicy {
+        if let pseudonymPattern {
+            do { _ = try Regex(pseudonymPattern) } catch { throw .badPseudonymPattern("\(error)") }
+        }
+        return self
+    }
+}
+
+/// One attribute the verifier refuses, named by its path: `(0040,A730)[2]>(0040,A123)` is the
+/// Person Name of the third item (items count from 0) of the Content Sequence. Never the value.
+public struct DeidentificationFinding: Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var attribute: String
+    public var problem: String
+
+    public var description: String { "\(path) \(attribute): \(problem)" }
+}
+
+/// Verifies a file against PS3.15 Table E.1-1 under the options the file declares and the dataset
+/// accepts. The declaration of Patient Identity Removed is required and never turns a check off:
+/// every attribute at any depth (sequence items, SR content trees, the File Meta group) is judged
+/// by its row's action.
+public struct DeidentificationVerifier {
+    let profile: ConfidentialityProfile
+    let policy: DeidentificationPolicy
+    let pseudonym: Regex<AnyRegexOutput>?
+
+    public init(policy: DeidentificationPolicy, profile: ConfidentialityProfile = .standard) {
+        self.profile = profile
+        self.policy = policy
+        // A pattern that does not compile was refused when the dataset was set; here it matches nothing.
+        pseudonym = policy.pseudonymPattern.flatMap { try? Regex($0) }
+    }
+
+    static let patientIdentityRemoved = DicomTag(0x0012, 0x0062)
+    static let methodCodeSequence = DicomTag(0x0012, 0x0064)
+    static let patientID = DicomTag(0x0010, 0x0020)
+    static let contentSequence = DicomTag(0x0040, 0xA730)
+    static let textValue = DicomTag(0x0040, 0xA160)
+    static let encapsulatedDocument = DicomTag(0x0042, 0x0011)
+    static let burnedInAnnotation = DicomTag(0x0028, 0x0301)
+    static let recognizableVisualFeatures = DicomTag(0x0028, 0x0302)
+    /// Modalities whose images commonly carry burned-in text.
+    static let burnedInModalities: Set<String> = ["US", "SC", "XA", "RF", "ES", "OT"]
+    static let secondaryCaptureClass = "1.2.840.10008.5.1.4.1.1.7"
+    /// Values that stand for a removed name or identifier. A marker names nobody only when it is
+    /// the whole value: in a person name, every component of every component group (`ANON^Doe`
+    /// names Doe).
+    static let markers: Set<String> = ["ANON", "ANONYMOUS", "ANONYMIZED", "ANONYMISED", "REMOVED", "DEIDENTIFIED",
+                                       "DE-IDENTIFIED", "REDACTED"]
+
+    /// What the file declares in De-identification Method Code Sequence (scheme DCM).
+    public static func declaredOptions(_ ds: DataSet) -> Set<DeidentificationOption> {
+        guard let element = ds[methodCodeSequence], case .sequence(let items) = element.value else { return [] }
+        var out = Set<DeidentificationOption>()
+        for item in items {
+            guard let code = item.strings(DicomTag(0x0008, 0x0100))?.first,
+                  item.strings(DicomTag(0x0008, 0x0102))?.first == "DCM",
+                  let option = DeidentificationOption(code: code) else { continue }
+            out.insert(option)
+        }
+        return out
+    }
+
+    public func findings(_ file: DicomFile) -> [DeidentificationFinding] {
+        let ds = file.dataSet
+        var walk = Walk(verifier: self, declared: Self.declaredOptions(ds), subject: ds.strings(Self.patientID)?.first ?? "")
+        if ds.strings(Self.patientIdentityRemoved)?.first?.uppercased() != "YES" {
+            walk.found.append(DeidentificationFinding(path: Self.patientIdentityRemoved.description, attribute: "PatientIdentityRemoved",
+                                                      problem: "the file does not declare YES (a gated dataset requires it)"))
+        }
+        if let meta = file.meta { walk.judge(meta, prefix: "", inContent: false) }
+        walk.judge(ds, prefix: "", inContent: false)
+        walk.judgePixels(ds)
+        return walk.found
+    }
+
+    /// One pass over a file: the options in force and the findings so far.
+    struct Walk {
+        let verifier: DeidentificationVerifier
+        let declared: Set<DeidentificationOption>
+        let active: Set<DeidentificationOption>
+        let subject: String
+        let subjectIsPseudonym: Bool
+        var found: [DeidentificationFinding] = []
+
+        init(verifier: DeidentificationVerifier, declared: Set<DeidentificationOption>, subject: String) {
+            self.verifier = verifier
+            self.declared = declared
+            active = declared.intersection(verifier.policy.acceptedOptions)
+            self.subject = subject
+            subjectIsPseudonym = verifier.isSubjectPseudonym(subject)
+        }
+
+        mutating func refuse(_ path: String, _ tag: DicomTag, _ problem: String) {
+            let name = tag.isPrivate ? (tag.isPrivateCreator ? "private creator" : "private attribute")
+                : DataDictionary.standard.keyword(for: tag) ?? "unknown attribute"
+            found.append(DeidentificationFinding(path: path, attribute: name, problem: problem))
+        }
+
+        mutating func judge(_ ds: DataSet, prefix: String, inContent: Bool) {
+            var creators: [UInt16: String] = [:]
+            for element in ds.elements where element.tag.isPrivateCreator {
+                creators[element.tag.group << 8 | element.tag.element] = ds.strings(element.tag)?.first
             }
-            let keyword: String
-            if let known = identifierTags[element.tag] {
-                keyword = known
-            } else if element.tag.isPrivate, element.vr == .PN {
-                keyword = "private person name \(element.tag)"
-            } else if anyPersonName, element.vr == .PN {
-                keyword = "person name \(element.tag) in the File Meta group"
-            } else {
-                continue
+            for element in ds.elements where !element.tag.isGroupLength {
+                let tag = element.tag
+                let path = prefix + tag.description
+                if tag.isPrivate {
+                    judgePrivate(element, in: ds, path: path, creators: creators, inContent: inContent)
+                    continue
+                }
+                if tag == DeidentificationVerifier.encapsulatedDocument {
+                    if DeidentificationVerifier.hasValue(element) && !verifier.policy.allowEmbeddedDocuments {
+                        refuse(path, tag, "an embedded document cannot be verified, and the dataset does not allow them "
+                            + "(dataset set --allow-embedded-documents)")
+                    }
+                    continue
+                }
+                let (requirement, action) = requirement(for: element, in: ds, inContent: inContent)
+                if case .sequence(let items) = element.value {
+                    if requirement == .empty {
+                        if !items.isEmpty { refuse(path, tag, "\(action) attribute holds \(items.count) item(s)\(hint(tag))") }
+                        continue
+                    }
+                    let content = inContent || tag == DeidentificationVerifier.contentSequence
+                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>", inContent: content) }
+                    continue
+                }
+                guard DeidentificationVerifier.hasValue(element) else { continue }
+                switch requirement {
+                case .kept:
+                    if !verifier.policy.allowEmbeddedDocuments, let kind = DeidentificationVerifier.embeddedFile(element) {
+                        refuse(path, tag, "holds an embedded \(kind), which cannot be verified (dataset set --allow-embedded-documents)")
+                    }
+                case .empty:
+                    refuse(path, tag, "\(action) attribute holds a value\(hint(tag))")
+                case .uid:
+                    if !verifier.holdsUIDs(element, in: ds) { refuse(path, tag, "\(action) attribute holds a value that is not a UID") }
+                case .pseudonym:
+                    if !isPseudonym(element, in: ds) {
+                        let vr = verifier.effectiveVR(element)
+                        refuse(path, tag, [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE].contains(vr)
+                            ? "\(action) attribute holds a value that is not a pseudonym (the Patient ID, a marker such as "
+                                + "ANONYMIZED, or the dataset's --pseudonym pattern)\(hint(tag))"
+                            : "\(action) attribute holds a value (a dummy \(vr) cannot be told from a real one)\(hint(tag))")
+                    }
+                }
             }
-            if carriesValue(element, keyword: keyword, in: ds, subject: subject) { found.append(keyword) }
+        }
+
+        /// The row's requirement under the options in force, and the action to name in a refusal.
+        func requirement(for element: DataElement, in ds: DataSet, inContent: Bool) -> (ProfileRequirement, String) {
+            let tag = element.tag
+            if let row = verifier.profile.row(for: tag) {
+                let (requirement, option) = row.requirement(under: active)
+                // A Z person name may hold what names nobody: a marker, or the subject's pseudonym.
+                if requirement == .empty, option == nil, row.basicAction.contains("Z"), verifier.effectiveVR(element) == .PN {
+                    return (.pseudonym, row.basicAction)
+                }
+                return (requirement, row.basicAction)
+            }
+            // Free text in an SR content tree: the table leaves it to the Content Sequence's D, which
+            // only a tool can carry out; a verifier keeps it only under Clean Structured Content.
+            if tag == DeidentificationVerifier.textValue && inContent && !active.contains(.cleanStructuredContent) {
+                return (.empty, "Text Value of a content tree (X unless clean-structured-content)")
+            }
+            // A person name the table does not list names somebody all the same.
+            if verifier.effectiveVR(element) == .PN { return (.pseudonym, "person name (not in Table E.1-1)") }
+            return (.kept, "K")
+        }
+
+        /// Why a declared option did not keep the attribute, when that is the reason.
+        func hint(_ tag: DicomTag) -> String {
+            guard let row = verifier.profile.row(for: tag) else { return "" }
+            let unaccepted = row.options.keys.filter { declared.contains($0) && !active.contains($0) }.sorted()
+            guard let option = unaccepted.first else { return "" }
+            return " (the file declares \(option.rawValue), which the dataset does not accept)"
+        }
+
+        mutating func judgePrivate(_ element: DataElement, in ds: DataSet, path: String, creators: [UInt16: String], inContent: Bool) {
+            let tag = element.tag
+            let retain = active.contains(.retainSafePrivate)
+            let profile = verifier.profile
+            if tag.isPrivateCreator {
+                let creator = ds.strings(tag)?.first ?? ""
+                if DeidentificationVerifier.hasValue(element) && !(retain && profile.safePrivateCreators.contains(creator)) {
+                    refuse(path, tag, "private attributes must be removed (X)" + (retain ? "; this creator has no safe attributes" : ""))
+                }
+                return
+            }
+            let creator = creators[tag.group << 8 | tag.element >> 8]
+            let safe = retain && creator.map {
+                profile.safePrivate.contains(.init(group: tag.group, element: UInt8(tag.element & 0xFF), creator: $0))
+            } == true
+            if safe {
+                if case .sequence(let items) = element.value {
+                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>", inContent: inContent) }
+                }
+                return
+            }
+            if DeidentificationVerifier.hasValue(element) {
+                refuse(path, tag, retain ? "not on the safe private attribute list (PS3.15 Table E.3.10-1)"
+                    : "private attributes must be removed (X; retain-safe-private is not declared and accepted)")
+            }
+        }
+
+        /// Burned-in text and recognizable features: what the header says of the pixels.
+        mutating func judgePixels(_ ds: DataSet) {
+            let burnedIn = ds.strings(DeidentificationVerifier.burnedInAnnotation)?.first?.uppercased()
+            let tag = DeidentificationVerifier.burnedInAnnotation
+            if burnedIn == "YES" && !active.contains(.cleanPixelData) {
+                refuse(tag.description, tag, "YES, and clean-pixel-data is not declared and accepted")
+            }
+            let modality = ds.string("Modality")?.uppercased() ?? ""
+            let secondaryCapture = ds.string("SOPClassUID")?.hasPrefix(DeidentificationVerifier.secondaryCaptureClass) == true
+            if (burnedIn ?? "").isEmpty, ds["Rows"] != nil, !verifier.policy.allowUnstatedBurnedInAnnotation,
+               DeidentificationVerifier.burnedInModalities.contains(modality) || secondaryCapture {
+                refuse(tag.description, tag, "absent on a \(secondaryCapture ? "secondary capture" : modality) image, where text is "
+                    + "often burned in; state NO after checking the pixels, or waive it (dataset set --allow-unstated-burned-in)")
+            }
+            let features = DeidentificationVerifier.recognizableVisualFeatures
+            if ds.strings(features)?.first?.uppercased() == "YES" && !active.contains(.cleanRecognizableVisualFeatures) {
+                refuse(features.description, features, "YES, and clean-recognizable-visual-features is not declared and accepted")
+            }
+        }
+
+        func isPseudonym(_ element: DataElement, in ds: DataSet) -> Bool {
+            let vr = verifier.effectiveVR(element)
+            guard let values = verifier.strings(element, vr: vr, in: ds) else { return false }
+            if element.tag == DeidentificationVerifier.patientID {
+                return values.allSatisfy { $0.isEmpty || verifier.isSubjectPseudonym($0) }
+            }
+            return values.allSatisfy { value in
+                DeidentificationVerifier.namesNobody(value, personName: vr == .PN, subject: subjectIsPseudonym ? subject : nil)
+                    || verifier.matchesPattern(value)
+            }
         }
     }
 
-    private static func carriesValue(_ element: DataElement, keyword: String, in ds: DataSet, subject: String) -> Bool {
-        guard case .bytes(let bytes) = element.value else { return true }
-        guard let values = ValueDecoder(dataSet: ds).strings(element) else { return !bytes.isEmpty }
-        let named = values.filter { $0.contains { $0 != " " } }
-        guard element.vr == .PN || keyword == "PatientName" else { return !named.isEmpty }
-        // A name that only repeats the pseudonym, or says it was removed, names nobody; each value
-        // of a multi-valued name is judged alone.
-        return named.contains { !namesNobody($0, subject: subject) }
+    /// A Patient ID is the subject's pseudonym: it matches the dataset's pattern, or (without one)
+    /// is not shaped like a person's name (no component separator, no words). Without a pattern
+    /// a hospital's own number cannot be told from a pseudonym: `--pseudonym` pins the format.
+    func isSubjectPseudonym(_ value: String) -> Bool {
+        guard !value.isEmpty else { return false }
+        if pseudonym != nil { return matchesPattern(value) }
+        return !value.contains { $0 == "^" || $0 == "=" || $0 == " " || $0 == "\t" }
     }
 
-    /// A pseudonym repeated (one without the `^` and spaces of a person's name), `^`, or a marker
-    /// such as ANON, ANON^…, ANONYMIZED, ANONYMOUS, REMOVED (not a surname that starts like one).
-    static func namesNobody(_ value: String, subject: String) -> Bool {
-        let upper = value.uppercased()
-        if value == subject { return !value.contains("^") && !value.contains(" ") && !value.contains("=") }
-        if upper == "^" || upper == "ANON" || upper == "REMOVED" || upper == "ANONYMOUS" || upper.hasPrefix("ANONYMI") { return true }
-        return ["ANON^", "ANON-", "ANON_", "REMOVED^"].contains { upper.hasPrefix($0) }
+    func matchesPattern(_ value: String) -> Bool {
+        guard let pseudonym else { return false }
+        return (try? pseudonym.wholeMatch(in: value)) != nil
+    }
+
+    /// A value that names nobody: every component of every component group (a person name), or
+    /// the whole value (any other VR), is empty, a marker, or the subject's own pseudonym.
+    static func namesNobody(_ value: String, personName: Bool, subject: String?) -> Bool {
+        let groups = personName ? value.split(separator: "=", omittingEmptySubsequences: false) : [Substring(value)]
+        return groups.allSatisfy { group in
+            let components = personName ? group.split(separator: "^", omittingEmptySubsequences: false) : [group]
+            return components.allSatisfy { component in
+                let word = component.trimmingWhitespace()
+                return word.isEmpty || markers.contains(word.uppercased()) || word == subject
+            }
+        }
+    }
+
+    /// The VR the value is written in, or for an element written as UN, the dictionary's.
+    func effectiveVR(_ element: DataElement) -> VR {
+        guard element.vr == .UN, let code = DataDictionary.standard.entry(for: element.tag)?.vrCode, let vr = VR(rawValue: code)
+        else { return element.vr }
+        return vr
+    }
+
+    func strings(_ element: DataElement, vr: VR, in ds: DataSet) -> [String]? {
+        guard vr.isString, case .bytes = element.value else { return nil }
+        var typed = element
+        typed.vr = vr
+        return ValueDecoder(dataSet: ds).strings(typed)
+    }
+
+    func holdsUIDs(_ element: DataElement, in ds: DataSet) -> Bool {
+        guard let values = strings(element, vr: .UI, in: ds) else { return false }
+        return values.allSatisfy { value in
+            value.utf8.count <= 64 && value.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+                // Digits and dots (a leading zero, invalid in PS3.5 9.1 but common, names nobody).
+                !part.isEmpty && part.utf8.allSatisfy { (0x30...0x39).contains($0) }
+            }
+        }
+    }
+
+    static func hasValue(_ element: DataElement) -> Bool {
+        switch element.value {
+        case .bytes(let bytes): return bytes.contains { $0 != 0x20 && $0 != 0 }
+        case .bulk(_, let length): return length > 0
+        case .encapsulated: return true
+        case .sequence(let items): return !items.isEmpty
+        }
+    }
+
+    /// A whole file stored in a binary value: a PDF, or a DICOM file with or without its preamble.
+    static func embeddedFile(_ element: DataElement) -> String? {
+        guard [.OB, .OW, .UN, .UT, .LT].contains(element.vr), element.tag != .pixelData, case .bytes(let bytes) = element.value
+        else { return nil }
+        let pdf = Array("%PDF-".utf8), dicm = Array("DICM".utf8)
+        if bytes.starts(with: pdf) { return "PDF" }
+        if bytes.starts(with: dicm) || (bytes.count >= 132 && Array(bytes[128..<132]) == dicm) { return "DICOM file" }
+        return nil
     }
 }

@@ -5,8 +5,8 @@ import Glibc
 public enum GateVerdict: Sendable, Equatable {
     /// Parsed to its end, a complete instance, no direct identifier.
     case clean
-    /// Parsed, and carries direct identifiers (named).
-    case identifiable([String])
+    /// Parsed, and the verifier refuses these attributes (each named by its path).
+    case identifiable([DeidentificationFinding])
     /// Looks like DICOM, or is an archive, but cannot be fully checked: refused whatever the dataset allows.
     case uncheckable(String)
     /// Nothing about it looks like DICOM.
@@ -16,8 +16,8 @@ public enum GateVerdict: Sendable, Equatable {
     public func refusal(allowNonDicom: Bool) -> String? {
         switch self {
         case .clean: return nil
-        case .identifiable(let names):
-            return "carries direct identifiers (\(names.joined(separator: ", "))) and does not declare PatientIdentityRemoved=YES"
+        case .identifiable(let findings):
+            return "is not de-identified (PS3.15 Basic Profile): " + findings.map(\.description).joined(separator: "; ")
         case .uncheckable(let why): return "cannot be checked for identifiers: \(why)"
         case .notDicom(let why):
             return allowNonDicom ? nil
@@ -35,30 +35,34 @@ public struct GateInspection: Sendable {
 /// The de-identification gate fails closed: a file is clean only when the parser read it to its
 /// end, its elements are in ascending tag order at every level (so no element can hide behind a
 /// duplicate, and a wrong transfer syntax does not read as a clean file), it is a complete
-/// composite instance (study, series and SOP instance UIDs; an image's whole pixel data), and it
-/// carries no direct identifier. Anything that fails to parse is `uncheckable` when any of the
-/// shapes the parser accepts, or an archive, can be seen in it; otherwise `notDicom`.
+/// composite instance (study, series and SOP instance UIDs; an image's whole pixel data), and the
+/// verifier finds every attribute as PS3.15 Table E.1-1 asks under the dataset's policy. Anything
+/// that fails to parse is `uncheckable` when any of the shapes the parser accepts, or an archive,
+/// can be seen in it; otherwise `notDicom`.
 public enum DeidentificationGate {
-    public static func inspect(path: String, parser: DicomParser = DicomParser()) -> GateInspection {
+    public static func inspect(path: String, policy: DeidentificationPolicy = .strict,
+                               parser: DicomParser = DicomParser()) -> GateInspection {
         do {
-            return judge(try parser.parse(path: path))
+            return judge(try parser.parse(path: path), policy: policy)
         } catch {
-            return GateInspection(file: nil, verdict: unreadable(prefix: readPrefix(path), error: error))
+            return GateInspection(file: nil, verdict: unreadable(prefix: readPrefix(path), size: fileSize(path), error: error))
         }
     }
 
-    public static func inspect(bytes: [UInt8], parser: DicomParser = DicomParser()) -> GateInspection {
+    public static func inspect(bytes: [UInt8], policy: DeidentificationPolicy = .strict,
+                               parser: DicomParser = DicomParser()) -> GateInspection {
         do {
-            return judge(try parser.parse(bytes: bytes))
+            return judge(try parser.parse(bytes: bytes), policy: policy)
         } catch {
-            return GateInspection(file: nil, verdict: unreadable(prefix: Array(bytes.prefix(prefixLength)), error: error))
+            return GateInspection(file: nil, verdict: unreadable(prefix: Array(bytes.prefix(prefixLength)), size: bytes.count,
+                                                                 error: error))
         }
     }
 
     /// How much of a file that failed to parse is searched for signs of DICOM.
     static let prefixLength = 64 * 1024
 
-    static func judge(_ file: DicomFile) -> GateInspection {
+    public static func judge(_ file: DicomFile, policy: DeidentificationPolicy) -> GateInspection {
         guard file.deflateComplete else {
             return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end, or bytes follow it"))
         }
@@ -66,18 +70,19 @@ public enum DeidentificationGate {
             return GateInspection(file: file, verdict: .uncheckable("\(file.bytesSkipped) bytes inside items were never read "
                 + "(an item delimiter before the item's declared end)"))
         }
+        if let problem = orderProblem(file.dataSet, depth: 0) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
+        // What the verifier refuses is named first; undecoded values are searched in what it keeps.
+        let findings = DeidentificationVerifier(policy: policy).findings(file)
+        if !findings.isEmpty { return GateInspection(file: file, verdict: .identifiable(findings)) }
         if let problem = opaqueProblem(file.dataSet) ?? file.meta.flatMap(opaqueProblem) {
             return GateInspection(file: file, verdict: .uncheckable(problem))
         }
-        if let problem = orderProblem(file.dataSet, depth: 0) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
-        let identifiers = Deidentification.violations(file)
-        if !identifiers.isEmpty { return GateInspection(file: file, verdict: .identifiable(identifiers)) }
         if let missing = incompleteness(file) { return GateInspection(file: file, verdict: .uncheckable(missing)) }
         return GateInspection(file: file, verdict: .clean)
     }
 
-    static func unreadable(prefix: [UInt8], error: Error) -> GateVerdict {
-        if let shape = leadingShape(prefix) { return .uncheckable("\(shape), but \(error)") }
+    static func unreadable(prefix: [UInt8], size: Int, error: Error) -> GateVerdict {
+        if let shape = leadingShape(prefix, size: size) { return .uncheckable("\(shape), but \(error)") }
         if let archive = archiveKind(prefix) { return .uncheckable("a \(archive) archive; unpack it and ingest its files") }
         if let shape = embeddedShape(prefix) { return .uncheckable("\(shape), but \(error)") }
         return .notDicom("\(error)")
@@ -130,8 +135,19 @@ public enum DeidentificationGate {
         return nil
     }
 
+    /// Direct identifiers searched for in values the parser keeps undecoded.
+    static let opaqueIdentifierTags: [DicomTag] = [
+        "PatientName", "PatientBirthDate", "PatientBirthTime", "PatientAddress", "PatientTelephoneNumbers",
+        "PatientTelecomInformation", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
+        "PatientBirthName", "PatientMotherBirthName", "MedicalRecordLocator", "MilitaryRank",
+        "BranchOfService", "InsurancePlanIdentification", "ResponsiblePerson", "RegionOfResidence",
+        "PersonAddress", "PersonTelephoneNumbers", "PersonTelecomInformation", "ReferringPhysicianAddress",
+        "ReferringPhysicianTelephoneNumbers", "PatientReligiousPreference", "PersonName", "IssuerOfPatientID",
+        "CountryOfResidence", "PatientInsurancePlanCodeSequence", "AccessionNumber",
+    ].compactMap { DataDictionary.standard.tag(forKeyword: $0) }
+
     /// Identifier tags as little- and big-endian bytes, once.
-    static let identifierPatterns: [(DicomTag, [UInt8], [UInt8])] = Deidentification.identifierTags.keys.map { tag in
+    static let identifierPatterns: [(DicomTag, [UInt8], [UInt8])] = opaqueIdentifierTags.map { tag in
         (tag, [UInt8(tag.group & 0xFF), UInt8(tag.group >> 8), UInt8(tag.element & 0xFF), UInt8(tag.element >> 8)],
          [UInt8(tag.group >> 8), UInt8(tag.group & 0xFF), UInt8(tag.element >> 8), UInt8(tag.element & 0xFF)])
     }
@@ -173,7 +189,9 @@ public enum DeidentificationGate {
         case .sequence: return "pixel data \(pixels.tag) is a sequence"
         }
         guard pixels.tag == .pixelData else { return nil }
-        let samples = max(1, ds.integer("SamplesPerPixel") ?? 1)
+        // YBR_FULL_422 and YBR_PARTIAL_422 store two chroma samples per pair of pixels (PS3.3 C.7.6.3.1.2).
+        let subsampled = ["YBR_FULL_422", "YBR_PARTIAL_422"].contains(ds.string("PhotometricInterpretation") ?? "")
+        let samples = subsampled ? 2 : max(1, ds.integer("SamplesPerPixel") ?? 1)
         let bits = ds.integer("BitsAllocated") ?? 16
         let frames = max(1, ds.integer("NumberOfFrames") ?? 1)
         // Every product checked: the factors come from the file (NumberOfFrames near Int64.max).
@@ -194,20 +212,21 @@ public enum DeidentificationGate {
         return nil
     }
 
-    /// The shapes the parser accepts at the start of a file.
-    static func leadingShape(_ prefix: [UInt8]) -> String? {
+    /// The shapes the parser accepts at the start of a file of `size` bytes.
+    static func leadingShape(_ prefix: [UInt8], size: Int) -> String? {
         let dicm = Array("DICM".utf8)
         if prefix.count >= 132, Array(prefix[128..<132]) == dicm { return "DICM at offset 128" }
         if prefix.count >= 4, Array(prefix[0..<4]) == dicm { return "DICM at offset 0" }
         if prefix.count >= 8 {
             // The parser's guess for a bare data set: a first group of 0002-0020, read little or big
             // endian. Random bytes fit that one time in two thousand, so the first element must also
-            // look like one: an explicit VR, or an implicit length that is short or undefined.
+            // look like one: an explicit VR, or an implicit length that is undefined or fits in the
+            // file (a first element longer than the prefix read is still an element).
             let little = UInt16(prefix[0]) | UInt16(prefix[1]) << 8
             let big = UInt16(prefix[0]) << 8 | UInt16(prefix[1])
             let explicit = VR(bytes: prefix[4], prefix[5]) != nil
             let implicitLength = UInt32(prefix[4]) | UInt32(prefix[5]) << 8 | UInt32(prefix[6]) << 16 | UInt32(prefix[7]) << 24
-            let plausibleImplicit = implicitLength <= 1 << 16 || implicitLength == 0xFFFF_FFFF
+            let plausibleImplicit = Int(implicitLength) <= max(size - 8, 0) || implicitLength == 0xFFFF_FFFF
             if ((0x0002...0x0020).contains(little) && (explicit || plausibleImplicit))
                 || ((0x0002...0x0020).contains(big) && explicit) {
                 return "starts like a DICOM data set without a preamble"
@@ -259,6 +278,12 @@ public enum DeidentificationGate {
             if Array(haystack[i..<(i + needle.count)]) == needle { return i }
         }
         return nil
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Int(info.st_size)
     }
 
     static func readPrefix(_ path: String) -> [UInt8] {

@@ -34,8 +34,13 @@ enum Inflate {
                 stream.pointee.next_out = nil
                 output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.pointee.avail_out))])
                 guard output.count <= limit else { throw DicomError.deflate("inflates past \(limit) bytes") }
-                // Input left after the stream's end is not part of the data set: not complete either.
-                if status == Z_STREAM_END { return (output, stream.pointee.avail_in == 0) }
+                // Input left after the stream's end is not part of the data set: not complete either,
+                // but for the one NUL that pads an odd-length deflated stream to even length (PS3.5 A.5).
+                if status == Z_STREAM_END {
+                    let left = Int(stream.pointee.avail_in)
+                    let padded = left == 1 && inBuffer.count % 2 == 0 && inBuffer.last == 0
+                    return (output, left == 0 || padded)
+                }
                 if status == Z_BUF_ERROR && stream.pointee.avail_in == 0 { return (output, false) }
                 guard status == Z_OK else { throw DicomError.deflate("zlib error \(status)") }
             }

@@ -15,8 +15,8 @@ struct DicomInspection {
     var pixels: PixelRegion?
     var verdict: GateVerdict
 
-    init(path: String) {
-        let inspection = DeidentificationGate.inspect(path: path)
+    init(path: String, policy: DeidentificationPolicy) {
+        let inspection = DeidentificationGate.inspect(path: path, policy: policy)
         verdict = inspection.verdict
         if let file = inspection.file {
             let layout = PixelDataLayout(file: file)
@@ -39,7 +39,7 @@ struct DicomInspection {
     static func stage(_ path: String, into store: BlobStore, dataset: String, gate: DatasetGate,
                       name: String?, options: WriteOptions,
                       admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> Result<StagedBlob, Refusal> {
-        let inspection = DicomInspection(path: path)
+        let inspection = DicomInspection(path: path, policy: gate.deidentification)
         try admit(inspection.record)
         if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,

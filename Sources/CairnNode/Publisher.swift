@@ -55,6 +55,14 @@ public struct Publisher: Sendable {
         }
         while let gone = try published.next(before: nil) { removed.append(gone) }
         var metadata: [String: JSONValue] = ["deid_policy": .string(info.deidPolicy.rawValue)]
+        // What the gate verifies, so a reader of the catalogue knows which Basic Profile options
+        // the data was admitted under (the pseudonym pattern stays on the node).
+        if info.deidPolicy == .reject {
+            let policy = info.deidentification
+            metadata["deid_options"] = .array(policy.acceptedOptions.sorted().map { .string($0.rawValue) })
+            if policy.allowEmbeddedDocuments { metadata["deid_allows_embedded_documents"] = .bool(true) }
+            if policy.allowUnstatedBurnedInAnnotation { metadata["deid_allows_unstated_burned_in"] = .bool(true) }
+        }
         if let title = info.title { metadata["title"] = .string(title) }
         if let description = info.description { metadata["description"] = .string(description) }
         if let cancerType = info.cancerType { metadata["cancer_type"] = .string(cancerType) }

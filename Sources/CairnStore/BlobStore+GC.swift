@@ -33,6 +33,7 @@ extension BlobStore {
         let candidates: [BlobRecord] = try index.read { db in
             try IndexRow.fetchAll(db, sql: """
                 SELECT * FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM dataset_blobs d WHERE d.digest = b.digest)
+                    AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.digest = b.digest)
                 """).map(BlobRecord.init)
         }
         var failures: [String] = []
@@ -40,8 +41,10 @@ extension BlobStore {
             let removed: [BlobRecord] = try index.write { db in
                 var removed: [BlobRecord] = []
                 for blob in batch {
-                    let stillUnreferenced = try Bool.fetchOne(db, sql: "SELECT 1 FROM dataset_blobs WHERE digest = ?",
-                                                              arguments: [blob.digest.hex]) == nil
+                    // A quarantined blob waits for review: it is held, not garbage.
+                    let stillUnreferenced = try Bool.fetchOne(db, sql: """
+                        SELECT 1 FROM dataset_blobs WHERE digest = ? UNION ALL SELECT 1 FROM quarantine WHERE digest = ?
+                        """, arguments: [blob.digest.hex, blob.digest.hex]) == nil
                     guard stillUnreferenced else { continue }
                     removed.append(blob)
                     if !dryRun { try db.execute(sql: "DELETE FROM blobs WHERE digest = ?", arguments: [blob.digest.hex]) }

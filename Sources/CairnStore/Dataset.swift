@@ -1,11 +1,13 @@
 import CairnBlobs
+import CairnDICOM
 import Foundation
 import CairnIndex
 
 /// A dataset's descriptive metadata and ingest policy.
 public struct DatasetInfo: Sendable, Equatable {
     public enum DeidPolicy: String, Sendable, CaseIterable {
-        /// Files carrying direct identifiers without PatientIdentityRemoved=YES are refused.
+        /// Files are verified against the PS3.15 Basic Profile under the dataset's
+        /// de-identification policy; what fails is refused.
         case reject
         /// Everything is stored; the dataset is recorded as not gated.
         case accept
@@ -18,6 +20,8 @@ public struct DatasetInfo: Sendable, Equatable {
     public var deidPolicy: DeidPolicy
     /// Whether a gated dataset also stores files that are not DICOM at all (off unless asked for).
     public var allowNonDicom: Bool
+    /// What the gate accepts of the Basic Profile's options, and the pseudonym pattern.
+    public var deidentification: DeidentificationPolicy
     /// Whether federated searches (EUCAIM, through Focus) may count this dataset (off unless asked for).
     public var searchable: Bool
     /// The dataset's diagnosis as a catalogue code (`SNOMEDCT…`), when set.
@@ -29,7 +33,9 @@ public struct DatasetInfo: Sendable, Equatable {
     public var createdAt: Date
 
     /// What ingest into this dataset must check.
-    public var gate: DatasetGate { DatasetGate(deidPolicy: deidPolicy, allowNonDicom: allowNonDicom) }
+    public var gate: DatasetGate {
+        DatasetGate(deidPolicy: deidPolicy, allowNonDicom: allowNonDicom, deidentification: deidentification)
+    }
 
     init(row: IndexRow) throws {
         id = try row["id"]
@@ -38,6 +44,14 @@ public struct DatasetInfo: Sendable, Equatable {
         cancerType = try row["cancer_type"]
         deidPolicy = DeidPolicy(rawValue: try row["deid_policy"]) ?? .reject
         allowNonDicom = try row["allow_non_dicom"] ?? false
+        // An option name this version does not know (written by a newer Cairn) is not accepted.
+        let options = Set((try row["deid_options"] as String? ?? "").split(separator: ",").compactMap {
+            DeidentificationOption(rawValue: String($0))
+        })
+        deidentification = DeidentificationPolicy(
+            acceptedOptions: options, pseudonymPattern: try row["pseudonym_pattern"],
+            allowEmbeddedDocuments: try row["allow_embedded_documents"] ?? false,
+            allowUnstatedBurnedInAnnotation: try row["allow_unstated_burned_in"] ?? false)
         searchable = try row["searchable"] ?? false
         diagnosis = try row["diagnosis"]
         storageProfile = row.hasColumn("storage_profile") ? (try row["storage_profile"] as String?).flatMap(StorageProfile.init) : nil
@@ -45,18 +59,57 @@ public struct DatasetInfo: Sendable, Equatable {
     }
 }
 
-/// A dataset's ingest gate: its de-identification policy and whether files that are not DICOM may
-/// enter it. `closed` is what applies when the dataset cannot be read.
+/// A dataset's ingest gate: whether it is gated, what its verifier accepts, and whether files that
+/// are not DICOM may enter it. `closed` is what applies when the dataset cannot be read.
 public struct DatasetGate: Sendable, Equatable {
     public var deidPolicy: DatasetInfo.DeidPolicy
     public var allowNonDicom: Bool
+    public var deidentification: DeidentificationPolicy
 
-    public init(deidPolicy: DatasetInfo.DeidPolicy, allowNonDicom: Bool) {
+    public init(deidPolicy: DatasetInfo.DeidPolicy, allowNonDicom: Bool, deidentification: DeidentificationPolicy = .strict) {
         self.deidPolicy = deidPolicy
         self.allowNonDicom = allowNonDicom
+        self.deidentification = deidentification
     }
 
     public static let closed = DatasetGate(deidPolicy: .reject, allowNonDicom: false)
+}
+
+extension BlobStore {
+    /// Sets what a dataset's gate accepts; nil leaves a setting as it is. Returns the dataset as it
+    /// is now. Files already stored are not re-judged here: `cairn gate rescan` does that.
+    @discardableResult
+    public func setDeidentification(dataset id: String, options: Set<DeidentificationOption>?, pseudonymPattern: String??,
+                                    allowEmbeddedDocuments: Bool?, allowUnstatedBurnedIn: Bool?) throws -> DatasetInfo {
+        if let pattern = pseudonymPattern ?? nil {
+            do {
+                _ = try DeidentificationPolicy(pseudonymPattern: pattern).validated()
+            } catch {
+                throw StoreError.invalidArgument("\(error)")
+            }
+        }
+        return try index.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM datasets WHERE id = ?", arguments: [id]) ?? false else {
+                throw StoreError.invalidArgument("dataset '\(id)' does not exist")
+            }
+            if let options {
+                try db.execute(sql: "UPDATE datasets SET deid_options = ? WHERE id = ?",
+                               arguments: [options.sorted().map(\.rawValue).joined(separator: ","), id])
+            }
+            if let pseudonymPattern {
+                try db.execute(sql: "UPDATE datasets SET pseudonym_pattern = ? WHERE id = ?", arguments: [pseudonymPattern, id])
+            }
+            if let allowEmbeddedDocuments {
+                try db.execute(sql: "UPDATE datasets SET allow_embedded_documents = ? WHERE id = ?", arguments: [allowEmbeddedDocuments, id])
+            }
+            if let allowUnstatedBurnedIn {
+                try db.execute(sql: "UPDATE datasets SET allow_unstated_burned_in = ? WHERE id = ?", arguments: [allowUnstatedBurnedIn, id])
+            }
+            guard let info = try IndexRow.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
+            else { throw StoreError.invalidArgument("dataset '\(id)' does not exist") }
+            return info
+        }
+    }
 }
 
 extension BlobStore {
@@ -87,6 +140,8 @@ public struct DatasetSummary: Sendable {
     public var byManufacturer: [String: Int] = [:]
     public var bySex: [String: Int] = [:]
     public var erasures = 0
+    /// Instances the gate took out of the dataset for review (`cairn gate rescan --quarantine`).
+    public var quarantined = 0
 }
 
 extension InstanceRecord {
@@ -183,6 +238,7 @@ extension BlobStore {
             summary.byManufacturer = try breakdown("manufacturer")
             summary.bySex = try breakdown("sex")
             summary.erasures = try Int.fetchOne(db, sql: "SELECT count(*) FROM erasures WHERE dataset_id = ?", arguments: [id]) ?? 0
+            summary.quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine WHERE dataset_id = ?", arguments: [id]) ?? 0
             return summary
         }
     }
@@ -198,6 +254,8 @@ extension BlobStore {
                 """, arguments: [dataset, dataset, subject])
             try db.execute(sql: "DELETE FROM instances WHERE dataset_id = ? AND subject = ?", arguments: [dataset, subject])
             let removed = db.changesCount
+            // What the gate quarantined of the subject goes too (its blobs are then left for gc).
+            try db.execute(sql: "DELETE FROM quarantine WHERE dataset_id = ? AND subject = ?", arguments: [dataset, subject])
             try db.execute(sql: "INSERT INTO erasures(dataset_id, subject, instances, erased_at) VALUES (?, ?, ?, ?)",
                            arguments: [dataset, subject, removed, Date().timeIntervalSince1970])
             return removed

@@ -198,6 +198,22 @@ extension StoreIndex {
             ALTER TABLE blobs ADD COLUMN profile TEXT;
             ALTER TABLE datasets ADD COLUMN storage_profile TEXT;
             """),
+        ("v11-deidentification-policy", """
+            ALTER TABLE datasets ADD COLUMN deid_options TEXT NOT NULL DEFAULT '';
+            ALTER TABLE datasets ADD COLUMN pseudonym_pattern TEXT;
+            ALTER TABLE datasets ADD COLUMN allow_embedded_documents BIGINT NOT NULL DEFAULT 0;
+            ALTER TABLE datasets ADD COLUMN allow_unstated_burned_in BIGINT NOT NULL DEFAULT 0;
+            CREATE TABLE quarantine (
+                dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                digest TEXT NOT NULL,
+                name TEXT,
+                subject TEXT,
+                reason TEXT NOT NULL,
+                quarantined_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (dataset_id, digest)
+            );
+            CREATE INDEX quarantine_digest ON quarantine(digest);
+            """),
     ]
 
     /// Brings a PostgreSQL index up to date: each migration not yet recorded runs in its own

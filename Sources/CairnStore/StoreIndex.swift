@@ -302,6 +302,27 @@ struct StoreIndex: Sendable {
                 ALTER TABLE datasets ADD COLUMN storage_profile TEXT;
                 """)
         }
+        migrator.registerMigration("v11-deidentification-policy") { db in
+            // What a gated dataset accepts of the Basic Profile (CID 7050 options by name, a
+            // pseudonym pattern, two waivers), and the instances `gate rescan --quarantine` took out
+            // of a dataset: held (gc keeps their blobs) but not served, published, mounted or counted.
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN deid_options TEXT NOT NULL DEFAULT '';
+                ALTER TABLE datasets ADD COLUMN pseudonym_pattern TEXT;
+                ALTER TABLE datasets ADD COLUMN allow_embedded_documents INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE datasets ADD COLUMN allow_unstated_burned_in INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE quarantine (
+                    dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                    digest TEXT NOT NULL,
+                    name TEXT,
+                    subject TEXT,
+                    reason TEXT NOT NULL,
+                    quarantined_at REAL NOT NULL,
+                    PRIMARY KEY (dataset_id, digest)
+                ) WITHOUT ROWID;
+                CREATE INDEX quarantine_digest ON quarantine(digest);
+                """)
+        }
         return migrator
     }
 

@@ -13,7 +13,7 @@ struct Cairn: ParsableCommand {
         abstract: "Cairn: a content-addressed, compressed imaging store for federated AI.",
         subcommands: [
             InitCommand.self, IngestCommand.self, CatCommand.self, PathCommand.self, ListCommand.self,
-            StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, DicomCommand.self,
+            StatsCommand.self, VerifyCommand.self, GCCommand.self, DatasetCommand.self, GateCommand.self, DicomCommand.self,
             KeyCommand.self, TokenCommand.self, AuditCommand.self, NodeCommand.self, HubCommand.self, MountCommand.self,
             ReindexCommand.self,
             RecompressCommand.self,

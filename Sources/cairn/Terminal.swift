@@ -9,6 +9,20 @@ enum Terminal {
 
     static func flushStdout() { fflush(nil) }
 
+    /// Text that came from a file or a client, safe to print: control characters (a newline, a
+    /// tab, an ANSI escape) are shown as `\u{…}` so they cannot forge lines or colours.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control || scalar.value == 0x7F {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     static var stderrIsTerminal: Bool { isatty(2) == 1 }
 
     /// Prints one JSON value on one line (sorted keys, so output is stable).

@@ -27,7 +27,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
     text(0x0008, 0x0060, "CS", "OT")
     text(0x0010, 0x0010, "PN", patientName)
     text(0x0010, 0x0020, "LO", "SUBJ-1")
-    text(0x0010, 0x0030, "DA", "19700101")
+    if !identityRemoved { text(0x0010, 0x0030, "DA", "19700101") }
     if identityRemoved { text(0x0012, 0x0062, "CS", "YES") }
     text(0x0020, 0x000D, "UI", "1.2.3.4")
     text(0x0020, 0x000E, "UI", "1.2.3.4.1")
@@ -40,6 +40,8 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
     us(0x0028, 0x0101, 12)
     us(0x0028, 0x0102, 11)
     us(0x0028, 0x0103, 0)
+    // A secondary capture must say whether text is burned in.
+    if identityRemoved { text(0x0028, 0x0301, "CS", "NO") }
     var pixels = [UInt8](repeating: 0, count: rows * columns * 2 * frames)
     for i in stride(from: 0, to: pixels.count, by: 2) {
         let v = UInt16((i / 2) % 4000 + (i / (rows * columns * 2)) * 7)

@@ -3,7 +3,10 @@
 
 Series of 16-bit CT slices (body, lungs, bone, quantum noise), 16-bit MR slices, a few large
 digital radiographs, and JPEG Baseline (lossy, encapsulated) secondary captures. Every file
-declares PatientIdentityRemoved = YES and carries only pseudonyms, so no PHI is generated.
+declares PatientIdentityRemoved = YES, the PS3.15 Basic Profile with the Retain Longitudinal
+Temporal Information (modified dates) and Retain Patient Characteristics options, and carries only
+pseudonyms, so no PHI is generated. A gated dataset takes it with
+`--deid-options retain-longitudinal-modified-dates,retain-patient-characteristics`.
 
     python3 Tools/gen/make_corpus.py OUT_DIR [--ct 600] [--mr 100] [--dx 6] [--jpeg 60] [--seed 1]
 """
@@ -49,6 +52,14 @@ def base_dataset(rng, sop_class, modality, subject, study_uid, series_uid, numbe
     ds.PatientAge = f"{30 + int(subject[-4:], 16) % 60:03d}Y"
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "Cairn synthetic corpus"
+    methods = []
+    for code, meaning in [("113100", "Basic Application Confidentiality Profile"),
+                          ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+                          ("113108", "Retain Patient Characteristics Option")]:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code, "DCM", meaning
+        methods.append(item)
+    ds.DeidentificationMethodCodeSequence = methods
     ds.StudyDate = "20240101"
     ds.Manufacturer = MANUFACTURERS[int(subject[-4:], 16) % len(MANUFACTURERS)]
     ds.BodyPartExamined = BODY_PARTS[int(subject[-4:], 16) % len(BODY_PARTS)]
@@ -182,6 +193,7 @@ def main():
         ds.HighBit = 7
         ds.PixelRepresentation = 0
         ds.PixelData = encapsulate([jpeg])
+        ds.BurnedInAnnotation = "NO"  # a secondary capture states it; the gate refuses one that does not
         ds["PixelData"].VR = "OB"
         total += write(ds, args.out, f"sc_jpeg_{n:04d}.dcm")
         count += 1

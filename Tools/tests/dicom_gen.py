@@ -5,6 +5,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from basic_profile import GENERATED_OPTIONS, declare
+
 
 def write_ct_study(folder: Path, subject: str, series_count=2, slices=12, size=64, seed=1):
     """A de-identified CT study with `series_count` axial series, geometry complete enough for
@@ -24,7 +26,8 @@ def write_ct_study(folder: Path, subject: str, series_count=2, slices=12, size=6
             ds.file_meta = meta
             ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
             ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-            ds.Modality, ds.PatientID, ds.PatientIdentityRemoved = "CT", subject, "YES"
+            ds.Modality, ds.PatientID = "CT", subject
+            declare(ds, GENERATED_OPTIONS)
             ds.StudyDate, ds.SeriesNumber, ds.InstanceNumber = "20240102", s + 1, z + 1
             ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
             ds.ImagePositionPatient = [-100.0, -100.0, z * 2.5 + s * 100]

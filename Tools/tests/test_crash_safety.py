@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Store, cairn_binary, image_like, seeded_rng
+from conftest import GATED, Store, cairn_binary, image_like, seeded_rng
 
 ROUNDS = int(os.environ.get("CAIRN_KILL_ROUNDS", "30"))
 
@@ -61,7 +61,7 @@ def test_kill_9_during_parallel_ingest(corpus, tmp_path):
     rng = seeded_rng("kill moments")
     store = Store(tmp_path / "data")
     store.run("init")
-    store.run("dataset", "create", "default", "--allow-non-dicom")  # the corpus is not DICOM
+    store.run("dataset", "create", *GATED, "default", "--allow-non-dicom")  # the corpus is not DICOM
     durable = {}
     kills = 0
     started = time.monotonic()
@@ -71,7 +71,7 @@ def test_kill_9_during_parallel_ingest(corpus, tmp_path):
         if round_number % 6 == 0:  # now and then start over, so rounds write new blobs, not dedup hits
             subprocess.run(["rm", "-rf", str(store.root)], check=True)
             store.run("init")
-            store.run("dataset", "create", "default", "--allow-non-dicom")
+            store.run("dataset", "create", *GATED, "default", "--allow-non-dicom")
             durable = {}
         proc = subprocess.Popen([cairn_binary(), "ingest", "--jobs", "2", "-v", "--codec",
                                  rng.choice(["auto", "zstd", "lz4"]), str(root), "--data", str(store.root)],

@@ -8,7 +8,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from conftest import REPO, sha256_digest
+from conftest import GATED, REPO, sha256_digest
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def expected_counts(files):
 
 
 def test_dataset_show_agrees_with_pydicom(store, corpus):
-    store.run("dataset", "create", "lung", "--title", "Lung CT", "--cancer-type", "lung")
+    store.run("dataset", "create", *GATED, "lung", "--title", "Lung CT", "--cancer-type", "lung")
     summary = store.json("ingest", "--dataset", "lung", str(corpus))
     files = sorted(corpus.glob("*.dcm"))
     assert summary["instances"] == len(files) and summary["refused"] == 0 and summary["failed"] == 0
@@ -70,8 +70,8 @@ def test_the_gate_refuses_identified_files_and_leaves_nothing(store, corpus, tmp
 
 
 def test_erasing_a_subject_removes_its_instances_and_gc_its_blobs(store, corpus):
-    store.run("dataset", "create", "lung")
-    store.run("dataset", "create", "copy")
+    store.run("dataset", "create", *GATED, "lung")
+    store.run("dataset", "create", *GATED, "copy")
     store.run("ingest", "--dataset", "lung", str(corpus))
     shared = sorted(corpus.glob("ct_*.dcm"))[0]
     store.run("ingest", "--dataset", "copy", str(shared))

@@ -14,7 +14,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.encaps import generate_frames
 
-from conftest import wait_until
+from conftest import GATED, wait_until
 from dicom_gen import write_ct_study
 from node import Node, proc_status_bytes
 
@@ -267,7 +267,7 @@ def test_frames_are_cut_from_the_stored_blob(web, dicom_files):
 
 def test_stow_stores_through_the_gate_and_reports_per_instance(web):
     node, store, tmp = web["node"], web["store"], web["tmp"]
-    store.run("dataset", "create", "gated")
+    store.run("dataset", "create", *GATED, "gated")
     ingest = node.token("ct,gated", scope="ingest")
     folder = tmp / "stow"
     folder.mkdir()

@@ -4,13 +4,14 @@ import hashlib
 
 import pydicom
 
+from conftest import GATED
 from dicom_gen import write_ct_study
 from node import Node
 from orthanc import Orthanc
 
 
 def test_orthanc_queries_cairn_and_retrieves_a_study_byte_identical(store, tmp_path):
-    store.run("dataset", "create", "ct")
+    store.run("dataset", "create", *GATED, "ct")
     folder = tmp_path / "study"
     folder.mkdir()
     series = write_ct_study(folder, "SUBJ-ORTHANC", series_count=2, slices=5, size=96, seed=21)

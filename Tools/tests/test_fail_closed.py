@@ -12,7 +12,7 @@ import requests
 from backports import zstd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import REPO, Store, cairn_binary, sha256_digest, wait_until
+from conftest import GATED, REPO, Store, cairn_binary, sha256_digest, wait_until
 from manifest_reference import b64url_encode, canonical, entries_root
 from node import Node, proc_status_bytes
 from test_federation import Hub, free_port, make_corpus
@@ -136,7 +136,7 @@ def test_readme_commands_in_order_replicate(tmp_path):
     make_corpus(corpus, seed=3, ct=4, mr=2)
     store = Store(tmp_path / "data")
     store.run("init", "--node-id", "hospital-a")
-    store.run("dataset", "create", "lung-ct", "--publish-attributes", "subject,study_uid,modality,body_part,sex")
+    store.run("dataset", "create", *GATED, "lung-ct", "--publish-attributes", "subject,study_uid,modality,body_part,sex")
     store.run("ingest", "--dataset", "lung-ct", str(corpus))
     published = store.json("dataset", "publish", "lung-ct")
     assert published["node"] == "hospital-a"
@@ -167,7 +167,7 @@ def test_a_node_published_under_its_host_name_is_renamed_deliberately(tmp_path):
     make_corpus(corpus, seed=4, ct=3, mr=1)
     store = Store(tmp_path / "data")
     store.run("init")
-    store.run("dataset", "create", "ds1")
+    store.run("dataset", "create", *GATED, "ds1")
     store.run("ingest", "--dataset", "ds1", str(corpus))
     first = store.json("dataset", "publish", "ds1")
     assert first["node"] not in ("", "hospital-a")
@@ -198,7 +198,7 @@ def test_a_push_refused_for_good_stops_and_shows(tmp_path):
     make_corpus(corpus, seed=5, ct=2, mr=1)
     store = Store(tmp_path / "data")
     store.run("init", "--node-id", "hospital-c")
-    store.run("dataset", "create", "ds")
+    store.run("dataset", "create", *GATED, "ds")
     store.run("ingest", "--dataset", "ds", str(corpus))
     published = store.json("dataset", "publish", "ds")
     hub = Hub(tmp_path / "hub", free_port())
@@ -233,7 +233,7 @@ def test_small_cells_are_withheld_in_the_catalogue_and_dcat(tmp_path):
     files = make_corpus(corpus, seed=6, ct=3, mr=1)
     store = Store(tmp_path / "data")
     store.run("init", "--node-id", "small")
-    store.run("dataset", "create", "tiny", "--cancer-type", "lung")
+    store.run("dataset", "create", *GATED, "tiny", "--cancer-type", "lung")
     store.run("ingest", "--dataset", "tiny", str(corpus))
     shown = store.json("dataset", "show", "tiny")
     assert 0 < shown["subjects"] < 50 and shown["studies"] < 50
@@ -278,7 +278,7 @@ def test_reads_stop_when_the_audit_log_cannot_keep_up(store, tmp_path):
     import sqlite3
     blob = tmp_path / "x.bin"
     blob.write_bytes(bytes(range(256)) * 64)
-    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
     store.run("ingest", "--dataset", "ct", str(blob))
     digest = sha256_digest(blob.read_bytes())
     node = Node(store, config={"audit_max_pending": 20, "audit_flush_milliseconds": 50})

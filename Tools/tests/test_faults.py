@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Store, cairn_binary, image_like, sha256_digest, tmpfs
+from conftest import GATED, Store, cairn_binary, image_like, sha256_digest, tmpfs
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def small_disk(tmp_path):
 def test_disk_full_leaves_no_partial_blob_and_keeps_earlier_data(small_disk, tmp_path):
     store = Store(small_disk / "data")
     store.run("init")
-    store.run("dataset", "create", "default", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "default", "--allow-non-dicom")
     early = tmp_path / "early.bin"
     early.write_bytes(image_like(2_000_000, 1))
     store.run("ingest", str(early))

@@ -13,7 +13,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import REPO, Store, cairn_binary, tmpfs, wait_until
+from conftest import GATED, REPO, Store, cairn_binary, tmpfs, wait_until
 from node import Node
 from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root
 
@@ -80,7 +80,7 @@ def federation(tmp_path):
             (tmp_path / f"node{i}").mkdir()
             store = Store(tmp_path / f"node{i}" / "data")
             store.run("init")
-            store.run("dataset", "create", f"ds{i}", "--cancer-type", cancer, "--title", f"Dataset {i}")
+            store.run("dataset", "create", *GATED, f"ds{i}", "--cancer-type", cancer, "--title", f"Dataset {i}")
             files[f"ds{i}"] = make_corpus(tmp_path / f"corpus{i}", seed=20 + i, ct=6 + 2 * i, mr=3)
             store.run("ingest", "--dataset", f"ds{i}", str(tmp_path / f"corpus{i}"))
             hub.cli("enroll", f"node{i}", store.run("key", "show").stdout.decode().strip())
@@ -234,7 +234,7 @@ def test_hub_and_node_restarts_mid_push(federation):
     m = nodes[2]
     m.proc.send_signal(signal.SIGKILL)
     m.proc.wait()
-    m.store.run("dataset", "create", "ds2", "--title", "Dataset 2 renamed")
+    m.store.run("dataset", "create", *GATED, "ds2", "--title", "Dataset 2 renamed")
     second = m.store.json("dataset", "publish", "ds2")
     restarted = Node(m.store, node_id="node2", extra=("--hub", hub.url))
     nodes[2] = restarted

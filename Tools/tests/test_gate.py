@@ -40,9 +40,10 @@ def refused_paths(proc):
 
 
 def clean_instance(path: Path, declare_removed: bool):
+    """The identifiable instance with every attribute the Basic Profile removes taken out."""
     ds = identifiable_dataset()
-    del ds.PatientName
-    del ds.PatientBirthDate
+    for keyword in ("PatientName", "PatientBirthDate", "StudyDate", "PatientSex"):
+        delattr(ds, keyword)
     if declare_removed:
         ds.PatientIdentityRemoved = "YES"
     path.write_bytes(encode(ds))
@@ -67,7 +68,7 @@ def test_every_damaged_identifiable_file_is_refused(store, damaged, allow_non_di
     assert stored == ({n for n in harmless} if allow_non_dicom else set())
 
 
-def test_refusals_say_why(store, damaged):
+def test_refusals_say_why(store, damaged, tmp_path):
     folder, _ = damaged
     proc = store.run("ingest", str(folder / "bare-implicit-cut.dcm"), str(folder / "wrapped.zip"),
                      str(folder / "cut-element-05.dcm"), str(folder / "duplicate-name.dcm"),
@@ -75,9 +76,18 @@ def test_refusals_say_why(store, damaged):
     err = proc.stderr.decode()
     assert "bare-implicit-cut.dcm: cannot be checked for identifiers: starts like a DICOM data set" in err
     assert "wrapped.zip: cannot be checked for identifiers: a zip archive" in err
-    assert "cut-element-05.dcm: cannot be checked for identifiers: an incomplete instance" in err
+    assert "cut-element-05.dcm: is not de-identified" in err
+    # A de-identified file cut at an element boundary before its series UID parses, and is incomplete.
+    ds = pydicom.dcmread(clean_instance(tmp_path / "whole.dcm", declare_removed=True))
+    del ds.SeriesInstanceUID
+    ds.save_as(tmp_path / "no-series.dcm", enforce_file_format=True)
+    proc = store.run("ingest", str(tmp_path / "no-series.dcm"), check=False)
+    assert "no-series.dcm: cannot be checked for identifiers: an incomplete instance: no SeriesInstanceUID" \
+        in proc.stderr.decode()
     assert "duplicate-name.dcm: cannot be checked for identifiers: (0010,0010)" in err
-    assert "private-name.dcm: carries direct identifiers (private person name (0009,1001))" in err
+    assert "private-name.dcm: is not de-identified (PS3.15 Basic Profile): (0012,0062) PatientIdentityRemoved: the file " \
+        "does not declare YES" in err
+    assert "(0009,1001) private attribute: private attributes must be removed" in err
     assert "deflated-cut-10.dcm: cannot be checked" in err
 
 
@@ -93,11 +103,14 @@ def test_clean_instances_and_plain_files(store, tmp_path):
     refused = fresh.run("ingest", str(text), check=False)
     assert refused.returncode == 1 and "is not DICOM" in refused.stderr.decode(), "init's default dataset is gated"
     assert fresh.json("dataset", "show", "default")["allow_non_dicom"] is False
-    summary = store.json("ingest", "--dataset", "gated", str(declared), str(undeclared))
-    assert summary["ingested"] == 2 and summary["refused"] == 0
-    for path in (declared, undeclared):
-        assert store.cat(sha256_digest(path.read_bytes())) == path.read_bytes()
-        assert pydicom.dcmread(path).SOPInstanceUID == "1.2.826.0.1.3680043.8.498.1001"
+    # Clean or not, a file that does not declare Patient Identity Removed is refused.
+    proc = store.run("ingest", "--dataset", "gated", str(declared), str(undeclared), check=False)
+    assert proc.returncode == 1
+    assert "undeclared.dcm: is not de-identified (PS3.15 Basic Profile): (0012,0062) PatientIdentityRemoved" \
+        in proc.stderr.decode()
+    assert store.cat(sha256_digest(declared.read_bytes())) == declared.read_bytes()
+    assert pydicom.dcmread(declared).SOPInstanceUID == "1.2.826.0.1.3680043.8.498.1001"
+    assert [e["digest"] for e in store.ndjson("ls", "--dataset", "gated")] == [sha256_digest(declared.read_bytes())]
     proc = store.run("ingest", "--dataset", "gated", str(text), check=False)
     assert proc.returncode == 1
     assert "is not DICOM" in proc.stderr.decode() and "--allow-non-dicom" in proc.stderr.decode()
@@ -119,7 +132,7 @@ def test_uploads_go_through_the_same_gate(store, tmp_path, damaged):
             r = requests.post(f"{node.url}/v1/datasets/gated/instances", data=body, headers=headers, timeout=30)
             assert r.status_code == 422, f"{name} ({what[name]}): {r.status_code} {r.text}"
             assert r.json()["error"] == "refused"
-        clean = clean_instance(tmp_path / "clean.dcm", declare_removed=False)
+        clean = clean_instance(tmp_path / "clean.dcm", declare_removed=True)
         r = requests.post(f"{node.url}/v1/datasets/gated/instances", data=clean.read_bytes(), headers=headers, timeout=30)
         assert r.status_code == 201 and r.json()["instance"] is True
     finally:

@@ -17,7 +17,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from conftest import cairn_binary, image_like, seeded_rng, wait_until
+from conftest import GATED, cairn_binary, image_like, seeded_rng, wait_until
 from dicom_gen import write_ct_study
 
 if not os.path.exists("/dev/fuse"):
@@ -85,7 +85,7 @@ def members(store, dataset):
 @pytest.fixture
 def dicom_store(store, dicom_files):
     """Every pydicom test file, ingested into dataset `ct` as the gate allows (and a text file)."""
-    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
     store.run("ingest", *map(str, dicom_files), "--dataset", "ct", check=False)
     return store
 
@@ -96,7 +96,7 @@ def test_every_mounted_file_is_the_original_and_reads_in_pydicom(dicom_store, di
         by_digest.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
     stored = members(dicom_store, "ct")
     assert len(stored) >= 30, "the gate should let most of pydicom's de-identified files in"
-    dicom_store.run("dataset", "create", "other", "--allow-non-dicom")
+    dicom_store.run("dataset", "create", *GATED, "other", "--allow-non-dicom")
     with mounted(dicom_store, tmp_path / "mnt", "ct") as mount:
         root = mount.point / "ct"
         assert os.listdir(mount.point) == ["ct"], "only the named datasets are visible"
@@ -176,7 +176,7 @@ def test_simpleitk_and_dicom2nifti_read_a_mounted_study_like_the_originals(store
     originals = tmp_path / "orig"
     originals.mkdir()
     series = write_ct_study(originals, "SUBJ-CT-1", series_count=2, slices=12)
-    store.run("dataset", "create", "study")
+    store.run("dataset", "create", *GATED, "study")
     store.run("ingest", str(originals), "--dataset", "study")
     with mounted(store, tmp_path / "mnt", "study") as mount:
         subject = mount.point / "study" / "SUBJ-CT-1"
@@ -209,7 +209,7 @@ def test_simpleitk_and_dicom2nifti_read_a_mounted_study_like_the_originals(store
 
 def test_random_ranges_and_twenty_concurrent_readers(store, tmp_path):
     rng = seeded_rng("mount ranges")
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     sources = {}
     # Distinct sizes, so no two files dedupe into one blob.
     for n, size in enumerate(rng.sample([0, 1, 4095, 65536, 65537, 3 * 2**20 + 17], 6)):
@@ -256,7 +256,7 @@ def test_random_ranges_and_twenty_concurrent_readers(store, tmp_path):
 
 @pytest.mark.local_files
 def test_a_damaged_frame_is_eio_for_its_range_only(store, tmp_path):
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     data = image_like(2 * 2**20, seed=11)
     (tmp_path / "big.bin").write_bytes(data)
     other = image_like(300_000, seed=12)
@@ -303,7 +303,7 @@ def test_a_damaged_frame_is_eio_for_its_range_only(store, tmp_path):
 def test_a_damaged_raw_blob_is_eio_and_verify_marks_it(store, tmp_path):
     """Incompressible bytes are stored raw (no frame checksums): the whole blob is checked against
     its digest before its first byte is served; once `verify` marks it, every open is EIO."""
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     rng = seeded_rng("raw blob")
     data = bytes(rng.getrandbits(8) for _ in range(300_000))
     (tmp_path / "noise.bin").write_bytes(data)
@@ -340,7 +340,7 @@ def test_the_view_follows_ingest_and_erasure(store, tmp_path):
     later = tmp_path / "later"
     later.mkdir()
     write_ct_study(later, "SUBJ-B", series_count=1, slices=2, seed=3)
-    store.run("dataset", "create", "live")
+    store.run("dataset", "create", *GATED, "live")
     store.run("ingest", str(originals), "--dataset", "live")
     with mounted(store, tmp_path / "mnt", "live") as mount:
         root = mount.point / "live"
@@ -372,7 +372,7 @@ def test_the_view_follows_ingest_and_erasure(store, tmp_path):
 
 def test_files_open_at_unmount_are_audited(store, tmp_path):
     (tmp_path / "a.bin").write_bytes(image_like(200_000, seed=4))
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     store.run("ingest", str(tmp_path / "a.bin"), "--dataset", "blobs")
     mount = Mount(store, tmp_path / "mnt", "blobs", subject="job-held")
     fd = os.open(mount.point / "blobs" / "files" / "a.bin", os.O_RDONLY)
@@ -389,7 +389,7 @@ def test_files_open_at_unmount_are_audited(store, tmp_path):
 
 def test_kill_minus_nine_leaves_a_stale_mount_that_mount_recovers(store, tmp_path):
     (tmp_path / "a.bin").write_bytes(b"hello mount")
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     store.run("ingest", str(tmp_path / "a.bin"), "--dataset", "blobs")
     point = tmp_path / "mnt"
     point.mkdir()
@@ -413,7 +413,7 @@ def test_kill_minus_nine_leaves_a_stale_mount_that_mount_recovers(store, tmp_pat
 
 
 def test_fusermount_unmounts_cleanly_and_the_stop_is_audited(store, tmp_path):
-    store.run("dataset", "create", "blobs", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "blobs", "--allow-non-dicom")
     mount = Mount(store, tmp_path / "mnt", "blobs")
     subprocess.run(["fusermount3", "-u", str(mount.point)], check=True)
     assert mount.proc.wait(timeout=20) == 0

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import Store, image_like, seeded_rng, sha256_digest, tmpfs, wait_until
+from conftest import GATED, Store, image_like, seeded_rng, sha256_digest, tmpfs, wait_until
 from node import Node
 
 
@@ -20,7 +20,7 @@ from node import Node
 def node_store(store, tmp_path):
     """A store with dataset ct (accept), mr (gated) and other (accept) and a few blobs."""
     store.run("dataset", "create", "ct", "--deid-policy", "accept")
-    store.run("dataset", "create", "mr")
+    store.run("dataset", "create", *GATED, "mr")
     store.run("dataset", "create", "other", "--deid-policy", "accept")
     files = {}
     for i, size in enumerate([1, 1000, 300_000, 2_000_003]):
@@ -121,7 +121,7 @@ def test_token_refusals(node, tmp_path):
     # Another node's key.
     stranger = Store(tmp_path / "stranger")
     stranger.run("init")
-    stranger.run("dataset", "create", "ct")
+    stranger.run("dataset", "create", *GATED, "ct")
     foreign = stranger.json("token", "issue", "--subject", "x", "--datasets", "ct")["token"]
     assert node.get(path, foreign).status_code == 401
     # Expired (the test node allows no clock skew), wrong audience, another dataset, revoked.
@@ -437,7 +437,7 @@ def test_tls(node_store, tmp_path):
 def test_trusted_issuer_tokens(node_store, tmp_path):
     hub = Store(tmp_path / "hub")
     hub.run("init")
-    hub.run("dataset", "create", "ct")
+    hub.run("dataset", "create", *GATED, "ct")
     hub_key = hub.run("key", "show").stdout.decode().strip()
     node = Node(node_store, config={"trusted_issuers": [{"name": "hub", "public_key": hub_key}]})
     try:

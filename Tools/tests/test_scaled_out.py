@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import BLOB_STORE, INDEX, REPO, Store, cairn_binary, image_like, sha256_digest, wait_until
+from conftest import GATED, BLOB_STORE, INDEX, REPO, Store, cairn_binary, image_like, sha256_digest, wait_until
 from node import Node
 from test_federation import Hub, free_port, make_corpus
 
@@ -35,7 +35,7 @@ def second_host(store):
 
 @pytest.fixture
 def pair(store):
-    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
     servers = [Node(host, node_id="shared-node", config=CONFIG) for host in (store, second_host(store))]
     yield servers
     for server in servers:
@@ -169,7 +169,7 @@ def test_only_one_server_pushes_snapshots_and_the_other_takes_over(store, tmp_pa
     hub = Hub(tmp_path / "hub", free_port())
     servers = []
     try:
-        store.run("dataset", "create", "lung", "--publish-attributes", "subject,modality")
+        store.run("dataset", "create", *GATED, "lung", "--publish-attributes", "subject,modality")
         make_corpus(tmp_path / "corpus", seed=8, ct=3, mr=1)
         store.run("ingest", "--dataset", "lung", str(tmp_path / "corpus"))
         hub.cli("enroll", "shared-node", store.run("key", "show").stdout.decode().strip())
@@ -291,7 +291,7 @@ s3_only = pytest.mark.skipif(os.environ.get("CAIRN_TEST_BLOB_STORE") != "s3", re
 def test_a_stock_s3_client_sees_blob_files_the_reference_decoder_restores(store, tmp_path):
     """The bucket holds the blob files under their paths, as `blobs/` would: boto3 lists and
     downloads them, and Tools/blob_decode.py (no Cairn code) restores each original."""
-    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
     originals = {}
     for i, body in enumerate([image_like(300_000, seed=70), random.Random(71).randbytes(90_000), image_like(2_000_001, seed=72)]):
         path = tmp_path / f"in{i}.bin"
@@ -313,7 +313,7 @@ def test_a_stock_s3_client_sees_blob_files_the_reference_decoder_restores(store,
 
 @s3_only
 def test_a_damaged_or_missing_object_is_a_clean_error_never_bytes(store):
-    store.run("dataset", "create", "ct", "--allow-non-dicom")
+    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
     server = Node(store, node_id="n", config=CONFIG)
     try:
         read, ingest = server.token(), server.token(scope="ingest")

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 import requests
 
-from conftest import REPO, Store, seeded_rng
+from conftest import GATED, REPO, Store, seeded_rng
 from node import Node
 
 SECRET = "focus-shared-secret-0123456789"
@@ -46,7 +46,7 @@ def searchable(tmp_path_factory):
     store.run("init", "--node-id", "provider-a")
     instances = []
     for dataset, (cancer, seed) in DATASETS.items():
-        store.run("dataset", "create", dataset, "--cancer-type", cancer, "--searchable", "--title", dataset.upper())
+        store.run("dataset", "create", *GATED, dataset, "--cancer-type", cancer, "--searchable", "--title", dataset.upper())
         files = make_corpus(root / dataset, seed)
         store.run("ingest", "--dataset", dataset, str(root / dataset))
         for path in files:
@@ -57,7 +57,7 @@ def searchable(tmp_path_factory):
                               "body_part": ds.get("BodyPartExamined"), "manufacturer": ds.get("Manufacturer"),
                               "age": int(age[:3]) if age.endswith("Y") else None})
     # A dataset that is not searchable: never counted.
-    store.run("dataset", "create", "hidden", "--cancer-type", "lung")
+    store.run("dataset", "create", *GATED, "hidden", "--cancer-type", "lung")
     make_corpus(root / "hidden", 14)
     store.run("ingest", "--dataset", "hidden", str(root / "hidden"))
     node = Node(store, node_id="provider-a", config={"search_secret": SECRET, "min_count": 1})
@@ -293,7 +293,7 @@ def test_hostile_queries_get_a_422_naming_the_problem(searchable, body, fragment
 def test_small_counts_are_withheld_and_the_view_follows_the_index(tmp_path):
     store = Store(tmp_path / "data")
     store.run("init", "--node-id", "small")
-    store.run("dataset", "create", "ds", "--cancer-type", "lung", "--searchable")
+    store.run("dataset", "create", *GATED, "ds", "--cancer-type", "lung", "--searchable")
     files = make_corpus(tmp_path / "first", 21)
     store.run("ingest", "--dataset", "ds", str(tmp_path / "first"))
     subjects = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in files}
@@ -337,7 +337,7 @@ def test_the_hub_answers_the_same_queries_over_replicated_entries(tmp_path):
             store.run("init", "--node-id", name)
             # node-c keeps its dataset out of federated search: the hub must not count it.
             searchable = ["--searchable"] if name != "node-c" else []
-            store.run("dataset", "create", dataset, "--cancer-type", cancer, "--title", dataset.upper(), *searchable)
+            store.run("dataset", "create", *GATED, dataset, "--cancer-type", cancer, "--title", dataset.upper(), *searchable)
             files = make_corpus(tmp_path / f"{name}-corpus", seed)
             store.run("ingest", "--dataset", dataset, str(tmp_path / f"{name}-corpus"))
             for path in files if searchable else []:
@@ -399,7 +399,7 @@ def test_what_could_single_out_a_person_is_not_said(tmp_path):
         (folder / f"{subject}.dcm").write_bytes(encode(ds))
     store = Store(tmp_path / "data")
     store.run("init", "--node-id", "small")
-    store.run("dataset", "create", "cohort", "--searchable")
+    store.run("dataset", "create", *GATED, "cohort", "--searchable")
     store.run("ingest", "--dataset", "cohort", str(folder))
     node = Node(store, node_id="small", config={"search_secret": SECRET, "min_count": 5})
     try:

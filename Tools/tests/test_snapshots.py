@@ -8,7 +8,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from conftest import sha256_digest
+from conftest import GATED, sha256_digest
 from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root
 from node import Node
 
@@ -48,7 +48,7 @@ def corpus(tmp_path):
 
 
 def test_publish_serve_verify_and_erase(store, corpus):
-    store.run("dataset", "create", "lung", "--title", "Lung CT", "--cancer-type", "lung")
+    store.run("dataset", "create", *GATED, "lung", "--title", "Lung CT", "--cancer-type", "lung")
     store.run("ingest", "--dataset", "lung", str(corpus))
     files = sorted(p for p in corpus.rglob("*") if p.is_file())
     public_key = store.run("key", "show").stdout.decode().strip()
@@ -112,7 +112,7 @@ def test_publish_serve_verify_and_erase(store, corpus):
 
 
 def test_allow_list_is_per_dataset_and_refuses_unknown_attributes(store, corpus):
-    proc = store.run("dataset", "create", "x", "--publish-attributes", "modality,PatientName", check=False)
+    proc = store.run("dataset", "create", *GATED, "x", "--publish-attributes", "modality,PatientName", check=False)
     assert proc.returncode == 2 and b"cannot be published" in proc.stderr
     store.run("dataset", "create", "mods", "--publish-attributes", "modality,rows", "--deid-policy", "accept")
     store.run("ingest", "--dataset", "mods", str(corpus))

@@ -2,6 +2,7 @@ import ArgumentParser
 import CairnAudit
 import CairnBlobs
 import CairnAuth
+import CairnDICOM
 import CairnManifest
 import CairnNode
 import CairnSearch
@@ -32,12 +33,14 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: "Cancer type (e.g. lung, breast, prostate, colorectal).")
         var cancerType: String?
 
-        @Option(help: "reject: refuse files with direct identifiers unless PatientIdentityRemoved=YES; accept: store everything.")
+        @Option(help: "reject: verify every file against the PS3.15 Basic Profile and refuse what fails; accept: store everything.")
         var deidPolicy: DatasetInfo.DeidPolicy = .reject
 
         @Flag(help: ArgumentHelp("Under --deid-policy reject, also store files that are not DICOM at all (refused by default). "
             + "Files that look like DICOM but cannot be fully checked, and archives, are refused all the same."))
         var allowNonDicom = false
+
+        @OptionGroup var deidentification: DeidentificationFlags
 
         @Flag(help: "Let federated searches (EUCAIM, through samply Focus) count this dataset (off by default).")
         var searchable = false
@@ -57,17 +60,54 @@ struct DatasetCommand: ParsableCommand {
         func run() throws {
             let store = try global.openStore()
             let attributes = try publishAttributes.map(ManifestAttribute.parseList)
+            let options = try deidentification.options()
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
                                     deidPolicy: deidPolicy, allowNonDicom: allowNonDicom, storageProfile: profile)
+            let info = try store.setDeidentification(
+                dataset: id, options: options ?? [], pseudonymPattern: .some(deidentification.pseudonym),
+                allowEmbeddedDocuments: deidentification.allowEmbeddedDocuments,
+                allowUnstatedBurnedIn: deidentification.allowUnstatedBurnedIn)
+            try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.deidentification", dataset: id, status: 0,
+                                              detail: DatasetCommand.describe(info))])
             if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
             try store.setSearch(dataset: id, searchable: searchable, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
             if global.json {
-                Terminal.printJSON(["id": id, "deid_policy": deidPolicy.rawValue, "allow_non_dicom": allowNonDicom])
+                var object = DatasetCommand.deidentificationJSON(info)
+                object["id"] = id
+                object["allow_non_dicom"] = allowNonDicom
+                Terminal.printJSON(object)
             } else {
-                print("dataset \(id) ready (de-identification policy: \(deidPolicy.rawValue)"
+                print("dataset \(id) ready (\(DatasetCommand.describe(info))"
                     + (allowNonDicom ? ", files that are not DICOM allowed)" : ")"))
             }
         }
+    }
+
+    static func yesNo(_ text: String, _ flag: String) throws -> Bool {
+        switch text {
+        case "yes": return true
+        case "no": return false
+        default: throw StoreError.invalidArgument("\(flag) takes yes or no, not '\(text)'")
+        }
+    }
+
+    /// The gate's settings in one line (also the audit record of a change).
+    static func describe(_ info: DatasetInfo) -> String {
+        guard info.deidPolicy == .reject else { return "not gated (--deid-policy accept)" }
+        let policy = info.deidentification
+        var parts = ["gated: PS3.15 Basic Profile, options accepted: "
+            + (policy.acceptedOptions.isEmpty ? "none" : policy.acceptedOptions.sorted().map(\.rawValue).joined(separator: ","))]
+        parts.append(policy.pseudonymPattern.map { "pseudonym pattern \($0)" } ?? "no pseudonym pattern")
+        if policy.allowEmbeddedDocuments { parts.append("embedded documents allowed") }
+        if policy.allowUnstatedBurnedInAnnotation { parts.append("unstated burned-in annotation allowed") }
+        return parts.joined(separator: "; ")
+    }
+
+    static func deidentificationJSON(_ info: DatasetInfo) -> [String: Any] {
+        let policy = info.deidentification
+        return ["deid_policy": info.deidPolicy.rawValue, "deid_options": policy.acceptedOptions.sorted().map(\.rawValue),
+                "pseudonym": policy.pseudonymPattern ?? NSNull(), "allow_embedded_documents": policy.allowEmbeddedDocuments,
+                "allow_unstated_burned_in": policy.allowUnstatedBurnedInAnnotation]
     }
 
     /// The diagnosis codes the EUCAIM catalogue offers (and the reference provider's extra ones).
@@ -80,11 +120,26 @@ struct DatasetCommand: ParsableCommand {
     }
 
     struct Set: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a dataset's federated-search settings.")
+        static let configuration = CommandConfiguration(
+            abstract: "Change a dataset's federated-search settings or what its de-identification gate accepts.",
+            discussion: "A change to the gate applies to files stored from now on; `cairn gate rescan` re-judges what is stored.")
 
         @OptionGroup var global: GlobalOptions
 
         @Argument var id: String
+
+        @Option(help: ArgumentHelp("Replace the accepted de-identification options (comma-separated; '' for none): "
+            + DeidentificationOption.allCases.map(\.rawValue).joined(separator: ", ") + ".", valueName: "LIST"))
+        var deidOptions: String?
+
+        @Option(help: ArgumentHelp("The regular expression every pseudonym must match as a whole ('' removes it).", valueName: "REGEX"))
+        var pseudonym: String?
+
+        @Option(help: ArgumentHelp("yes: store encapsulated documents and embedded files, which cannot be verified.", valueName: "yes|no"))
+        var allowEmbeddedDocuments: String?
+
+        @Option(help: ArgumentHelp("yes: US, SC, XA, RF, ES and OT images need not state Burned In Annotation.", valueName: "yes|no"))
+        var allowUnstatedBurnedIn: String?
 
         @Option(help: ArgumentHelp("yes: federated searches count this dataset; no: they do not.", valueName: "yes|no"))
         var searchable: String?
@@ -99,13 +154,31 @@ struct DatasetCommand: ParsableCommand {
             case "no"?: false
             case let other?: throw StoreError.invalidArgument("--searchable takes yes or no, not '\(other)'")
             }
+            let options: Swift.Set<DeidentificationOption>?
+            do { options = try deidOptions.map(DeidentificationOption.parseList) } catch {
+                throw StoreError.invalidArgument("--deid-options: \(error)")
+            }
+            let embedded = try allowEmbeddedDocuments.map { try DatasetCommand.yesNo($0, "--allow-embedded-documents") }
+            let burnedIn = try allowUnstatedBurnedIn.map { try DatasetCommand.yesNo($0, "--allow-unstated-burned-in") }
             let store = try global.openStore()
             try store.setSearch(dataset: id, searchable: flag, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
-            guard let info = try store.dataset(id) else { throw StoreError.invalidArgument("dataset '\(id)' does not exist") }
+            let gateChanged = options != nil || pseudonym != nil || embedded != nil || burnedIn != nil
+            let pattern: String?? = pseudonym.map { $0.isEmpty ? nil : $0 }
+            let info = try store.setDeidentification(dataset: id, options: options, pseudonymPattern: pattern,
+                                                     allowEmbeddedDocuments: embedded, allowUnstatedBurnedIn: burnedIn)
+            if gateChanged {
+                try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.deidentification", dataset: id,
+                                                  status: 0, detail: DatasetCommand.describe(info))])
+            }
             if global.json {
-                Terminal.printJSON(["id": id, "searchable": info.searchable, "diagnosis": info.diagnosis ?? NSNull()])
+                var object = DatasetCommand.deidentificationJSON(info)
+                object["id"] = id
+                object["searchable"] = info.searchable
+                object["diagnosis"] = info.diagnosis ?? NSNull()
+                Terminal.printJSON(object)
             } else {
-                print("dataset \(id): federated search \(info.searchable ? "on" : "off"), diagnosis \(info.diagnosis ?? "-")")
+                print("dataset \(id): federated search \(info.searchable ? "on" : "off"), diagnosis \(info.diagnosis ?? "-"); "
+                    + DatasetCommand.describe(info))
             }
         }
     }
@@ -123,7 +196,7 @@ struct DatasetCommand: ParsableCommand {
             if global.json {
                 var object: [String: Any] = [
                     "id": s.info.id, "deid_policy": s.info.deidPolicy.rawValue, "gated": s.info.deidPolicy == .reject,
-                    "allow_non_dicom": s.info.allowNonDicom, "searchable": s.info.searchable,
+                    "allow_non_dicom": s.info.allowNonDicom, "searchable": s.info.searchable, "quarantined": s.quarantined,
                     "subjects": s.subjects, "studies": s.studies, "series": s.series, "instances": s.instances,
                     "files": s.files, "bytes": s.bytes, "stored_bytes": s.storedBytes, "by_modality": s.byModality,
                     "by_body_part": s.byBodyPart, "by_manufacturer": s.byManufacturer, "by_sex": s.bySex,
@@ -133,6 +206,7 @@ struct DatasetCommand: ParsableCommand {
                 if let description = s.info.description { object["description"] = description }
                 if let cancerType = s.info.cancerType { object["cancer_type"] = cancerType }
                 if let diagnosis = s.info.diagnosis { object["diagnosis"] = diagnosis }
+                object.merge(DatasetCommand.deidentificationJSON(s.info)) { $1 }
                 Terminal.printJSON(object)
                 return
             }
@@ -146,6 +220,8 @@ struct DatasetCommand: ParsableCommand {
                 search:        \(s.info.searchable ? "searchable (EUCAIM federated search)" : "not searchable")
                 policy:        \(s.info.deidPolicy == .reject ? "reject identified files (gated)" : "accept everything (not gated)")\
                 \(s.info.deidPolicy == .reject ? (s.info.allowNonDicom ? "; files that are not DICOM allowed" : "; files that are not DICOM refused") : "")
+                gate:          \(DatasetCommand.describe(s.info))
+                quarantined:   \(s.quarantined)\(s.quarantined > 0 ? " (cairn gate quarantine --dataset \(s.info.id))" : "")
                 subjects:      \(s.subjects)
                 studies:       \(s.studies)
                 series:        \(s.series)
@@ -241,3 +317,40 @@ extension DatasetCommand {
 }
 
 extension StorageProfile: ExpressibleByArgument {}
+
+/// What a new dataset's de-identification gate accepts (`dataset create`; `dataset set` changes it).
+struct DeidentificationFlags: ParsableArguments {
+    @Option(help: ArgumentHelp("De-identification options the gate accepts when a file declares them in (0012,0064), "
+        + "comma-separated (default: none, the Basic Profile alone): "
+        + DeidentificationOption.allCases.map(\.rawValue).joined(separator: ", ") + ".", valueName: "LIST"))
+    var deidOptions: String?
+
+    @Option(help: ArgumentHelp("A regular expression every pseudonym (Patient ID, names replaced by a dummy) must match as a whole.",
+                               valueName: "REGEX"))
+    var pseudonym: String?
+
+    @Flag(help: "Store encapsulated documents and embedded files (PDF, DICOM inside), which cannot be verified.")
+    var allowEmbeddedDocuments = false
+
+    @Flag(help: "US, SC, XA, RF, ES and OT images need not state Burned In Annotation (0028,0301).")
+    var allowUnstatedBurnedIn = false
+
+    func options() throws -> Set<DeidentificationOption>? {
+        do { return try deidOptions.map(DeidentificationOption.parseList) } catch {
+            throw StoreError.invalidArgument("--deid-options: \(error)")
+        }
+    }
+
+    /// The policy these flags describe (options nil: none).
+    func policy() throws -> DeidentificationPolicy {
+        let policy = DeidentificationPolicy(acceptedOptions: try options() ?? [], pseudonymPattern: pseudonym,
+                                            allowEmbeddedDocuments: allowEmbeddedDocuments,
+                                            allowUnstatedBurnedInAnnotation: allowUnstatedBurnedIn)
+        do { return try policy.validated() } catch { throw StoreError.invalidArgument("--pseudonym: \(error)") }
+    }
+
+    /// Called by the argument parser: a bad option name or pattern is a usage error (exit 2).
+    func validate() throws {
+        do { _ = try policy() } catch let error as StoreError { throw ValidationError(error.description) }
+    }
+}

@@ -106,7 +106,7 @@ struct CairnBench {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let file = try parser.parse(path: files[count % files.count])
             _ = InstanceRecord(file: file, layout: PixelDataLayout(file: file))
-            _ = Deidentification.violations(file)
+            _ = DeidentificationVerifier(policy: .strict).findings(file)
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e3)
             count += 1
         }

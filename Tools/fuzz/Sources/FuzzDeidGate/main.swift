@@ -5,7 +5,7 @@ import Glibc
 /// The de-identification gate must fail closed. For every input the gate reads from a file (as
 /// ingest does, through the parser's windowed file reader), a `clean` verdict must be one the
 /// parser confirms independently from the bytes in memory: they parse to their end, in
-/// ascending tag order, with no direct identifier. Anything else the gate let through is a crash
+/// ascending tag order, and the Basic Profile verifier finds nothing in them. Anything else the gate let through is a crash
 /// (a finding). Seed with identifiable files (Tools/fuzz/seeds/gate) so mutations start from
 /// files that must be refused.
 let scratchPath = "/tmp/cairn-fuzz-gate-\(getpid()).dcm"
@@ -30,8 +30,8 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         fatalError("gate accepted an input the parser cannot read to its end: \(error)")
     }
     guard file.deflateComplete else { fatalError("gate accepted a cut deflated data set") }
-    let identifiers = Deidentification.violations(file)
-    guard identifiers.isEmpty else { fatalError("gate accepted an input carrying \(identifiers)") }
+    let findings = DeidentificationVerifier(policy: .strict).findings(file)
+    guard findings.isEmpty else { fatalError("gate accepted an input the verifier refuses: \(findings)") }
     var previous: DicomTag?
     for element in file.dataSet.elements {
         if let previous, !(previous < element.tag) { fatalError("gate accepted elements out of order at \(element.tag)") }
