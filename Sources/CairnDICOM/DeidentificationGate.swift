@@ -30,6 +30,11 @@ public enum GateVerdict: Sendable, Equatable {
 public struct GateInspection: Sendable {
     public var file: DicomFile?
     public var verdict: GateVerdict
+
+    public init(file: DicomFile?, verdict: GateVerdict) {
+        self.file = file
+        self.verdict = verdict
+    }
 }
 
 /// The de-identification gate fails closed: a file is clean only when the parser read it to its

@@ -15,8 +15,12 @@ struct DicomInspection {
     var pixels: PixelRegion?
     var verdict: GateVerdict
 
-    init(path: String, policy: DeidentificationPolicy) {
-        let inspection = DeidentificationGate.inspect(path: path, policy: policy)
+    /// Inspects the file for `gate`: a gated dataset's files go through the verifier; an ungated
+    /// dataset's are only parsed (its verdict is never asked for).
+    init(path: String, gate: DatasetGate) {
+        let inspection = gate.deidPolicy == .reject
+            ? DeidentificationGate.inspect(path: path, policy: gate.deidentification)
+            : GateInspection(file: try? DicomParser().parse(path: path), verdict: .clean)
         verdict = inspection.verdict
         if let file = inspection.file {
             let layout = PixelDataLayout(file: file)
@@ -39,7 +43,7 @@ struct DicomInspection {
     static func stage(_ path: String, into store: BlobStore, dataset: String, gate: DatasetGate,
                       name: String?, options: WriteOptions,
                       admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> Result<StagedBlob, Refusal> {
-        let inspection = DicomInspection(path: path, policy: gate.deidentification)
+        let inspection = DicomInspection(path: path, gate: gate)
         try admit(inspection.record)
         if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,

@@ -11,6 +11,7 @@
 #   Tools/bench/run.sh --pixel-only                                 storage profiles against zstd, CharLS, OpenJPH
 #   Tools/bench/run.sh --backends-only                              blobs in Ceph RGW against local files
 #   Tools/bench/run.sh --index-only                                 the index in PostgreSQL against SQLite
+#   Tools/bench/run.sh --gate-only                                  the de-identification gate's cost on ingest
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 Tools/install-deps.sh
@@ -38,6 +39,10 @@ fi
 if [ "${1:-}" = "--index-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
     exec .venv/bin/python Tools/bench/index_bench.py --corpus "$corpus" ${INDEX_ARGS:-}
+.venv/bin/python Tools/bench/gate_bench.py --corpus "$corpus" ${GATE_ARGS:-}
+fi
+if [ "${1:-}" = "--gate-only" ]; then
+    exec .venv/bin/python Tools/bench/gate_bench.py --corpus "$corpus" ${GATE_ARGS:-}
 fi
 if [ "${1:-}" = "--dicomweb-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
@@ -56,3 +61,4 @@ done
 .venv/bin/python Tools/bench/pixel_bench.py ${PIXEL_ARGS:-}
 .venv/bin/python Tools/bench/backend_bench.py --corpus "$corpus" ${BACKEND_ARGS:-}
 .venv/bin/python Tools/bench/index_bench.py --corpus "$corpus" ${INDEX_ARGS:-}
+.venv/bin/python Tools/bench/gate_bench.py --corpus "$corpus" ${GATE_ARGS:-}

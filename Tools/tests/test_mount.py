@@ -84,8 +84,9 @@ def members(store, dataset):
 
 @pytest.fixture
 def dicom_store(store, dicom_files):
-    """Every pydicom test file, ingested into dataset `ct` as the gate allows (and a text file)."""
-    store.run("dataset", "create", *GATED, "ct", "--allow-non-dicom")
+    """Every pydicom test file, ingested into the ungated dataset `ct` (their patients' names are the
+    test files' own: a gated dataset refuses nearly all of them)."""
+    store.run("dataset", "create", "ct", "--deid-policy", "accept")
     store.run("ingest", *map(str, dicom_files), "--dataset", "ct", check=False)
     return store
 
@@ -95,7 +96,7 @@ def test_every_mounted_file_is_the_original_and_reads_in_pydicom(dicom_store, di
     for path in dicom_files:
         by_digest.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
     stored = members(dicom_store, "ct")
-    assert len(stored) >= 30, "the gate should let most of pydicom's de-identified files in"
+    assert len(stored) >= 30
     dicom_store.run("dataset", "create", *GATED, "other", "--allow-non-dicom")
     with mounted(dicom_store, tmp_path / "mnt", "ct") as mount:
         root = mount.point / "ct"

@@ -12,6 +12,7 @@ import pydicom
 import pytest
 import requests
 
+from basic_profile import GENERATED_OPTIONS, declare
 from conftest import GATED, REPO, Store, seeded_rng
 from node import Node
 
@@ -391,7 +392,7 @@ def test_what_could_single_out_a_person_is_not_said(tmp_path):
         ds = identifiable_dataset()
         del ds.PatientName
         del ds.PatientBirthDate
-        ds.PatientIdentityRemoved = "YES"
+        declare(ds, GENERATED_OPTIONS)
         ds.PatientID, ds.PatientSex, ds.PatientAge = subject, sex, f"{age:03d}Y"
         ds.StudyInstanceUID = f"1.2.826.0.1.3680043.8.498.5{n}"
         ds.SeriesInstanceUID = f"1.2.826.0.1.3680043.8.498.6{n}"
