@@ -57,7 +57,7 @@ start_engines
 echo "== python acceptance tests, index in PostgreSQL, blobs in S3 (Ceph RGW)"
 CAIRN_TEST_INDEX=postgres CAIRN_TEST_BLOB_STORE=s3 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q \
     -p no:cacheprovider -m "not local_files and not sqlite_index" Tools/tests/test_node_http.py Tools/tests/test_mount.py \
-    Tools/tests/test_dicomweb.py Tools/tests/test_scaled_out.py ${PYTEST_ARGS:-}
+    Tools/tests/test_dicomweb.py Tools/tests/test_scaled_out.py Tools/tests/test_gate_rescan.py ${PYTEST_ARGS:-}
 # Several servers on one host over SQLite, with the blobs in RGW.
 echo "== python acceptance tests, index in SQLite, blobs in S3 (Ceph RGW)"
 CAIRN_TEST_BLOB_STORE=s3 CAIRN_BIN="$PWD/.build/debug/cairn" .venv/bin/python -m pytest -q -p no:cacheprovider \

@@ -60,7 +60,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         let bytes = multiFrameImage(rows: 128, columns: 128, frames: 12, patientName: "ANON", identityRemoved: true)
         let path = root + "/mf.dcm"
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
-        let inspection = DicomInspection(path: path)
+        let inspection = DicomInspection(path: path, gate: .closed)
         let instance = try #require(inspection.record)
         #expect(inspection.refusal(under: .closed) == nil)
         #expect(instance.frameOffsets.count == 12)
@@ -99,7 +99,7 @@ func multiFrameImage(rows: Int, columns: Int, frames: Int, patientName: String, 
         let path = root + "/named.dcm"
         _ = FileManager.default.createFile(atPath: path, contents: Data(
             multiFrameImage(rows: 8, columns: 8, frames: 1, patientName: "Doe^Jane", identityRemoved: false)))
-        let inspection = DicomInspection(path: path)
+        let inspection = DicomInspection(path: path, gate: .closed)
         let refusal = inspection.refusal(under: .closed)
         #expect(refusal?.contains("PatientName") == true)
         #expect(refusal?.contains("PatientBirthDate") == true)
