@@ -157,6 +157,7 @@ let package = Package(
         // What the test targets share (a seeded generator), so each randomized test prints a reproducible seed.
         .target(name: "CairnTestSupport", path: "Tests/CairnTestSupport"),
         .testTarget(name: "CairnFoundationTests", dependencies: ["CairnFoundation", "CairnTestSupport"]),
+        .testTarget(name: "CairnSearchTests", dependencies: ["CairnSearch", "CairnTestSupport"]),
         .testTarget(name: "CairnObjectStoreTests", dependencies: ["CairnObjectStore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "CairnBlobsTests", dependencies: ["CairnBlobs", "COpenJPH", "CairnTestSupport"]),
         .testTarget(name: "CairnStoreTests", dependencies: ["CairnStore", "CairnIndex", "CairnBlobs", "CairnTestSupport", "CairnFoundation", "CairnAudit", "CairnIngest", "CairnObjectStore",

@@ -28,32 +28,41 @@ public struct CatalogDataset: Sendable {
         updatedAt = Date(timeIntervalSince1970: row["updated_at"])
     }
 
-    /// The same dataset with every count about subjects and studies that is above zero but below
-    /// `minCount` withheld (`null`), as count answers do: the subjects and studies of the summary
-    /// (both, when either is small, with `"suppressed": true`) and each small per-value count of its
-    /// breakdowns (by modality, body part, manufacturer, sex).
-    public func withholdingSmallCells(minCount: Int) -> CatalogDataset {
-        guard case .object(var fields) = summary else { return self }
-        func small(_ value: JSONValue?) -> Bool { value?.int.map { $0 > 0 && $0 < Int64(minCount) } ?? false }
-        if small(fields["subjects"]) || small(fields["studies"]) {
-            fields["subjects"] = .null
-            fields["studies"] = .null
-            fields["suppressed"] = .bool(true)
-        }
-        for (key, value) in fields where key.hasPrefix("by_") {
-            guard case .object(var counts) = value else { continue }
-            for (name, count) in counts where small(count) { counts[name] = .null }
-            fields[key] = .object(counts)
-        }
+    /// Whether the snapshot's entry count may be shown (only beside a releasable subject count).
+    var entriesReleased = false
+
+    /// The dataset as the disclosure rule lets it leave the hub. The summary is recomputed from
+    /// the entries the hub holds (`people`), never taken from what the snapshot says of itself:
+    /// subjects, and beside them (only when at least `minCount` subjects) studies, instances and
+    /// per value of modality, body part, manufacturer and sex the number of **subjects** with it,
+    /// each value listed only with `minCount` subjects. A dataset under `minCount` says only
+    /// `"suppressed": true`; withheld keys are left out. Series and byte counts (in the snapshot's
+    /// own summary) are not recomputed from entries, so they are not shown.
+    func disclosed(_ people: FacetCounts.DatasetPeople?, rule: DisclosureRule) -> CatalogDataset {
         var copy = self
+        guard let people, let subjects = rule.people(people.subjects) else {
+            copy.summary = .object(["suppressed": .bool(true)])
+            copy.entriesReleased = false
+            return copy
+        }
+        var fields: [String: JSONValue] = [
+            "subjects": .int(Int64(subjects)), "studies": .int(Int64(people.studies)), "instances": .int(people.instances),
+        ]
+        for key in ["modality", "body_part", "manufacturer", "sex"] {
+            let shown = rule.breakdown(people.subjectsWith[key] ?? [:])
+            fields["by_" + key] = .object(shown.mapValues { .int(Int64($0)) })
+        }
         copy.summary = .object(fields)
+        copy.entriesReleased = true
         return copy
     }
 
     public var json: JSONValue {
-        .object(["id": .string(dataset), "node": .string(node), "seq": .int(seq), "snapshot": .string(digest),
-                 "entries": .int(Int64(entries)), "metadata": metadata, "summary": summary,
-                 "issued": createdAt.map(JSONValue.string) ?? .null])
+        var fields: [String: JSONValue] = ["id": .string(dataset), "node": .string(node), "seq": .int(seq), "snapshot": .string(digest),
+                                           "metadata": metadata, "summary": summary]
+        if entriesReleased { fields["entries"] = .int(Int64(entries)) }
+        if let createdAt { fields["issued"] = .string(createdAt) }
+        return .object(fields)
     }
 }
 
@@ -78,25 +87,38 @@ public enum CatalogError: Error, CustomStringConvertible {
 }
 
 extension HubIndex {
-    /// Datasets whose summary has the filters' values (a filter key may repeat: OR).
-    public func catalog(filters: [String: [String]]) throws -> [CatalogDataset] {
+    /// Datasets as the disclosure rule lets them out, those whose released breakdowns have the
+    /// filters' values (a filter key may repeat: OR). A filter on modality, body part, manufacturer
+    /// or sex matches only a value held by at least `minCount` subjects, so no filter answers with
+    /// a cell under it.
+    public func catalog(filters: [String: [String]], rule: DisclosureRule) throws -> [CatalogDataset] {
         let all = try read { db in try Row.fetchAll(db, sql: "SELECT * FROM heads ORDER BY node, dataset").map(CatalogDataset.init) }
-        return all.filter { item in
+        let people = try catalogPeople()
+        return all.map { $0.disclosed(people[.init(node: $0.node, dataset: $0.dataset)], rule: rule) }.filter { item in
             filters.allSatisfy { key, wanted in
                 switch key {
                 case "node": return wanted.contains(item.node)
                 case "cancer_type": return wanted.contains(item.metadata["cancer_type"]?.string ?? "")
                 case "modality", "body_part", "manufacturer", "sex":
                     let present = item.summary["by_" + key]?.object ?? [:]
-                    return wanted.contains { (present[$0]?.int ?? 0) > 0 }
+                    return wanted.contains { present[$0] != nil }
                 default: return true
                 }
             }
         }
     }
 
-    public func catalogDataset(_ id: String) throws -> [CatalogDataset] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM heads WHERE dataset = ? ORDER BY node", arguments: [id]).map(CatalogDataset.init) }
+    public func catalogDataset(_ id: String, rule: DisclosureRule) throws -> [CatalogDataset] {
+        let rows = try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM heads WHERE dataset = ? ORDER BY node", arguments: [id]).map(CatalogDataset.init)
+        }
+        let people = try catalogPeople()
+        return rows.map { $0.disclosed(people[.init(node: $0.node, dataset: $0.dataset)], rule: rule) }
+    }
+
+    private func catalogPeople() throws -> [FacetCounts.NodeDataset: FacetCounts.DatasetPeople] {
+        if !counts.isLoaded { try loadCounts() }
+        return counts.people()
     }
 
     /// Subjects and studies per dataset among instances meeting every instance criterion (sex,
@@ -141,7 +163,7 @@ public enum DCAT {
             "cairn:manufacturers": list("manufacturer"),
             "cairn:snapshot": .string(item.digest),
         ]
-        // Withheld small counts (null in the summary) are left out, not published as zero.
+        // Withheld counts (left out of a disclosed summary) are left out here too, not published as zero.
         if let subjects = item.summary["subjects"]?.int { description["healthdcatap:numberOfUniqueIndividuals"] = .int(subjects) }
         if let studies = item.summary["studies"]?.int { description["healthdcatap:numberOfRecords"] = .int(studies) }
         if item.summary["suppressed"]?.bool == true { description["cairn:countsWithheld"] = .bool(true) }

@@ -31,6 +31,7 @@ final class FacetCounts: Sendable {
         var study: Int32
         /// Modality, sex, body part, manufacturer codes, in `Criterion` order.
         var attributes: (Int32, Int32, Int32, Int32)
+        var instances: Int64
     }
 
     /// The instance criteria of a count query, as coded attributes.
@@ -105,7 +106,8 @@ final class FacetCounts: Sendable {
                 attributes: (attributeCode(.modality, facet.values[Criterion.modality.column]),
                              attributeCode(.sex, facet.values[Criterion.sex.column]),
                              attributeCode(.bodyPart, facet.values[Criterion.bodyPart.column]),
-                             attributeCode(.manufacturer, facet.values[Criterion.manufacturer.column])))
+                             attributeCode(.manufacturer, facet.values[Criterion.manufacturer.column])),
+                instances: facet.instances)
             if let row = rowOfFacet[facet.id] {
                 rows[row] = coded
             } else {
@@ -172,6 +174,65 @@ final class FacetCounts: Sendable {
         var dataset: String
         var subjects: Int
         var studies: Int
+    }
+
+    /// What the catalogue may say of one dataset, recomputed from the entries it holds (never from
+    /// what a snapshot says of itself): distinct subjects and studies, instances, and per value of
+    /// each criterion the number of distinct **subjects** with it.
+    struct DatasetPeople: Sendable, Equatable {
+        var subjects = 0
+        var studies = 0
+        var instances: Int64 = 0
+        /// Criterion key (`modality`, `sex`, `body_part`, `manufacturer`) → value → subjects.
+        var subjectsWith: [String: [String: Int]] = [:]
+    }
+
+    /// `DatasetPeople` for every held dataset, keyed by node and dataset, in one pass over the facets.
+    func people() -> [NodeDataset: DatasetPeople] {
+        state.withLock { state -> [NodeDataset: DatasetPeople] in
+            guard let state else { return [:] }
+            var out = [DatasetPeople](repeating: DatasetPeople(), count: state.datasets.count)
+            var subjectSeen = [Bool](repeating: false, count: state.subjectCodes.count)
+            var studySeen = [Bool](repeating: false, count: state.studyCodes.count)
+            // (criterion, dataset, value code) → the subjects seen with it.
+            var with: [[Int32: [Int32: Set<Int32>]]] = Array(repeating: [:], count: Criterion.allCases.count)
+            for row in state.rows {
+                let dataset = Int(row.dataset)
+                out[dataset].instances += row.instances
+                if row.subject >= 0, !subjectSeen[Int(row.subject)] {
+                    subjectSeen[Int(row.subject)] = true
+                    out[dataset].subjects += 1
+                }
+                if row.study >= 0, !studySeen[Int(row.study)] {
+                    studySeen[Int(row.study)] = true
+                    out[dataset].studies += 1
+                }
+                guard row.subject >= 0 else { continue }
+                for criterion in Criterion.allCases {
+                    let code = Self.attribute(row, criterion)
+                    if code >= 0 { with[criterion.rawValue][row.dataset, default: [:]][code, default: []].insert(row.subject) }
+                }
+            }
+            for criterion in Criterion.allCases {
+                var names = [String](repeating: "", count: state.attributeCodes[criterion.rawValue].count)
+                for (value, code) in state.attributeCodes[criterion.rawValue] { names[Int(code)] = value }
+                for (dataset, codes) in with[criterion.rawValue] {
+                    for (code, subjects) in codes where !names[Int(code)].isEmpty {
+                        out[Int(dataset)].subjectsWith[criterion.key, default: [:]][names[Int(code)]] = subjects.count
+                    }
+                }
+            }
+            var keyed: [NodeDataset: DatasetPeople] = [:]
+            for (index, held) in state.datasets.enumerated() {
+                keyed[NodeDataset(node: held.node, dataset: held.dataset)] = out[index]
+            }
+            return keyed
+        }
+    }
+
+    struct NodeDataset: Hashable, Sendable {
+        var node: String
+        var dataset: String
     }
 
     /// Distinct subjects and studies per dataset among facets meeting every instance criterion

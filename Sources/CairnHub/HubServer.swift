@@ -52,20 +52,20 @@ public struct HubServer: Sendable {
             for (key, value) in request.uri.queryParameters {
                 filters[String(key), default: []].append(String(value))
             }
-            let items = try index.catalog(filters: filters).map { $0.withholdingSmallCells(minCount: config.minCount) }
+            let items = try index.catalog(filters: filters, rule: DisclosureRule(minCount: config.minCount))
             return try Self.json(.object(["datasets": .array(items.map(\.json)), "min_count": .int(Int64(config.minCount))]))
         }
         router.get("/v1/catalog/datasets/:id") { request, context in
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
-            let items = try index.catalogDataset(id).map { $0.withholdingSmallCells(minCount: config.minCount) }
+            let items = try index.catalogDataset(id, rule: DisclosureRule(minCount: config.minCount))
             guard !items.isEmpty else { throw APIError(.notFound, "not_found", "no dataset \(id) in the catalogue") }
             return try Self.json(.object(["datasets": .array(items.map(\.json)), "min_count": .int(Int64(config.minCount))]))
         }
         router.get("/v1/catalog/datasets/:id/dcat") { request, context in
             try await authorizeCatalog(request)
             let id = context.parameters.get("id") ?? ""
-            guard let item = try index.catalogDataset(id).first?.withholdingSmallCells(minCount: config.minCount) else {
+            guard let item = try index.catalogDataset(id, rule: DisclosureRule(minCount: config.minCount)).first else {
                 throw APIError(.notFound, "not_found", "no dataset \(id) in the catalogue")
             }
             let base = request.head.authority.map { "http://\($0)" } ?? ""
@@ -166,31 +166,22 @@ public struct HubServer: Sendable {
         logger.info("catalogue access", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)"])
     }
 
-    /// Per dataset, subjects and studies, unless either is below `min_count` (and not zero): then
-    /// both are withheld (`null`, `"suppressed": true`) and left out of the totals, which say how
-    /// many datasets were withheld.
+    /// Per dataset, subjects and studies, for the datasets where at least `min_count` subjects
+    /// match (DisclosureRule): the others are left out, as datasets with no match are, so an answer
+    /// never says that one to min_count - 1 people match.
     func countAnswer(_ rows: [(node: String, dataset: String, subjects: Int, studies: Int)]) -> JSONValue {
-        func small(_ count: Int) -> Bool { count > 0 && count < config.minCount }
-        var subjects = 0, studies = 0, suppressed = 0
-        let datasets: [JSONValue] = rows.map { row in
-            var item: [String: JSONValue] = ["id": .string(row.dataset), "node": .string(row.node)]
-            if small(row.subjects) || small(row.studies) {
-                suppressed += 1
-                item["subjects"] = .null
-                item["studies"] = .null
-                item["suppressed"] = .bool(true)
-            } else {
-                subjects += row.subjects
-                studies += row.studies
-                item["subjects"] = .int(Int64(row.subjects))
-                item["studies"] = .int(Int64(row.studies))
-                item["suppressed"] = .bool(false)
-            }
-            return .object(item)
+        let rule = DisclosureRule(minCount: config.minCount)
+        var subjects = 0, studies = 0
+        let datasets: [JSONValue] = rows.compactMap { row in
+            guard rule.releases(row.subjects) && rule.releases(row.studies) else { return nil }
+            subjects += row.subjects
+            studies += row.studies
+            return .object(["id": .string(row.dataset), "node": .string(row.node), "subjects": .int(Int64(row.subjects)),
+                            "studies": .int(Int64(row.studies))])
         }
         return .object([
             "datasets": .array(datasets),
-            "total": .object(["subjects": .int(Int64(subjects)), "studies": .int(Int64(studies)), "suppressed_datasets": .int(Int64(suppressed))]),
+            "total": .object(["subjects": .int(Int64(subjects)), "studies": .int(Int64(studies))]),
             "min_count": .int(Int64(config.minCount)),
         ])
     }

@@ -19,6 +19,12 @@ public func ingestFile(at path: String, into store: BlobStore, dataset: String, 
     switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options,
                                      admit: admit) {
     case .failure(let refusal): return .refused(reason: refusal.reason)
-    case .success(let staged): return .stored(try store.commit(staged), isInstance: staged.instance != nil)
+    case .success(let staged):
+        // `deduplicated` says only whether this dataset held the bytes already: that another
+        // dataset holds them is not the uploader's to learn (the write does the same work either way).
+        let member = try store.record(staged.blob.digest, inAnyOf: [dataset]) != nil
+        var put = try store.commit(staged)
+        put.deduplicated = put.deduplicated && member
+        return .stored(put, isInstance: staged.instance != nil)
     }
 }

@@ -54,6 +54,10 @@ public struct ReceivedSnapshot: Sendable {
         guard header["type"]?.string == Snapshot.type, header["seq"]?.int != nil, header["dataset"]?.string != nil,
               header["node"]?.string != nil, header["entries_root"]?.string != nil
         else { throw ManifestError.invalid("not a \(Snapshot.type) document") }
+        // The ids a node's CLI allows, and no others: an id reaches URLs, DCAT and the catalogue.
+        for key in ["node", "dataset"] where !Identifier.isValid(header[key]?.string ?? "") {
+            throw ManifestError.invalid("the \(key) id is not 1-128 of A-Z a-z 0-9 . _ - (nor starts with . or -)")
+        }
         self.bytes = bytes
         self.header = header
         self.added = added

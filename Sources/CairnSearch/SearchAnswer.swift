@@ -7,7 +7,8 @@ public enum SearchAnswer {
     public static func json(_ rows: [SearchRow], ignored: [IgnoredCondition], minCount: Int) -> JSONValue {
         // Rows under min_count are left out altogether, as empty ones are: listing them withheld
         // would still say that one to min_count - 1 subjects match.
-        let shown = rows.filter { $0.subjects >= minCount && $0.studies >= minCount }
+        let rule = DisclosureRule(minCount: minCount)
+        let shown = rows.filter { rule.releases($0.subjects) && $0.studies >= minCount }
         let collections: [JSONValue] = shown.map { row in
             var item: [String: JSONValue] = [
                 "id": .string(row.dataset.id), "name": .string(row.dataset.name), "description": .string(row.dataset.description),
@@ -17,9 +18,10 @@ public enum SearchAnswer {
                 "body_parts": .array(row.bodyParts.sorted().map(JSONValue.string)),
             ]
             if let node = row.dataset.node { item["node"] = .string(node) }
-            item["age_range"] = row.ageRange.map {
-                .object(["min": .int(Int64($0.min.rounded(.down))), "max": .int(Int64($0.max.rounded(.down)))])
-            } ?? .object(["min": .null, "max": .null])
+            // A withheld range is left out, as every withheld value is (DisclosureRule).
+            if let range = row.ageRange {
+                item["age_range"] = .object(["min": .int(Int64(range.min.rounded(.down))), "max": .int(Int64(range.max.rounded(.down)))])
+            }
             return .object(item)
         }
         return .object([

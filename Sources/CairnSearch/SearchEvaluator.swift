@@ -59,8 +59,9 @@ public struct SearchIndex: Sendable {
 
 /// One dataset's answer: distinct subjects and studies among the instances meeting the query,
 /// and what those instances are. What could single a person out is only said of at least
-/// `minCount` subjects: the age range runs from the minCount-th youngest to the minCount-th oldest
-/// subject, and a sex, modality or body part is listed when that many subjects have it.
+/// `minCount` subjects (`DisclosureRule`): the age range runs from the minCount-th youngest to the
+/// minCount-th oldest subject (none under 2 x minCount - 1 subjects), and a sex, modality or body
+/// part is listed when that many subjects have it.
 public struct SearchRow: Sendable, Equatable {
     public var dataset: SearchDataset
     public var subjects = 0
@@ -87,15 +88,12 @@ public struct SearchRow: Sendable, Equatable {
         }
     }
 
-    /// Fills the age range and the listed values from what `note` gathered.
+    /// Fills the age range and the listed values from what `note` gathered, as the disclosure rule
+    /// allows.
     public mutating func finish(minCount: Int) {
-        let ages = subjectAges.sorted()
-        if ages.count >= minCount {
-            // With fewer than 2 x minCount - 1 ages the two ends cross: the range is then between them.
-            let (young, old) = (ages[minCount - 1], ages[ages.count - minCount])
-            ageRange = (Swift.min(young, old), Swift.max(young, old))
-        }
-        for (key, seen) in valueSubjects where seen.count >= minCount {
+        let rule = DisclosureRule(minCount: minCount)
+        ageRange = rule.range(subjectAges)
+        for (key, seen) in valueSubjects where rule.releases(seen.count) {
             let value = String(key.dropFirst(2))
             switch key.first {
             case "s": sexes.insert(value)

@@ -1,5 +1,6 @@
 import CairnBlobs
 import CairnObjectStore
+import CairnFoundation
 import Foundation
 import CairnIndex
 import Glibc
@@ -329,11 +330,7 @@ public final class BlobStore: Sendable {
 
     /// Node and dataset ids appear in URLs, file names and signed documents.
     static func validateIdentifier(_ id: String, what: String) throws {
-        let allowed = id.utf8.allSatisfy {
-            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)
-                || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
-        }
-        guard allowed, (1...128).contains(id.utf8.count), id.first != ".", id.first != "-" else {
+        guard Identifier.isValid(id) else {
             throw StoreError.invalidArgument("\(what) '\(id)' must be 1-128 of A-Z a-z 0-9 . _ - and not start with . or -")
         }
     }

@@ -1,0 +1,34 @@
+/// The federation's one rule for what may leave a node or the hub: no group of fewer than
+/// `minCount` people is visible. Every released number is a count of people, or is derived only
+/// from a cell of at least `minCount` people; every breakdown value, list value and range end needs
+/// `minCount` people behind it; what is withheld is left out (a key shown as null still says the
+/// value exists). Counts of studies, series, instances and bytes go out only beside a releasable
+/// count of people. Known limit: answers to overlapping queries can be differenced (two releasable
+/// counts that differ by one person); the rule bounds each answer, not their combinations.
+public struct DisclosureRule: Sendable, Equatable {
+    public let minCount: Int
+
+    public init(minCount: Int) { self.minCount = max(1, minCount) }
+
+    /// The count when it may be released: at least `minCount` people.
+    public func people(_ count: Int) -> Int? { count >= minCount ? count : nil }
+
+    /// Whether a group of `count` people may be shown at all.
+    public func releases(_ count: Int) -> Bool { count >= minCount }
+
+    /// The values with at least `minCount` people, with their counts; the rest are left out.
+    public func breakdown<Key: Hashable>(_ peopleByValue: [Key: Int]) -> [Key: Int] {
+        peopleByValue.filter { $0.value >= minCount }
+    }
+
+    /// A range whose ends each have at least `minCount` people at or beyond them: from the
+    /// minCount-th smallest value to the minCount-th largest, one value per person. Under
+    /// 2 x minCount - 1 people the two ends would cross, and any range drawn between them would
+    /// have an end with fewer people behind it than the rule allows: nothing is released.
+    public func range(_ values: [Double]) -> (min: Double, max: Double)? {
+        guard values.count >= 2 * minCount - 1 else { return nil }
+        let sorted = values.sorted()
+        let low = sorted[minCount - 1], high = sorted[sorted.count - minCount]
+        return low <= high ? (low, high) : nil
+    }
+}

@@ -1,0 +1,199 @@
+"""Nothing small leaves (issue 23): the hub's catalogue, filters, DCAT and count queries and the
+node's search go through one disclosure rule; every released number counts people (at least
+min_count of them), withheld keys are left out, and what a snapshot says of itself is recomputed
+from its entries. Each finding of the hostile probe is a test here."""
+import hashlib
+import itertools
+
+import pytest
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from conftest import GATED, Store, seeded_rng
+from manifest_reference import b64url_encode, canonical, entries_root
+from node import Node
+from test_basic_profile import base_instance, save
+from test_federation import Hub, free_port
+
+
+def entry(i, subject, study, modality, sex, body_part="BREAST", manufacturer="ACME"):
+    return {"digest": "sha256:" + hashlib.sha256(f"{subject}-{i}".encode()).hexdigest(), "size": 1000 + i,
+            "subject": subject, "study_uid": study, "modality": modality,
+            "sex": sex, "body_part": body_part, "manufacturer": manufacturer}
+
+
+class Pusher:
+    """A node enrolled at the hub that pushes snapshots it signs itself (any summary it likes)."""
+
+    def __init__(self, hub, node="probe"):
+        self.hub, self.node, self.key = hub, node, Ed25519PrivateKey.generate()
+        hub.cli("enroll", node, b64url_encode(self.key.public_key().public_bytes_raw()))
+
+    def push(self, dataset, entries, summary=None, metadata=None):
+        entries = sorted(entries, key=lambda e: e["digest"])
+        doc = {"type": "cairn.snapshot/v1", "node": self.node, "dataset": dataset, "seq": 1, "parent": None,
+               "metadata": metadata or {"title": dataset, "cancer_type": "breast"}, "added": entries, "removed": [],
+               "entries": len(entries), "entries_root": entries_root(entries), "summary": summary or {},
+               "created_at": "2026-12-01T00:00:00Z"}
+        doc["signature"] = {"alg": "EdDSA", "kid": "k", "sig": b64url_encode(self.key.sign(canonical(doc)))}
+        body = canonical(doc)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        return requests.put(f"{self.hub.url}/v1/nodes/{self.node}/datasets/{requests.utils.quote(dataset, safe='')}"
+                            f"/snapshots/{digest}", data=body, timeout=30)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    h = Hub(tmp_path / "hub", free_port(), min_count=5)
+    yield h
+    h.stop()
+
+
+def catalog(hub, **params):
+    r = hub.catalog.get(f"{hub.url}/v1/catalog/datasets", params=params, timeout=10)
+    assert r.status_code == 200, r.text
+    return {d["id"]: d for d in r.json()["datasets"]}
+
+
+def test_one_patient_shows_nothing_but_that_it_is_withheld(hub):
+    """The probe's dataset: one woman, one MR study of her breast, six images."""
+    pusher = Pusher(hub)
+    assert pusher.push("one", [entry(i, "S1", "1.2.1", "MR", "F") for i in range(6)]).status_code == 201
+    shown = catalog(hub)["one"]
+    assert shown["summary"] == {"suppressed": True} and "entries" not in shown
+    detail = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/one", timeout=10).json()["datasets"][0]
+    assert detail["summary"] == {"suppressed": True} and "entries" not in detail
+    for key, value in [("sex", "F"), ("modality", "MR"), ("body_part", "BREAST")]:
+        assert catalog(hub, **{key: value}) == {}, key
+    dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/one/dcat", timeout=10).json()
+    assert dcat["cairn:modalities"] == [] and dcat["cairn:bodyParts"] == [] and dcat["dcat:keyword"] == []
+    assert "healthdcatap:numberOfUniqueIndividuals" not in dcat and "healthdcatap:numberOfRecords" not in dcat
+    counted = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": {"sex": ["F"]}}, timeout=10).json()
+    assert counted["datasets"] == []
+
+
+def test_breakdowns_count_people_and_leave_small_values_out(hub):
+    """Five women with one image each and one man with ten: by sex, five women and no key for men
+    (ten images of one man are one person)."""
+    pusher = Pusher(hub)
+    entries = [entry(0, f"W{n}", f"1.2.{n}", "CT", "F") for n in range(5)]
+    entries += [entry(i, "M1", "1.3.1", "MR", "M", body_part="HEAD") for i in range(10)]
+    assert pusher.push("mixed", entries).status_code == 201
+    summary = catalog(hub)["mixed"]["summary"]
+    assert summary["subjects"] == 6 and summary["studies"] == 6 and summary["instances"] == 15
+    assert summary["by_sex"] == {"F": 5} and summary["by_modality"] == {"CT": 5}
+    assert summary["by_body_part"] == {"BREAST": 5} and summary["by_manufacturer"] == {"ACME": 6}
+    assert "series" not in summary and "bytes" not in summary
+    assert set(catalog(hub, sex="F")) == {"mixed"} and catalog(hub, sex="M") == {}
+    assert catalog(hub, modality="MR") == {} and catalog(hub, body_part="HEAD") == {}
+    dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/mixed/dcat", timeout=10).json()
+    assert dcat["cairn:modalities"] == ["CT"] and dcat["cairn:bodyParts"] == ["BREAST"]
+
+
+def test_the_hub_recomputes_what_a_snapshot_says_of_itself(hub):
+    pusher = Pusher(hub)
+    lie = {"subjects": 999_999, "studies": 999_999, "instances": 999_999, "by_sex": {"F": 999_999}}
+    entries = [entry(0, f"P{n}", f"1.4.{n}", "CT", "F") for n in range(7)]
+    assert pusher.push("liar", entries, summary=lie).status_code == 201
+    summary = catalog(hub)["liar"]["summary"]
+    assert (summary["subjects"], summary["studies"], summary["instances"], summary["by_sex"]) == (7, 7, 7, {"F": 7})
+
+
+@pytest.mark.parametrize("dataset", ["..", "<script>", "x" * 5000, "-rf", ".hidden", "a/b", "näme"])
+def test_dataset_ids_the_node_forbids_are_refused(hub, dataset):
+    r = Pusher(hub).push(dataset, [entry(0, "S", "1.2", "CT", "F")])
+    assert r.status_code in (400, 404, 414, 422, 431), (r.status_code, r.text)
+    assert catalog(hub) == {}
+
+
+def test_a_seeded_random_search_reveals_no_group_under_min_count(hub):
+    """Small synthetic datasets; every catalogue answer and count query, with every filter, is
+    checked against the entries: each released count and value has min_count people behind it."""
+    rng = seeded_rng("disclosure")
+    pusher = Pusher(hub)
+    truth = {}
+    for d in range(6):
+        entries = []
+        for p in range(rng.randrange(1, 12)):
+            sex, modality = rng.choice("FMO"), rng.choice(["CT", "MR", "PT"])
+            for i in range(rng.randrange(1, 4)):
+                entries.append(entry(i, f"D{d}P{p}", f"1.5.{d}.{p}", modality if i == 0 else rng.choice(["CT", "MR"]), sex,
+                                     body_part=rng.choice(["CHEST", "HEAD"])))
+        truth[f"d{d}"] = entries
+        assert pusher.push(f"d{d}", entries).status_code == 201
+
+    def people(entries, key=None, value=None):
+        return len({e["subject"] for e in entries if key is None or e[key] == value})
+
+    for key, value in [(None, None)] + list(itertools.product(["sex"], "FMO")) + list(
+            itertools.product(["modality"], ["CT", "MR", "PT"])) + list(itertools.product(["body_part"], ["CHEST", "HEAD"])):
+        shown = catalog(hub, **({key: value} if key else {}))
+        for dataset, item in shown.items():
+            entries = truth[dataset]
+            if key:
+                assert people(entries, key, value) >= 5, (key, value, dataset)
+            summary = item["summary"]
+            if summary.get("suppressed"):
+                assert summary == {"suppressed": True} and people(entries) < 5
+                continue
+            assert summary["subjects"] == people(entries) >= 5
+            for k in ("sex", "modality", "body_part", "manufacturer"):
+                for v, n in summary[f"by_{k}"].items():
+                    assert n == people(entries, k, v) >= 5, (dataset, k, v, n)
+        criteria = {key: [value]} if key else {}
+        counted = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=10).json()
+        for row in counted["datasets"]:
+            assert row["subjects"] >= 5 and row["subjects"] == people(truth[row["id"]], key, value), row
+
+
+def test_node_search_never_shows_an_extreme_age_of_a_small_group(tmp_path):
+    """Five patients aged 23, 31, 44, 58 and 97 (min_count 5): no age range; nine: both ends are
+    the median."""
+    store = Store(tmp_path / "data")
+    store.run("init", "--node-id", "ages")
+    store.run("dataset", "create", *GATED, "cohort", "--searchable", "--cancer-type", "breast")
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    from basic_profile import GENERATED_OPTIONS, declare
+    ages = [23, 31, 44, 58, 97, 60, 61, 62, 63]
+    for n, age in enumerate(ages):
+        ds = base_instance(subject=f"AGE-{n:04d}")
+        ds.PatientSex, ds.PatientAge = "F", f"{age:03d}Y"
+        declare(ds, GENERATED_OPTIONS)
+        save(ds, folder / f"{n}.dcm")
+    paths = sorted(folder.iterdir(), key=lambda p: int(p.stem))
+    store.run("ingest", "--dataset", "cohort", *map(str, paths[:5]))
+    secret = "disclosure-test-secret-0123"
+    node = Node(store, node_id="ages", config={"search_secret": secret, "min_count": 5})
+    ask = lambda: requests.post(f"{node.url}/eucaim/search", json={"ast": {"operand": "OR", "children": []}, "id": "q"},
+                                headers={"Authorization": f"Secret {secret}"}, timeout=30).json()["collections"]
+    try:
+        [row] = ask()
+        assert row["subjects_count"] == 5 and "age_range" not in row, row
+    finally:
+        node.stop()
+    store.run("ingest", "--dataset", "cohort", *map(str, paths[5:]))
+    node = Node(store, node_id="ages", config={"search_secret": secret, "min_count": 5})
+    try:
+        [row] = ask()
+        assert row["subjects_count"] == 9 and row["age_range"] == {"min": 60, "max": 60}, row
+    finally:
+        node.stop()
+
+
+def test_an_upload_does_not_say_what_another_dataset_holds(tmp_path):
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "a")
+    store.run("dataset", "create", "b")
+    path = save(base_instance(subject="SUBJ-0042"), tmp_path / "shared.dcm")
+    store.run("ingest", "--dataset", "b", str(path))
+    node = Node(store)
+    try:
+        headers = node.headers(node.token(datasets="a", scope="ingest"))
+        first = requests.post(f"{node.url}/v1/datasets/a/instances", data=path.read_bytes(), headers=headers, timeout=30)
+        assert first.status_code == 201 and first.json()["deduplicated"] is False, first.text
+        again = requests.post(f"{node.url}/v1/datasets/a/instances", data=path.read_bytes(), headers=headers, timeout=30)
+        assert again.status_code == 201 and again.json()["deduplicated"] is True
+    finally:
+        node.stop()
