@@ -9,7 +9,8 @@ import Synchronization
 /// on the hub: `catalog` (the catalogue and count queries).
 public enum Scope: String, Sendable, CaseIterable {
     /// `search`: federated counts (EUCAIM, through Focus) over the datasets marked searchable.
-    case read, ingest, admin, catalog, search
+    /// `monitor`: the node's metrics and why it is not ready (a scraper's token; names no dataset).
+    case read, ingest, admin, catalog, search, monitor
 
     func allows(_ needed: Scope) -> Bool { self == needed || (self == .admin && needed != .catalog) }
 }

@@ -24,11 +24,15 @@ public struct HubConfig: Decodable, Sendable, Equatable {
     /// What samply Focus sends as `Authorization: Secret <search_secret>` for `/eucaim/search`;
     /// unset, only search-scope tokens from the hub's key are accepted there.
     public var searchSecret: String?
+    /// The hub's address as the federation reaches it (`https://hub.example.org`): DCAT's `@id`s
+    /// are built from it. Unset, they are paths relative to the catalogue (never a caller's `Host`).
+    public var publicURL: String?
 
     enum CodingKeys: String, CodingKey {
         case listen, tlsCertificate = "tls_certificate", tlsKey = "tls_key", minCount = "min_count"
         case maxSnapshotBytes = "max_snapshot_bytes", idleTimeoutSeconds = "idle_timeout_seconds"
         case openCatalog = "open_catalog", clockSkewSeconds = "clock_skew_seconds", searchSecret = "search_secret"
+        case publicURL = "public_url"
     }
 
     public init() {}
@@ -45,6 +49,10 @@ public struct HubConfig: Decodable, Sendable, Equatable {
         openCatalog = try c.decodeIfPresent(Bool.self, forKey: .openCatalog) ?? defaults.openCatalog
         clockSkewSeconds = try c.decodeIfPresent(Double.self, forKey: .clockSkewSeconds) ?? defaults.clockSkewSeconds
         searchSecret = try c.decodeIfPresent(String.self, forKey: .searchSecret)
+        publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL).map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
+            throw ServerConfigError.invalid(path: "public_url", reason: "must start with http:// or https://")
+        }
         if let searchSecret, searchSecret.utf8.count < 16 {
             throw ServerConfigError.invalid(path: "search_secret", reason: "must be at least 16 characters")
         }

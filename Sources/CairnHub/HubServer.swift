@@ -68,8 +68,8 @@ public struct HubServer: Sendable {
             guard let item = try index.catalogDataset(id, rule: DisclosureRule(minCount: config.minCount)).first else {
                 throw APIError(.notFound, "not_found", "no dataset \(id) in the catalogue")
             }
-            let base = request.head.authority.map { "http://\($0)" } ?? ""
-            return try Self.json(DCAT.describe(item, hubURL: base), contentType: "application/ld+json")
+            // The configured address only: a caller's Host header must not name the catalogue's datasets.
+            return try Self.json(DCAT.describe(item, hubURL: config.publicURL ?? ""), contentType: "application/ld+json")
         }
         router.post("/v1/catalog/count") { request, _ in
             try await authorizeCatalog(request)

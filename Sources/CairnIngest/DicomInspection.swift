@@ -45,7 +45,9 @@ struct DicomInspection {
                       admit: (InstanceRecord?) throws -> Void = { _ in }) throws -> Result<StagedBlob, Refusal> {
         let inspection = DicomInspection(path: path, gate: gate)
         try admit(inspection.record)
-        if let reason = inspection.refusal(under: gate) { return .failure(Refusal(reason: reason)) }
+        if let reason = inspection.refusal(under: gate) ?? inspection.record.flatMap(\.indexProblem) {
+            return .failure(Refusal(reason: reason))
+        }
         let staged = try store.stage(fileAt: path, options: options, dataset: dataset, name: name,
                                      cutPoints: inspection.cutPoints, pixels: inspection.pixels)
         staged.instance = inspection.record
@@ -75,6 +77,29 @@ extension PixelRegion {
 }
 
 extension InstanceRecord {
+    /// Why the index must not take these attributes, in any dataset: UIDs that are not UIDs
+    /// (PS3.5 9.1; DICOMweb builds URLs from them) and text holding a NUL (cut short by C code
+    /// downstream). Nil when they are fine.
+    var indexProblem: String? {
+        for (name, uid) in [("Study Instance UID", studyUID), ("Series Instance UID", seriesUID),
+                            ("SOP Instance UID", sopInstanceUID), ("SOP Class UID", sopClassUID)] {
+            if let uid, !Self.isUID(uid) { return "has a \(name) that is not a UID (PS3.5 9.1: digits and dots, at most 64)" }
+        }
+        for (name, text) in [("Patient ID", subject), ("Modality", modality), ("Body Part Examined", bodyPart),
+                             ("Manufacturer", manufacturer), ("Patient's Sex", sex)] where text?.contains("\0") == true {
+            return "has a NUL character in its \(name)"
+        }
+        return nil
+    }
+
+    /// PS3.5 9.1: components of digits separated by dots, 64 characters at most. (A leading zero
+    /// in a component, invalid too but common in old exports, is let through: it changes no URL.)
+    static func isUID(_ text: String) -> Bool {
+        text.utf8.count <= 64 && text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { part in
+            !part.isEmpty && part.utf8.allSatisfy { (0x30...0x39).contains($0) }
+        }
+    }
+
     /// The attributes the index keeps for a DICOM instance (empty values count as absent).
     public init(file: DicomFile, layout: PixelDataLayout) {
         let ds = file.dataSet

@@ -6,7 +6,8 @@ import Foundation
 /// How index values become folder and file names (README "Mounting datasets as folders").
 ///
 /// A name keeps the value's letters, digits, `.`, `_` and `-`; any other byte becomes `_`, a
-/// leading `.` becomes `_`, and it is cut at 120 bytes. When that changed the value, or the value is
+/// leading `.` or `-` becomes `_` (so no name is a hidden file or reads as an option to a shell
+/// command), and it is cut at 120 bytes. When that changed the value, or the value is
 /// missing, or it is a name the layout reserves, `~` and 16 hex digits of the value's SHA-256 follow,
 /// so two values never share a name by being cleaned alike (`~` is never kept from a value, so a
 /// suffixed name cannot meet a clean one). Names depend only on their value, so a file keeps its
@@ -19,12 +20,13 @@ enum MountNames {
     static func component(_ value: String?, placeholder: String, reserved: Set<String> = []) -> String {
         guard let value, !value.isEmpty else { return placeholder }
         // Most values (UIDs, pseudonyms) are already safe: no copy.
-        if value.utf8.count <= maxLength, value.utf8.first != UInt8(ascii: "."), value.utf8.allSatisfy(isKept),
+        if value.utf8.count <= maxLength, value.utf8.first != UInt8(ascii: "."), value.utf8.first != UInt8(ascii: "-"),
+           value.utf8.allSatisfy(isKept),
            value != placeholder, !reserved.contains(value) {
             return value
         }
         var bytes = value.utf8.prefix(maxLength).map { isKept($0) ? $0 : UInt8(ascii: "_") }
-        if bytes.first == UInt8(ascii: ".") { bytes[0] = UInt8(ascii: "_") }
+        if bytes.first == UInt8(ascii: ".") || bytes.first == UInt8(ascii: "-") { bytes[0] = UInt8(ascii: "_") }
         let cleaned = String(decoding: bytes, as: UTF8.self)
         if cleaned != value || cleaned == placeholder || reserved.contains(cleaned) {
             return cleaned + "~" + shortHash(value)

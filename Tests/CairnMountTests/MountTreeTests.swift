@@ -60,6 +60,8 @@ import Testing
             Self.instance(4, subject: nil, study: "1.2", series: "1.3", sop: "1.4"),
             // A real subject named like the placeholder for a missing one gets a suffix.
             Self.instance(7, subject: "unknown-subject", study: "1.2", series: "1.3", sop: "1.4"),
+            // A subject that a shell would read as an option (`rm -rf *` in the dataset's folder).
+            Self.instance(8, subject: "-rf", study: "1.2", series: "1.3", sop: "1.4"),
             // The same SOP Instance UID stored twice (a re-sent, changed file): the earlier keeps the name.
             Self.instance(5, subject: "P", study: "1.2", series: "1.3", sop: "9.9", at: 50),
             Self.instance(6, subject: "P", study: "1.2", series: "1.3", sop: "9.9", at: 40),
@@ -69,7 +71,7 @@ import Testing
         #expect(Set(paths).count == paths.count)
         for path in paths {
             for part in path.split(separator: "/") {
-                #expect(part != "." && part != ".." && !part.hasPrefix("."), "unsafe component in \(path)")
+                #expect(part != "." && part != ".." && !part.hasPrefix(".") && !part.hasPrefix("-"), "unsafe component in \(path)")
             }
         }
         let top = try #require(Self.find(tree, "ds"))
@@ -77,6 +79,7 @@ import Testing
         #expect(subjects.contains("files") == false, "a subject called files must not take the files folder's name: \(subjects)")
         #expect(subjects.contains("__etc") && subjects.contains { $0.hasPrefix("_._etc~") })
         #expect(subjects.contains("unknown-subject") && subjects.contains { $0.hasPrefix("unknown-subject~") })
+        #expect(!subjects.contains("-rf") && subjects.contains { $0.hasPrefix("_rf~") })
         let seriesFolder = try #require(Self.find(tree, "ds/P/1.2/1.3"))
         let names = tree.children(of: seriesFolder.inode).map(\.name)
         #expect(names.count == 2 && names.contains("9.9.dcm"))

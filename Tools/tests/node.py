@@ -45,6 +45,9 @@ class Node:
             raise AssertionError(f"node did not start: {line!r} {self.log_path.read_text(errors='replace')}")
         self.url = line.split("listening on ")[1].split()[0]
         self.port = int(self.url.rsplit(":", 1)[1])
+        # /metrics and /readyz's reasons need a monitor token: issued now, while the index is free
+        # (a test may later hold its write lock, which `token issue` needs for its audit record).
+        self.monitor = self.token(datasets="", scope="monitor", subject="prometheus", ttl="1d")
 
     def token(self, datasets="ct", scope="read", ttl="1h", subject="job-1", audience=None):
         args = ["token", "issue", "--subject", subject, "--datasets", datasets, "--scope", scope, "--ttl", ttl]
@@ -61,12 +64,16 @@ class Node:
             headers = self.headers(token, **headers)
         return requests.get(self.url + path, headers=headers, timeout=30, **kwargs)
 
+    def ready(self):
+        """/readyz as a monitor sees it, with the reasons."""
+        return requests.get(self.url + "/readyz", headers=self.headers(self.monitor), timeout=10)
+
     def rss_bytes(self):
         return proc_status_bytes(self.proc.pid, "VmRSS")
 
     def metrics(self):
         values = {}
-        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
+        for line in requests.get(self.url + "/metrics", headers=self.headers(self.monitor), timeout=10).text.splitlines():
             if line and not line.startswith("#"):
                 name, value = line.rsplit(" ", 1)
                 values[name] = float(value)

@@ -197,3 +197,62 @@ def test_an_upload_does_not_say_what_another_dataset_holds(tmp_path):
         assert again.status_code == 201 and again.json()["deduplicated"] is True
     finally:
         node.stop()
+
+
+def test_anonymous_callers_learn_ready_or_not_and_no_metrics(tmp_path):
+    store = Store(tmp_path / "data")
+    store.run("init")
+    node = Node(store)
+    try:
+        assert requests.get(node.url + "/metrics", timeout=10).status_code == 401
+        assert node.get("/metrics", node.token(datasets="default")).status_code == 401  # a read token is not a monitor's
+        assert node.get("/metrics", node.monitor).status_code == 200
+        assert requests.get(node.url + "/readyz", timeout=10).json() == {"status": "ready"}
+        assert "disk_free_bytes" in node.ready().json()
+    finally:
+        node.stop()
+
+
+def test_names_and_identifiers_from_outside_cannot_forge_output_or_paths(tmp_path):
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "open", "--deid-policy", "accept")
+    node = Node(store)
+    try:
+        headers = node.headers(node.token(datasets="open", scope="ingest"))
+        forged = "x\nsha256:forged\t1\t1\tzstd\tok\x1b[31mred\x1b[0m"
+        r = requests.post(f"{node.url}/v1/datasets/open/instances", params={"name": forged}, data=b"plain bytes",
+                          headers=headers, timeout=30)
+        assert r.status_code == 201, r.text
+    finally:
+        node.stop()
+    listing = store.run("ls", "--dataset", "open").stdout.decode()
+    assert len(listing.splitlines()) == 1 and "\x1b" not in listing and "sha256:forged\t" not in listing, listing
+    assert "\\u{a}" in listing and "\\u{1b}" in listing
+    # Ingest refuses UIDs that are not UIDs and a NUL inside a Patient ID, in any dataset.
+    bad = {"dots": ("StudyInstanceUID", ".."), "path": ("SeriesInstanceUID", "1.2.3.4/../.."), "nul": ("PatientID", "x\0y")}
+    for label, (keyword, value) in bad.items():
+        ds = base_instance()
+        setattr(ds, keyword, value)
+        path = save(ds, tmp_path / f"{label}.dcm")
+        proc = store.run("ingest", "--dataset", "open", str(path), check=False)
+        assert proc.returncode == 1 and b"refused" in proc.stderr, (label, proc.stderr)
+    assert len(store.ndjson("ls", "--dataset", "open")) == 1
+
+
+def test_dcat_names_datasets_by_the_configured_address_only(tmp_path):
+    hub = Hub(tmp_path / "hub", free_port())
+    try:
+        pusher = Pusher(hub)
+        assert pusher.push("lung", [entry(0, "S1", "1.2", "CT", "F")]).status_code == 201
+        dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/lung/dcat", headers={"Host": "evil.example.org"},
+                               timeout=10).json()
+        assert dcat["@id"] == "/v1/catalog/datasets/lung" and "evil" not in str(dcat)
+        hub.stop()
+        hub.configure(1, public_url="https://hub.eucaim.example.org/")
+        hub.start()
+        dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/lung/dcat", headers={"Host": "evil.example.org"},
+                               timeout=10).json()
+        assert dcat["@id"] == "https://hub.eucaim.example.org/v1/catalog/datasets/lung"
+    finally:
+        hub.stop()

@@ -207,8 +207,11 @@ def test_a_push_refused_for_good_stops_and_shows(tmp_path):
         node = Node(store, node_id="hospital-c", extra=("--hub", hub.url))
         wait_until(lambda: requests.get(node.url + "/readyz", timeout=10).status_code == 503, timeout=20,
                    what="readyz to report the halted push")
-        ready = requests.get(node.url + "/readyz", timeout=10).json()
+        ready = node.ready().json()
         assert any("replication of ds halted" in p and "not enrolled" in p for p in ready["problems"]), ready
+        # A caller without a monitor token learns only that the node is not ready.
+        anonymous = requests.get(node.url + "/readyz", timeout=10)
+        assert anonymous.status_code == 503 and anonymous.json() == {"status": "not_ready"}
         assert node.metrics()["cairn_replication_halted_datasets"] == 1
         stats = store.json("stats")["replication"]
         assert stats["halted_datasets"] == 1 and "not enrolled" in stats["pending"][0]["halted"]
@@ -296,7 +299,7 @@ def test_reads_stop_when_the_audit_log_cannot_keep_up(store, tmp_path):
         assert statuses[-1] == 503 and statuses.count(200) <= 20, statuses
         refused = node.get(f"/v1/blobs/{digest}", token)
         assert refused.status_code == 503 and refused.json()["error"] == "audit_unavailable"
-        ready = requests.get(node.url + "/readyz", timeout=10)
+        ready = node.ready()
         assert ready.status_code == 503 and any("audit records" in p for p in ready.json()["problems"])
         assert node.metrics()["cairn_audit_pending_records"] >= 20
         served = statuses.count(200) + 1

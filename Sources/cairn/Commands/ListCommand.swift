@@ -33,8 +33,11 @@ struct ListCommand: ParsableCommand {
                 }
                 Terminal.printJSON(object)
             } else {
+                // Names and attributes come from uploaders and files: escaped, so a tab, a newline or
+                // an ANSI escape in them cannot forge columns, lines or colours.
                 print([record.digest.description, String(record.size), String(record.storedSize), record.codec.rawValue,
-                       record.state.rawValue, item.instance?.modality ?? "", item.instance?.subject ?? "", item.name ?? ""]
+                       record.state.rawValue, Terminal.escaped(item.instance?.modality ?? ""),
+                       Terminal.escaped(item.instance?.subject ?? ""), Terminal.escaped(item.name ?? "")]
                     .joined(separator: "\t"))
             }
         }

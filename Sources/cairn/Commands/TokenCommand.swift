@@ -22,7 +22,8 @@ struct TokenCommand: ParsableCommand {
         @Option(help: "Comma-separated dataset ids the token grants (none for a search token).")
         var datasets: String = ""
 
-        @Option(help: "read, ingest, admin (admin includes both) or search (federated counts over the searchable datasets).")
+        @Option(help: ArgumentHelp("read, ingest, admin (admin includes both), search (federated counts over the searchable "
+            + "datasets) or monitor (/metrics and /readyz's reasons, for a scraper)."))
         var scope: Scope = .read
 
         @Option(help: "Lifetime: a number with s, m, h or d (e.g. 30m, 1h, 7d).")
@@ -34,7 +35,7 @@ struct TokenCommand: ParsableCommand {
         func run() async throws {
             let store = try global.openStore()
             // A search token counts over whatever datasets the provider made searchable; it names none.
-            let ids = scope == .search && datasets.isEmpty ? [] : try Self.datasetIDs(datasets)
+            let ids = (scope == .search || scope == .monitor) && datasets.isEmpty ? [] : try Self.datasetIDs(datasets)
             for id in ids where try !store.datasetExists(id) {
                 throw StoreError.invalidArgument("dataset '\(id)' does not exist")
             }
