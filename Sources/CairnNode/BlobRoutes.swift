@@ -9,8 +9,8 @@ import Hummingbird
 /// file is a clean error), to the response body task, the only one that uses it afterwards.
 final class ReaderHandoff: @unchecked Sendable {
     let reader: BlobReader
-    /// The first chunk of the body, read and checked before the headers went out (blobs in a
-    /// bucket), which the body then sends first.
+    /// The first chunk of the body, read and checked before the headers went out, which the body
+    /// then sends first.
     var firstChunk: (range: Range<UInt64>, bytes: ByteBuffer)?
     init(_ reader: BlobReader) { self.reader = reader }
 }
@@ -168,14 +168,14 @@ extension NodeAPI {
         })
     }
 
-    /// For a blob in a bucket, the first chunk before any header is sent: fetched and, for
-    /// original bytes, decoded through its frame checksums and kept for the body to send first. A
-    /// missing, replaced or damaged object is then a clean error, as a missing file is, not a body
-    /// cut short. (Stored zstd bytes pass through undecoded: the client's decoder checks them.)
+    /// The first chunk before any header is sent: fetched (from a bucket) and, for original bytes,
+    /// decoded through its frame checksums and kept for the body to send first. A missing,
+    /// replaced or damaged blob is then a clean 500, never a 200 whose body is cut short. (Stored
+    /// zstd bytes pass through undecoded: the client's decoder checks them.)
     func fetchFirstChunk(of range: Range<UInt64>, stored: Bool, reader handoff: ReaderHandoff,
                          event: BlobAuditEvent) async throws {
         let reader = handoff.reader
-        guard reader.readsOverNetwork, !range.isEmpty else { return }
+        guard !range.isEmpty, !stored || reader.readsOverNetwork else { return }
         do {
             if stored {
                 try await reader.prefetchStored(range.lowerBound..<min(range.upperBound, range.lowerBound + Self.chunkSize), next: nil)

@@ -256,3 +256,43 @@ def test_dcat_names_datasets_by_the_configured_address_only(tmp_path):
         assert dcat["@id"] == "https://hub.eucaim.example.org/v1/catalog/datasets/lung"
     finally:
         hub.stop()
+
+
+@pytest.mark.local_files
+def test_a_missing_or_damaged_first_blob_is_a_500_before_any_header(tmp_path):
+    """WADO-RS answered 200 with a Content-Length and then 136 bytes when the blob file was gone;
+    a whole GET of a blob damaged in its first frame was a 200 cut short. Both are 500s now."""
+    import os
+    from dicom_gen import write_ct_study
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "ct", "--deid-policy", "accept")
+    (tmp_path / "study").mkdir()
+    series = write_ct_study(tmp_path / "study", "SUBJ-CUT", series_count=1, slices=2)
+    store.run("ingest", "--dataset", "ct", str(tmp_path / "study"))
+    listed = {e["dicom"]["sop_uid"]: e for e in store.ndjson("ls", "--dataset", "ct")}
+    (series_uid, paths), = series.items()
+    import pydicom
+    first, second = (pydicom.dcmread(p, stop_before_pixels=True) for p in paths)
+    node = Node(store)
+    try:
+        token = node.token("ct")
+        gone = listed[first.SOPInstanceUID]["digest"]
+        os.unlink(store.path(gone))
+        url = f"/dicomweb/ct/studies/{first.StudyInstanceUID}/series/{series_uid}/instances/{first.SOPInstanceUID}"
+        r = node.get(url, token, headers={"Accept": 'multipart/related; type="application/dicom"'})
+        assert r.status_code == 500 and r.json()["error"] == "blob_unavailable", (r.status_code, r.headers)
+        damaged = listed[second.SOPInstanceUID]["digest"]
+        path = store.path(damaged)
+        blob = bytearray(open(path, "rb").read())
+        blob[40] ^= 0xFF  # inside the first frame
+        os.chmod(path, 0o644)
+        with open(path, "wb") as f:
+            f.write(blob)
+        r = node.get(f"/v1/blobs/{damaged}", token, headers={"Accept-Encoding": "identity"})
+        assert r.status_code == 500 and r.json()["error"] == "blob_unavailable", (r.status_code, r.headers)
+        records = [e for e in store.ndjson("audit", "export") if e.get("status") == 500]
+        assert {e["digest"] for e in records} >= {gone, damaged}
+        assert node.alive()
+    finally:
+        node.stop()

@@ -49,7 +49,7 @@ extension NodeAPI {
             WadoPart(contentType: "application/dicom; transfer-syntax=" + (instance.instance.transferSyntax ?? TransferSyntax.explicitLittle.uid),
                      record: instance.blob, ranges: [0..<instance.blob.size])
         }
-        return try respond(parts, bare: bare, partType: "application/dicom", etag: Self.entityTag(bare ? "instance" : "instances", instances),
+        return try await respond(parts, bare: bare, partType: "application/dicom", etag: Self.entityTag(bare ? "instance" : "instances", instances),
                            request: request, context: context, grant: grant, dataset: dataset, action: action)
     }
 
@@ -200,7 +200,7 @@ extension NodeAPI {
             + "; transfer-syntax=" + layout.transferSyntax
         let parts = requested.map { WadoPart(contentType: label, record: instance.blob, ranges: layout.frames[$0 - 1]) }
         let partType = choice.partType.map { $0.contains("*") ? stored : $0 } ?? stored
-        return try respond(parts, bare: false, partType: partType,
+        return try await respond(parts, bare: false, partType: partType,
                            etag: nil, request: request, context: context, grant: grant, dataset: dataset, action: action,
                            detail: "frames \(listText.prefix(200))")
     }
@@ -247,7 +247,7 @@ extension NodeAPI {
                                     status: 406, detail: "Accept: \(request.headers[.accept]?.prefix(200) ?? "")"))
             throw APIError(.notAcceptable, "not_acceptable", "bulk data is application/octet-stream (in multipart/related or bare)")
         }
-        var response = try respond([WadoPart(contentType: PixelMediaType.native, record: instance.blob, ranges: [value])], bare: bare,
+        var response = try await respond([WadoPart(contentType: PixelMediaType.native, record: instance.blob, ranges: [value])], bare: bare,
                                    partType: PixelMediaType.native, etag: "\"\(instance.blob.digest.hex)-\(value.lowerBound)-\(value.upperBound)\(bare ? "" : "-mp")\"",
                                    request: request, context: context, grant: grant,
                                    dataset: dataset, action: action, detail: "value \(text)")
@@ -261,10 +261,12 @@ extension NodeAPI {
     // MARK: the response body
 
     /// Streams parts (or one bare part) from their blobs; each blob is opened as its part starts,
-    /// and every blob served is audited with the bytes sent.
+    /// and every blob served is audited with the bytes sent. The first part's first bytes are read
+    /// and checked before the headers: a missing or damaged first blob is a clean 500. A later part
+    /// that fails cuts the body short, and the audit record of each blob says so.
     func respond(_ parts: [WadoPart], bare: Bool, partType: String, etag: String?, request: Request,
                  context: NodeRequestContext, grant: AccessGrant, dataset: String, action: String,
-                 detail: String? = nil) throws -> Response {
+                 detail: String? = nil) async throws -> Response {
         // The same resource is the same bytes: the boundary follows the entity tag when there is one.
         let framing = etag.map { MultipartFraming(boundary: "cairn-" + $0.filter { $0 != "\"" }) } ?? MultipartFraming()
         // Caches revalidate: a study or series changes as instances are stored, and anything may go
@@ -284,7 +286,23 @@ extension NodeAPI {
             headers[.contentType] = framing.contentType(partType: partType)
             headers[.contentLength] = String(framing.bodyLength(parts.map { ($0.contentType, $0.length) }))
         }
-        let store = store, audit = audit, metrics = metrics
+        var first: ReaderHandoff?
+        if let part = parts.first, let range = part.ranges.first {
+            do {
+                first = ReaderHandoff(try store.reader(for: part.record))
+            } catch {
+                audit.record(AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: part.record.digest.description,
+                                        bytes: 0, status: 500, detail: "\(error)"))
+                throw APIError.from(error)
+            }
+            if let first {
+                try await fetchFirstChunk(of: range, stored: false, reader: first) { range, bytes, status, failure in
+                    AuditEvent(actor: grant.subject, action: action, dataset: dataset, digest: part.record.digest.description,
+                               range: range, bytes: bytes, status: status, detail: failure)
+                }
+            }
+        }
+        let store = store, audit = audit, metrics = metrics, handoff = first
         let executor = bodyExecutor(context)
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             var sentByBlob: [(BlobDigest, UInt64)] = []
@@ -296,7 +314,9 @@ extension NodeAPI {
                         if !bare {
                             try await writer.write(ByteBuffer(string: framing.partHead(index: index, contentType: part.contentType, length: part.length)))
                         }
-                        if reader?.digest != part.record.digest { reader = try store.reader(for: part.record) }
+                        if reader?.digest != part.record.digest {
+                            reader = try index == 0 ? handoff?.reader ?? store.reader(for: part.record) : store.reader(for: part.record)
+                        }
                         guard let reader else { break }
                         var sent: UInt64 = 0
                         defer {
@@ -306,7 +326,10 @@ extension NodeAPI {
                                 sentByBlob.append((part.record.digest, sent))
                             }
                         }
-                        for range in part.ranges { try await Self.send(range, from: reader, to: &writer, sent: &sent) }
+                        for (r, range) in part.ranges.enumerated() {
+                            try await Self.send(range, from: reader, to: &writer, sent: &sent,
+                                                first: index == 0 && r == 0 ? handoff?.firstChunk : nil)
+                        }
                         metrics.bytesServed.increment(by: Int64(sent))
                     }
                     if !bare { try await writer.write(ByteBuffer(string: framing.closing)) }
