@@ -35,3 +35,13 @@ def b64url_encode(data):
 
 def b64url_decode(text):
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def push_headers(key, node, dataset, digest, body, timestamp=None, length=None, **extra):
+    """The `Cairn-Push` header a node sends with a snapshot: its Ed25519 key (a `cryptography`
+    private key) over `cairn-push/v1`, node, dataset, digest, time and body length (`length`, when
+    a test declares another), one per line."""
+    import time
+    t = int(time.time()) if timestamp is None else timestamp
+    message = f"cairn-push/v1\n{node}\n{dataset}\n{digest}\n{t}\n{len(body) if length is None else length}".encode()
+    return {"Cairn-Push": f"t={t};sig={b64url_encode(key.sign(message))}", **extra}

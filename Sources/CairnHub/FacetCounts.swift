@@ -338,11 +338,9 @@ final class FacetCounts: Sendable {
             var seenWith = datasets.map { _ in listed.map { [Set<Int32>](repeating: [], count: names[$0.rawValue].count) } }
             for facet in state.rows where searchable[Int(facet.dataset)] && predicate(facet) {
                 let dataset = Int(facet.dataset)
-                var newSubject = false
                 if facet.subject >= 0, !subjectSeen[Int(facet.subject)] {
                     subjectSeen[Int(facet.subject)] = true
                     rows[dataset].subjects += 1
-                    newSubject = true
                 }
                 if facet.study >= 0, !studySeen[Int(facet.study)] {
                     studySeen[Int(facet.study)] = true

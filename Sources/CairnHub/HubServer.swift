@@ -3,6 +3,7 @@ import CairnFoundation
 import CairnHTTP
 import CairnManifest
 import CairnSearch
+import Crypto
 import Foundation
 import GRDB
 import HTTPTypes
@@ -189,10 +190,26 @@ public struct HubServer: Sendable {
     func push(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let node = context.parameters.get("node") ?? "", id = context.parameters.get("id") ?? ""
         let digest = context.parameters.get("digest") ?? ""
-        // Who is pushing is checked before any of the body is read: an unenrolled sender costs nothing.
-        guard try index.publicKey(of: node) != nil else {
-            logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "unenrolled"])
-            throw APIError(.forbidden, "unenrolled", IntakeError.unenrolled(node).description)
+        // Who is pushing is proved before any of the body is read or a slot is held: a sender that
+        // cannot sign as an enrolled node costs nothing, and learns no more whether the node is
+        // enrolled than whether its signature was wrong.
+        guard let length = request.headers[.contentLength].flatMap({ Int($0) }), length >= 0 else {
+            throw APIError(.lengthRequired, "length_required", "a push states its Content-Length")
+        }
+        guard let keyText = try index.publicKey(of: node), let raw = Base64URL.decode(keyText),
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
+              let name = HTTPField.Name(PushAuthorization.headerName), let header = request.headers[name],
+              let authorization = PushAuthorization(header: header),
+              authorization.isValid(for: key, node: node, dataset: id, digest: digest, contentLength: length,
+                                    now: Int64(Date().timeIntervalSince1970), skew: Int64(config.clockSkewSeconds))
+        else {
+            logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "push not signed by the node"])
+            throw APIError(.forbidden, "unauthorized_push",
+                           "the push is not signed by an enrolled node's key (\(PushAuthorization.headerName) header, within the clock skew)")
+        }
+        // What a body may hold is bounded before it is read (a zstd body is at most that much too).
+        guard length <= config.maxSnapshotBytes else {
+            throw APIError(.contentTooLarge, "too_large", "Content-Length \(length) is over max_snapshot_bytes (\(config.maxSnapshotBytes))")
         }
         guard intakeSlots.acquire(node) else {
             throw APIError(.serviceUnavailable, "busy", "a snapshot of \(node) is being taken in, or \(intakeSlots.limit) are; retry shortly")

@@ -39,7 +39,7 @@ public struct NodeServer: Sendable {
         let housekeeping = NodeHousekeeping(store: store, verifier: verifier, metrics: metrics, interval: .seconds(1),
                                             logger: logger)
         let pusher = config.hubURL.map {
-            ReplicationPusher(store: store, nodeID: nodeID, hubURL: $0.hasSuffix("/") ? String($0.dropLast()) : $0,
+            ReplicationPusher(store: store, nodeID: nodeID, key: key.privateKey, hubURL: $0.hasSuffix("/") ? String($0.dropLast()) : $0,
                               metrics: metrics, logger: logger)
         }
         return NodeServer(api: api, nodeID: nodeID, housekeeping: housekeeping, pusher: pusher, logger: logger)

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import CairnFoundation
+import Crypto
 import CairnManifest
 import CairnStore
 import Foundation
@@ -16,6 +17,8 @@ import ServiceLifecycle
 struct ReplicationPusher: Service {
     let store: BlobStore
     let nodeID: String
+    /// Signs each push's `Cairn-Push` header: the hub reads no body it cannot tie to this node.
+    let key: Curve25519.Signing.PrivateKey
     let hubURL: String
     let metrics: NodeMetrics
     let logger: Logger
@@ -111,7 +114,11 @@ struct ReplicationPusher: Service {
             request.method = .PUT
             request.headers.add(name: "Content-Type", value: "application/json")
             request.headers.add(name: "Content-Encoding", value: "zstd")
-            request.body = .bytes(ByteBuffer(bytes: ZstdBuffer.compress(snapshot.document)))
+            let compressed = ZstdBuffer.compress(snapshot.document)
+            request.headers.add(name: PushAuthorization.headerName, value: try PushAuthorization.header(
+                key: key, node: nodeID, dataset: dataset, digest: snapshot.digest, timestamp: Int64(Date().timeIntervalSince1970),
+                contentLength: compressed.count))
+            request.body = .bytes(ByteBuffer(bytes: compressed))
             let response = try await client.execute(request, timeout: .seconds(60))
             let body = try await response.body.collect(upTo: 1 << 20)
             guard response.status.code == 200 || response.status.code == 201 else {

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "Tools"))
-from manifest_reference import b64url_encode, canonical, leaf_hash, merkle_root  # noqa: E402
+from manifest_reference import b64url_encode, canonical, leaf_hash, merkle_root, push_headers  # noqa: E402
 CAIRN = REPO / ".build" / "release" / "cairn"
 OUT = REPO / "Tools" / "bench" / "out" / "federation"
 def run_searches(hub, queries):
@@ -141,11 +141,13 @@ class Hub:
         raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         subprocess.run([CAIRN, "hub", "enroll", node, b64url_encode(raw), "--data", self.root], check=True, capture_output=True)
 
-    def push(self, node, dataset, digest, data):
+    def push(self, node, dataset, digest, data, key):
         body = zstd.compress(data)
         start = time.perf_counter()
         r = requests.put(f"{self.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body,
-                         headers={"Content-Encoding": "zstd", "Content-Type": "application/json"}, timeout=600)
+                         headers=push_headers(key, node, dataset, digest, body, **{"Content-Encoding": "zstd",
+                                                                                   "Content-Type": "application/json"}),
+                         timeout=600)
         elapsed = time.perf_counter() - start
         assert r.status_code == 201, r.text
         return elapsed, len(body)
@@ -165,7 +167,7 @@ def first_full_sync(entries_count, lines):
         hub.enroll("big-node", key)
         entries = synthetic_entries(entries_count, seed=1)
         digest, data = snapshot("big-node", "big", entries, key)
-        elapsed, wire = hub.push("big-node", "big", digest, data)
+        elapsed, wire = hub.push("big-node", "big", digest, data, key)
         lines.append(f"| first full sync of {entries_count:,} entries (PUT to 201, verify + apply + root) | {elapsed:.1f} s | <= 10 s |")
         lines.append(f"| snapshot on the wire, per entry (zstd; canonical JSON {len(data) / entries_count:.0f} B) | "
                      f"{wire / entries_count:.1f} B | |")
@@ -173,7 +175,7 @@ def first_full_sync(entries_count, lines):
         removed = {e["digest"] for e in random.Random(3).sample(entries, 100)}
         after = sorted([e for e in entries if e["digest"] not in removed] + added, key=lambda e: e["digest"])
         digest, data = snapshot("big-node", "big", after, key, seq=2, parent=digest, added=added, removed=removed)
-        elapsed, _ = hub.push("big-node", "big", digest, data)
+        elapsed, _ = hub.push("big-node", "big", digest, data, key)
         lines.append(f"| then a delta of 1,000 added + 100 removed onto those {entries_count:,} (PUT to 201) | "
                      f"{elapsed * 1000:.0f} ms | |")
     finally:
@@ -227,7 +229,8 @@ def node_snapshot(args):
     key = Ed25519PrivateKey.generate()
     digest, data = snapshot(f"node{n}", f"ds{n}", synthetic_entries(per_node, seed=100 + n), key,
                             cancer_type=["lung", "breast", "prostate"][n % 3])
-    return n, key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw), digest, zstd.compress(data)
+    # The private key goes back too: the push is signed when it is sent (its time must be current).
+    return n, key.private_bytes_raw(), digest, zstd.compress(data)
 
 
 def count_latency(nodes, per_node, lines, queries, target=""):
@@ -238,11 +241,15 @@ def count_latency(nodes, per_node, lines, queries, target=""):
     try:
         intake = []
         with multiprocessing.Pool(2) as pool:
-            for n, public, digest, body in pool.imap(node_snapshot, [(n, per_node) for n in range(nodes)]):
+            for n, private, digest, body in pool.imap(node_snapshot, [(n, per_node) for n in range(nodes)]):
+                key = Ed25519PrivateKey.from_private_bytes(private)
+                public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
                 subprocess.run([CAIRN, "hub", "enroll", f"node{n}", b64url_encode(public), "--data", hub.root], check=True, capture_output=True)
                 start = time.perf_counter()
                 r = requests.put(f"{hub.url}/v1/nodes/node{n}/datasets/ds{n}/snapshots/{digest}", data=body,
-                                 headers={"Content-Encoding": "zstd", "Content-Type": "application/json"}, timeout=600)
+                                 headers=push_headers(key, f"node{n}", f"ds{n}", digest, body,
+                                                      **{"Content-Encoding": "zstd", "Content-Type": "application/json"}),
+                                 timeout=600)
                 assert r.status_code == 201, r.text
                 intake.append(time.perf_counter() - start)
         latencies = run_counts(hub, queries)

@@ -13,7 +13,7 @@ from backports import zstd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import GATED, REPO, Store, cairn_binary, sha256_digest, wait_until
-from manifest_reference import b64url_encode, canonical, entries_root
+from manifest_reference import b64url_encode, canonical, entries_root, push_headers
 from node import Node, proc_status_bytes
 from test_federation import Hub, free_port, make_corpus
 
@@ -38,8 +38,9 @@ def declared_huge_frame(declared):
 
 def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
     """8 clients at once send a 1 GiB zstd bomb (content size in the frame header) and a frame that
-    declares almost 1 GiB but holds 16 bytes, as an unenrolled and as an enrolled node: every one is
-    refused, the hub's peak RSS stays under 300 MB, and the next honest push is applied."""
+    declares almost 1 GiB but holds 16 bytes, as an unenrolled node and as an enrolled one (pushes
+    signed with its key, so they reach the inflater): every one is refused, the hub's peak RSS stays
+    under 300 MB, and the next honest push is applied."""
     bomb = zstd.compress(bytes(1 << 30), level=19)
     assert len(bomb) < 64 * 1024 and zstd.get_frame_info(bomb).decompressed_size == 1 << 30
     liar = declared_huge_frame((1 << 30) - 64)
@@ -50,10 +51,13 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         before = proc_status_bytes(hub.proc.pid, "VmHWM")
         digest = "sha256:" + "0" * 64
 
+        evil = Ed25519PrivateKey.generate()
+
         def send(job):
             node, body = job
-            r = requests.put(f"{hub.url}/v1/nodes/{node}/datasets/x/snapshots/{digest}", data=body,
-                             headers={"Content-Encoding": "zstd"}, timeout=120)
+            r = requests.put(f"{hub.url}/v1/nodes/{node}/datasets/x/snapshots/{digest}", data=body, timeout=120,
+                             headers=push_headers(key if node == "honest" else evil, node, "x", digest, body,
+                                                  **{"Content-Encoding": "zstd"}))
             return node, len(body), r.status_code, r.json().get("error")
 
         jobs = [(node, body) for node in ("evil", "honest") for body in (bomb, liar) for _ in range(8)]
@@ -63,7 +67,7 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         print(f"hub VmHWM before {before / 2**20:.1f} MiB, after {len(jobs)} bomb pushes {peak / 2**20:.1f} MiB")
         for node, size, status, error in answers:
             if node == "evil":
-                assert (status, error) == (403, "unenrolled"), (node, size, status, error)
+                assert (status, error) == (403, "unauthorized_push"), (node, size, status, error)
             else:
                 assert status in (400, 413, 503), (node, size, status, error)
         assert any(status == 413 for node, _, status, _ in answers if node == "honest"), "no bomb reached the inflater"
@@ -71,18 +75,22 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         entries = sorted(({"digest": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), "size": i,
                            "subject": f"S{i % 7}", "modality": "CT"} for i in range(50)), key=lambda e: e["digest"])
         body, real = signed_snapshot(key, "honest", "x", entries)
-        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=zstd.compress(body),
-                         headers={"Content-Encoding": "zstd"}, timeout=30)
+        packed = zstd.compress(body)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=packed,
+                         headers=push_headers(key, "honest", "x", real, packed, **{"Content-Encoding": "zstd"}), timeout=30)
         assert r.status_code == 201, r.text
         assert hub.head("honest", "x")["digest"] == real
         # The hub's audit chain: the enrolment, the catalogue grant the test hub makes, and the one
         # snapshot applied; the bombs never reached intake.
-        # A forged snapshot is refused and costs no disk: only what the node signed is recorded.
+        # A forged snapshot is refused and costs no disk: only what the node signed is recorded. (The
+        # push itself is signed by honest here: the document's own signature is what is forged.)
         forged, forged_digest = signed_snapshot(Ed25519PrivateKey.generate(), "honest", "x", entries[:10], seq=2, parent=real)
-        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{forged_digest}", data=forged, timeout=30)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{forged_digest}", data=forged, timeout=30,
+                         headers=push_headers(key, "honest", "x", forged_digest, forged))
         assert r.status_code == 403 and r.json()["error"] == "bad_signature"
         stale, stale_digest = signed_snapshot(key, "honest", "x", entries[:10], seq=2, parent="sha256:" + "1" * 64)
-        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{stale_digest}", data=stale, timeout=30)
+        r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{stale_digest}", data=stale, timeout=30,
+                         headers=push_headers(key, "honest", "x", stale_digest, stale))
         assert r.status_code == 409 and r.json()["error"] == "out_of_order"
         records = [json.loads(line) for line in hub.cli("audit", "export", "--json").splitlines()]
         assert [r["action"] for r in records] == ["token.issue", "node.enroll", "snapshot.apply", "snapshot.refuse"], records
@@ -90,38 +98,50 @@ def test_zstd_bombs_cost_the_hub_nothing(tmp_path):
         assert records[3]["digest"] == stale_digest and "head" in records[3]["detail"]
         assert json.loads(hub.cli("audit", "verify", "--json")) == {"ok": True, "records": 4}
         r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{real}", data=body,
-                         headers={"Content-Encoding": "br"}, timeout=30)
+                         headers=push_headers(key, "honest", "x", real, body, **{"Content-Encoding": "br"}), timeout=30)
         assert r.status_code == 415
-        # A sender trickling a body in honest's name holds honest's slot only: another node pushes.
+        # Senders who cannot sign as a node hold no slot: four anonymous trickles, in honest's name,
+        # with a large declared length, are answered 403 at once and honest's next push goes in.
         import socket
-        other = Ed25519PrivateKey.generate()
-        hub.cli("enroll", "other", b64url_encode(other.public_key().public_bytes_raw()))
-        import select
-        slow = None
-
-        def trickle():
-            nonlocal slow
-            slow = socket.create_connection(("127.0.0.1", hub.port))
-            slow.sendall(f"PUT /v1/nodes/honest/datasets/y/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
+        slow = []
+        for n in range(4):
+            sock = socket.create_connection(("127.0.0.1", hub.port))
+            sock.sendall(f"PUT /v1/nodes/honest/datasets/y{n}/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
                          f"Content-Length: 100000\r\n\r\n{{".encode())
-
-        def slot_taken():
-            # The probe is a push in honest's name too, so it races the trickler for the slot: when the
-            # probe wins, the trickler is answered 503 (its socket turns readable) and starts over.
-            if select.select([slow], [], [], 0)[0]:
-                slow.close()
-                trickle()
-                return False
-            return requests.put(f"{hub.url}/v1/nodes/honest/datasets/z/snapshots/{digest}", data=b"{}",
-                                timeout=30).status_code == 503
-
-        trickle()
+            sock.settimeout(10)
+            slow.append(sock)
         try:
-            wait_until(slot_taken, timeout=30, what="honest's slot to be taken")
-            body2, digest2 = signed_snapshot(other, "other", "x", entries)
-            assert requests.put(f"{hub.url}/v1/nodes/other/datasets/x/snapshots/{digest2}", data=body2, timeout=30).status_code == 201
+            for sock in slow:
+                answer = sock.recv(4096).decode(errors="replace")
+                assert answer.startswith("HTTP/1.1 403") and "unauthorized_push" in answer, answer[:200]
+            second, second_digest = signed_snapshot(key, "honest", "w", entries[:20])
+            r = requests.put(f"{hub.url}/v1/nodes/honest/datasets/w/snapshots/{second_digest}", data=second, timeout=30,
+                             headers=push_headers(key, "honest", "w", second_digest, second))
+            assert r.status_code == 201, r.text
         finally:
-            slow.close()
+            for sock in slow:
+                sock.close()
+        # An unenrolled id and a bad signature get the same answer: no one can list enrolled nodes.
+        ghost = requests.put(f"{hub.url}/v1/nodes/ghost/datasets/x/snapshots/{digest}", data=b"{}", timeout=30,
+                             headers=push_headers(evil, "ghost", "x", digest, b"{}"))
+        liar = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{digest}", data=b"{}", timeout=30,
+                            headers=push_headers(evil, "honest", "x", digest, b"{}"))
+        assert (ghost.status_code, ghost.json()) == (liar.status_code, liar.json()) and ghost.status_code == 403
+        # A signature from outside the clock skew, or for another length, is refused too.
+        late = requests.put(f"{hub.url}/v1/nodes/honest/datasets/x/snapshots/{digest}", data=b"{}", timeout=30,
+                            headers=push_headers(key, "honest", "x", digest, b"{}", timestamp=1_000_000_000))
+        assert late.status_code == 403
+        # A declared length over max_snapshot_bytes is refused before a byte is read.
+        huge = socket.create_connection(("127.0.0.1", hub.port))
+        try:
+            signed = push_headers(key, "honest", "x", digest, b"", length=10 * 2**30)["Cairn-Push"]
+            huge.sendall(f"PUT /v1/nodes/honest/datasets/x/snapshots/{digest} HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: {10 * 2**30}\r\nCairn-Push: {signed}\r\n\r\n{{".encode())
+            huge.settimeout(10)
+            answer = huge.recv(4096).decode(errors="replace")
+            assert answer.startswith("HTTP/1.1 413"), answer[:200]
+        finally:
+            huge.close()
     finally:
         hub.stop()
 
@@ -208,13 +228,13 @@ def test_a_push_refused_for_good_stops_and_shows(tmp_path):
         wait_until(lambda: requests.get(node.url + "/readyz", timeout=10).status_code == 503, timeout=20,
                    what="readyz to report the halted push")
         ready = node.ready().json()
-        assert any("replication of ds halted" in p and "not enrolled" in p for p in ready["problems"]), ready
+        assert any("replication of ds halted" in p and "unauthorized_push" in p for p in ready["problems"]), ready
         # A caller without a monitor token learns only that the node is not ready.
         anonymous = requests.get(node.url + "/readyz", timeout=10)
         assert anonymous.status_code == 503 and anonymous.json() == {"status": "not_ready"}
         assert node.metrics()["cairn_replication_halted_datasets"] == 1
         stats = store.json("stats")["replication"]
-        assert stats["halted_datasets"] == 1 and "not enrolled" in stats["pending"][0]["halted"]
+        assert stats["halted_datasets"] == 1 and "unauthorized_push" in stats["pending"][0]["halted"]
         attempts = stats["pending"][0]["attempts"]
         # Halted means no more pushes: the hub's rejection count stays where it is.
         wait_until(lambda: store.json("stats")["replication"]["pending"][0]["attempts"] == attempts, timeout=5,

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conftest import GATED, REPO, Store, cairn_binary, tmpfs, wait_until
 from node import Node
-from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root
+from manifest_reference import b64url_decode, b64url_encode, canonical, entries_root, push_headers
 
 
 def free_port():
@@ -160,8 +160,12 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     first = n.store.json("dataset", "publish", "ds0")
     wait_until(lambda: (hub.head("node0", "ds0") or {}).get("digest") == first["digest"], timeout=20, what="first push")
     doc1 = n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content
+    # Pushes by hand, signed (the Cairn-Push header) with the node's own key.
+    seed = b64url_decode((n.store.root / "keys" / "node.ed25519").read_text().strip())
+    key = Ed25519PrivateKey.from_private_bytes(seed)
     put = lambda node, dataset, digest, body: requests.put(
-        f"{hub.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body, timeout=10)
+        f"{hub.url}/v1/nodes/{node}/datasets/{dataset}/snapshots/{digest}", data=body,
+        headers=push_headers(key, node, dataset, digest, body), timeout=10)
     # The same snapshot twice: a no-op.
     again = put("node0", "ds0", first["digest"], doc1)
     assert again.status_code == 200 and again.json()["applied"] is False
@@ -177,8 +181,6 @@ def test_faults_are_refused_and_nothing_applied(federation, tmp_path):
     remaining = {pydicom.dcmread(p, stop_before_pixels=True).PatientID for p in files["ds0"]} - {subject}
     assert next(d for d in counts["datasets"] if d["id"] == "ds0")["subjects"] == len(remaining)
     # Hand-made third snapshots signed with the node's own key.
-    seed = b64url_decode((n.store.root / "keys" / "node.ed25519").read_text().strip())
-    key = Ed25519PrivateKey.from_private_bytes(seed)
     head_doc = json.loads(n.get("/v1/datasets/ds0/snapshots/latest", n.token(datasets="ds0")).content)
     state_root = head_doc["entries_root"]
     extra = {"digest": "sha256:" + "ab" * 32, "size": 1, "modality": "CT"}
@@ -310,7 +312,8 @@ def test_hub_on_a_full_disk_refuses_with_507_and_keeps_serving(tmp_path):
                                 "sig": b64url_encode(key.sign(canonical(doc)))}
             body = canonical(doc)
             digest = "sha256:" + hashlib.sha256(body).hexdigest()
-            r = requests.put(f"{hub.url}/v1/nodes/big/datasets/ds/snapshots/{digest}", data=body, timeout=120)
+            r = requests.put(f"{hub.url}/v1/nodes/big/datasets/ds/snapshots/{digest}", data=body,
+                             headers=push_headers(key, "big", "ds", digest, body), timeout=120)
             assert r.status_code == 507, r.text
             assert r.json()["error"] == "disk_full"
             assert hub.head("big", "ds") is None
