@@ -180,13 +180,19 @@ import Testing
                 #expect(response.status == .forbidden)
             }
             try await client.execute(uri: "/healthz", method: .get) { response in #expect(response.status == .ok) }
-            try await client.execute(uri: "/metrics", method: .get) { response in
+            // Metrics need a monitor token: without one a 401 (audited); with one the counters.
+            try await client.execute(uri: "/metrics", method: .get) { response in #expect(response.status == .unauthorized) }
+            try await client.execute(uri: "/metrics", method: .get, headers: f.auth(reader)) { response in
+                #expect(response.status == .unauthorized)
+            }
+            let monitor = try await f.token(datasets: [], scope: .monitor)
+            try await client.execute(uri: "/metrics", method: .get, headers: f.auth(monitor)) { response in
                 let text = String(decoding: Self.bytes(response.body), as: UTF8.self)
                 #expect(text.contains("cairn_http_requests_total{route=\"/v1/blobs/{digest}\",method=\"GET\",status=\"401\"} 2"))
             }
         }
         let denials = try Self.audit(f).filter { $0.event.action == "deny" }
-        #expect(denials.count == 9)
+        #expect(denials.count == 11)
         #expect(denials.contains { $0.event.status == 401 && $0.event.actor == "-" })
     }
 
