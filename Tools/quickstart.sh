@@ -16,7 +16,9 @@ if [ ! -d "$sample" ]; then
 fi
 export CAIRN_DATA="${CAIRN_DATA:-$PWD/cairn-data}"
 $cairn init
-$cairn dataset create sample --title "Generated sample" >/dev/null
+# The sample declares the Basic Profile options it uses (shifted dates, patient characteristics).
+$cairn dataset create sample --title "Generated sample" \
+    --deid-options retain-longitudinal-modified-dates,retain-patient-characteristics >/dev/null
 $cairn ingest --dataset sample "$sample"
 $cairn verify --sample 10
 $cairn stats

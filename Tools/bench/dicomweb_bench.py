@@ -180,7 +180,8 @@ def main():
     data = work / "cairn-data"
     subprocess.run(["rm", "-rf", str(data)], check=True)
     cairn(data, "init")
-    cairn(data, "dataset", "create", "ct")
+    # The generated study declares the Basic Profile options it uses (dicom_gen.py).
+    cairn(data, "dataset", "create", "ct", "--deid-options", "retain-longitudinal-modified-dates,retain-patient-characteristics")
     cairn(data, "ingest", str(series_folder), "--dataset", "ct", "--jobs", "2")
     node = CairnNode(data, "ct")
     print("loading Orthanc ...")
