@@ -21,6 +21,7 @@ from pydicom.uid import (
 
 from basic_profile import OPTIONS, declare, planted_element, table
 from conftest import Store, cairn_binary
+from node import Node
 
 SYNTAXES = {"implicit": ImplicitVRLittleEndian, "explicit": ExplicitVRLittleEndian, "big": ExplicitVRBigEndian,
             "deflate": DeflatedExplicitVRLittleEndian}
@@ -322,3 +323,13 @@ def test_ingest_upload_and_check_give_the_same_reasons(tmp_path):
     assert len(actions) == 2
     bad = store.run("dataset", "set", "gated", "--deid-options", "retain-everything", check=False)
     assert bad.returncode == 2 and b"not a de-identification option" in bad.stderr
+    # The next snapshot publishes the accepted options (never the pseudonym pattern).
+    store.run("ingest", "--dataset", "gated", str(save(base_instance(subject="SUBJ-0007"), tmp_path / "ok.dcm")))
+    store.run("dataset", "publish", "gated", "--node-id", "gate-node")
+    node = Node(store, node_id="gate-node")
+    try:
+        document = node.get("/v1/datasets/gated/snapshots/latest", node.token(datasets="gated")).json()
+    finally:
+        node.stop()
+    assert document["metadata"]["deid_options"] == ["retain-patient-characteristics", "retain-uids"]
+    assert "SUBJ-" not in json.dumps(document["metadata"])
