@@ -45,6 +45,10 @@ public struct DeidentificationFinding: Sendable, Equatable, CustomStringConverti
     public var description: String { "\(path) \(attribute): \(problem)" }
 }
 
+/// Reads the first bytes of a value the parser left in place (`.bulk`), so the verifier can look
+/// for a file embedded in it; nil when they cannot be read (a deflated data set's values).
+public typealias BulkPrefixReader = (_ offset: Int, _ length: Int) -> [UInt8]?
+
 /// Verifies a file against PS3.15 Table E.1-1 under the options the file declares and the dataset
 /// accepts. The declaration of Patient Identity Removed is required and never turns a check off:
 /// every attribute at any depth (sequence items, SR content trees, the File Meta group) is judged
@@ -53,25 +57,35 @@ public struct DeidentificationVerifier {
     let profile: ConfidentialityProfile
     let policy: DeidentificationPolicy
     let pseudonym: Regex<AnyRegexOutput>?
+    /// A pattern was set but does not compile (refused when the dataset was set; an index edited
+    /// by hand): then no value matches it and no Patient ID is a pseudonym (fail closed).
+    let patternBroken: Bool
 
     public init(policy: DeidentificationPolicy, profile: ConfidentialityProfile = .standard) {
         self.profile = profile
         self.policy = policy
-        // A pattern that does not compile was refused when the dataset was set; here it matches nothing.
         pseudonym = policy.pseudonymPattern.flatMap { try? Regex($0) }
+        patternBroken = policy.pseudonymPattern != nil && pseudonym == nil
     }
 
     static let patientIdentityRemoved = DicomTag(0x0012, 0x0062)
     static let methodCodeSequence = DicomTag(0x0012, 0x0064)
     static let patientID = DicomTag(0x0010, 0x0020)
-    static let contentSequence = DicomTag(0x0040, 0xA730)
-    static let textValue = DicomTag(0x0040, 0xA160)
     static let encapsulatedDocument = DicomTag(0x0042, 0x0011)
+    static let metaPrivateInformation = DicomTag(0x0002, 0x0102)
     static let burnedInAnnotation = DicomTag(0x0028, 0x0301)
     static let recognizableVisualFeatures = DicomTag(0x0028, 0x0302)
+    static let pixelTags: Set<DicomTag> = [.pixelData, DicomTag(0x7FE0, 0x0008), DicomTag(0x7FE0, 0x0009)]
     /// Modalities whose images commonly carry burned-in text.
     static let burnedInModalities: Set<String> = ["US", "SC", "XA", "RF", "ES", "OT"]
-    static let secondaryCaptureClass = "1.2.840.10008.5.1.4.1.1.7"
+    /// The same, by SOP Class (a file may leave Modality out): ultrasound, secondary capture,
+    /// X-ray angiography and radiofluoroscopy, endoscopy (still and video).
+    static let burnedInClassPrefixes = ["1.2.840.10008.5.1.4.1.1.6.", "1.2.840.10008.5.1.4.1.1.3.1", "1.2.840.10008.5.1.4.1.1.7",
+                                        "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.12.2",
+                                        "1.2.840.10008.5.1.4.1.1.77.1.1"]
+    /// VRs whose values are text a person could be named in.
+    static let textVRs: Set<VR> = [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE]
+    static let binaryVRs: Set<VR> = [.OB, .OW, .OD, .OF, .OL, .OV, .UN]
     /// Values that stand for a removed name or identifier. A marker names nobody only when it is
     /// the whole value: in a person name, every component of every component group (`ANON^Doe`
     /// names Doe).
@@ -91,15 +105,18 @@ public struct DeidentificationVerifier {
         return out
     }
 
-    public func findings(_ file: DicomFile) -> [DeidentificationFinding] {
+    /// `bulk` reads the start of values the parser left in place; without it such a binary value
+    /// that the profile keeps cannot be searched for an embedded file, and is refused.
+    public func findings(_ file: DicomFile, bulk: BulkPrefixReader? = nil) -> [DeidentificationFinding] {
         let ds = file.dataSet
-        var walk = Walk(verifier: self, declared: Self.declaredOptions(ds), subject: ds.strings(Self.patientID)?.first ?? "")
+        var walk = Walk(verifier: self, declared: Self.declaredOptions(ds), subject: ds.strings(Self.patientID)?.first ?? "",
+                        bulk: bulk)
         if ds.strings(Self.patientIdentityRemoved)?.first?.uppercased() != "YES" {
             walk.found.append(DeidentificationFinding(path: Self.patientIdentityRemoved.description, attribute: "PatientIdentityRemoved",
                                                       problem: "the file does not declare YES (a gated dataset requires it)"))
         }
-        if let meta = file.meta { walk.judge(meta, prefix: "", inContent: false) }
-        walk.judge(ds, prefix: "", inContent: false)
+        if let meta = file.meta { walk.judge(meta, prefix: "") }
+        walk.judge(ds, prefix: "")
         walk.judgePixels(ds)
         return walk.found
     }
@@ -111,14 +128,16 @@ public struct DeidentificationVerifier {
         let active: Set<DeidentificationOption>
         let subject: String
         let subjectIsPseudonym: Bool
+        let bulk: BulkPrefixReader?
         var found: [DeidentificationFinding] = []
 
-        init(verifier: DeidentificationVerifier, declared: Set<DeidentificationOption>, subject: String) {
+        init(verifier: DeidentificationVerifier, declared: Set<DeidentificationOption>, subject: String, bulk: BulkPrefixReader?) {
             self.verifier = verifier
             self.declared = declared
             active = declared.intersection(verifier.policy.acceptedOptions)
             self.subject = subject
             subjectIsPseudonym = verifier.isSubjectPseudonym(subject)
+            self.bulk = bulk
         }
 
         mutating func refuse(_ path: String, _ tag: DicomTag, _ problem: String) {
@@ -127,40 +146,49 @@ public struct DeidentificationVerifier {
             found.append(DeidentificationFinding(path: path, attribute: name, problem: problem))
         }
 
-        mutating func judge(_ ds: DataSet, prefix: String, inContent: Bool) {
-            var creators: [UInt16: String] = [:]
+        mutating func judge(_ ds: DataSet, prefix: String) {
+            // Private creators by (group, block): the block of (gggg,xxyy) is reserved by (gggg,00xx).
+            var creators: [UInt32: String] = [:]
             for element in ds.elements where element.tag.isPrivateCreator {
-                creators[element.tag.group << 8 | element.tag.element] = ds.strings(element.tag)?.first
+                creators[UInt32(element.tag.group) << 8 | UInt32(element.tag.element)] = ds.strings(element.tag)?.first
             }
-            for element in ds.elements where !element.tag.isGroupLength {
+            for element in ds.elements {
                 let tag = element.tag
                 let path = prefix + tag.description
-                if tag.isPrivate {
-                    judgePrivate(element, in: ds, path: path, creators: creators, inContent: inContent)
+                if tag.isGroupLength {
+                    // A group length is a 4-byte UL: anything else could carry text no row judges.
+                    if case .bytes(let bytes) = element.value, bytes.count == 4, element.vr == .UL || element.vr == .UN { continue }
+                    refuse(path, tag, "a group length that is not a 4-byte UL value")
                     continue
                 }
-                if tag == DeidentificationVerifier.encapsulatedDocument {
+                if tag.isPrivate {
+                    judgePrivate(element, in: ds, path: path, creators: creators)
+                    continue
+                }
+                if tag == DeidentificationVerifier.encapsulatedDocument || tag == DeidentificationVerifier.metaPrivateInformation {
                     if DeidentificationVerifier.hasValue(element) && !verifier.policy.allowEmbeddedDocuments {
-                        refuse(path, tag, "an embedded document cannot be verified, and the dataset does not allow them "
-                            + "(dataset set --allow-embedded-documents)")
+                        refuse(path, tag, "an embedded document or private information cannot be verified, and the dataset "
+                            + "does not allow them (dataset set --allow-embedded-documents)")
                     }
                     continue
                 }
-                let (requirement, action) = requirement(for: element, in: ds, inContent: inContent)
+                let (requirement, action) = requirement(for: element)
                 if case .sequence(let items) = element.value {
-                    if requirement == .empty {
+                    // X and Z sequences must be empty; so must a D sequence, whose items only a tool
+                    // can replace with a dummy (nothing in them can be told from real content),
+                    // unless an option in force keeps it (then its items are judged row by row).
+                    if requirement == .empty || requirement == .pseudonym {
                         if !items.isEmpty { refuse(path, tag, "\(action) attribute holds \(items.count) item(s)\(hint(tag))") }
                         continue
                     }
-                    let content = inContent || tag == DeidentificationVerifier.contentSequence
-                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>", inContent: content) }
+                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>") }
                     continue
                 }
                 guard DeidentificationVerifier.hasValue(element) else { continue }
                 switch requirement {
                 case .kept:
-                    if !verifier.policy.allowEmbeddedDocuments, let kind = DeidentificationVerifier.embeddedFile(element) {
-                        refuse(path, tag, "holds an embedded \(kind), which cannot be verified (dataset set --allow-embedded-documents)")
+                    if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) {
+                        refuse(path, tag, problem + " (dataset set --allow-embedded-documents)")
                     }
                 case .empty:
                     refuse(path, tag, "\(action) attribute holds a value\(hint(tag))")
@@ -168,34 +196,33 @@ public struct DeidentificationVerifier {
                     if !verifier.holdsUIDs(element, in: ds) { refuse(path, tag, "\(action) attribute holds a value that is not a UID") }
                 case .pseudonym:
                     if !isPseudonym(element, in: ds) {
-                        let vr = verifier.effectiveVR(element)
-                        refuse(path, tag, [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE].contains(vr)
+                        refuse(path, tag, DeidentificationVerifier.textVRs.contains(verifier.effectiveVR(element))
                             ? "\(action) attribute holds a value that is not a pseudonym (the Patient ID, a marker such as "
                                 + "ANONYMIZED, or the dataset's --pseudonym pattern)\(hint(tag))"
-                            : "\(action) attribute holds a value (a dummy \(vr) cannot be told from a real one)\(hint(tag))")
+                            : "\(action) attribute holds a value (a dummy \(verifier.effectiveVR(element)) cannot be told from a "
+                                + "real one)\(hint(tag))")
                     }
                 }
             }
         }
 
         /// The row's requirement under the options in force, and the action to name in a refusal.
-        func requirement(for element: DataElement, in ds: DataSet, inContent: Bool) -> (ProfileRequirement, String) {
+        func requirement(for element: DataElement) -> (ProfileRequirement, String) {
             let tag = element.tag
             if let row = verifier.profile.row(for: tag) {
                 let (requirement, option) = row.requirement(under: active)
                 // A Z person name may hold what names nobody: a marker, or the subject's pseudonym.
-                if requirement == .empty, option == nil, row.basicAction.contains("Z"), verifier.effectiveVR(element) == .PN {
+                // "Person name" by the dictionary, not by the VR the file writes.
+                if requirement == .empty, option == nil, row.basicAction.contains("Z"), verifier.dictionaryVR(tag) == .PN,
+                   element.vr == .PN || element.vr == .UN {
                     return (.pseudonym, row.basicAction)
                 }
                 return (requirement, row.basicAction)
             }
-            // Free text in an SR content tree: the table leaves it to the Content Sequence's D, which
-            // only a tool can carry out; a verifier keeps it only under Clean Structured Content.
-            if tag == DeidentificationVerifier.textValue && inContent && !active.contains(.cleanStructuredContent) {
-                return (.empty, "Text Value of a content tree (X unless clean-structured-content)")
-            }
             // A person name the table does not list names somebody all the same.
-            if verifier.effectiveVR(element) == .PN { return (.pseudonym, "person name (not in Table E.1-1)") }
+            if verifier.effectiveVR(element) == .PN || verifier.dictionaryVR(tag) == .PN {
+                return (.pseudonym, "person name (not in Table E.1-1)")
+            }
             return (.kept, "K")
         }
 
@@ -207,7 +234,25 @@ public struct DeidentificationVerifier {
             return " (the file declares \(option.rawValue), which the dataset does not accept)"
         }
 
-        mutating func judgePrivate(_ element: DataElement, in ds: DataSet, path: String, creators: [UInt16: String], inContent: Bool) {
+        /// A whole file stored in a binary value the profile keeps: a PDF, a DICOM file, an archive
+        /// or a picture. A large value (left in place by the parser) is read through `bulk`.
+        func embedded(_ element: DataElement) -> String? {
+            guard DeidentificationVerifier.binaryVRs.contains(element.vr) || [.UT, .LT].contains(element.vr),
+                  !DeidentificationVerifier.pixelTags.contains(element.tag) else { return nil }
+            let head: [UInt8]
+            switch element.value {
+            case .bytes(let bytes): head = Array(bytes.prefix(DeidentificationVerifier.signatureWindow))
+            case .bulk(let offset, let length):
+                guard let read = bulk?(offset, min(length, DeidentificationVerifier.signatureWindow)) else {
+                    return "holds \(length) bytes that could not be read to look for an embedded file"
+                }
+                head = read
+            default: return nil
+            }
+            return DeidentificationVerifier.embeddedFile(head).map { "holds an embedded \($0), which cannot be verified" }
+        }
+
+        mutating func judgePrivate(_ element: DataElement, in ds: DataSet, path: String, creators: [UInt32: String]) {
             let tag = element.tag
             let retain = active.contains(.retainSafePrivate)
             let profile = verifier.profile
@@ -218,13 +263,15 @@ public struct DeidentificationVerifier {
                 }
                 return
             }
-            let creator = creators[tag.group << 8 | tag.element >> 8]
+            let creator = creators[UInt32(tag.group) << 8 | UInt32(tag.element >> 8)]
             let safe = retain && creator.map {
                 profile.safePrivate.contains(.init(group: tag.group, element: UInt8(tag.element & 0xFF), creator: $0))
             } == true
             if safe {
                 if case .sequence(let items) = element.value {
-                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>", inContent: inContent) }
+                    for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>") }
+                } else if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) {
+                    refuse(path, tag, problem)
                 }
                 return
             }
@@ -234,19 +281,24 @@ public struct DeidentificationVerifier {
             }
         }
 
-        /// Burned-in text and recognizable features: what the header says of the pixels.
+        /// Burned-in text and recognizable features: what the header says of the pixels. An image
+        /// is anything with pixel data; its kind comes from Modality or, failing that, the SOP Class.
         mutating func judgePixels(_ ds: DataSet) {
-            let burnedIn = ds.strings(DeidentificationVerifier.burnedInAnnotation)?.first?.uppercased()
             let tag = DeidentificationVerifier.burnedInAnnotation
+            let burnedIn = ds.strings(tag)?.first?.uppercased() ?? ""
+            let isImage = DeidentificationVerifier.pixelTags.contains { ds[$0] != nil }
             if burnedIn == "YES" && !active.contains(.cleanPixelData) {
                 refuse(tag.description, tag, "YES, and clean-pixel-data is not declared and accepted")
+            } else if !burnedIn.isEmpty && burnedIn != "YES" && burnedIn != "NO" {
+                refuse(tag.description, tag, "must say YES or NO")
             }
             let modality = ds.string("Modality")?.uppercased() ?? ""
-            let secondaryCapture = ds.string("SOPClassUID")?.hasPrefix(DeidentificationVerifier.secondaryCaptureClass) == true
-            if (burnedIn ?? "").isEmpty, ds["Rows"] != nil, !verifier.policy.allowUnstatedBurnedInAnnotation,
-               DeidentificationVerifier.burnedInModalities.contains(modality) || secondaryCapture {
-                refuse(tag.description, tag, "absent on a \(secondaryCapture ? "secondary capture" : modality) image, where text is "
-                    + "often burned in; state NO after checking the pixels, or waive it (dataset set --allow-unstated-burned-in)")
+            let sopClass = ds.string("SOPClassUID") ?? ""
+            let riskyClass = DeidentificationVerifier.burnedInClassPrefixes.contains { sopClass.hasPrefix($0) }
+            if burnedIn.isEmpty, isImage, !verifier.policy.allowUnstatedBurnedInAnnotation,
+               DeidentificationVerifier.burnedInModalities.contains(modality) || riskyClass {
+                refuse(tag.description, tag, "absent on a \(modality.isEmpty ? "SOP Class \(sopClass)" : modality) image, where text "
+                    + "is often burned in; state NO after checking the pixels, or waive it (dataset set --allow-unstated-burned-in)")
             }
             let features = DeidentificationVerifier.recognizableVisualFeatures
             if ds.strings(features)?.first?.uppercased() == "YES" && !active.contains(.cleanRecognizableVisualFeatures) {
@@ -256,6 +308,8 @@ public struct DeidentificationVerifier {
 
         func isPseudonym(_ element: DataElement, in ds: DataSet) -> Bool {
             let vr = verifier.effectiveVR(element)
+            // A date, a time, a number or a UID cannot be told from a real one: only empty.
+            guard DeidentificationVerifier.textVRs.contains(vr) else { return false }
             guard let values = verifier.strings(element, vr: vr, in: ds) else { return false }
             if element.tag == DeidentificationVerifier.patientID {
                 return values.allSatisfy { $0.isEmpty || verifier.isSubjectPseudonym($0) }
@@ -267,13 +321,15 @@ public struct DeidentificationVerifier {
         }
     }
 
-    /// A Patient ID is the subject's pseudonym: it matches the dataset's pattern, or (without one)
-    /// is not shaped like a person's name (no component separator, no words). Without a pattern
-    /// a hospital's own number cannot be told from a pseudonym: `--pseudonym` pins the format.
+    /// A Patient ID is the subject's pseudonym: it matches the dataset's pattern as a whole, or
+    /// (without one) it has a digit and nothing of a person's name (no component separator, no
+    /// words, no comma). Without a pattern a hospital's own record number cannot be told from a
+    /// pseudonym: `--pseudonym` pins the format.
     func isSubjectPseudonym(_ value: String) -> Bool {
-        guard !value.isEmpty else { return false }
+        guard !value.isEmpty, !patternBroken else { return false }
         if pseudonym != nil { return matchesPattern(value) }
-        return !value.contains { $0 == "^" || $0 == "=" || $0 == " " || $0 == "\t" }
+        return value.contains { $0.isASCII && $0.isNumber }
+            && !value.contains { $0 == "^" || $0 == "=" || $0 == " " || $0 == "\t" || $0 == "," }
     }
 
     func matchesPattern(_ value: String) -> Bool {
@@ -294,10 +350,14 @@ public struct DeidentificationVerifier {
         }
     }
 
+    /// The VR the dictionary gives the tag, if any.
+    func dictionaryVR(_ tag: DicomTag) -> VR? {
+        DataDictionary.standard.entry(for: tag).flatMap { VR(rawValue: $0.vrCode) }
+    }
+
     /// The VR the value is written in, or for an element written as UN, the dictionary's.
     func effectiveVR(_ element: DataElement) -> VR {
-        guard element.vr == .UN, let code = DataDictionary.standard.entry(for: element.tag)?.vrCode, let vr = VR(rawValue: code)
-        else { return element.vr }
+        guard element.vr == .UN, let vr = dictionaryVR(element.tag) else { return element.vr }
         return vr
     }
 
@@ -327,13 +387,27 @@ public struct DeidentificationVerifier {
         }
     }
 
-    /// A whole file stored in a binary value: a PDF, or a DICOM file with or without its preamble.
-    static func embeddedFile(_ element: DataElement) -> String? {
-        guard [.OB, .OW, .UN, .UT, .LT].contains(element.vr), element.tag != .pixelData, case .bytes(let bytes) = element.value
-        else { return nil }
-        let pdf = Array("%PDF-".utf8), dicm = Array("DICM".utf8)
-        if bytes.starts(with: pdf) { return "PDF" }
-        if bytes.starts(with: dicm) || (bytes.count >= 132 && Array(bytes[128..<132]) == dicm) { return "DICOM file" }
+    /// How much of a binary value is searched for a file's signature (a PDF may start anywhere
+    /// in its first 1,024 bytes; a DICOM file's magic is at 128).
+    static let signatureWindow = 1032
+
+    /// A whole file in these first bytes of a value: a PDF, a DICOM file with or without its
+    /// preamble, a zip archive (OOXML and ODF documents too), a JPEG or PNG picture.
+    static func embeddedFile(_ head: [UInt8]) -> String? {
+        let dicm = Array("DICM".utf8)
+        if head.starts(with: dicm) || (head.count >= 132 && Array(head[128..<132]) == dicm) { return "DICOM file" }
+        if find(Array("%PDF-".utf8), in: head) { return "PDF" }
+        if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return "zip archive or office document" }
+        if head.starts(with: [0xFF, 0xD8, 0xFF]) { return "JPEG picture" }
+        if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "PNG picture" }
         return nil
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+            if haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+        }
+        return false
     }
 }

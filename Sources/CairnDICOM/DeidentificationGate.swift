@@ -48,7 +48,10 @@ public enum DeidentificationGate {
     public static func inspect(path: String, policy: DeidentificationPolicy = .strict,
                                parser: DicomParser = DicomParser()) -> GateInspection {
         do {
-            return judge(try parser.parse(path: path), policy: policy)
+            let file = try parser.parse(path: path)
+            // Values the parser left in place are read back from the file (not from a deflated one:
+            // its offsets are into the inflated stream).
+            return judge(file, policy: policy, bulk: file.offsetsAreFileOffsets ? { readRange(path, offset: $0, length: $1) } : nil)
         } catch {
             return GateInspection(file: nil, verdict: unreadable(prefix: readPrefix(path), size: fileSize(path), error: error))
         }
@@ -57,7 +60,11 @@ public enum DeidentificationGate {
     public static func inspect(bytes: [UInt8], policy: DeidentificationPolicy = .strict,
                                parser: DicomParser = DicomParser()) -> GateInspection {
         do {
-            return judge(try parser.parse(bytes: bytes), policy: policy)
+            let file = try parser.parse(bytes: bytes)
+            return judge(file, policy: policy, bulk: file.offsetsAreFileOffsets ? { offset, length in
+                guard offset >= 0, length >= 0, offset <= bytes.count - length else { return nil }
+                return Array(bytes[offset..<(offset + length)])
+            } : nil)
         } catch {
             return GateInspection(file: nil, verdict: unreadable(prefix: Array(bytes.prefix(prefixLength)), size: bytes.count,
                                                                  error: error))
@@ -67,7 +74,7 @@ public enum DeidentificationGate {
     /// How much of a file that failed to parse is searched for signs of DICOM.
     static let prefixLength = 64 * 1024
 
-    public static func judge(_ file: DicomFile, policy: DeidentificationPolicy) -> GateInspection {
+    public static func judge(_ file: DicomFile, policy: DeidentificationPolicy, bulk: BulkPrefixReader? = nil) -> GateInspection {
         guard file.deflateComplete else {
             return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end, or bytes follow it"))
         }
@@ -75,9 +82,11 @@ public enum DeidentificationGate {
             return GateInspection(file: file, verdict: .uncheckable("\(file.bytesSkipped) bytes inside items were never read "
                 + "(an item delimiter before the item's declared end)"))
         }
-        if let problem = orderProblem(file.dataSet, depth: 0) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
+        if let problem = orderProblem(file.dataSet, depth: 0) ?? file.meta.flatMap({ orderProblem($0, depth: 0) }) {
+            return GateInspection(file: file, verdict: .uncheckable(problem))
+        }
         // What the verifier refuses is named first; undecoded values are searched in what it keeps.
-        let findings = DeidentificationVerifier(policy: policy).findings(file)
+        let findings = DeidentificationVerifier(policy: policy).findings(file, bulk: bulk)
         if !findings.isEmpty { return GateInspection(file: file, verdict: .identifiable(findings)) }
         if let problem = opaqueProblem(file.dataSet) ?? file.meta.flatMap(opaqueProblem) {
             return GateInspection(file: file, verdict: .uncheckable(problem))
@@ -283,6 +292,26 @@ public enum DeidentificationGate {
             if Array(haystack[i..<(i + needle.count)]) == needle { return i }
         }
         return nil
+    }
+
+    /// `length` bytes of the file at `offset`, or nil when they cannot all be read.
+    static func readRange(_ path: String, offset: Int, length: Int) -> [UInt8]? {
+        guard offset >= 0, length >= 0 else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var filled = 0
+        while filled < length {
+            let n = bytes.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return -1 }
+                return pread(fd, base + filled, length - filled, off_t(offset + filled))
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return nil }
+            filled += n
+        }
+        return bytes
     }
 
     static func fileSize(_ path: String) -> Int {

@@ -49,7 +49,7 @@ public struct CatalogDataset: Sendable {
             "subjects": .int(Int64(subjects)), "studies": .int(Int64(people.studies)), "instances": .int(people.instances),
         ]
         for key in ["modality", "body_part", "manufacturer", "sex"] {
-            let shown = rule.breakdown(people.subjectsWith[key] ?? [:])
+            let shown = rule.breakdown(people.subjectsWith[key] ?? [:], total: subjects)
             fields["by_" + key] = .object(shown.mapValues { .int(Int64($0)) })
         }
         copy.summary = .object(fields)

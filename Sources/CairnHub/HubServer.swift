@@ -201,7 +201,8 @@ public struct HubServer: Sendable {
               let name = HTTPField.Name(PushAuthorization.headerName), let header = request.headers[name],
               let authorization = PushAuthorization(header: header),
               authorization.isValid(for: key, node: node, dataset: id, digest: digest, contentLength: length,
-                                    now: Int64(Date().timeIntervalSince1970), skew: Int64(config.clockSkewSeconds))
+                                    now: Int64(Date().timeIntervalSince1970),
+                                    skew: Int64(exactly: config.clockSkewSeconds.rounded(.down)) ?? 0)
         else {
             logger.warning("snapshot refused", metadata: ["node": "\(node)", "dataset": "\(id)", "reason": "push not signed by the node"])
             throw APIError(.forbidden, "unauthorized_push",
@@ -247,8 +248,8 @@ public struct HubServer: Sendable {
 
     /// The largest original-to-compressed ratio a pushed body may inflate by (past its first MiB).
     /// Canonical snapshot JSON compresses about 5:1; a zero-filled bomb compresses thousands to one.
-    /// The body is read before its signature can be checked, so this is what one unauthenticated
-    /// byte can cost: 32 bytes of memory at most.
+    /// The body is read (by a sender whose push header proved who it is) before the snapshot's own
+    /// signature can be checked, so this is what one byte can cost: 32 bytes of memory at most.
     static let maxCompressionRatio = 32
     /// A body must arrive within this long: a sender trickling bytes holds its node's slot no longer.
     static let bodyDeadline: Duration = .seconds(300)

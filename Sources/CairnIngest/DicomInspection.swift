@@ -80,7 +80,7 @@ extension InstanceRecord {
     /// Why the index must not take these attributes, in any dataset: UIDs that are not UIDs
     /// (PS3.5 9.1; DICOMweb builds URLs from them) and text holding a NUL (cut short by C code
     /// downstream). Nil when they are fine.
-    var indexProblem: String? {
+    public var indexProblem: String? {
         for (name, uid) in [("Study Instance UID", studyUID), ("Series Instance UID", seriesUID),
                             ("SOP Instance UID", sopInstanceUID), ("SOP Class UID", sopClassUID)] {
             if let uid, !Self.isUID(uid) { return "has a \(name) that is not a UID (PS3.5 9.1: digits and dots, at most 64)" }

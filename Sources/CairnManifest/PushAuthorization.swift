@@ -35,7 +35,8 @@ public struct PushAuthorization: Sendable, Equatable {
             default: return nil
             }
         }
-        guard let timestamp, let signature, signature.count == 64 else { return nil }
+        // A time outside 1970-9999 is no time a node sends, and keeps every difference in range.
+        guard let timestamp, (0...253_402_300_799).contains(timestamp), let signature, signature.count == 64 else { return nil }
         self.timestamp = timestamp
         self.signature = signature
     }
@@ -43,7 +44,9 @@ public struct PushAuthorization: Sendable, Equatable {
     /// Whether `key` signed this push of `contentLength` bytes, within `skew` seconds of `now`.
     public func isValid(for key: Curve25519.Signing.PublicKey, node: String, dataset: String, digest: String,
                         contentLength: Int, now: Int64, skew: Int64) -> Bool {
-        guard abs(now - timestamp) <= skew else { return false }
+        // Widened: neither operand comes from a trusted source's arithmetic.
+        let (difference, overflow) = now.subtractingReportingOverflow(timestamp)
+        guard !overflow, difference.magnitude <= skew.magnitude else { return false }
         return key.isValidSignature(signature, for: Self.message(node: node, dataset: dataset, digest: digest,
                                                                  timestamp: timestamp, contentLength: contentLength))
     }

@@ -17,8 +17,18 @@ public struct DisclosureRule: Sendable, Equatable {
     public func releases(_ count: Int) -> Bool { count >= minCount }
 
     /// The values with at least `minCount` people, with their counts; the rest are left out.
-    public func breakdown<Key: Hashable>(_ peopleByValue: [Key: Int]) -> [Key: Int] {
-        peopleByValue.filter { $0.value >= minCount }
+    /// Beside a released `total` of people, what is left out can be had by subtraction (12 people,
+    /// 8 of them women: 4 are not): while the people not covered by the released values are one to
+    /// minCount - 1, the smallest released value is withheld too (complementary suppression).
+    public func breakdown<Key: Hashable>(_ peopleByValue: [Key: Int], total: Int? = nil) -> [Key: Int] {
+        var shown = peopleByValue.filter { $0.value >= minCount }
+        guard let total else { return shown }
+        while !shown.isEmpty {
+            let rest = total - shown.values.reduce(0, +)
+            guard rest > 0 && rest < minCount, let smallest = shown.min(by: { $0.value < $1.value }) else { break }
+            shown.removeValue(forKey: smallest.key)
+        }
+        return shown
     }
 
     /// A range whose ends each have at least `minCount` people at or beyond them: from the

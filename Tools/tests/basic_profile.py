@@ -92,9 +92,6 @@ def deidentify(ds: Dataset, options: set, rows=None, pseudonym="SUBJ-0001"):
                 if elem.VR == "SQ":
                     for item in elem.value:
                         clean(item)
-            elif "D" in action and elem.VR == "SQ":
-                for item in elem.value:
-                    clean(item)
             elif "D" in action and elem.VR in ("PN", "LO", "SH") and elem.tag == 0x00100020:
                 elem.value = pseudonym
             elif "D" in action and elem.VR == "PN":

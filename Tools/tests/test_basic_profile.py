@@ -208,6 +208,9 @@ def test_attributes_tools_miss(tmp_path):
         leaf.ValueType, leaf.TextValue = "TEXT", "Patient John Doe, born 1970"
         ds.ContentSequence = Sequence([leaf])
     one("sr-text", sr_text)
+    # The same trees in files that declare Clean Structured Content: their items are judged row by row.
+    one("sr-person-name-cleaned", lambda ds: (sr(ds), declare(ds, ["clean-structured-content"])))
+    one("sr-text-cleaned", lambda ds: (sr_text(ds), declare(ds, ["clean-structured-content"])))
     # Private elements, explicit VR, holding a name and a birth date.
     def private(ds):
         block = ds.private_block(0x0009, "ACME 1.0", create=True)
@@ -225,18 +228,21 @@ def test_attributes_tools_miss(tmp_path):
         "institution-residence": "(0038,0400) PatientInstitutionResidence", "accession": "(0008,0050) AccessionNumber",
         "issuer": "(0010,0021) IssuerOfPatientID", "operator": "(0008,1070) OperatorsName",
         "physician": "(0008,1050) PerformingPhysicianName",
-        "sr-person-name": "(0040,A730)[2]>(0040,A730)[1]>(0040,A730)[0]>(0040,A123)",
-        "sr-text": "(0040,A730)[0]>(0040,A160)", "private": "(0009,1001) private attribute",
+        # A D sequence holds only what a tool replaced by a dummy: refused whole without the option.
+        "sr-person-name": "(0040,A730) ContentSequence", "sr-text": "(0040,A730) ContentSequence",
+        "private": "(0009,1001) private attribute",
         "encapsulated-pdf": "(0042,0011)",
     }
     for label, named in expectations.items():
         assert any(r.startswith(named) for r in verdicts[f"{label}.dcm"]), (label, verdicts[f"{label}.dcm"])
     assert any(r.startswith("(0009,1002)") for r in verdicts["private.dcm"])
-    # With the options that keep them, the SR's free text and the document pass; the name never does.
+    # With the options that keep them, the SR's free text and the document pass; the name never does,
+    # three levels down; accepting an option the file does not declare keeps nothing.
     kept = gate_check("--deid-options", "clean-structured-content", "--allow-embedded-documents", tmp_path)
-    assert any("(0040,A123)" in r for r in kept["sr-person-name.dcm"])
-    # (The file does not declare clean-structured-content: accepting it alone keeps nothing.)
-    assert kept["sr-text.dcm"]
+    assert kept["sr-person-name-cleaned.dcm"] == [
+        "(0040,A730)[2]>(0040,A730)[1]>(0040,A730)[0]>(0040,A123) PersonName: D attribute holds a value that is not a "
+        "pseudonym (the Patient ID, a marker such as ANONYMIZED, or the dataset's --pseudonym pattern)"]
+    assert kept["sr-text-cleaned.dcm"] == [] and kept["sr-text.dcm"]
     assert kept["encapsulated-pdf.dcm"] == []
 
 
@@ -333,3 +339,59 @@ def test_ingest_upload_and_check_give_the_same_reasons(tmp_path):
         node.stop()
     assert document["metadata"]["deid_options"] == ["retain-patient-characteristics", "retain-uids"]
     assert "SUBJ-" not in json.dumps(document["metadata"])
+
+
+def test_what_a_hostile_review_found(tmp_path):
+    """Each case a second review of the verifier found, in a file that declares the removal."""
+    def one(label, build, **kwargs):
+        ds = base_instance(**kwargs)
+        build(ds)
+        save(ds, tmp_path / f"{label}.dcm")
+    def institution(ds):
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "SMH", "99LOCAL", "St Mary's Hospital"
+        ds.InstitutionCodeSequence = Sequence([code])
+    one("d-sequence", institution)
+    # pydicom drops group lengths when it writes: (0010,0000) LT goes in by hand, before Patient ID.
+    path = save(base_instance(), tmp_path / "group-length-text.dcm")
+    data = path.read_bytes()
+    text = b"John Doe 1960-01-01 "
+    at = data.index(b"\x10\x00\x20\x00LO")
+    path.write_bytes(data[:at] + b"\x10\x00\x00\x00LT" + len(text).to_bytes(2, "little") + text + data[at:])
+    # A PDF over 1 KiB in a binary attribute the profile keeps (the parser leaves such values in place).
+    one("icc-pdf", lambda ds: ds.add_new(0x00282000, "OB", b"%PDF-1.4\n" + b"Patient John Doe " * 200))
+    one("icc-profile", lambda ds: ds.add_new(0x00282000, "OB", b"\x00\x00\x0c\x48" + b"\x01" * 3000))
+    def meta_private(ds):
+        ds.file_meta.PrivateInformationCreatorUID = "1.2.3.4"
+        ds.file_meta.PrivateInformation = b"%PDF-1.4 Jane Doe"
+    one("meta-private", meta_private)
+    one("id-is-a-name", lambda ds: setattr(ds, "PatientName", "ANON_JOHN_DOE"), subject="ANON_JOHN_DOE")
+    one("birth-date-as-pn", lambda ds: ds.add_new(0x00100030, "PN", "19600101"))
+    def ultrasound(ds):
+        del ds.Modality
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+        ds.Rows = ds.Columns = 2
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = bytes(4)
+    one("us-no-modality", ultrasound)
+    one("burned-in-unknown", lambda ds: (ultrasound(ds), setattr(ds, "BurnedInAnnotation", "UNKNOWN")))
+    def orphan_private(ds):
+        ds.add_new(0x01190010, "LO", "GEMS_ACQU_01")  # a creator in another group
+        ds.add_new(0x00191023, "DS", "1.0")  # no creator of its own
+        declare(ds, ["retain-safe-private"])
+    one("orphan-private", orphan_private)
+    one("dated-d", lambda ds: setattr(ds, "ContentDate", "20240315"))
+    checked = gate_check("--pseudonym", "[0-9]+|SUBJ-[0-9]{4}", "--deid-options", "retain-safe-private", tmp_path)
+    expectations = {
+        "d-sequence": "(0008,0082) InstitutionCodeSequence", "group-length-text": "(0010,0000)",
+        "icc-pdf": "(0028,2000)", "meta-private": "(0002,0102)", "id-is-a-name": "(0010,0020) PatientID",
+        "birth-date-as-pn": "(0010,0030) PatientBirthDate", "us-no-modality": "(0028,0301) BurnedInAnnotation",
+        "burned-in-unknown": "(0028,0301) BurnedInAnnotation", "orphan-private": "(0019,1023) private attribute",
+        "dated-d": "(0008,0023) ContentDate",
+    }
+    for label, named in expectations.items():
+        assert any(r.startswith(named) for r in checked[f"{label}.dcm"]), (label, checked[f"{label}.dcm"])
+    assert checked["icc-profile.dcm"] == [], checked["icc-profile.dcm"]
+    # Without a pattern, a Patient ID with no digit is not taken for a pseudonym either.
+    assert any(r.startswith("(0010,0020) PatientID") for r in gate_check(tmp_path)["id-is-a-name.dcm"])

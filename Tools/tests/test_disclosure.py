@@ -74,21 +74,28 @@ def test_one_patient_shows_nothing_but_that_it_is_withheld(hub):
 
 
 def test_breakdowns_count_people_and_leave_small_values_out(hub):
-    """Five women with one image each and one man with ten: by sex, five women and no key for men
-    (ten images of one man are one person)."""
+    """Six women with one CT image each and five men with MR images, one of them ten: by sex six
+    women and five men (ten images of one man are one person). A dataset of six women and one
+    person of another sex shows no sex at all: 'F: 6' beside 7 subjects would say that one person
+    is not a woman."""
     pusher = Pusher(hub)
-    entries = [entry(0, f"W{n}", f"1.2.{n}", "CT", "F") for n in range(5)]
+    entries = [entry(0, f"W{n}", f"1.2.{n}", "CT", "F") for n in range(6)]
     entries += [entry(i, "M1", "1.3.1", "MR", "M", body_part="HEAD") for i in range(10)]
+    entries += [entry(0, f"M{n}", f"1.3.{n}", "MR", "M", body_part="HEAD") for n in range(2, 6)]
     assert pusher.push("mixed", entries).status_code == 201
     summary = catalog(hub)["mixed"]["summary"]
-    assert summary["subjects"] == 6 and summary["studies"] == 6 and summary["instances"] == 15
-    assert summary["by_sex"] == {"F": 5} and summary["by_modality"] == {"CT": 5}
-    assert summary["by_body_part"] == {"BREAST": 5} and summary["by_manufacturer"] == {"ACME": 6}
+    assert summary["subjects"] == 11 and summary["studies"] == 11 and summary["instances"] == 20
+    assert summary["by_sex"] == {"F": 6, "M": 5} and summary["by_modality"] == {"CT": 6, "MR": 5}
+    assert summary["by_body_part"] == {"BREAST": 6, "HEAD": 5} and summary["by_manufacturer"] == {"ACME": 11}
     assert "series" not in summary and "bytes" not in summary
-    assert set(catalog(hub, sex="F")) == {"mixed"} and catalog(hub, sex="M") == {}
-    assert catalog(hub, modality="MR") == {} and catalog(hub, body_part="HEAD") == {}
+    assert set(catalog(hub, sex="M")) == {"mixed"} and set(catalog(hub, modality="MR")) == {"mixed"}
     dcat = hub.catalog.get(f"{hub.url}/v1/catalog/datasets/mixed/dcat", timeout=10).json()
-    assert dcat["cairn:modalities"] == ["CT"] and dcat["cairn:bodyParts"] == ["BREAST"]
+    assert dcat["cairn:modalities"] == ["CT", "MR"] and dcat["cairn:bodyParts"] == ["BREAST", "HEAD"]
+    lone = [entry(0, f"W{n}", f"1.4.{n}", "CT", "F") for n in range(6)] + [entry(0, "X1", "1.4.9", "CT", "O")]
+    assert pusher.push("complement", lone).status_code == 201
+    summary = catalog(hub)["complement"]["summary"]
+    assert summary["subjects"] == 7 and summary["by_sex"] == {} and summary["by_modality"] == {"CT": 7}
+    assert "complement" not in catalog(hub, sex="F")
 
 
 def test_the_hub_recomputes_what_a_snapshot_says_of_itself(hub):
@@ -143,6 +150,9 @@ def test_a_seeded_random_search_reveals_no_group_under_min_count(hub):
             for k in ("sex", "modality", "body_part", "manufacturer"):
                 for v, n in summary[f"by_{k}"].items():
                     assert n == people(entries, k, v) >= 5, (dataset, k, v, n)
+            # One sex per person: what the shown values leave over is no group of one to four.
+            rest = summary["subjects"] - sum(summary["by_sex"].values())
+            assert not 0 < rest < 5, (dataset, summary)
         criteria = {key: [value]} if key else {}
         counted = hub.catalog.post(f"{hub.url}/v1/catalog/count", json={"criteria": criteria}, timeout=10).json()
         for row in counted["datasets"]:

@@ -64,7 +64,7 @@ struct DatasetCommand: ParsableCommand {
             try store.createDataset(id: id, title: title, description: description, cancerType: cancerType,
                                     deidPolicy: deidPolicy, allowNonDicom: allowNonDicom, storageProfile: profile)
             let info = try store.setDeidentification(
-                dataset: id, options: options ?? [], pseudonymPattern: .some(deidentification.pseudonym),
+                dataset: id, options: options ?? [], pseudonymPattern: .some(deidentification.pseudonym.flatMap { $0.isEmpty ? nil : $0 }),
                 allowEmbeddedDocuments: deidentification.allowEmbeddedDocuments,
                 allowUnstatedBurnedIn: deidentification.allowUnstatedBurnedIn)
             try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.deidentification", dataset: id, status: 0,
@@ -343,7 +343,7 @@ struct DeidentificationFlags: ParsableArguments {
 
     /// The policy these flags describe (options nil: none).
     func policy() throws -> DeidentificationPolicy {
-        let policy = DeidentificationPolicy(acceptedOptions: try options() ?? [], pseudonymPattern: pseudonym,
+        let policy = DeidentificationPolicy(acceptedOptions: try options() ?? [], pseudonymPattern: pseudonym.flatMap { $0.isEmpty ? nil : $0 },
                                             allowEmbeddedDocuments: allowEmbeddedDocuments,
                                             allowUnstatedBurnedInAnnotation: allowUnstatedBurnedIn)
         do { return try policy.validated() } catch { throw StoreError.invalidArgument("--pseudonym: \(error)") }

@@ -51,21 +51,22 @@ struct GateCommand: ParsableCommand {
             let walk = FileWalker(paths: paths)
             for failure in walk.failures { Terminal.error("cannot read \(failure.path): \(failure.reason)") }
             let files = walk.files
-            let verdicts = Mutex([GateVerdict?](repeating: nil, count: files.count))
+            let verdicts = Mutex(([GateVerdict?](repeating: nil, count: files.count), 0))
             let progress = ProgressBar(label: "gate check", totalItems: files.count, totalBytes: 0)
             WorkerPool.forEach(count: files.count, jobs: parallel.jobs) { index in
                 let verdict = gate.deidPolicy == .reject
                     ? DeidentificationGate.inspect(path: files[index].path, policy: gate.deidentification).verdict : .clean
-                let done = verdicts.withLock { all in
-                    all[index] = verdict
-                    return all.lazy.filter { $0 != nil }.count
+                let done = verdicts.withLock { state in
+                    state.0[index] = verdict
+                    state.1 += 1
+                    return state.1
                 }
                 progress.update(items: done, bytes: 0)
             }
             progress.finish()
             var refused = 0
             var results: [[String: Any]] = []
-            for (file, verdict) in zip(files, verdicts.withLock { $0 }) {
+            for (file, verdict) in zip(files, verdicts.withLock { $0.0 }) {
                 let reasons = verdict.map { GateCommand.reasons($0, allowNonDicom: gate.allowNonDicom) } ?? ["not judged"]
                 if !reasons.isEmpty { refused += 1 }
                 if global.json {
@@ -188,6 +189,8 @@ struct GateCommand: ParsableCommand {
             guard let parsed = BlobDigest(parsing: digest) else { throw StoreError.invalidArgument("'\(digest)' is not a digest (sha256:<64 hex>)") }
             let store = try global.openStore()
             let instance = try GateRescan.instanceRecord(of: parsed, in: store)
+            // What the index must never take (UIDs that are not UIDs, a NUL) stays held, reviewed or not.
+            if let problem = instance?.indexProblem { throw StoreError.invalidArgument("\(parsed) cannot go back: it \(problem)") }
             let file = try GateQuarantine(store: store).release(dataset: dataset, digest: parsed, instance: instance)
             try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "gate.release", dataset: dataset,
                                               digest: parsed.description, status: 0, detail: "after review; was: \(file.reason)")])
