@@ -134,7 +134,10 @@ import Testing
         let pdf: (inout Part10Builder) -> Void = { $0.element(0x0042, 0x0011, "OB", Array("%PDF-1.4 Doe".utf8)) }
         #expect(findings(try instance(pdf)).first?.hasPrefix("(0042,0011) EncapsulatedDocument: an embedded document") == true)
         #expect(findings(try instance(pdf), DeidentificationPolicy(allowEmbeddedDocuments: true)) == [])
-        let ultrasound: (inout Part10Builder) -> Void = { $0.element(0x0028, 0x0010, "US", [4, 0]) }
+        let ultrasound: (inout Part10Builder) -> Void = { b in
+            b.element(0x0028, 0x0010, "US", [2, 0])
+            b.element(0x7FE0, 0x0010, "OB", [0, 0, 0, 0])
+        }
         var file = try instance(ultrasound)
         file.dataSet.elements = file.dataSet.elements.map { element in
             var copy = element
