@@ -271,14 +271,14 @@ def test_stow_stores_through_the_gate_and_reports_per_instance(web):
     ingest = node.token("ct,gated", scope="ingest")
     folder = tmp / "stow"
     folder.mkdir()
-    series = write_ct_study(folder, "SUBJ-STOW", series_count=1, slices=4, seed=9)
+    series = write_ct_study(folder, "SUBJ-STOW-1", series_count=1, slices=4, seed=9)
     datasets = [read(p) for paths in series.values() for p in paths]
     writer = client(node, ingest)
     response = writer.store_instances(datasets)
     assert len(response.ReferencedSOPSequence) == 4 and "FailedSOPSequence" not in response
     assert {item.ReferencedSOPInstanceUID for item in response.ReferencedSOPSequence} == {ds.SOPInstanceUID for ds in datasets}
     reader = client(node, web["token"])
-    found = reader.search_for_instances(search_filters={"PatientID": "SUBJ-STOW"})
+    found = reader.search_for_instances(search_filters={"PatientID": "SUBJ-STOW-1"})
     assert len(found) == 4
     back = reader.retrieve_study(datasets[0].StudyInstanceUID)
     assert sorted(back, key=lambda d: d.InstanceNumber) == sorted(datasets, key=lambda d: d.InstanceNumber)

@@ -14,7 +14,7 @@ def test_orthanc_queries_cairn_and_retrieves_a_study_byte_identical(store, tmp_p
     store.run("dataset", "create", *GATED, "ct")
     folder = tmp_path / "study"
     folder.mkdir()
-    series = write_ct_study(folder, "SUBJ-ORTHANC", series_count=2, slices=5, size=96, seed=21)
+    series = write_ct_study(folder, "SUBJ-ORTHANC-1", series_count=2, slices=5, size=96, seed=21)
     store.run("ingest", str(folder), "--dataset", "ct")
     originals = {hashlib.sha256(p.read_bytes()).hexdigest(): p for paths in series.values() for p in paths}
     study_uid = pydicom.dcmread(next(iter(originals.values()))).StudyInstanceUID
@@ -25,10 +25,10 @@ def test_orthanc_queries_cairn_and_retrieves_a_study_byte_identical(store, tmp_p
         orthanc = Orthanc(tmp_path / "orthanc", servers={
             "cairn": {"Url": f"{node.url}/dicomweb/ct/", "HttpHeaders": {"Authorization": f"Bearer {token['token']}"}}})
         # QIDO-RS through Orthanc: the study, its two series, and a filter that matches nothing.
-        studies = orthanc.post("/dicom-web/servers/cairn/qido", {"Uri": "/studies", "Arguments": {"PatientID": "SUBJ-ORTHANC"}}).json()
+        studies = orthanc.post("/dicom-web/servers/cairn/qido", {"Uri": "/studies", "Arguments": {"PatientID": "SUBJ-ORTHANC-1"}}).json()
         # (Orthanc answers in its own simplified form: one "Value" string per tag.)
         assert [s["0020000D"]["Value"] for s in studies] == [study_uid]
-        assert studies[0]["00100020"]["Value"] == "SUBJ-ORTHANC" and studies[0]["00080061"]["Value"] == "CT"
+        assert studies[0]["00100020"]["Value"] == "SUBJ-ORTHANC-1" and studies[0]["00080061"]["Value"] == "CT"
         found_series = orthanc.post("/dicom-web/servers/cairn/qido", {"Uri": f"/studies/{study_uid}/series"}).json()
         assert {s["0020000E"]["Value"] for s in found_series} == set(series)
         assert orthanc.post("/dicom-web/servers/cairn/qido", {"Uri": "/studies", "Arguments": {"PatientID": "NOBODY"}}).json() == []

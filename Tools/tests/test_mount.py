@@ -337,25 +337,25 @@ def test_a_damaged_raw_blob_is_eio_and_verify_marks_it(store, tmp_path):
 def test_the_view_follows_ingest_and_erasure(store, tmp_path):
     originals = tmp_path / "orig"
     originals.mkdir()
-    write_ct_study(originals, "SUBJ-A", series_count=1, slices=3, seed=2)
+    write_ct_study(originals, "SUBJ-A1", series_count=1, slices=3, seed=2)
     later = tmp_path / "later"
     later.mkdir()
-    write_ct_study(later, "SUBJ-B", series_count=1, slices=2, seed=3)
+    write_ct_study(later, "SUBJ-B1", series_count=1, slices=2, seed=3)
     store.run("dataset", "create", *GATED, "live")
     store.run("ingest", str(originals), "--dataset", "live")
     with mounted(store, tmp_path / "mnt", "live") as mount:
         root = mount.point / "live"
-        assert sorted(p.name for p in root.iterdir()) == ["SUBJ-A", "index.json"]
+        assert sorted(p.name for p in root.iterdir()) == ["SUBJ-A1", "index.json"]
         store.run("ingest", str(later), "--dataset", "live")
-        wait_until(lambda: (root / "SUBJ-B").exists(), 5, "the new subject to appear")
-        wait_until(lambda: "SUBJ-B" in (root / "index.json").read_text(), 5, "index.json to list it")
-        files_b = [p for p in (root / "SUBJ-B").rglob("*.dcm")]
+        wait_until(lambda: (root / "SUBJ-B1").exists(), 5, "the new subject to appear")
+        wait_until(lambda: "SUBJ-B1" in (root / "index.json").read_text(), 5, "index.json to list it")
+        files_b = [p for p in (root / "SUBJ-B1").rglob("*.dcm")]
         assert len(files_b) == 2
         held = os.open(files_b[0], os.O_RDONLY)
         assert os.pread(held, 128, 0) == b"\0" * 128
-        store.run("dataset", "erase-subject", "live", "SUBJ-B")
+        store.run("dataset", "erase-subject", "live", "SUBJ-B1")
         started = time.monotonic()
-        wait_until(lambda: not (root / "SUBJ-B").exists(), 5, "the erased subject to go")
+        wait_until(lambda: not (root / "SUBJ-B1").exists(), 5, "the erased subject to go")
         elapsed = time.monotonic() - started
         print(f"erased subject gone from the mount {elapsed:.2f} s after erase-subject returned")
         assert elapsed < 1.0
@@ -367,8 +367,8 @@ def test_the_view_follows_ingest_and_erasure(store, tmp_path):
             os.pread(held, 4096, 4096)
         assert gone.value.errno == errno.ENOENT
         os.close(held)
-        assert "SUBJ-B" not in (root / "index.json").read_text()
-        assert (root / "SUBJ-A").is_dir()
+        assert "SUBJ-B1" not in (root / "index.json").read_text()
+        assert (root / "SUBJ-A1").is_dir()
 
 
 def test_files_open_at_unmount_are_audited(store, tmp_path):
