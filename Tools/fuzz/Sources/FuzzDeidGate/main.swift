@@ -30,7 +30,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
         fatalError("gate accepted an input the parser cannot read to its end: \(error)")
     }
     guard file.deflateComplete else { fatalError("gate accepted a cut deflated data set") }
-    let findings = DeidentificationVerifier(policy: .strict).findings(file)
+    let findings = DeidentificationVerifier(policy: .strict).findings(file, bulk: { offset, length in
+        guard offset >= 0, length >= 0, offset <= bytes.count - length else { return nil }
+        return Array(bytes[offset..<(offset + length)])
+    })
     guard findings.isEmpty else { fatalError("gate accepted an input the verifier refuses: \(findings)") }
     var previous: DicomTag?
     for element in file.dataSet.elements {
