@@ -396,18 +396,10 @@ public struct DeidentificationVerifier {
     static func embeddedFile(_ head: [UInt8]) -> String? {
         let dicm = Array("DICM".utf8)
         if head.starts(with: dicm) || (head.count >= 132 && Array(head[128..<132]) == dicm) { return "DICOM file" }
-        if find(Array("%PDF-".utf8), in: head) { return "PDF" }
+        if DeidentificationGate.find(Array("%PDF-".utf8), in: head) != nil { return "PDF" }
         if head.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return "zip archive or office document" }
         if head.starts(with: [0xFF, 0xD8, 0xFF]) { return "JPEG picture" }
         if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "PNG picture" }
         return nil
-    }
-
-    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
-            if haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
-        }
-        return false
     }
 }

@@ -296,9 +296,23 @@ public enum DeidentificationGate {
 
     /// `length` bytes of the file at `offset`, or nil when they cannot all be read.
     static func readRange(_ path: String, offset: Int, length: Int) -> [UInt8]? {
-        guard offset >= 0, length >= 0 else { return nil }
+        let bytes = read(path, offset: offset, upTo: length)
+        return bytes.count == length ? bytes : nil
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Int(info.st_size)
+    }
+
+    static func readPrefix(_ path: String) -> [UInt8] { read(path, offset: 0, upTo: prefixLength) }
+
+    /// Up to `length` bytes of the file from `offset` (fewer at its end or on an error).
+    static func read(_ path: String, offset: Int, upTo length: Int) -> [UInt8] {
+        guard offset >= 0, length >= 0 else { return [] }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { return [] }
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: length)
         var filled = 0
@@ -308,26 +322,6 @@ public enum DeidentificationGate {
                 return pread(fd, base + filled, length - filled, off_t(offset + filled))
             }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
-            filled += n
-        }
-        return bytes
-    }
-
-    static func fileSize(_ path: String) -> Int {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return 0 }
-        return Int(info.st_size)
-    }
-
-    static func readPrefix(_ path: String) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: prefixLength)
-        var filled = 0
-        while filled < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + filled, $0.count - filled, off_t(filled)) }
             if n <= 0 { break }
             filled += n
         }

@@ -192,21 +192,15 @@ final class FacetCounts: Sendable {
         state.withLock { state -> [NodeDataset: DatasetPeople] in
             guard let state else { return [:] }
             var out = [DatasetPeople](repeating: DatasetPeople(), count: state.datasets.count)
-            var subjectSeen = [Bool](repeating: false, count: state.subjectCodes.count)
-            var studySeen = [Bool](repeating: false, count: state.studyCodes.count)
+            var subjectSeen = [UInt64](repeating: 0, count: state.subjectCodes.count / 64 + 1)
+            var studySeen = [UInt64](repeating: 0, count: state.studyCodes.count / 64 + 1)
             // (criterion, dataset, value code) → the subjects seen with it.
             var with: [[Int32: [Int32: Set<Int32>]]] = Array(repeating: [:], count: Criterion.allCases.count)
             for row in state.rows {
                 let dataset = Int(row.dataset)
                 out[dataset].instances += row.instances
-                if row.subject >= 0, !subjectSeen[Int(row.subject)] {
-                    subjectSeen[Int(row.subject)] = true
-                    out[dataset].subjects += 1
-                }
-                if row.study >= 0, !studySeen[Int(row.study)] {
-                    studySeen[Int(row.study)] = true
-                    out[dataset].studies += 1
-                }
+                if Self.firstSighting(row.subject, &subjectSeen) { out[dataset].subjects += 1 }
+                if Self.firstSighting(row.study, &studySeen) { out[dataset].studies += 1 }
                 guard row.subject >= 0 else { continue }
                 for criterion in Criterion.allCases {
                     let code = Self.attribute(row, criterion)
@@ -262,21 +256,14 @@ final class FacetCounts: Sendable {
                 guard let pass = allowed[criterion.rawValue] else { return true }
                 return pass[Int(code)]
             }
-            func firstSighting(_ code: Int32, _ seen: inout [UInt64]) -> Bool {
-                guard code >= 0 else { return false }
-                let word = Int(code) >> 6, bit = UInt64(1) << UInt64(code & 63)
-                if seen[word] & bit != 0 { return false }
-                seen[word] |= bit
-                return true
-            }
             for row in state.rows {
                 let dataset = Int(row.dataset)
                 guard datasetPasses[dataset], passes(row.attributes.0, .modality), passes(row.attributes.1, .sex),
                       passes(row.attributes.2, .bodyPart), passes(row.attributes.3, .manufacturer)
                 else { continue }
                 matched[dataset] = true
-                if firstSighting(row.subject, &subjectSeen) { subjects[dataset] += 1 }
-                if firstSighting(row.study, &studySeen) { studies[dataset] += 1 }
+                if Self.firstSighting(row.subject, &subjectSeen) { subjects[dataset] += 1 }
+                if Self.firstSighting(row.study, &studySeen) { studies[dataset] += 1 }
             }
             return state.datasets.indices.filter { matched[$0] }
                 .map { DatasetCount(node: state.datasets[$0].node, dataset: state.datasets[$0].dataset,
@@ -374,6 +361,15 @@ final class FacetCounts: Sendable {
             return (rows.filter { $0.subjects > 0 }.sorted { ($0.dataset.node ?? "", $0.dataset.id) < ($1.dataset.node ?? "", $1.dataset.id) },
                     SearchCompiler.distinct(ignored))
         }
+    }
+
+    /// Whether a subject or study code is seen for the first time in this pass (a bit per code; -1, absent, never is).
+    private static func firstSighting(_ code: Int32, _ seen: inout [UInt64]) -> Bool {
+        guard code >= 0 else { return false }
+        let word = Int(code) >> 6, bit = UInt64(1) << UInt64(code & 63)
+        if seen[word] & bit != 0 { return false }
+        seen[word] |= bit
+        return true
     }
 
     private static func attribute(_ facet: CodedFacet, _ criterion: Criterion) -> Int32 {
