@@ -169,7 +169,8 @@ let package = Package(
         .testTarget(name: "CairnManifestTests",
                     dependencies: ["CairnManifest", "CairnFoundation", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "CairnHubTests",
-                    dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnFoundation", .product(name: "GRDB", package: "GRDB.swift"),
+                    dependencies: ["CairnHub", "CairnHTTP", "CairnAuth", "CairnManifest", "CairnFoundation", "CairnSearch", "CairnTestSupport",
+                                   .product(name: "GRDB", package: "GRDB.swift"),
                                    .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
                            .product(name: "Prometheus", package: "swift-prometheus")]),
         .testTarget(

@@ -20,6 +20,12 @@ public struct CharacterSetDecoder: Sendable, Equatable {
         if terms.isEmpty { terms = [""] }
     }
 
+    /// Whether a term is one of PS3.3 C.12.1.1.2's defined terms (the others decode as Latin-1).
+    static func isDefinedTerm(_ term: String) -> Bool {
+        term.isEmpty || term == "ISO_IR 6" || term == "ISO 2022 IR 6" || encoding(for: term) != "ISO-8859-1"
+            || term == "ISO_IR 100" || term == "ISO 2022 IR 100"
+    }
+
     /// iconv's name for a defined term (nil: ASCII).
     static func encoding(for term: String) -> String? {
         switch term {

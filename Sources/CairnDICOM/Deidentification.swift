@@ -14,13 +14,22 @@ public struct DeidentificationPolicy: Sendable, Equatable {
     /// Images of modalities that commonly burn text into pixels (US, SC, XA, RF, ES, OT) must
     /// state Burned In Annotation unless the dataset waives it.
     public var allowUnstatedBurnedInAnnotation: Bool
+    /// Whether every text value the profile keeps (a kernel name, a code meaning, a window
+    /// explanation: free text a name can hide in, which no rule can tell from a technical term)
+    /// must be one the dataset has reviewed (`cairn gate review`). On unless the dataset waives it.
+    public var reviewText: Bool
+    /// The (attribute, value) pairs the dataset has reviewed and accepted.
+    public var reviewedText: Set<ReviewedText>
 
     public init(acceptedOptions: Set<DeidentificationOption> = [], pseudonymPattern: String? = nil,
-                allowEmbeddedDocuments: Bool = false, allowUnstatedBurnedInAnnotation: Bool = false) {
+                allowEmbeddedDocuments: Bool = false, allowUnstatedBurnedInAnnotation: Bool = false,
+                reviewText: Bool = true, reviewedText: Set<ReviewedText> = []) {
         self.acceptedOptions = acceptedOptions
         self.pseudonymPattern = pseudonymPattern
         self.allowEmbeddedDocuments = allowEmbeddedDocuments
         self.allowUnstatedBurnedInAnnotation = allowUnstatedBurnedInAnnotation
+        self.reviewText = reviewText
+        self.reviewedText = reviewedText
     }
 
     /// The strictest policy: no option accepted, nothing waived.
@@ -35,12 +44,28 @@ public struct DeidentificationPolicy: Sendable, Equatable {
     }
 }
 
+/// A text value a dataset's reviewer has read and accepted for one attribute, wherever it occurs.
+public struct ReviewedText: Sendable, Hashable, Comparable {
+    public var tag: DicomTag
+    public var value: String
+
+    public init(tag: DicomTag, value: String) {
+        self.tag = tag
+        self.value = value
+    }
+
+    public static func < (a: ReviewedText, b: ReviewedText) -> Bool { (a.tag, a.value) < (b.tag, b.value) }
+}
+
 /// One attribute the verifier refuses, named by its path: `(0040,A730)[2]>(0040,A123)` is the
-/// Person Name of the third item (items count from 0) of the Content Sequence. Never the value.
+/// Person Name of the third item (items count from 0) of the Content Sequence. Never the value in
+/// the description (it goes into refusals, logs and the audit trail); a kept text value the
+/// dataset has not reviewed rides along in `unreviewed`, for `cairn gate review` to list.
 public struct DeidentificationFinding: Sendable, Equatable, CustomStringConvertible {
     public var path: String
     public var attribute: String
     public var problem: String
+    public var unreviewed: ReviewedText?
 
     public var description: String { "\(path) \(attribute): \(problem)" }
 }
@@ -85,6 +110,8 @@ public struct DeidentificationVerifier {
                                         "1.2.840.10008.5.1.4.1.1.77.1.1"]
     /// VRs whose values are text a person could be named in.
     static let textVRs: Set<VR> = [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE]
+    /// VRs whose kept values a dataset reviews: text, and URIs (a query string can name anyone).
+    static let reviewedVRs: Set<VR> = [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE, .UR]
     static let binaryVRs: Set<VR> = [.OB, .OW, .OD, .OF, .OL, .OV, .UN]
     /// Values that stand for a removed name or identifier. A marker names nobody only when it is
     /// the whole value: in a person name, every component of every component group (`ANON^Doe`
@@ -140,10 +167,35 @@ public struct DeidentificationVerifier {
             self.bulk = bulk
         }
 
-        mutating func refuse(_ path: String, _ tag: DicomTag, _ problem: String) {
+        mutating func refuse(_ path: String, _ tag: DicomTag, _ problem: String, unreviewed: ReviewedText? = nil) {
             let name = tag.isPrivate ? (tag.isPrivateCreator ? "private creator" : "private attribute")
                 : DataDictionary.standard.keyword(for: tag) ?? "unknown attribute"
-            found.append(DeidentificationFinding(path: path, attribute: name, problem: problem))
+            found.append(DeidentificationFinding(path: path, attribute: name, problem: problem, unreviewed: unreviewed))
+        }
+
+        /// A kept value: text must be one the dataset reviewed (or a term of a closed vocabulary the
+        /// standard defines for the attribute); an attribute the dictionary does not know cannot be
+        /// read as anything, so its value is refused.
+        mutating func review(_ element: DataElement, in ds: DataSet, path: String) {
+            let policy = verifier.policy
+            guard policy.reviewText else { return }
+            let tag = element.tag
+            if !tag.isPrivate && DataDictionary.standard.entry(for: tag) == nil {
+                refuse(path, tag, "holds a value of an attribute the data dictionary does not know, which cannot be judged")
+                return
+            }
+            let vr = verifier.effectiveVR(element)
+            guard DeidentificationVerifier.reviewedVRs.contains(vr) else { return }
+            guard let values = verifier.strings(element, vr: vr, in: ds) else {
+                refuse(path, tag, "holds text too large to review")
+                return
+            }
+            for value in Set(values).sorted() where !value.isEmpty && !KeptTextVocabulary.holds(tag, value) {
+                let key = ReviewedText(tag: tag, value: value)
+                if !policy.reviewedText.contains(key) {
+                    refuse(path, tag, "kept text this dataset has not reviewed (cairn gate review)", unreviewed: key)
+                }
+            }
         }
 
         mutating func judge(_ ds: DataSet, prefix: String) {
@@ -190,6 +242,7 @@ public struct DeidentificationVerifier {
                     if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) {
                         refuse(path, tag, problem + " (dataset set --allow-embedded-documents)")
                     }
+                    review(element, in: ds, path: path)
                 case .empty:
                     refuse(path, tag, "\(action) attribute holds a value\(hint(tag))")
                 case .uid:
@@ -270,8 +323,9 @@ public struct DeidentificationVerifier {
             if safe {
                 if case .sequence(let items) = element.value {
                     for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>") }
-                } else if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) {
-                    refuse(path, tag, problem)
+                } else {
+                    if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) { refuse(path, tag, problem) }
+                    review(element, in: ds, path: path)
                 }
                 return
             }

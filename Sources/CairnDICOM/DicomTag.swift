@@ -28,6 +28,15 @@ public struct DicomTag: Hashable, Comparable, Sendable, CustomStringConvertible 
 
     public static func < (a: DicomTag, b: DicomTag) -> Bool { a.value < b.value }
 
+    /// `(gggg,eeee)` as `description` writes it (hex, either case); nil for anything else.
+    public init?(parsing text: String) {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        guard text.hasPrefix("("), text.hasSuffix(")"), parts.count == 2, parts[0].count == 5, parts[1].count == 5,
+              let group = UInt16(parts[0].dropFirst(), radix: 16), let element = UInt16(parts[1].dropLast(), radix: 16)
+        else { return nil }
+        self.init(group, element)
+    }
+
     public static let item = DicomTag(0xFFFE, 0xE000)
     public static let itemDelimitation = DicomTag(0xFFFE, 0xE00D)
     public static let sequenceDelimitation = DicomTag(0xFFFE, 0xE0DD)

@@ -77,6 +77,24 @@ public struct CountCriteria: Sendable, Equatable {
         }
         self.values = values.filter { !$0.value.isEmpty }
     }
+
+    /// The queries one step wider: each criterion dropped, and each value of a criterion with
+    /// several dropped (the answers a caller could subtract this one's from, or this one's from them).
+    var neighbours: [CountCriteria] {
+        var out: [CountCriteria] = []
+        for (key, list) in values {
+            var wider = self
+            wider.values.removeValue(forKey: key)
+            out.append(wider)
+            guard list.count > 1 else { continue }
+            for index in list.indices {
+                var narrower = self
+                narrower.values[key]?.remove(at: index)
+                out.append(narrower)
+            }
+        }
+        return out
+    }
 }
 
 public enum CatalogError: Error, CustomStringConvertible {
@@ -126,6 +144,26 @@ extension HubIndex {
     public func count(_ criteria: CountCriteria) throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
         if !counts.isLoaded { try loadCounts() }
         return counts.count(criteria).map { ($0.node, $0.dataset, $0.subjects, $0.studies) }
+    }
+
+    /// The datasets whose count may be released under the rule: at least `minCount` people, and
+    /// differing from the count of every query one step away (a criterion dropped, a value dropped
+    /// from a list) by none or by at least `minCount` people, so that subtracting one answer from
+    /// its neighbour never isolates a smaller group. Answers further apart can still be combined
+    /// (the rule's known limit).
+    public func disclosedCount(_ criteria: CountCriteria, rule: DisclosureRule)
+        throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
+        let rows = try count(criteria).filter { rule.releases($0.subjects) && rule.releases($0.studies) }
+        guard !rows.isEmpty else { return [] }
+        var released = Set(rows.map { "\($0.node)/\($0.dataset)" })
+        for neighbour in criteria.neighbours {
+            let other = Dictionary(try count(neighbour).map { ("\($0.node)/\($0.dataset)", $0.subjects) }, uniquingKeysWith: max)
+            for row in rows {
+                let difference = abs((other["\(row.node)/\(row.dataset)"] ?? 0) - row.subjects)
+                if difference > 0 && !rule.releases(difference) { released.remove("\(row.node)/\(row.dataset)") }
+            }
+        }
+        return rows.filter { released.contains("\($0.node)/\($0.dataset)") }
     }
 
     /// The EUCAIM federated search over the same in-memory facets as counts.

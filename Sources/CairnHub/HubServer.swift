@@ -89,7 +89,7 @@ public struct HubServer: Sendable {
             } catch {
                 throw APIError(.badRequest, "bad_request", "\(error)")
             }
-            return try Self.json(countAnswer(try index.count(criteria)))
+            return try Self.json(countAnswer(try index.disclosedCount(criteria, rule: DisclosureRule(minCount: config.minCount))))
         }
         router.post("/eucaim/search") { request, _ in
             let actor = try await authorizeSearch(request)
@@ -167,14 +167,12 @@ public struct HubServer: Sendable {
         logger.info("catalogue access", metadata: ["route": "\(route)", "subject": "\(grant.subject)", "jti": "\(grant.tokenID)"])
     }
 
-    /// Per dataset, subjects and studies, for the datasets where at least `min_count` subjects
-    /// match (DisclosureRule): the others are left out, as datasets with no match are, so an answer
+    /// Per dataset, subjects and studies, for the datasets the disclosure rule releases
+    /// (`disclosedCount`): the others are left out, as datasets with no match are, so an answer
     /// never says that one to min_count - 1 people match.
     func countAnswer(_ rows: [(node: String, dataset: String, subjects: Int, studies: Int)]) -> JSONValue {
-        let rule = DisclosureRule(minCount: config.minCount)
         var subjects = 0, studies = 0
-        let datasets: [JSONValue] = rows.compactMap { row in
-            guard rule.releases(row.subjects) && rule.releases(row.studies) else { return nil }
+        let datasets: [JSONValue] = rows.map { row in
             subjects += row.subjects
             studies += row.studies
             return .object(["id": .string(row.dataset), "node": .string(row.node), "subjects": .int(Int64(row.subjects)),

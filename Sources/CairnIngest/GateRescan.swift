@@ -24,7 +24,7 @@ public enum GateRescan {
     /// The verdict on every member of `dataset`, `jobs` at a time; `progress` sees each count checked.
     public static func run(store: BlobStore, dataset: String, jobs: Int,
                            progress: @escaping @Sendable (Int) -> Void = { _ in }) throws -> Report {
-        guard let info = try store.dataset(dataset) else {
+        guard let gate = try DatasetGate.load(dataset: dataset, from: store) else {
             throw StoreError.invalidArgument("dataset '\(dataset)' does not exist")
         }
         var listed: [ListedBlob] = []
@@ -36,7 +36,6 @@ public enum GateRescan {
             after = last.record.digest
         }
         let members = listed
-        let gate = info.gate
         let report = Mutex(Report())
         WorkerPool.forEach(count: members.count, jobs: jobs) { index in
             let member = members[index]

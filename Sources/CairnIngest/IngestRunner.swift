@@ -112,7 +112,7 @@ public struct IngestRunner: Sendable {
         }
         committers.start()
         // A dataset that cannot be read is gated as tightly as any.
-        let gate = ((try? store.dataset(dataset)) ?? nil)?.gate ?? .closed
+        let gate = ((try? DatasetGate.load(dataset: dataset, from: store)) ?? nil) ?? .closed
         WorkerPool.forEach(count: files.count, jobs: jobs) { index in
             let file = files[index]
             do {

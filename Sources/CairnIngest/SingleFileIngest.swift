@@ -16,7 +16,8 @@ public func ingestFile(at path: String, into store: BlobStore, dataset: String, 
     guard let info = try store.dataset(dataset) else { throw StoreError.invalidArgument("dataset '\(dataset)' does not exist") }
     var options = options
     if options.codec == .auto && options.profile == nil { options.profile = info.writeProfile }
-    switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: info.gate, name: name, options: options,
+    let gate = try DatasetGate.load(dataset: dataset, from: store) ?? .closed
+    switch try DicomInspection.stage(path, into: store, dataset: dataset, gate: gate, name: name, options: options,
                                      admit: admit) {
     case .failure(let refusal): return .refused(reason: refusal.reason)
     case .success(let staged):

@@ -62,6 +62,7 @@ public struct Publisher: Sendable {
             metadata["deid_options"] = .array(policy.acceptedOptions.sorted().map { .string($0.rawValue) })
             if policy.allowEmbeddedDocuments { metadata["deid_allows_embedded_documents"] = .bool(true) }
             if policy.allowUnstatedBurnedInAnnotation { metadata["deid_allows_unstated_burned_in"] = .bool(true) }
+            if !policy.reviewText { metadata["deid_text_unreviewed"] = .bool(true) }
         }
         if let title = info.title { metadata["title"] = .string(title) }
         if let description = info.description { metadata["description"] = .string(description) }

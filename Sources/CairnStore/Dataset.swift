@@ -32,11 +32,6 @@ public struct DatasetInfo: Sendable, Equatable {
     public var writeProfile: StorageProfile { storageProfile ?? .default }
     public var createdAt: Date
 
-    /// What ingest into this dataset must check.
-    public var gate: DatasetGate {
-        DatasetGate(deidPolicy: deidPolicy, allowNonDicom: allowNonDicom, deidentification: deidentification)
-    }
-
     init(row: IndexRow) throws {
         id = try row["id"]
         title = try row["title"]
@@ -51,7 +46,8 @@ public struct DatasetInfo: Sendable, Equatable {
         deidentification = DeidentificationPolicy(
             acceptedOptions: options, pseudonymPattern: try row["pseudonym_pattern"],
             allowEmbeddedDocuments: try row["allow_embedded_documents"] ?? false,
-            allowUnstatedBurnedInAnnotation: try row["allow_unstated_burned_in"] ?? false)
+            allowUnstatedBurnedInAnnotation: try row["allow_unstated_burned_in"] ?? false,
+            reviewText: row.hasColumn("text_review") ? try row["text_review"] ?? true : true)
         searchable = try row["searchable"] ?? false
         diagnosis = try row["diagnosis"]
         storageProfile = row.hasColumn("storage_profile") ? (try row["storage_profile"] as String?).flatMap(StorageProfile.init) : nil
@@ -73,6 +69,17 @@ public struct DatasetGate: Sendable, Equatable {
     }
 
     public static let closed = DatasetGate(deidPolicy: .reject, allowNonDicom: false)
+
+    /// What ingest into a dataset must check: its settings and the text its reviewer accepted.
+    /// nil when the dataset does not exist.
+    public static func load(dataset: String, from store: BlobStore) throws -> DatasetGate? {
+        guard let info = try store.dataset(dataset) else { return nil }
+        var policy = info.deidentification
+        if info.deidPolicy == .reject && policy.reviewText {
+            policy.reviewedText = try GateTextReview(store: store).reviewed(dataset: dataset)
+        }
+        return DatasetGate(deidPolicy: info.deidPolicy, allowNonDicom: info.allowNonDicom, deidentification: policy)
+    }
 }
 
 extension BlobStore {
@@ -80,7 +87,8 @@ extension BlobStore {
     /// is now. Files already stored are not re-judged here: `cairn gate rescan` does that.
     @discardableResult
     public func setDeidentification(dataset id: String, options: Set<DeidentificationOption>?, pseudonymPattern: String??,
-                                    allowEmbeddedDocuments: Bool?, allowUnstatedBurnedIn: Bool?) throws -> DatasetInfo {
+                                    allowEmbeddedDocuments: Bool?, allowUnstatedBurnedIn: Bool?,
+                                    reviewText: Bool? = nil) throws -> DatasetInfo {
         if let pattern = pseudonymPattern ?? nil {
             do {
                 _ = try DeidentificationPolicy(pseudonymPattern: pattern).validated()
@@ -104,6 +112,9 @@ extension BlobStore {
             }
             if let allowUnstatedBurnedIn {
                 try db.execute(sql: "UPDATE datasets SET allow_unstated_burned_in = ? WHERE id = ?", arguments: [allowUnstatedBurnedIn, id])
+            }
+            if let reviewText {
+                try db.execute(sql: "UPDATE datasets SET text_review = ? WHERE id = ?", arguments: [reviewText, id])
             }
             guard let info = try IndexRow.fetchOne(db, sql: "SELECT * FROM datasets WHERE id = ?", arguments: [id]).map(DatasetInfo.init)
             else { throw StoreError.invalidArgument("dataset '\(id)' does not exist") }
@@ -142,6 +153,8 @@ public struct DatasetSummary: Sendable {
     public var erasures = 0
     /// Instances the gate took out of the dataset for review (`cairn gate rescan --quarantine`).
     public var quarantined = 0
+    /// Kept text values the dataset's reviewer accepted (`cairn gate review`).
+    public var reviewedText = 0
 }
 
 extension InstanceRecord {
@@ -239,6 +252,7 @@ extension BlobStore {
             summary.bySex = try breakdown("sex")
             summary.erasures = try Int.fetchOne(db, sql: "SELECT count(*) FROM erasures WHERE dataset_id = ?", arguments: [id]) ?? 0
             summary.quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM quarantine WHERE dataset_id = ?", arguments: [id]) ?? 0
+            summary.reviewedText = try Int.fetchOne(db, sql: "SELECT count(*) FROM reviewed_text WHERE dataset_id = ?", arguments: [id]) ?? 0
             return summary
         }
     }

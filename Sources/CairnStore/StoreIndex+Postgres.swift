@@ -214,6 +214,17 @@ extension StoreIndex {
             );
             CREATE INDEX quarantine_digest ON quarantine(digest);
             """),
+        ("v12-text-review", """
+            ALTER TABLE datasets ADD COLUMN text_review BIGINT NOT NULL DEFAULT 1;
+            CREATE TABLE reviewed_text (
+                dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                tag BIGINT NOT NULL,
+                value_sha256 TEXT NOT NULL,
+                value TEXT NOT NULL,
+                reviewed_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (dataset_id, tag, value_sha256)
+            );
+            """),
     ]
 
     /// Brings a PostgreSQL index up to date: each migration not yet recorded runs in its own

@@ -323,6 +323,21 @@ struct StoreIndex: Sendable {
                 CREATE INDEX quarantine_digest ON quarantine(digest);
                 """)
         }
+        migrator.registerMigration("v12-text-review") { db in
+            // Kept text values a gated dataset's reviewer accepted (`cairn gate review`), keyed by
+            // the value's SHA-256 so a long text fits an index; on for every dataset unless waived.
+            try db.execute(sql: """
+                ALTER TABLE datasets ADD COLUMN text_review INTEGER NOT NULL DEFAULT 1;
+                CREATE TABLE reviewed_text (
+                    dataset_id TEXT NOT NULL REFERENCES datasets(id),
+                    tag INTEGER NOT NULL,
+                    value_sha256 TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    reviewed_at REAL NOT NULL,
+                    PRIMARY KEY (dataset_id, tag, value_sha256)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

@@ -51,8 +51,12 @@ import Testing
 
     func le32(_ n: Int) -> [UInt8] { [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 24 & 0xFF)] }
 
-    func findings(_ file: DicomFile, _ policy: DeidentificationPolicy = .strict) -> [String] {
-        DeidentificationVerifier(policy: policy).findings(file).map(\.description)
+    /// The findings under `policy`; kept text is reviewed only when asked (`keptTextMustBeReviewed`
+    /// pins that rule; the others pin the table's).
+    func findings(_ file: DicomFile, _ policy: DeidentificationPolicy = .strict, review: Bool = false) -> [String] {
+        var policy = policy
+        policy.reviewText = review
+        return DeidentificationVerifier(policy: policy).findings(file).map(\.description)
     }
 
     @Test func theTableIsWhole() {
@@ -152,5 +156,51 @@ import Testing
         #expect(try DeidentificationOption.parseList("retain-uids, clean-descriptors,") == [.retainUIDs, .cleanDescriptors])
         #expect(throws: DeidentificationPolicyError.self) { try DeidentificationOption.parseList("retain-all") }
         #expect(Set(DeidentificationOption.allCases.map(\.code)).count == 12)
+    }
+
+    /// Text the table keeps (a window explanation, a kernel name, a code meaning at any depth) is
+    /// stored only when the dataset reviewed that value for that attribute; closed vocabularies
+    /// (Modality, YES/NO, the method codes) need no review; a value the dictionary cannot place is refused.
+    @Test func keptTextMustBeReviewed() throws {
+        let explanation = DicomTag(0x0028, 0x1055), meaning = DicomTag(0x0008, 0x0104)
+        let file = try instance(options: ["113108"]) { b in
+            var item = Part10Builder()
+            item.bytes = []
+            item.text(0x0008, 0x0100, "SH", "T-D3000")
+            item.text(0x0008, 0x0102, "SH", "SRT")
+            item.text(0x0008, 0x0104, "LO", "John Doe")
+            b.element(0x0008, 0x2218, "SQ", [0xFE, 0xFF, 0x00, 0xE0] + le32(item.bytes.count) + item.bytes)
+            b.text(0x0018, 0x1210, "SH", "B30f")
+            b.text(0x0028, 0x1055, "LO", "Doe^John\\WINDOW2")
+        }
+        let none = findings(file, review: true)
+        #expect(none == [
+            "(0008,2218)[0]>(0008,0100) CodeValue: kept text this dataset has not reviewed (cairn gate review)",
+            "(0008,2218)[0]>(0008,0104) CodeMeaning: kept text this dataset has not reviewed (cairn gate review)",
+            "(0018,1210) ConvolutionKernel: kept text this dataset has not reviewed (cairn gate review)",
+            "(0028,1055) WindowCenterWidthExplanation: kept text this dataset has not reviewed (cairn gate review)",
+            "(0028,1055) WindowCenterWidthExplanation: kept text this dataset has not reviewed (cairn gate review)",
+        ])
+        // The values ride along for `gate review`, never in the description.
+        let unreviewed = DeidentificationVerifier(policy: .strict).findings(file).compactMap(\.unreviewed)
+        #expect(Set(unreviewed.map(\.value)) == ["T-D3000", "John Doe", "B30f", "Doe^John", "WINDOW2"])
+        #expect(!none.joined().contains("Doe"))
+        // A reviewer accepts the technical terms and not the names: the names are what is left.
+        var policy = DeidentificationPolicy.strict
+        policy.reviewedText = [ReviewedText(tag: DicomTag(0x0018, 0x1210), value: "B30f"), ReviewedText(tag: explanation, value: "WINDOW2"),
+                               ReviewedText(tag: DicomTag(0x0008, 0x0100), value: "T-D3000")]
+        #expect(findings(file, policy, review: true) == [
+            "(0008,2218)[0]>(0008,0104) CodeMeaning: kept text this dataset has not reviewed (cairn gate review)",
+            "(0028,1055) WindowCenterWidthExplanation: kept text this dataset has not reviewed (cairn gate review)",
+        ])
+        policy.reviewedText.insert(ReviewedText(tag: meaning, value: "John Doe"))
+        policy.reviewedText.insert(ReviewedText(tag: explanation, value: "Doe^John"))
+        #expect(findings(file, policy, review: true) == [])
+        // A value reviewed for one attribute is not reviewed for another.
+        let moved = try instance(options: ["113108"]) { b in b.text(0x0018, 0x1160, "SH", "B30f") }
+        #expect(findings(moved, policy, review: true) == ["(0018,1160) FilterType: kept text this dataset has not reviewed (cairn gate review)"])
+        // A standard attribute the dictionary does not know: refused, whatever its VR.
+        let unlisted = try instance { b in b.text(0x0008, 0xFFF0, "LO", "Jane") }
+        #expect(findings(unlisted, review: true).contains { $0.hasPrefix("(0008,FFF0) unknown attribute: holds a value of an attribute the data dictionary does not know") })
     }
 }

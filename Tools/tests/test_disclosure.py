@@ -197,8 +197,8 @@ def test_node_search_never_shows_an_extreme_age_of_a_small_group(tmp_path):
 def test_an_upload_does_not_say_what_another_dataset_holds(tmp_path):
     store = Store(tmp_path / "data")
     store.run("init")
-    store.run("dataset", "create", "a")
-    store.run("dataset", "create", "b")
+    store.run("dataset", "create", "a", "--no-text-review")
+    store.run("dataset", "create", "b", "--no-text-review")
     path = save(base_instance(subject="SUBJ-0042"), tmp_path / "shared.dcm")
     store.run("ingest", "--dataset", "b", str(path))
     node = Node(store)

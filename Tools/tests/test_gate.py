@@ -96,8 +96,8 @@ def test_clean_instances_and_plain_files(store, tmp_path):
     undeclared = clean_instance(tmp_path / "undeclared.dcm", declare_removed=False)
     text = tmp_path / "notes.txt"
     text.write_bytes(b"segmentation notes, no DICOM here\n")
-    store.run("dataset", "create", "gated")
-    store.run("dataset", "create", "loose", "--allow-non-dicom")
+    store.run("dataset", "create", "gated", "--no-text-review")
+    store.run("dataset", "create", "loose", "--allow-non-dicom", "--no-text-review")
     fresh = Store(tmp_path / "fresh")
     fresh.run("init")
     refused = fresh.run("ingest", str(text), check=False)
@@ -121,7 +121,7 @@ def test_clean_instances_and_plain_files(store, tmp_path):
 
 def test_uploads_go_through_the_same_gate(store, tmp_path, damaged):
     folder, what = damaged
-    store.run("dataset", "create", "gated", "--allow-non-dicom")
+    store.run("dataset", "create", "gated", "--allow-non-dicom", "--no-text-review")
     node = Node(store)
     try:
         headers = node.headers(node.token(datasets="gated", scope="ingest"))

@@ -20,7 +20,7 @@ def leaked(tmp_path):
     store = Store(tmp_path / "data")
     store.run("init")
     store.run("dataset", "create", "lung", "--searchable", "--cancer-type", "lung",
-              "--deid-options", "retain-patient-characteristics,clean-descriptors")
+              "--deid-options", "retain-patient-characteristics,clean-descriptors", "--no-text-review")
     paths = []
     for i, subject in enumerate(["SUBJ-0001", "SUBJ-0002", "SUBJ-0003"]):
         ds = base_instance(subject=subject)

@@ -66,7 +66,7 @@ struct DatasetCommand: ParsableCommand {
             let info = try store.setDeidentification(
                 dataset: id, options: options ?? [], pseudonymPattern: .some(deidentification.pseudonym.flatMap { $0.isEmpty ? nil : $0 }),
                 allowEmbeddedDocuments: deidentification.allowEmbeddedDocuments,
-                allowUnstatedBurnedIn: deidentification.allowUnstatedBurnedIn)
+                allowUnstatedBurnedIn: deidentification.allowUnstatedBurnedIn, reviewText: !deidentification.noTextReview)
             try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.deidentification", dataset: id, status: 0,
                                               detail: DatasetCommand.describe(info))])
             if let attributes { try store.setManifestAttributes(attributes.map(\.rawValue).joined(separator: ","), for: id) }
@@ -100,6 +100,7 @@ struct DatasetCommand: ParsableCommand {
         parts.append(policy.pseudonymPattern.map { "pseudonym pattern \($0)" } ?? "no pseudonym pattern")
         if policy.allowEmbeddedDocuments { parts.append("embedded documents allowed") }
         if policy.allowUnstatedBurnedInAnnotation { parts.append("unstated burned-in annotation allowed") }
+        parts.append(policy.reviewText ? "kept text must be reviewed" : "kept text not reviewed")
         return parts.joined(separator: "; ")
     }
 
@@ -107,7 +108,7 @@ struct DatasetCommand: ParsableCommand {
         let policy = info.deidentification
         return ["deid_policy": info.deidPolicy.rawValue, "deid_options": policy.acceptedOptions.sorted().map(\.rawValue),
                 "pseudonym": policy.pseudonymPattern ?? NSNull(), "allow_embedded_documents": policy.allowEmbeddedDocuments,
-                "allow_unstated_burned_in": policy.allowUnstatedBurnedInAnnotation]
+                "allow_unstated_burned_in": policy.allowUnstatedBurnedInAnnotation, "text_review": policy.reviewText]
     }
 
     /// The diagnosis codes the EUCAIM catalogue offers (and the reference provider's extra ones).
@@ -141,6 +142,10 @@ struct DatasetCommand: ParsableCommand {
         @Option(help: ArgumentHelp("yes: US, SC, XA, RF, ES and OT images need not state Burned In Annotation.", valueName: "yes|no"))
         var allowUnstatedBurnedIn: String?
 
+        @Option(help: ArgumentHelp("no: store kept text values nobody has reviewed; yes: each must be reviewed (cairn gate review).",
+                                   valueName: "yes|no"))
+        var textReview: String?
+
         @Option(help: ArgumentHelp("yes: federated searches count this dataset; no: they do not.", valueName: "yes|no"))
         var searchable: String?
 
@@ -162,10 +167,12 @@ struct DatasetCommand: ParsableCommand {
             let burnedIn = try allowUnstatedBurnedIn.map { try DatasetCommand.yesNo($0, "--allow-unstated-burned-in") }
             let store = try global.openStore()
             try store.setSearch(dataset: id, searchable: flag, diagnosis: try diagnosis.map(DatasetCommand.checkedDiagnosis))
-            let gateChanged = options != nil || pseudonym != nil || embedded != nil || burnedIn != nil
+            let review = try textReview.map { try DatasetCommand.yesNo($0, "--text-review") }
+            let gateChanged = options != nil || pseudonym != nil || embedded != nil || burnedIn != nil || review != nil
             let pattern: String?? = pseudonym.map { $0.isEmpty ? nil : $0 }
             let info = try store.setDeidentification(dataset: id, options: options, pseudonymPattern: pattern,
-                                                     allowEmbeddedDocuments: embedded, allowUnstatedBurnedIn: burnedIn)
+                                                     allowEmbeddedDocuments: embedded, allowUnstatedBurnedIn: burnedIn,
+                                                     reviewText: review)
             if gateChanged {
                 try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "dataset.deidentification", dataset: id,
                                                   status: 0, detail: DatasetCommand.describe(info))])
@@ -197,6 +204,7 @@ struct DatasetCommand: ParsableCommand {
                 var object: [String: Any] = [
                     "id": s.info.id, "deid_policy": s.info.deidPolicy.rawValue, "gated": s.info.deidPolicy == .reject,
                     "allow_non_dicom": s.info.allowNonDicom, "searchable": s.info.searchable, "quarantined": s.quarantined,
+                    "reviewed_text": s.reviewedText,
                     "subjects": s.subjects, "studies": s.studies, "series": s.series, "instances": s.instances,
                     "files": s.files, "bytes": s.bytes, "stored_bytes": s.storedBytes, "by_modality": s.byModality,
                     "by_body_part": s.byBodyPart, "by_manufacturer": s.byManufacturer, "by_sex": s.bySex,
@@ -222,6 +230,7 @@ struct DatasetCommand: ParsableCommand {
                 \(s.info.deidPolicy == .reject ? (s.info.allowNonDicom ? "; files that are not DICOM allowed" : "; files that are not DICOM refused") : "")
                 gate:          \(DatasetCommand.describe(s.info))
                 quarantined:   \(s.quarantined)\(s.quarantined > 0 ? " (cairn gate quarantine --dataset \(s.info.id))" : "")
+                reviewed text: \(s.reviewedText) values (cairn gate review --dataset \(s.info.id) --reviewed)
                 subjects:      \(s.subjects)
                 studies:       \(s.studies)
                 series:        \(s.series)
@@ -335,6 +344,9 @@ struct DeidentificationFlags: ParsableArguments {
     @Flag(help: "US, SC, XA, RF, ES and OT images need not state Burned In Annotation (0028,0301).")
     var allowUnstatedBurnedIn = false
 
+    @Flag(help: "Store kept text values (kernel names, code meanings, explanations) nobody has reviewed (cairn gate review).")
+    var noTextReview = false
+
     func options() throws -> Set<DeidentificationOption>? {
         do { return try deidOptions.map(DeidentificationOption.parseList) } catch {
             throw StoreError.invalidArgument("--deid-options: \(error)")
@@ -345,7 +357,7 @@ struct DeidentificationFlags: ParsableArguments {
     func policy() throws -> DeidentificationPolicy {
         let policy = DeidentificationPolicy(acceptedOptions: try options() ?? [], pseudonymPattern: pseudonym.flatMap { $0.isEmpty ? nil : $0 },
                                             allowEmbeddedDocuments: allowEmbeddedDocuments,
-                                            allowUnstatedBurnedInAnnotation: allowUnstatedBurnedIn)
+                                            allowUnstatedBurnedInAnnotation: allowUnstatedBurnedIn, reviewText: !noTextReview)
         do { return try policy.validated() } catch { throw StoreError.invalidArgument("--pseudonym: \(error)") }
     }
 

@@ -10,7 +10,7 @@ struct GateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gate",
         abstract: "The de-identification gate: judge files before ingest, re-judge what is stored, review quarantine.",
-        subcommands: [Check.self, Rescan.self, Quarantine.self, Release.self])
+        subcommands: [Check.self, Review.self, Rescan.self, Quarantine.self, Release.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -34,17 +34,18 @@ struct GateCommand: ParsableCommand {
 
         func validate() throws {
             let flagged = deidentification.deidOptions != nil || deidentification.pseudonym != nil
-                || deidentification.allowEmbeddedDocuments || deidentification.allowUnstatedBurnedIn || allowNonDicom
+                || deidentification.allowEmbeddedDocuments || deidentification.allowUnstatedBurnedIn || deidentification.noTextReview
+                || allowNonDicom
             if dataset != nil && flagged { throw ValidationError("--dataset takes its policy from the dataset; give no policy flags with it") }
         }
 
         func run() throws {
             let gate: DatasetGate
             if let dataset {
-                guard let info = try global.openStore().dataset(dataset) else {
+                guard let loaded = try DatasetGate.load(dataset: dataset, from: global.openStore()) else {
                     throw StoreError.invalidArgument("dataset '\(dataset)' does not exist")
                 }
-                gate = info.gate
+                gate = loaded
             } else {
                 gate = DatasetGate(deidPolicy: .reject, allowNonDicom: allowNonDicom, deidentification: try deidentification.policy())
             }
@@ -146,6 +147,126 @@ struct GateCommand: ParsableCommand {
                     + (quarantine ? ", \(taken.count) taken into quarantine" : (report.refused.isEmpty ? "" : " (--quarantine takes them out)")))
             }
             if !report.refused.isEmpty || !report.unreadable.isEmpty { throw CommandFailure(status: 1, message: nil) }
+        }
+    }
+
+    struct Review: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the kept text values files hold that a dataset has not reviewed; accept or withdraw reviewed values.",
+            discussion: """
+                Free text the profile keeps (a kernel name, a code meaning, a window explanation) cannot be told from a \
+                person's name by any rule: a gated dataset stores a file only when each such value has been reviewed. \
+                List what an export holds (one JSON line per value, with the number of files), delete the lines that \
+                name or describe a person, and accept the rest with --accept-file; the files that hold a deleted value \
+                stay refused until the value is removed from them.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "The dataset whose review this is.")
+        var dataset: String
+
+        @Argument(help: "Files or folders to list the unreviewed text of.")
+        var paths: [String] = []
+
+        @Flag(help: "Accept every value listed from PATHs, unread (for text the reviewer has seen elsewhere).")
+        var acceptAll = false
+
+        @Option(help: ArgumentHelp("Accept the values in a reviewed listing (JSON lines as this command prints).", valueName: "FILE"))
+        var acceptFile: String?
+
+        @Option(help: ArgumentHelp("Withdraw the values in a listing; stored files holding them stay until `gate rescan`.",
+                                   valueName: "FILE"))
+        var revokeFile: String?
+
+        @Flag(help: "List the values the dataset has accepted.")
+        var reviewed = false
+
+        @OptionGroup var parallel: ParallelOptions
+
+        func validate() throws {
+            let modes = [!paths.isEmpty, acceptFile != nil, revokeFile != nil, reviewed].filter { $0 }.count
+            if modes != 1 { throw ValidationError("give PATHs, --accept-file, --revoke-file or --reviewed (one of them)") }
+            if acceptAll && paths.isEmpty { throw ValidationError("--accept-all accepts what PATHs hold: give PATHs") }
+        }
+
+        func run() throws {
+            let store = try global.openStore()
+            guard var gate = try DatasetGate.load(dataset: dataset, from: store) else {
+                throw StoreError.invalidArgument("dataset '\(dataset)' does not exist")
+            }
+            let review = GateTextReview(store: store)
+            if reviewed {
+                for value in try review.reviewed(dataset: dataset).sorted() { print(Review.line(value, files: nil)) }
+                return
+            }
+            if let file = acceptFile ?? revokeFile {
+                let values = try Review.read(listing: file)
+                let changed = acceptFile != nil ? try review.accept(dataset: dataset, values) : try review.revoke(dataset: dataset, values)
+                let verb = acceptFile != nil ? "accepted" : "withdrew"
+                try store.appendAudit([AuditEvent(actor: AdminActor.current, action: acceptFile != nil ? "gate.review.accept" : "gate.review.revoke",
+                                                  dataset: dataset, status: 0, detail: "\(changed) of \(values.count) values \(verb)")])
+                print("\(dataset): \(verb) \(changed) values (\(values.count - changed) \(acceptFile != nil ? "were already accepted" : "were not accepted"))")
+                return
+            }
+            // Listed under the dataset's policy with review on, whatever the dataset says of it.
+            gate.deidentification.reviewText = true
+            let policy = gate.deidentification
+            let walk = FileWalker(paths: paths)
+            for failure in walk.failures { Terminal.error("cannot read \(failure.path): \(failure.reason)") }
+            let files = walk.files
+            let found = Mutex(([ReviewedText: Int](), 0))
+            let progress = ProgressBar(label: "gate review", totalItems: files.count, totalBytes: 0)
+            WorkerPool.forEach(count: files.count, jobs: parallel.jobs) { index in
+                var values = Swift.Set<ReviewedText>()
+                if case .identifiable(let findings) = DeidentificationGate.inspect(path: files[index].path, policy: policy).verdict {
+                    values = Swift.Set(findings.compactMap(\.unreviewed))
+                }
+                let done = found.withLock { state in
+                    for value in values { state.0[value, default: 0] += 1 }
+                    state.1 += 1
+                    return state.1
+                }
+                progress.update(items: done, bytes: 0)
+            }
+            progress.finish()
+            let values = found.withLock { $0.0 }
+            for (value, count) in values.sorted(by: { $0.key < $1.key }) { print(Review.line(value, files: count)) }
+            if acceptAll {
+                let added = try review.accept(dataset: dataset, values.keys)
+                try store.appendAudit([AuditEvent(actor: AdminActor.current, action: "gate.review.accept", dataset: dataset, status: 0,
+                                                  detail: "\(added) of \(values.count) values accepted unread (--accept-all)")])
+                Terminal.error("\(dataset): accepted \(added) values")
+            } else {
+                Terminal.error("\(values.count) unreviewed values in \(files.count) files"
+                    + (values.isEmpty ? "" : "; delete the lines that name anyone, then: cairn gate review --dataset \(dataset) --accept-file FILE"))
+            }
+            if !walk.failures.isEmpty { throw CommandFailure(status: 1, message: nil) }
+        }
+
+        /// One value as a line of the listing: JSON, so any text (a newline, an escape) reads back exactly.
+        static func line(_ value: ReviewedText, files: Int?) -> String {
+            var object: [String: Any] = ["tag": value.tag.description, "value": value.value]
+            object["keyword"] = DataDictionary.standard.keyword(for: value.tag) ?? (value.tag.isPrivate ? "private" : "unknown")
+            if let files { object["files"] = files }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return String(decoding: data, as: UTF8.self)
+        }
+
+        /// The values of a listing; a line that is not one is an error naming its number.
+        static func read(listing path: String) throws -> [ReviewedText] {
+            guard let data = FileManager.default.contents(atPath: path) else { throw StoreError.invalidArgument("cannot read \(path)") }
+            var values: [ReviewedText] = []
+            for (number, line) in String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let tagText = object["tag"] as? String, let tag = DicomTag(parsing: tagText),
+                      let value = object["value"] as? String, !value.isEmpty else {
+                    throw StoreError.invalidArgument("\(path):\(number + 1): not a line of `cairn gate review` (tag and value)")
+                }
+                values.append(ReviewedText(tag: tag, value: value))
+            }
+            return values
         }
     }
 

@@ -1,0 +1,200 @@
+"""Kept free text is reviewed, not trusted (issue 22's black-box finding): Table E.1-1 keeps
+attributes whose values are free text (a window explanation, a kernel name, a code meaning, the
+writing tool's version name), and a de-identification tool may leave a name in any of them. No rule
+tells "B30f" from "Doe^John", so a gated dataset stores a file only when each kept text value has
+been accepted by the dataset's reviewer: `cairn gate review` lists what an export holds, the
+reviewer deletes what names anyone, and accepts the rest."""
+import json
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from basic_profile import OPTIONS, declare
+from conftest import Store, sha256_digest
+from node import Node
+from test_basic_profile import base_instance, save
+from test_deidentifiers import control_set
+
+NAME = "Doe^John"
+
+
+def code(value, scheme, meaning) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def technical(subject: str) -> Dataset:
+    """A CT slice with the kept text a scanner writes."""
+    ds = base_instance(subject=subject)
+    ds.file_meta.SourceApplicationEntityTitle = "CT_SCANNER_1"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.BodyPartExamined = "CHEST"
+    ds.ConvolutionKernel = "B30f"
+    ds.FilterType = "FLAT"
+    ds.WindowCenterWidthExplanation = ["WINDOW1", "WINDOW2"]
+    ds.RescaleType = "HU"
+    ds.AnatomicRegionSequence = Sequence([code("T-D3000", "SRT", "Chest")])
+    declare(ds)
+    return ds
+
+
+# Where the black-box review hid a name: each is a kept attribute, at the top level, inside a code
+# sequence, or in the File Meta group.
+def leak_window(ds): ds.WindowCenterWidthExplanation = ["WINDOW1", NAME]
+def leak_kernel(ds): ds.ConvolutionKernel = "DOE JOHN"
+def leak_body_part(ds): ds.BodyPartExamined = "DOE_JOHN"
+def leak_image_type(ds): ds.ImageType = ["ORIGINAL", "PRIMARY", "DOE"]
+def leak_code_meaning(ds): ds.AnatomicRegionSequence = Sequence([code("T-D3000", "SRT", "John Doe")])
+def leak_filter(ds): ds.FilterType = "JDOE"
+def leak_source_ae(ds): ds.file_meta.SourceApplicationEntityTitle = "JOHN_DOE"
+def leak_modality_lut(ds):
+    item = Dataset()
+    item.add_new(0x00283002, "US", [2, 0, 16])
+    item.LUTExplanation = "John Doe's LUT"
+    ds.ModalityLUTSequence = Sequence([item])
+
+
+LEAKS = {
+    "window": (leak_window, "(0028,1055) WindowCenterWidthExplanation"),
+    "kernel": (leak_kernel, "(0018,1210) ConvolutionKernel"),
+    "body_part": (leak_body_part, "(0018,0015) BodyPartExamined"),
+    "image_type": (leak_image_type, "(0008,0008) ImageType"),
+    "code_meaning": (leak_code_meaning, "(0008,2218)[0]>(0008,0104) CodeMeaning"),
+    "filter": (leak_filter, "(0018,1160) FilterType"),
+    "source_ae": (leak_source_ae, "(0002,0016) SourceApplicationEntityTitle"),
+    "modality_lut": (leak_modality_lut, "(0028,3000)[0]>(0028,3003) LUTExplanation"),
+}
+
+
+def review_lines(proc) -> list:
+    return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+
+
+def check(store: Store, *paths) -> dict:
+    proc = store.run("gate", "check", "--dataset", "lung", "--json", *map(str, paths), check=False)
+    assert proc.returncode in (0, 1), proc.stderr.decode()
+    return {Path(r["path"]).name: r["reasons"] for r in json.loads(proc.stdout)["results"]}
+
+
+def test_names_in_kept_text_are_refused_until_a_reviewer_accepts_the_values(tmp_path):
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "lung")
+    assert store.json("dataset", "show", "lung")["text_review"] is True, "review is on unless waived"
+    clean_dir, leak_dir = tmp_path / "clean", tmp_path / "leaks"
+    clean_dir.mkdir()
+    leak_dir.mkdir()
+    clean = [save(technical(f"SUBJ-{n:04d}"), clean_dir / f"{n}.dcm") for n in range(1, 4)]
+    leaks = {}
+    for n, (name, (plant, _)) in enumerate(LEAKS.items()):
+        ds = technical(f"SUBJ-{10 + n:04d}")
+        plant(ds)
+        leaks[name] = save(ds, leak_dir / f"{name}.dcm")
+
+    # Before any review, the scanner's text is refused too, attribute by attribute, without its value.
+    before = check(store, *clean)
+    assert all(before.values()), before
+    assert "(0018,1210) ConvolutionKernel: kept text this dataset has not reviewed (cairn gate review)" in before["1.dcm"]
+    assert not any("B30f" in reason for reason in before["1.dcm"])
+
+    # The reviewer lists the export's text, reads it, and accepts it.
+    listing = store.run("gate", "review", "--dataset", "lung", str(clean_dir))
+    lines = review_lines(listing)
+    values = {(line["tag"], line["value"]) for line in lines}
+    assert ("(0018,1210)", "B30f") in values and ("(0008,0104)", "Chest") in values
+    assert ("(0002,0016)", "CT_SCANNER_1") in values and ("(0008,0008)", "AXIAL") in values
+    assert ("(0002,0013)", pydicom.dcmread(clean[0]).file_meta.ImplementationVersionName) in values
+    # Closed vocabularies need no review: Modality, YES/NO, the method codes, ORIGINAL/PRIMARY.
+    assert not {v for t, v in values if t in ("(0008,0060)", "(0012,0062)")} and ("(0008,0008)", "ORIGINAL") not in values
+    assert all(line["files"] == 3 for line in lines), lines
+    reviewed = tmp_path / "reviewed.jsonl"
+    reviewed.write_bytes(listing.stdout)
+    accepted = store.run("gate", "review", "--dataset", "lung", "--accept-file", str(reviewed))
+    assert f"accepted {len(lines)} values".encode() in accepted.stdout
+    assert store.json("dataset", "show", "lung")["reviewed_text"] == len(lines)
+    assert check(store, *clean) == {p.name: [] for p in clean}
+    assert store.json("ingest", "--dataset", "lung", *map(str, clean))["ingested"] == 3
+
+    # Each name is refused where it was hidden, by path, and never echoed.
+    verdicts = check(store, *leaks.values())
+    for name, (_, path) in LEAKS.items():
+        reasons = verdicts[f"{name}.dcm"]
+        assert reasons == [f"{path}: kept text this dataset has not reviewed (cairn gate review)"], (name, reasons)
+    proc = store.run("ingest", "--dataset", "lung", *map(str, leaks.values()), check=False)
+    assert proc.returncode == 1 and "Doe" not in proc.stderr.decode() and "DOE" not in proc.stderr.decode()
+    assert store.json("dataset", "show", "lung")["instances"] == 3
+    # Uploads give the same refusal.
+    node = Node(store)
+    try:
+        headers = node.headers(node.token(datasets="lung", scope="ingest"))
+        import requests
+        refused = requests.post(f"{node.url}/v1/datasets/lung/instances", data=leaks["kernel"].read_bytes(), headers=headers,
+                                timeout=30)
+        assert refused.status_code == 422 and "(0018,1210) ConvolutionKernel" in refused.text and "DOE" not in refused.text
+    finally:
+        node.stop()
+    # The listing shows the reviewer the names; they are not accepted.
+    names = {(line["tag"], line["value"]) for line in review_lines(store.run("gate", "review", "--dataset", "lung", str(leak_dir)))}
+    assert names == {("(0028,1055)", NAME), ("(0018,1210)", "DOE JOHN"), ("(0018,0015)", "DOE_JOHN"), ("(0008,0008)", "DOE"),
+                     ("(0008,0104)", "John Doe"), ("(0018,1160)", "JDOE"), ("(0002,0016)", "JOHN_DOE"),
+                     ("(0028,3003)", "John Doe's LUT")}
+    # The audit trail counts what was accepted and never holds a value.
+    details = [r[0] for r in store.index_sql("SELECT detail FROM audit WHERE action LIKE 'gate.review.%'")]
+    assert details == [f"{len(lines)} of {len(lines)} values accepted"]
+
+    # A value withdrawn: the stored files that hold it fail a rescan.
+    withdrawn = tmp_path / "withdrawn.jsonl"
+    withdrawn.write_text(json.dumps({"tag": "(0018,1210)", "value": "B30f"}) + "\n")
+    store.run("gate", "review", "--dataset", "lung", "--revoke-file", str(withdrawn))
+    rescan = store.run("gate", "rescan", "--dataset", "lung", "--json", check=False)
+    assert rescan.returncode == 1 and len(json.loads(rescan.stdout)["refused"]) == 3
+
+    # A malformed listing is refused with its line number, and nothing is accepted from it.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"tag": "(0018,1210)", "value": "B30f"}) + "\nnot json\n")
+    proc = store.run("gate", "review", "--dataset", "lung", "--accept-file", str(bad), check=False)
+    assert proc.returncode != 0 and b"bad.jsonl:2" in proc.stderr
+    assert store.json("dataset", "show", "lung")["reviewed_text"] == len(lines) - 1
+
+    # Waiving the review stores the leak, and the catalogue is told.
+    store.run("dataset", "set", "lung", "--text-review", "no")
+    assert store.json("ingest", "--dataset", "lung", str(leaks["kernel"]))["ingested"] == 1
+    store.run("dataset", "publish", "lung", "--node-id", "test-node")
+    node = Node(store)
+    try:
+        document = node.get("/v1/datasets/lung/snapshots/latest", node.token(datasets="lung")).json()
+    finally:
+        node.stop()
+    assert document["metadata"]["deid_text_unreviewed"] is True
+
+
+def test_the_clean_control_set_passes_once_its_text_is_reviewed(tmp_path):
+    """Real files of many vendors: their kept text, listed once and accepted, passes with zero
+    false refusals; a name planted in any one of them afterwards is refused."""
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "lung", "--deid-options", ",".join(OPTIONS))
+    out = tmp_path / "control"
+    assert control_set(out) >= 50
+    listing = store.run("gate", "review", "--dataset", "lung", str(out))
+    lines = review_lines(listing)
+    assert len(lines) > 50, "real files keep text"
+    print(f"control set: {len(lines)} distinct kept text values to review")
+    reviewed = tmp_path / "reviewed.jsonl"
+    reviewed.write_bytes(listing.stdout)
+    store.run("gate", "review", "--dataset", "lung", "--accept-file", str(reviewed))
+    verdicts = check(store, out)
+    refused = {name: reasons for name, reasons in verdicts.items() if reasons}
+    assert not refused, f"{len(refused)} false refusals: {list(refused.items())[:5]}"
+    # The same files with a name where a kernel or explanation was: refused.
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    for path in sorted(out.iterdir())[:10]:
+        ds = pydicom.dcmread(path)
+        ds.ConvolutionKernel = "SMITH^ANNA"
+        ds.save_as(planted / path.name)
+    verdicts = check(store, planted)
+    assert all(any("(0018,1210) ConvolutionKernel" in r for r in reasons) for reasons in verdicts.values()), verdicts
