@@ -19,6 +19,10 @@ $cairn init
 # The sample declares the Basic Profile options it uses (shifted dates, patient characteristics).
 $cairn dataset create sample --title "Generated sample" \
     --deid-options retain-longitudinal-modified-dates,retain-patient-characteristics >/dev/null
+# Kept free text (kernel names, descriptions) is stored only once reviewed: list it, read it (a
+# provider deletes the lines that name anyone), accept it.
+$cairn gate review --dataset sample "$sample" > cairn-sample-text.jsonl
+$cairn gate review --dataset sample --accept-file cairn-sample-text.jsonl
 $cairn ingest --dataset sample "$sample"
 $cairn verify --sample 10
 $cairn stats

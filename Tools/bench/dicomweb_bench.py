@@ -182,6 +182,7 @@ def main():
     cairn(data, "init")
     # The generated study declares the Basic Profile options it uses (dicom_gen.py).
     cairn(data, "dataset", "create", "ct", "--deid-options", "retain-longitudinal-modified-dates,retain-patient-characteristics")
+    cairn(data, "gate", "review", "--dataset", "ct", "--accept-all", str(series_folder))
     cairn(data, "ingest", str(series_folder), "--dataset", "ct", "--jobs", "2")
     node = CairnNode(data, "ct")
     print("loading Orthanc ...")
