@@ -3,8 +3,9 @@
 /// from a cell of at least `minCount` people; every breakdown value, list value and range end needs
 /// `minCount` people behind it; what is withheld is left out (a key shown as null still says the
 /// value exists). Counts of studies, series, instances and bytes go out only beside a releasable
-/// count of people. Known limit: answers to overlapping queries can be differenced (two releasable
-/// counts that differ by one person); the rule bounds each answer, not their combinations.
+/// count of people. The hub's count query also withholds an answer that differs from a
+/// neighbouring query's by a small group (`HubIndex.disclosedCount`). Known limit: answers further
+/// apart can still be combined; the rule bounds each answer and its neighbours, not every combination.
 public struct DisclosureRule: Sendable, Equatable {
     public let minCount: Int
 
