@@ -110,6 +110,13 @@ public struct DeidentificationVerifier {
                                         "1.2.840.10008.5.1.4.1.1.77.1.1"]
     /// VRs whose values are text a person could be named in.
     static let textVRs: Set<VR> = [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE]
+    static let fileMetaInformationVersion = DicomTag(0x0002, 0x0001)
+    /// The bytes each number, date, time, age and UID VR may hold (PS3.5 6.2), space padding included.
+    static let valueCharacters: [VR: Set<UInt8>] = {
+        func set(_ text: String) -> Set<UInt8> { Set(text.utf8) }
+        return [.DS: set("0123456789+-.eE "), .IS: set("0123456789+- "), .DA: set("0123456789. "), .TM: set("0123456789.: "),
+                .DT: set("0123456789.+- "), .AS: set("0123456789DWMY"), .UI: set("0123456789.")]
+    }()
     /// VRs whose kept values a dataset reviews: text, and URIs (a query string can name anyone).
     static let reviewedVRs: Set<VR> = [.PN, .LO, .SH, .LT, .ST, .UT, .UC, .CS, .AE, .UR]
     static let binaryVRs: Set<VR> = [.OB, .OW, .OD, .OF, .OL, .OV, .UN]
@@ -184,7 +191,20 @@ public struct DeidentificationVerifier {
                 refuse(path, tag, "holds a value of an attribute the data dictionary does not know, which cannot be judged")
                 return
             }
+            if tag == DeidentificationVerifier.fileMetaInformationVersion {
+                if case .bytes(let bytes) = element.value, bytes == [0x00, 0x01] { return }
+                refuse(path, tag, "must be 00 01")
+                return
+            }
             let vr = verifier.effectiveVR(element)
+            if let allowed = DeidentificationVerifier.valueCharacters[vr] {
+                // Numbers, dates, times, ages and UIDs: only the characters their VR allows.
+                let values = verifier.strings(element, vr: vr, in: ds)
+                if values?.allSatisfy({ $0.utf8.allSatisfy(allowed.contains) }) != true {
+                    refuse(path, tag, "holds a \(vr) value with characters a \(vr) cannot hold")
+                }
+                return
+            }
             guard DeidentificationVerifier.reviewedVRs.contains(vr) else { return }
             guard let values = verifier.strings(element, vr: vr, in: ds) else {
                 refuse(path, tag, "holds text too large to review")
@@ -409,9 +429,11 @@ public struct DeidentificationVerifier {
         DataDictionary.standard.entry(for: tag).flatMap { VR(rawValue: $0.vrCode) }
     }
 
-    /// The VR the value is written in, or for an element written as UN, the dictionary's.
+    /// The VR the value is judged as: the dictionary's for an element written as UN, or written in
+    /// another VR where the dictionary's is a string (a Convolution Kernel written as OB is read as
+    /// the SH every viewer shows); otherwise the VR it is written in.
     func effectiveVR(_ element: DataElement) -> VR {
-        guard element.vr == .UN, let vr = dictionaryVR(element.tag) else { return element.vr }
+        guard let vr = dictionaryVR(element.tag), element.vr != vr, element.vr == .UN || vr.isString else { return element.vr }
         return vr
     }
 

@@ -203,4 +203,34 @@ import Testing
         let unlisted = try instance { b in b.text(0x0008, 0xFFF0, "LO", "Jane") }
         #expect(findings(unlisted, review: true).contains { $0.hasPrefix("(0008,FFF0) unknown attribute: holds a value of an attribute the data dictionary does not know") })
     }
+
+    /// The second black-box review: a kept text attribute written in another VR is judged as the
+    /// dictionary's VR; numbers, dates, times and ages hold only their VR's characters, kept by an
+    /// option or not; the File Meta version is 00 01.
+    @Test func keptValuesAreJudgedByTheirDictionaryVR() throws {
+        for vr in ["OB", "UI", "FD", "DS"] {
+            let file = try instance { b in b.text(0x0018, 0x1210, vr, "Doe^John") }
+            #expect(findings(file, review: true).contains { $0.hasPrefix("(0018,1210) ConvolutionKernel: kept text") }, "\(vr)")
+        }
+        let numbers = try instance(options: ["113106", "113108"]) { b in
+            b.text(0x0008, 0x0020, "DA", "Doe^John")
+            b.text(0x0010, 0x1010, "AS", "JDOE")
+            b.text(0x0018, 0x0050, "DS", "JOHN\\1.5")
+            b.text(0x0020, 0x0013, "IS", "Doe^John, born 1961")
+        }
+        let policy = DeidentificationPolicy(acceptedOptions: [.retainLongitudinalFullDates, .retainPatientCharacteristics])
+        #expect(findings(numbers, policy, review: true) == [
+            "(0008,0020) StudyDate: holds a DA value with characters a DA cannot hold",
+            "(0010,1010) PatientAge: holds a AS value with characters a AS cannot hold",
+            "(0018,0050) SliceThickness: holds a DS value with characters a DS cannot hold",
+            "(0020,0013) InstanceNumber: holds a IS value with characters a IS cannot hold",
+        ])
+        let fine = try instance(options: ["113106", "113108"]) { b in
+            b.text(0x0008, 0x0020, "DA", "20240102")
+            b.text(0x0010, 0x1010, "AS", "045Y")
+            b.text(0x0018, 0x0050, "DS", "1.25\\-2E3")
+            b.text(0x0020, 0x0013, "IS", "+12")
+        }
+        #expect(findings(fine, policy, review: true) == [])
+    }
 }

@@ -70,7 +70,11 @@ LEAKS = {
 
 
 def review_lines(proc) -> list:
-    return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+    return review_lines_of(proc.stdout)
+
+
+def review_lines_of(stdout: bytes) -> list:
+    return [json.loads(line) for line in stdout.decode().splitlines() if line.strip()]
 
 
 def check(store: Store, *paths) -> dict:
@@ -136,11 +140,42 @@ def test_names_in_kept_text_are_refused_until_a_reviewer_accepts_the_values(tmp_
         assert refused.status_code == 422 and "(0018,1210) ConvolutionKernel" in refused.text and "DOE" not in refused.text
     finally:
         node.stop()
+    # The second review's ways round: the kernel written as OB (read as the SH it is), a number
+    # holding text, the File Meta version holding a name.
+    disguised = tmp_path / "disguised"
+    disguised.mkdir()
+    ds = technical("SUBJ-0031")
+    del ds.ConvolutionKernel
+    ds.add_new(0x00181210, "OB", b"Doe^John")
+    save(ds, disguised / "kernel_ob.dcm")
+    ds = technical("SUBJ-0032")
+    ds.InstanceNumber = "12345678"  # pydicom writes no invalid IS: the bytes are changed after
+    path = save(ds, disguised / "instance_number.dcm")
+    data = path.read_bytes()
+    assert data.count(b"IS\x08\x0012345678") == 1
+    path.write_bytes(data.replace(b"IS\x08\x0012345678", b"IS\x08\x00Doe^John"))
+    ds = technical("SUBJ-0033")
+    ds.file_meta.FileMetaInformationVersion = b"Doe^John"
+    save(ds, disguised / "meta_version.dcm")
+    verdicts = check(store, disguised)
+    assert verdicts["kernel_ob.dcm"] == ["(0018,1210) ConvolutionKernel: kept text this dataset has not reviewed (cairn gate review)"]
+    assert verdicts["instance_number.dcm"] == ["(0020,0013) InstanceNumber: holds a IS value with characters a IS cannot hold"]
+    assert verdicts["meta_version.dcm"] == ["(0002,0001) FileMetaInformationVersion: must be 00 01"]
     # The listing shows the reviewer the names; they are not accepted.
     names = {(line["tag"], line["value"]) for line in review_lines(store.run("gate", "review", "--dataset", "lung", str(leak_dir)))}
     assert names == {("(0028,1055)", NAME), ("(0018,1210)", "DOE JOHN"), ("(0018,0015)", "DOE_JOHN"), ("(0008,0008)", "DOE"),
                      ("(0008,0104)", "John Doe"), ("(0018,1160)", "JDOE"), ("(0002,0016)", "JOHN_DOE"),
                      ("(0028,3003)", "John Doe's LUT")}
+    # What another script or an invisible character holds shows as an escape, and reads back exactly.
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    ds = technical("SUBJ-0041")
+    ds.ConvolutionKernel = "B30f\u202e"
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    save(ds, hidden / "rlo.dcm")
+    listing = store.run("gate", "review", "--dataset", "lung", str(hidden)).stdout
+    assert b"\\u202e" in listing and all(byte < 0x80 for byte in listing), listing
+    assert ("(0018,1210)", "B30f\u202e") in {(line["tag"], line["value"]) for line in review_lines_of(listing)}
     # The audit trail counts what was accepted and never holds a value.
     details = [r[0] for r in store.index_sql("SELECT detail FROM audit WHERE action LIKE 'gate.review.%'")]
     assert details == [f"{len(lines)} of {len(lines)} values accepted"]

@@ -250,7 +250,22 @@ struct GateCommand: ParsableCommand {
             object["keyword"] = DataDictionary.standard.keyword(for: value.tag) ?? (value.tag.isPrivate ? "private" : "unknown")
             if let files { object["files"] = files }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            return String(decoding: data, as: UTF8.self)
+            return asciiOnly(String(decoding: data, as: UTF8.self))
+        }
+
+        /// JSON with every character outside printable ASCII as a `\u` escape, so what a value
+        /// holds (a right-to-left override, a zero-width space, another script) shows to the
+        /// reviewer as what it is; it reads back as the same string.
+        static func asciiOnly(_ json: String) -> String {
+            var out = ""
+            for scalar in json.unicodeScalars {
+                if (0x20...0x7E).contains(scalar.value) {
+                    out.unicodeScalars.append(scalar)
+                } else {
+                    for unit in String(scalar).utf16 { out += "\\u" + String(format: "%04x", unit) }
+                }
+            }
+            return out
         }
 
         /// The values of a listing; a line that is not one is an error naming its number.
