@@ -51,7 +51,8 @@ public enum DeidentificationGate {
             let file = try parser.parse(path: path)
             // Values the parser left in place are read back from the file (not from a deflated one:
             // its offsets are into the inflated stream).
-            return judge(file, policy: policy, bulk: file.offsetsAreFileOffsets ? { readRange(path, offset: $0, length: $1) } : nil)
+            return judge(file, policy: policy, bulk: file.offsetsAreFileOffsets ? { readRange(path, offset: $0, length: $1) } : nil,
+                         head: read(path, offset: 0, upTo: 132))
         } catch {
             return GateInspection(file: nil, verdict: unreadable(prefix: readPrefix(path), size: fileSize(path), error: error))
         }
@@ -64,7 +65,7 @@ public enum DeidentificationGate {
             return judge(file, policy: policy, bulk: file.offsetsAreFileOffsets ? { offset, length in
                 guard offset >= 0, length >= 0, offset <= bytes.count - length else { return nil }
                 return Array(bytes[offset..<(offset + length)])
-            } : nil)
+            } : nil, head: Array(bytes.prefix(132)))
         } catch {
             return GateInspection(file: nil, verdict: unreadable(prefix: Array(bytes.prefix(prefixLength)), size: bytes.count,
                                                                  error: error))
@@ -74,7 +75,10 @@ public enum DeidentificationGate {
     /// How much of a file that failed to parse is searched for signs of DICOM.
     static let prefixLength = 64 * 1024
 
-    public static func judge(_ file: DicomFile, policy: DeidentificationPolicy, bulk: BulkPrefixReader? = nil) -> GateInspection {
+    /// `head` is the file's first 132 bytes, for its preamble (nil: not checked).
+    public static func judge(_ file: DicomFile, policy: DeidentificationPolicy, bulk: BulkPrefixReader? = nil,
+                             head: [UInt8]? = nil) -> GateInspection {
+        if let head, let problem = preambleProblem(head) { return GateInspection(file: file, verdict: .uncheckable(problem)) }
         guard file.deflateComplete else {
             return GateInspection(file: file, verdict: .uncheckable("the deflated data set stops before its end, or bytes follow it"))
         }
@@ -91,9 +95,22 @@ public enum DeidentificationGate {
         if let problem = opaqueProblem(file.dataSet) ?? file.meta.flatMap(opaqueProblem) {
             return GateInspection(file: file, verdict: .uncheckable(problem))
         }
-        if let missing = incompleteness(file) { return GateInspection(file: file, verdict: .uncheckable(missing)) }
+        if let missing = incompleteness(file, bulk: bulk) { return GateInspection(file: file, verdict: .uncheckable(missing)) }
         return GateInspection(file: file, verdict: .clean)
     }
+
+    /// The 128 bytes before DICM are read by nothing that reads DICOM, so anything could be written
+    /// there: they must be zero, or a TIFF header (a dual-format file's 8 bytes) and then zero.
+    static func preambleProblem(_ head: [UInt8]) -> String? {
+        guard head.count >= 132, Array(head[128..<132]) == Array("DICM".utf8) else { return nil }
+        let tiff = head.starts(with: [0x49, 0x49, 0x2A, 0x00]) || head.starts(with: [0x4D, 0x4D, 0x00, 0x2A])
+        let rest = tiff ? head[8..<128] : head[0..<128]
+        if rest.allSatisfy({ $0 == 0 }) { return nil }
+        return "the 128-byte preamble holds data, which nothing that reads DICOM shows and no rule can judge; zero it"
+    }
+
+    /// How many bytes after the last frame of native pixel data are read to check they are zero.
+    static let trailingPixelBytesChecked = 1 << 20
 
     static func unreadable(prefix: [UInt8], size: Int, error: Error) -> GateVerdict {
         if let shape = leadingShape(prefix, size: size) { return .uncheckable("\(shape), but \(error)") }
@@ -183,7 +200,7 @@ public enum DeidentificationGate {
 
     /// Type 1 attributes every composite instance has, and an image's whole pixel data: a file cut
     /// at an element boundary parses, but misses these.
-    static func incompleteness(_ file: DicomFile) -> String? {
+    static func incompleteness(_ file: DicomFile, bulk: BulkPrefixReader? = nil) -> String? {
         let ds = file.dataSet
         for keyword in ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
         where (ds.string(keyword) ?? "").isEmpty {
@@ -222,6 +239,21 @@ public enum DeidentificationGate {
         let expected = bits == 1 ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1) : bytes
         if length < expected {
             return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
+        }
+        // Bytes after the last frame are shown by nothing: padding, or a place to hide text. Zero
+        // passes (a pad byte, a padded file); anything else, or too much to read, is refused.
+        let extra = length - expected
+        guard extra > 0 else { return nil }
+        let trailing: [UInt8]?
+        switch pixels.value {
+        case .bytes(let bytes): trailing = Array(bytes[expected...])
+        case .bulk(let offset, _):
+            trailing = extra <= trailingPixelBytesChecked ? bulk?(offset + expected, extra) : nil
+        default: trailing = nil
+        }
+        guard let trailing, trailing.allSatisfy({ $0 == 0 }) else {
+            return "\(extra) bytes of pixel data after the last frame that are not zero padding (Rows x Columns x samples x "
+                + "frames needs \(expected)): nothing shows them, so nothing can judge them"
         }
         return nil
     }

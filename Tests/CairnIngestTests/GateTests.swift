@@ -28,6 +28,35 @@ import Testing
         #expect(DeidentificationGate.inspect(bytes: Array(clean.dropLast(64))).verdict != .clean)
     }
 
+    /// What nothing that reads DICOM shows cannot be judged: the preamble must be zero (or a TIFF
+    /// header and zero), and bytes after the last frame zero padding (the second black-box review
+    /// stored a name in each).
+    @Test func theBytesNothingShowsMustBeZero() {
+        let clean = multiFrameImage(rows: 8, columns: 8, frames: 2, patientName: "ANON", identityRemoved: true)
+        var named = clean
+        named.replaceSubrange(0..<8, with: Array("Doe^John".utf8))
+        guard case .uncheckable(let why) = DeidentificationGate.inspect(bytes: named).verdict else {
+            Issue.record("a name in the preamble was not refused")
+            return
+        }
+        #expect(why.contains("preamble") && !why.contains("Doe"))
+        var tiff = clean
+        tiff.replaceSubrange(0..<8, with: [0x49, 0x49, 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00])
+        #expect(DeidentificationGate.inspect(bytes: tiff).verdict == .clean)
+        func padded(_ tail: [UInt8]) -> [UInt8] {
+            let pixelBytes = 8 * 8 * 2 * 2
+            let n = pixelBytes + tail.count
+            return Array(clean.dropLast(pixelBytes + 4)) + [UInt8(n & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 24)]
+                + Array(clean.suffix(pixelBytes)) + tail
+        }
+        #expect(DeidentificationGate.inspect(bytes: padded([0, 0, 0, 0])).verdict == .clean)
+        guard case .uncheckable(let after) = DeidentificationGate.inspect(bytes: padded(Array("Doe^John".utf8))).verdict else {
+            Issue.record("a name after the last frame was not refused")
+            return
+        }
+        #expect(after.contains("after the last frame"))
+    }
+
     @Test func leadingJunkAndArchivesAreUncheckable() {
         let named = multiFrameImage(rows: 4, columns: 4, frames: 1, patientName: "Doe^Jane", identityRemoved: false)
         guard case .uncheckable = DeidentificationGate.inspect(bytes: [0x01, 0x02, 0x03] + named).verdict else {
