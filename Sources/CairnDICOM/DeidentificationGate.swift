@@ -240,10 +240,11 @@ public enum DeidentificationGate {
         if length < expected {
             return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
         }
-        // Bytes after the last frame are shown by nothing: padding, or a place to hide text. Zero
-        // passes (a pad byte, a padded file); anything else, or too much to read, is refused.
+        // Bytes after the last frame are shown by nothing: padding, or a place to hide text. The one
+        // byte that pads an odd length to even passes whatever it holds (writers differ); zeros
+        // pass; anything else, or too much to read, is refused.
         let extra = length - expected
-        guard extra > 0 else { return nil }
+        guard extra > 0, !(extra == 1 && expected % 2 == 1) else { return nil }
         let trailing: [UInt8]?
         switch pixels.value {
         case .bytes(let bytes): trailing = Array(bytes[expected...])
