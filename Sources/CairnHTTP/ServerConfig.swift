@@ -34,11 +34,12 @@ public enum ServerConfig {
         return (String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
     }
 
-    /// HTTP/1 with the idle timeout, over TLS (1.2 or later) when a PEM certificate chain and key
-    /// are both given; the scheme to print.
-    public static func server(idleTimeoutSeconds: Double, tlsCertificate: String?, tlsKey: String?) throws
+    /// HTTP/1 with the idle timeout and each connection held to `connections`' budget, over TLS
+    /// (1.2 or later) when a PEM certificate chain and key are both given; the scheme to print.
+    public static func server(idleTimeoutSeconds: Double, connections: ConnectionBudget, tlsCertificate: String?, tlsKey: String?) throws
         -> (builder: HTTPServerBuilder, scheme: String) {
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))))
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [connections.guardHandler()],
+                                                                 idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))))
         switch (tlsCertificate, tlsKey) {
         case (nil, nil):
             return (http1, "http")

@@ -27,6 +27,9 @@ public struct HubConfig: Decodable, Sendable, Equatable {
     /// The hub's address as the federation reaches it (`https://hub.example.org`): DCAT's `@id`s
     /// are built from it. Unset, they are paths relative to the catalogue (never a caller's `Host`).
     public var publicURL: String?
+    /// Connections held at once, in all and per client address, and how long a client may leave a
+    /// response unread (`max_connections`, `max_connections_per_client`, `write_stall_seconds`).
+    public var connections = ConnectionLimits()
 
     enum CodingKeys: String, CodingKey {
         case listen, tlsCertificate = "tls_certificate", tlsKey = "tls_key", minCount = "min_count"
@@ -56,7 +59,8 @@ public struct HubConfig: Decodable, Sendable, Equatable {
         if let searchSecret, searchSecret.utf8.count < 16 {
             throw ServerConfigError.invalid(path: "search_secret", reason: "must be at least 16 characters")
         }
-        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self)
+        connections = try ConnectionLimits(from: decoder)
+        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self, alsoKnown: ConnectionLimits.keys)
         guard minCount >= 1 else { throw ServerConfigError.invalid(path: "min_count", reason: "must be 1 or more (1 withholds nothing)") }
     }
 

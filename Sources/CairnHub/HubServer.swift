@@ -304,6 +304,7 @@ public struct HubServer: Sendable {
     public func run(onListening: @escaping @Sendable (String) -> Void) async throws {
         let (host, port) = try ServerConfig.parseListen(config.listen)
         let (server, scheme) = try ServerConfig.server(idleTimeoutSeconds: config.idleTimeoutSeconds,
+                                                      connections: ConnectionBudget(limits: config.connections),
                                                       tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey)
         try index.loadCounts()
         let app = Application(router: router(), server: server,

@@ -39,6 +39,9 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
     /// front: DICOMweb's RetrieveURL and BulkDataURI values start with it. Unset, they are built from
     /// the request's Host and the port it arrived on.
     public var publicURL: String?
+    /// Connections held at once, in all and per client address, and how long a client may leave a
+    /// response unread (`max_connections`, `max_connections_per_client`, `write_stall_seconds`).
+    public var connections = ConnectionLimits()
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, nodeID = "node_id", hubURL = "hub_url", tlsCertificate = "tls_certificate", tlsKey = "tls_key"
@@ -51,7 +54,9 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
 
     /// Every top-level key a node's config file may hold: the server's, and the storage keys that
     /// share the file (`StorageConfig` reads those).
-    public static var fileKeys: Set<String> { Set(CodingKeys.allCases.map(\.stringValue)).union(StorageConfig.keys) }
+    public static var fileKeys: Set<String> {
+        Set(CodingKeys.allCases.map(\.stringValue)).union(StorageConfig.keys).union(ConnectionLimits.keys)
+    }
 
     public init() {}
 
@@ -83,7 +88,8 @@ public struct NodeConfig: Decodable, Sendable, Equatable {
         if let publicURL, !(publicURL.hasPrefix("http://") || publicURL.hasPrefix("https://")) {
             throw ServerConfigError.invalid(path: "public_url", reason: "must start with http:// or https://")
         }
-        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self, alsoKnown: StorageConfig.keys)
+        connections = try ConnectionLimits(from: decoder)
+        try ServerConfig.refuseUnknownKeys(in: decoder, known: CodingKeys.self, alsoKnown: StorageConfig.keys.union(ConnectionLimits.keys))
     }
 
     public static func load(path: String) throws -> NodeConfig { try ServerConfig.load(NodeConfig.self, path: path) }

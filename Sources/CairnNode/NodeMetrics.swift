@@ -1,3 +1,4 @@
+import CairnHTTP
 import Prometheus
 
 /// The node's Prometheus metrics, in a registry of its own (no process-global metrics system),
@@ -52,6 +53,21 @@ public final class NodeMetrics: Sendable {
         registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_request_duration",
                                                                         unitName: "seconds", helpText: "Time to response head"),
                                        labels: [("route", route)], buckets: Self.latencyBuckets).record(duration)
+    }
+
+    /// The server's connections: open now, refused by reason, closed for leaving output unread.
+    var connections: ConnectionObserver {
+        let open = registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_connections",
+                                                                       helpText: "HTTP connections open"))
+        let stalled = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "cairn", metricName: "http_connections_stalled", unitName: "total",
+            helpText: "Connections closed because the client left written bytes unread for write_stall_seconds"))
+        let registry = registry
+        return ConnectionObserver(opened: { open.set(Double($0)) }, refused: { reason in
+            registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_connections_refused", unitName: "total",
+                                                                  helpText: "Connections closed on accept: the server or the client had none left"),
+                                 labels: [("reason", reason)]).increment()
+        }, stalled: { stalled.increment() })
     }
 
     func ingested(outcome: String) {

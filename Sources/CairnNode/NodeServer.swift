@@ -50,6 +50,7 @@ public struct NodeServer: Sendable {
         let config = api.config
         let (host, port) = try config.listenAddress()
         let (server, scheme) = try ServerConfig.server(idleTimeoutSeconds: config.idleTimeoutSeconds,
+                                                      connections: ConnectionBudget(limits: config.connections, observer: api.metrics.connections),
                                                       tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey)
         let app = Application(
             router: api.router(), server: server,

@@ -1,0 +1,132 @@
+"""Nothing slow blocks (issue 23): a client that leaves responses unread, opens connections by
+the hundred or pipelines a flood holds a bounded share of the node, for a bounded time, and
+`/healthz` keeps answering other clients meanwhile. The loads come from 127.0.0.1; the monitor
+asks from 127.0.0.2 (another client address on the same loopback interface)."""
+import http.client
+import socket
+import threading
+import time
+
+from conftest import Store, image_like, sha256_digest, wait_until
+from node import Node
+
+PER_CLIENT = 40
+LIMITS = {"max_connections_per_client": PER_CLIENT, "write_stall_seconds": 2, "idle_timeout_seconds": 3}
+
+
+def ask(node, path, token=None, timeout=5.0):
+    """One request from the other client address: (status, body, seconds)."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=timeout, source_address=("127.0.0.2", 0))
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token['token']}"} if token else {})
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, body, time.monotonic() - started
+    finally:
+        conn.close()
+
+
+def metric(node, name) -> float:
+    status, body, _ = ask(node, "/metrics", node.monitor)
+    assert status == 200, body
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def connect(node, small_buffer=True) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if small_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", node.port))
+    return sock
+
+
+def closed_by_server(sock, timeout=10.0) -> bool:
+    """Whether the server closes the connection (reads until EOF or a reset)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_path):
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "ct", "--deid-policy", "accept")
+    big = tmp_path / "big.bin"
+    big.write_bytes(image_like(7_000_000, seed=23))
+    store.run("ingest", "--dataset", "ct", str(big))
+    digest = sha256_digest(big.read_bytes())
+    node = Node(store, config=LIMITS)
+    held = []
+    try:
+        token = node.token(datasets="ct")
+        request = (f"GET /v1/blobs/{digest} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token['token']}\r\n\r\n").encode()
+        # Load 1: the client's whole share asks for 7 MB and reads none of it.
+        for _ in range(PER_CLIENT):
+            sock = connect(node)
+            sock.sendall(request)
+            held.append(sock)
+        # Past its share, a new connection from that client is closed on accept.
+        extra = connect(node, small_buffer=False)
+        assert closed_by_server(extra), "a connection over the per-client limit was kept"
+        extra.close()
+        # Another client is served meanwhile, promptly.
+        status, _, seconds = ask(node, "/healthz")
+        assert status == 200 and seconds < 2, seconds
+        wait_until(lambda: metric(node, "cairn_http_connections_refused_total") >= 1, 10, "the refusal counted")
+        # Within write_stall_seconds of the socket buffers filling, every unread response is dropped.
+        wait_until(lambda: metric(node, "cairn_http_connections") <= 1, 30, "the unread responses' connections closed")
+        assert metric(node, "cairn_http_connections_stalled_total") >= PER_CLIENT
+        for sock in held:
+            sock.close()
+        held.clear()
+
+        # Load 2: a pipelined flood of /healthz on the whole share, never read, while a monitor
+        # from elsewhere keeps asking.
+        flood = b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n" * 20_000
+        stop = threading.Event()
+
+        def pour(sock):
+            sock.setblocking(False)
+            sent = 0
+            while sent < len(flood) and not stop.is_set():
+                try:
+                    sent += sock.send(flood[sent:sent + 65536])
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except OSError:
+                    return
+        threads = []
+        for _ in range(PER_CLIENT):
+            sock = connect(node)
+            held.append(sock)
+            threads.append(threading.Thread(target=pour, args=(sock,), daemon=True))
+        for thread in threads:
+            thread.start()
+        slowest = 0.0
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            status, _, seconds = ask(node, "/healthz")
+            assert status == 200
+            slowest = max(slowest, seconds)
+            time.sleep(0.2)
+        print(f"slowest /healthz under the flood: {slowest * 1000:.0f} ms")
+        assert slowest < 2, slowest
+        # The flood's connections go once their responses sit unread (or they fall idle).
+        wait_until(lambda: metric(node, "cairn_http_connections") <= 1, 60, "the flood's connections closed")
+        stop.set()
+        assert node.alive()
+    finally:
+        for sock in held:
+            sock.close()
+        node.stop()
