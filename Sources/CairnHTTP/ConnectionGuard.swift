@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTPTypes
 import Synchronization
 
 /// How many connections a server keeps, and how long it waits on a client that does not read.
@@ -108,17 +109,29 @@ public final class ConnectionBudget: Sendable {
 }
 
 /// Admits a connection against the budget when it is set up, gives its place back when it closes,
-/// and closes it when the client leaves written bytes unread for `writeStallSeconds`. Passes every
-/// message through unchanged.
+/// closes it when the client leaves written bytes unread for `writeStallSeconds`, and answers one
+/// request at a time: the parts of a pipelined request wait here, and the socket is not read, until
+/// the response before it has ended, and then a turn of the event loop more. A pipelined flood then
+/// costs what one request at a time costs, instead of thousands decoded at once that its task
+/// serves without ever waiting, keeping a thread from every other connection.
 public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
-    public typealias InboundIn = NIOAny
-    public typealias InboundOut = NIOAny
-    public typealias OutboundIn = NIOAny
-    public typealias OutboundOut = NIOAny
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
 
     let budget: ConnectionBudget
     private var client: String?
     private var stall: Scheduled<Void>?
+    /// Request heads passed on, and responses ended: a head waits while they differ.
+    private var requestsPassed = 0
+    private var responsesEnded = 0
+    private var held = CircularBuffer<HTTPRequestPart>()
+    private var headsHeld = 0
+    private var readHeld = false
+    /// Requests a client may send ahead of the responses: HTTP/1.1 allows pipelining, no real
+    /// client sends more than a few, and a flood of thousands would keep an event loop busy.
+    static let maxPipelined = 16
 
     init(budget: ConnectionBudget) { self.budget = budget }
 
@@ -135,13 +148,59 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
 
     public func channelInactive(context: ChannelHandlerContext) {
         giveBack()
+        held.removeAll()
         context.fireChannelInactive()
     }
 
-    public func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if case .head = part {
+            guard headsHeld < Self.maxPipelined else {
+                if headsHeld == Self.maxPipelined {
+                    headsHeld += 1
+                    budget.observer.refused("pipelining")
+                    context.close(promise: nil)
+                }
+                return
+            }
+            headsHeld += 1
+        }
+        held.append(part)
+        deliver(context: context)
+    }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let ended: Bool
+        if case .end = unwrapOutboundIn(data) { ended = true } else { ended = false }
         context.write(data, promise: promise)
+        if ended {
+            responsesEnded += 1
+            // On the loop's next turn: the connection's task, finding nothing to read, then waits,
+            // and other connections' tasks get the thread (a task that never waits keeps it).
+            context.eventLoop.assumeIsolated().execute { self.deliver(context: context) }
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        // While parts wait, reading more would only pile more up behind them.
+        if held.isEmpty { context.read() } else { readHeld = true }
+    }
+
+    /// Passes on held parts up to the next request head that must wait for a response.
+    private func deliver(context: ChannelHandlerContext) {
+        while let part = held.first {
+            if case .head = part {
+                guard requestsPassed <= responsesEnded else { break }
+                requestsPassed += 1
+                headsHeld -= 1
+            }
+            held.removeFirst()
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+        if held.isEmpty && readHeld {
+            readHeld = false
+            context.read()
+        }
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -1,10 +1,12 @@
 """Nothing slow blocks (issue 23): a client that leaves responses unread, opens connections by
 the hundred or pipelines a flood holds a bounded share of the node, for a bounded time, and
-`/healthz` keeps answering other clients meanwhile. The loads come from 127.0.0.1; the monitor
+`/healthz` keeps answering other clients meanwhile. (Before the connection guard, one connection
+pipelining 20,000 requests kept every other client from an answer for as long as it lasted.) The loads come from 127.0.0.1; the monitor
 asks from 127.0.0.2 (another client address on the same loopback interface)."""
 import http.client
 import socket
-import threading
+import subprocess
+import sys
 import time
 
 from conftest import Store, image_like, sha256_digest, wait_until
@@ -12,6 +14,45 @@ from node import Node
 
 PER_CLIENT = 40
 LIMITS = {"max_connections_per_client": PER_CLIENT, "write_stall_seconds": 2, "idle_timeout_seconds": 3}
+
+
+# Keeps N connections open, pipelining COUNT requests on each and reading nothing; a connection
+# the node closes is opened again, until the process is killed.
+FLOOD = """
+import selectors, socket, sys
+port, connections, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+flood = b"GET /healthz HTTP/1.1\\r\\nHost: node\\r\\n\\r\\n" * count
+sent = {}
+selector = selectors.DefaultSelector()
+def open_one():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        return
+    sock.setblocking(False)
+    sent[sock] = 0
+    selector.register(sock, selectors.EVENT_WRITE)
+for _ in range(connections):
+    open_one()
+while True:
+    for key, _ in selector.select(timeout=0.5):
+        sock = key.fileobj
+        try:
+            sent[sock] += sock.send(flood[sent[sock]:sent[sock] + 65536])
+            if sent[sock] < len(flood):
+                continue
+        except OSError:
+            pass
+        selector.unregister(sock)
+        del sent[sock]
+        sock.close()
+        open_one()
+    while len(sent) < connections:
+        open_one()
+"""
 
 
 def ask(node, path, token=None, timeout=5.0):
@@ -67,7 +108,7 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
     store.run("ingest", "--dataset", "ct", str(big))
     digest = sha256_digest(big.read_bytes())
     node = Node(store, config=LIMITS)
-    held = []
+    held, flood = [], None
     try:
         token = node.token(datasets="ct")
         request = (f"GET /v1/blobs/{digest} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token['token']}\r\n\r\n").encode()
@@ -91,28 +132,10 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
             sock.close()
         held.clear()
 
-        # Load 2: a pipelined flood of /healthz on the whole share, never read, while a monitor
-        # from elsewhere keeps asking.
-        flood = b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n" * 20_000
-        stop = threading.Event()
-
-        def pour(sock):
-            sock.setblocking(False)
-            sent = 0
-            while sent < len(flood) and not stop.is_set():
-                try:
-                    sent += sock.send(flood[sent:sent + 65536])
-                except BlockingIOError:
-                    time.sleep(0.01)
-                except OSError:
-                    return
-        threads = []
-        for _ in range(PER_CLIENT):
-            sock = connect(node)
-            held.append(sock)
-            threads.append(threading.Thread(target=pour, args=(sock,), daemon=True))
-        for thread in threads:
-            thread.start()
+        # Load 2: a pipelined flood of /healthz on the whole share, never read (from a process of
+        # its own, so the monitor's timings are the node's), while a monitor elsewhere keeps asking.
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(node.port), str(PER_CLIENT), "20000"])
+        wait_until(lambda: metric(node, 'cairn_http_connections_refused_total{reason="pipelining"}') >= 1, 30, "the flood under way")
         slowest = 0.0
         deadline = time.monotonic() + 8
         while time.monotonic() < deadline:
@@ -122,11 +145,17 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
             time.sleep(0.2)
         print(f"slowest /healthz under the flood: {slowest * 1000:.0f} ms")
         assert slowest < 2, slowest
-        # The flood's connections go once their responses sit unread (or they fall idle).
+        # Each flood connection is closed once it sends more than 16 requests ahead of the responses.
+        assert metric(node, 'cairn_http_connections_refused_total{reason="pipelining"}') >= PER_CLIENT
+        # Once the flood stops, its connections go (unread responses or idle), and the node is whole.
+        flood.kill()
+        flood.wait()
         wait_until(lambda: metric(node, "cairn_http_connections") <= 1, 60, "the flood's connections closed")
-        stop.set()
         assert node.alive()
     finally:
+        if flood is not None:
+            flood.kill()
+            flood.wait()
         for sock in held:
             sock.close()
         node.stop()
