@@ -1,0 +1,73 @@
+@testable import CairnHTTP
+import HTTPTypes
+import NIOCore
+import NIOEmbedded
+import NIOHTTPTypes
+import Synchronization
+import Testing
+
+/// The connection guard on channels of its own: admission by client address, one request at a
+/// time, the pipelining bound.
+@Suite struct ConnectionGuardTests {
+    static func channel(_ budget: ConnectionBudget, from address: String) throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel()
+        // Connected as the server's child channel is: its remote end is the client.
+        try channel.connect(to: SocketAddress(ipAddress: address, port: 40000)).wait()
+        try channel.pipeline.syncOperations.addHandler(budget.guardHandler())
+        return channel
+    }
+
+    static let head = HTTPRequestPart.head(HTTPRequest(method: .get, scheme: nil, authority: "node", path: "/healthz"))
+
+    @Test func aClientGetsItsShareAndOthersStillGetIn() throws {
+        let refusals = Mutex<[String]>([])
+        let budget = ConnectionBudget(limits: ConnectionLimits(maxConnections: 3, maxConnectionsPerClient: 2, writeStallSeconds: 1),
+                                      observer: ConnectionObserver(opened: { _ in }, refused: { reason in refusals.withLock { $0.append(reason) } },
+                                                                   stalled: {}))
+        let first = try Self.channel(budget, from: "10.0.0.1"), second = try Self.channel(budget, from: "10.0.0.1")
+        let third = try Self.channel(budget, from: "10.0.0.1")
+        #expect(first.isActive && second.isActive && !third.isActive)
+        let other = try Self.channel(budget, from: "10.0.0.2")
+        #expect(other.isActive && budget.openConnections == 3)
+        let fourth = try Self.channel(budget, from: "10.0.0.3")
+        #expect(!fourth.isActive)
+        #expect(refusals.withLock { $0 } == ["client_full", "server_full"])
+        // A place given back is taken again.
+        _ = try first.finish()
+        #expect(budget.openConnections == 2)
+        #expect(try Self.channel(budget, from: "10.0.0.1").isActive)
+    }
+
+    @Test func pipelinedRequestsWaitForTheResponseBefore() throws {
+        let budget = ConnectionBudget(limits: ConnectionLimits())
+        let channel = try Self.channel(budget, from: "10.0.0.1")
+        for _ in 0..<3 {
+            try channel.writeInbound(Self.head)
+            try channel.writeInbound(HTTPRequestPart.end(nil))
+        }
+        // The first request only.
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == Self.head)
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        // Its response ends: after a turn of the loop, the second comes.
+        try channel.writeOutbound(HTTPResponsePart.head(HTTPResponse(status: .ok)))
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        try channel.writeOutbound(HTTPResponsePart.end(nil))
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        channel.embeddedEventLoop.run()
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == Self.head)
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
+        #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        #expect(channel.isActive)
+    }
+
+    @Test func aClientPipeliningMoreThanSixteenAheadIsDisconnected() throws {
+        let budget = ConnectionBudget(limits: ConnectionLimits())
+        let sixteen = try Self.channel(budget, from: "10.0.0.1")
+        for _ in 0..<16 { try sixteen.writeInbound(Self.head) }
+        #expect(sixteen.isActive)
+        let seventeen = try Self.channel(budget, from: "10.0.0.2")
+        for _ in 0..<18 { try? seventeen.writeInbound(Self.head) }
+        #expect(!seventeen.isActive)
+    }
+}
