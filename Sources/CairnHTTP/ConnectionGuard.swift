@@ -166,7 +166,7 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             headsHeld += 1
         }
         held.append(part)
-        deliver(context: context)
+        deliver(context: context, outsideRead: false)
     }
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -177,7 +177,7 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             responsesEnded += 1
             // On the loop's next turn: the connection's task, finding nothing to read, then waits,
             // and other connections' tasks get the thread (a task that never waits keeps it).
-            context.eventLoop.assumeIsolated().execute { self.deliver(context: context) }
+            context.eventLoop.assumeIsolated().execute { self.deliver(context: context, outsideRead: true) }
         }
     }
 
@@ -186,8 +186,11 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
         if held.isEmpty { context.read() } else { readHeld = true }
     }
 
-    /// Passes on held parts up to the next request head that must wait for a response.
-    private func deliver(context: ChannelHandlerContext) {
+    /// Passes on held parts up to the next request head that must wait for a response. Parts passed
+    /// outside a read are followed by a read-complete, as a read's are: the channel's async stream
+    /// hands its task what it buffered only then.
+    private func deliver(context: ChannelHandlerContext, outsideRead: Bool) {
+        var passed = false
         while let part = held.first {
             if case .head = part {
                 guard requestsPassed <= responsesEnded else { break }
@@ -196,7 +199,9 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             }
             held.removeFirst()
             context.fireChannelRead(wrapInboundOut(part))
+            passed = true
         }
+        if passed && outsideRead { context.fireChannelReadComplete() }
         if held.isEmpty && readHeld {
             readHeld = false
             context.read()
@@ -208,15 +213,33 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             stall?.cancel()
             stall = nil
         } else if stall == nil {
-            let seconds = budget.limits.writeStallSeconds
-            let channel = context.channel
-            let stalled = budget.observer.stalled
-            stall = context.eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
-                stalled()
-                channel.close(promise: nil)
-            }
+            watchStall(context: context, buffered: Self.buffered(context))
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Closes the connection if, `writeStallSeconds` from now, it is still not writable and the
+    /// client has taken none of the bytes waiting for it; a slow client that takes some is watched
+    /// again from there.
+    private func watchStall(context: ChannelHandlerContext, buffered: Int) {
+        let seconds = budget.limits.writeStallSeconds
+        stall = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+            self.stall = nil
+            guard !context.channel.isWritable else { return }
+            let now = Self.buffered(context)
+            if now < buffered {
+                self.watchStall(context: context, buffered: now)
+            } else {
+                self.budget.observer.stalled()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// Bytes written to the channel and not yet taken by the socket (Int.max when the channel
+    /// cannot say: then no progress can be seen).
+    private static func buffered(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? Int.max
     }
 
     private func giveBack() {

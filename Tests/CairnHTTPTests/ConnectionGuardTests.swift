@@ -38,9 +38,22 @@ import Testing
         #expect(try Self.channel(budget, from: "10.0.0.1").isActive)
     }
 
+    /// Counts read-completes after the guard: the channel's async stream hands its task what it
+    /// buffered only on one (a request passed on without it was never served: the second review).
+    final class ReadCompletes: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPRequestPart
+        var count = 0
+        func channelReadComplete(context: ChannelHandlerContext) {
+            count += 1
+            context.fireChannelReadComplete()
+        }
+    }
+
     @Test func pipelinedRequestsWaitForTheResponseBefore() throws {
         let budget = ConnectionBudget(limits: ConnectionLimits())
         let channel = try Self.channel(budget, from: "10.0.0.1")
+        let completes = ReadCompletes()
+        try channel.pipeline.syncOperations.addHandler(completes)
         for _ in 0..<3 {
             try channel.writeInbound(Self.head)
             try channel.writeInbound(HTTPRequestPart.end(nil))
@@ -54,7 +67,9 @@ import Testing
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
         try channel.writeOutbound(HTTPResponsePart.end(nil))
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)
+        let before = completes.count
         channel.embeddedEventLoop.run()
+        #expect(completes.count == before + 1)
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == Self.head)
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == .end(nil))
         #expect(try channel.readInbound(as: HTTPRequestPart.self) == nil)

@@ -55,7 +55,7 @@ while True:
 """
 
 
-def ask(node, path, token=None, timeout=5.0):
+def ask(node, path, token=None, timeout=10.0):
     """One request from the other client address: (status, body, seconds)."""
     started = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=timeout, source_address=("127.0.0.2", 0))
@@ -123,7 +123,7 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
         extra.close()
         # Another client is served meanwhile, promptly.
         status, _, seconds = ask(node, "/healthz")
-        assert status == 200 and seconds < 2, seconds
+        assert status == 200 and seconds < 5, seconds
         wait_until(lambda: metric(node, "cairn_http_connections_refused_total") >= 1, 10, "the refusal counted")
         # Within write_stall_seconds of the socket buffers filling, every unread response is dropped.
         wait_until(lambda: metric(node, "cairn_http_connections") <= 1, 30, "the unread responses' connections closed")
@@ -144,7 +144,9 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
             slowest = max(slowest, seconds)
             time.sleep(0.2)
         print(f"slowest /healthz under the flood: {slowest * 1000:.0f} ms")
-        assert slowest < 2, slowest
+        # Before the guard it never answered; under the flood it answers in about a second (a
+        # debug build on two shared cores), so five leaves room for a loaded machine.
+        assert slowest < 5, slowest
         # Each flood connection is closed once it sends more than 16 requests ahead of the responses.
         assert metric(node, 'cairn_http_connections_refused_total{reason="pipelining"}') >= PER_CLIENT
         # Once the flood stops, its connections go (unread responses or idle), and the node is whole.
@@ -158,4 +160,78 @@ def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_p
             flood.wait()
         for sock in held:
             sock.close()
+        node.stop()
+
+
+def test_keep_alive_and_pipelined_requests_are_all_answered(tmp_path):
+    """The second review: ranges fetched back to back on one connection, and requests pipelined
+    up to the bound, are each answered (the guard once held the next request where the server
+    never saw it)."""
+    import requests
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "ct", "--deid-policy", "accept")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(image_like(300_000, seed=7))
+    store.run("ingest", "--dataset", "ct", str(blob))
+    digest = sha256_digest(blob.read_bytes())
+    node = Node(store)
+    try:
+        token = node.token(datasets="ct")
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token['token']}"
+        for n in range(300):
+            start = (n * 997) % 290_000
+            r = session.get(f"{node.url}/v1/blobs/{digest}", headers={"Range": f"bytes={start}-{start + 9999}"}, timeout=10)
+            assert r.status_code == 206 and r.content == blob.read_bytes()[start:start + 10_000], n
+            if n % 7 == 0:
+                assert session.get(f"{node.url}/healthz", timeout=10).status_code == 200
+        for count in (2, 3, 16):
+            sock = socket.create_connection(("127.0.0.1", node.port))
+            sock.settimeout(10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n" * count)
+            received = b""
+            while received.count(b"HTTP/1.1 200") < count:
+                chunk = sock.recv(65536)
+                assert chunk, f"closed after {received.count(b'HTTP/1.1 200')} of {count} pipelined answers"
+                received += chunk
+            sock.close()
+    finally:
+        node.stop()
+
+
+def test_a_slow_reader_is_not_taken_for_a_stalled_one(tmp_path):
+    """The second review: a client taking a response at a few hundred KB/s through a small receive buffer
+    was cut off as stalled when a written chunk took longer than write_stall_seconds to drain. A
+    connection is closed only when the client takes nothing for that long."""
+    store = Store(tmp_path / "data")
+    store.run("init")
+    store.run("dataset", "create", "ct", "--deid-policy", "accept")
+    big = tmp_path / "big.bin"
+    big.write_bytes(image_like(7_000_000, seed=29))
+    store.run("ingest", "--dataset", "ct", str(big))
+    digest = sha256_digest(big.read_bytes())
+    node = Node(store, config={"write_stall_seconds": 1})
+    try:
+        token = node.token(datasets="ct")
+        sock = connect(node)
+        sock.sendall((f"GET /v1/blobs/{digest} HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer {token['token']}\r\n"
+                      f"Range: bytes=0-1999999\r\n\r\n").encode())
+        sock.settimeout(10)
+        received = b""
+        started = time.monotonic()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+            if received.endswith(big.read_bytes()[1_990_000:2_000_000]):
+                break
+            time.sleep(0.02)
+        sock.close()
+        header, _, body = received.partition(b"\r\n\r\n")
+        print(f"2 MB taken in {time.monotonic() - started:.1f} s")
+        assert header.startswith(b"HTTP/1.1 206") and body == big.read_bytes()[:2_000_000], len(body)
+        assert metric(node, "cairn_http_connections_stalled_total") == 0
+    finally:
         node.stop()
