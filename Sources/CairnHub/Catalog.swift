@@ -149,8 +149,9 @@ extension HubIndex {
     /// The datasets whose count may be released under the rule: at least `minCount` people, and
     /// differing from the count of every query one step away (a criterion dropped, a value dropped
     /// from a list) by none or by at least `minCount` people, so that subtracting one answer from
-    /// its neighbour never isolates a smaller group. Answers further apart can still be combined
-    /// (the rule's known limit).
+    /// its neighbour never isolates a smaller group; and each value asked for is one the breakdown
+    /// of the query without that criterion releases, so that released siblings subtracted from
+    /// their total do not either. Answers combined otherwise still can (the rule's known limit).
     public func disclosedCount(_ criteria: CountCriteria, rule: DisclosureRule)
         throws -> [(node: String, dataset: String, subjects: Int, studies: Int)] {
         let rows = try count(criteria).filter { rule.releases($0.subjects) && rule.releases($0.studies) }
@@ -161,6 +162,20 @@ extension HubIndex {
             for row in rows {
                 let difference = abs((other["\(row.node)/\(row.dataset)"] ?? 0) - row.subjects)
                 if difference > 0 && !rule.releases(difference) { released.remove("\(row.node)/\(row.dataset)") }
+            }
+        }
+        // Beside the breakdown of the query without a criterion by that criterion's values, the
+        // cells asked for must be ones the breakdown releases (complementary suppression): else
+        // released neighbours subtracted from the total leave the small cell over.
+        for key in criteria.values.keys where key != "cancer_type" {
+            guard let wanted = criteria.values[key] else { continue }
+            let breakdowns = counts.subjectsByValue(criteria, of: key)
+            for row in rows {
+                guard let cells = breakdowns[.init(node: row.node, dataset: row.dataset)] else { continue }
+                let shown = rule.breakdown(cells.byValue, total: cells.total)
+                if wanted.contains(where: { cells.byValue[$0] != nil && shown[$0] == nil }) {
+                    released.remove("\(row.node)/\(row.dataset)")
+                }
             }
         }
         return rows.filter { released.contains("\($0.node)/\($0.dataset)") }

@@ -272,6 +272,62 @@ final class FacetCounts: Sendable {
         }
     }
 
+    /// Per dataset, distinct subjects per value of one attribute (modality, sex, body part or
+    /// manufacturer) among facets meeting the other criteria, and the distinct subjects among them
+    /// all: the breakdown a count query's answer must be releasable from.
+    func subjectsByValue(_ criteria: CountCriteria, of key: String) -> [NodeDataset: (total: Int, byValue: [String: Int])] {
+        guard let grouped = Criterion.allCases.first(where: { $0.key == key }) else { return [:] }
+        return state.withLock { state -> [NodeDataset: (total: Int, byValue: [String: Int])] in
+            guard let state else { return [:] }
+            let allowed: [[Bool]?] = Criterion.allCases.map { criterion in
+                guard criterion != grouped else { return nil }
+                return criteria.values[criterion.key].map { wanted in
+                    let codes = state.attributeCodes[criterion.rawValue]
+                    var pass = [Bool](repeating: false, count: codes.count)
+                    for value in wanted { if let code = codes[value] { pass[Int(code)] = true } }
+                    return pass
+                }
+            }
+            let datasetPasses = state.datasets.map { held in
+                criteria.values["cancer_type"].map { $0.contains(held.cancerType ?? "") } ?? true
+            }
+            let valueCount = state.attributeCodes[grouped.rawValue].count
+            let subjectWords = state.subjectCodes.count / 64 + 1
+            var anySeen = [UInt64](repeating: 0, count: subjectWords)
+            var valueSeen = [UInt64](repeating: 0, count: subjectWords * max(1, valueCount))
+            var totals = [Int](repeating: 0, count: state.datasets.count)
+            var byValue = [[Int]](repeating: [Int](repeating: 0, count: valueCount), count: state.datasets.count)
+            func passes(_ code: Int32, _ criterion: Criterion) -> Bool {
+                guard let pass = allowed[criterion.rawValue] else { return true }
+                return pass[Int(code)]
+            }
+            for row in state.rows {
+                let dataset = Int(row.dataset)
+                guard datasetPasses[dataset], passes(row.attributes.0, .modality), passes(row.attributes.1, .sex),
+                      passes(row.attributes.2, .bodyPart), passes(row.attributes.3, .manufacturer)
+                else { continue }
+                if Self.firstSighting(row.subject, &anySeen) { totals[dataset] += 1 }
+                let value = Int([row.attributes.0, row.attributes.1, row.attributes.2, row.attributes.3][grouped.rawValue])
+                guard value >= 0, value < valueCount else { continue }
+                guard row.subject >= 0 else { continue }
+                let word = value * subjectWords + Int(row.subject) >> 6, mask = UInt64(1) << UInt64(row.subject & 63)
+                if valueSeen[word] & mask == 0 {
+                    valueSeen[word] |= mask
+                    byValue[dataset][value] += 1
+                }
+            }
+            var names = [String](repeating: "", count: valueCount)
+            for (name, code) in state.attributeCodes[grouped.rawValue] { names[Int(code)] = name }
+            var out: [NodeDataset: (total: Int, byValue: [String: Int])] = [:]
+            for index in state.datasets.indices where totals[index] > 0 {
+                var cells: [String: Int] = [:]
+                for (value, people) in byValue[index].enumerated() where people > 0 { cells[names[value]] = people }
+                out[NodeDataset(node: state.datasets[index].node, dataset: state.datasets[index].dataset)] = (totals[index], cells)
+            }
+            return out
+        }
+    }
+
     /// The EUCAIM federated search over every held dataset: the query's tree evaluated per coded
     /// facet, each leaf turned first into a table over the attribute's codes (or the datasets, for
     /// the diagnosis), so no string is compared per facet. Published entries carry no ages: an age

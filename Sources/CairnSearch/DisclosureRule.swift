@@ -20,13 +20,16 @@ public struct DisclosureRule: Sendable, Equatable {
     /// The values with at least `minCount` people, with their counts; the rest are left out.
     /// Beside a released `total` of people, what is left out can be had by subtraction (12 people,
     /// 8 of them women: 4 are not): while the people not covered by the released values are one to
-    /// minCount - 1, the smallest released value is withheld too (complementary suppression).
-    public func breakdown<Key: Hashable>(_ peopleByValue: [Key: Int], total: Int? = nil) -> [Key: Int] {
+    /// minCount - 1, the smallest released value is withheld too (complementary suppression; of
+    /// equal ones the first by key, so the same data always gives the same answer: were it chosen
+    /// at random, asking twice could release both).
+    public func breakdown<Key: Hashable & Comparable>(_ peopleByValue: [Key: Int], total: Int? = nil) -> [Key: Int] {
         var shown = peopleByValue.filter { $0.value >= minCount }
         guard let total else { return shown }
         while !shown.isEmpty {
             let rest = total - shown.values.reduce(0, +)
-            guard rest > 0 && rest < minCount, let smallest = shown.min(by: { $0.value < $1.value }) else { break }
+            guard rest > 0 && rest < minCount,
+                  let smallest = shown.min(by: { ($0.value, $0.key) < ($1.value, $1.key) }) else { break }
             shown.removeValue(forKey: smallest.key)
         }
         return shown
