@@ -9,11 +9,13 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// Connections open at once from one client address, so that one client cannot take them all
     /// (a proxy in front makes every client one address: raise it there).
     public var maxConnectionsPerClient: Int
-    /// A connection whose client has not taken what was written for this long (the socket's send
-    /// buffer full) is closed: an unread response or a pipelined flood holds no memory past it.
+    /// A connection to which nothing could be written for this long (the client not reading, the
+    /// socket's send buffer full) is closed, as nginx's `send_timeout` does: an unread response
+    /// holds no memory past it. A client reading slower than about half the kernel's send buffer
+    /// (autotuned, up to a few MB) per period is taken for one that does not read.
     public var writeStallSeconds: Double
 
-    public init(maxConnections: Int = 1000, maxConnectionsPerClient: Int = 100, writeStallSeconds: Double = 30) {
+    public init(maxConnections: Int = 1000, maxConnectionsPerClient: Int = 100, writeStallSeconds: Double = 60) {
         self.maxConnections = maxConnections
         self.maxConnectionsPerClient = maxConnectionsPerClient
         self.writeStallSeconds = writeStallSeconds
@@ -129,6 +131,9 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
     private var held = CircularBuffer<HTTPRequestPart>()
     private var headsHeld = 0
     private var readHeld = false
+    /// The client closed its sending side while requests still waited here: told on once they
+    /// have all been passed on, so each is answered before the connection winds down.
+    private var inputClosedHeld: Any?
     /// Requests a client may send ahead of the responses: HTTP/1.1 allows pipelining, no real
     /// client sends more than a few, and a flood of thousands would keep an event loop busy.
     static let maxPipelined = 16
@@ -150,6 +155,14 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
         giveBack()
         held.removeAll()
         context.fireChannelInactive()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(.inputClosed) = event as? ChannelEvent, !held.isEmpty {
+            inputClosedHeld = event
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -202,6 +215,10 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
             passed = true
         }
         if passed && outsideRead { context.fireChannelReadComplete() }
+        if held.isEmpty, let event = inputClosedHeld {
+            inputClosedHeld = nil
+            context.fireUserInboundEventTriggered(event)
+        }
         if held.isEmpty && readHeld {
             readHeld = false
             context.read()
@@ -219,8 +236,8 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     /// Closes the connection if, `writeStallSeconds` from now, it is still not writable and the
-    /// client has taken none of the bytes waiting for it; a slow client that takes some is watched
-    /// again from there.
+    /// socket has taken none of the bytes waiting for it; one that took some is watched again
+    /// from there.
     private func watchStall(context: ChannelHandlerContext, buffered: Int) {
         let seconds = budget.limits.writeStallSeconds
         stall = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {

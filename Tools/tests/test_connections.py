@@ -196,6 +196,16 @@ def test_keep_alive_and_pipelined_requests_are_all_answered(tmp_path):
                 assert chunk, f"closed after {received.count(b'HTTP/1.1 200')} of {count} pipelined answers"
                 received += chunk
             sock.close()
+        # Pipelined, then the client's sending side closed: every request is still answered.
+        sock = socket.create_connection(("127.0.0.1", node.port))
+        sock.settimeout(10)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n" * 5)
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        sock.close()
+        assert received.count(b"HTTP/1.1 200") == 5, received[:300]
     finally:
         node.stop()
 
