@@ -345,7 +345,13 @@ public struct DeidentificationVerifier {
                     for (i, item) in items.enumerated() { judge(item, prefix: "\(path)[\(i)]>") }
                 } else {
                     if !verifier.policy.allowEmbeddedDocuments, let problem = embedded(element) { refuse(path, tag, problem) }
-                    review(element, in: ds, path: path)
+                    // A private attribute has no dictionary VR: a value written in a binary VR (or
+                    // as UN) could be text any reader of the vendor's dictionary shows.
+                    if verifier.policy.reviewText && DeidentificationVerifier.hasValue(element) && !element.vr.isString {
+                        refuse(path, tag, "a private value written as \(element.vr), which cannot be read as text or a number to judge")
+                    } else {
+                        review(element, in: ds, path: path)
+                    }
                 }
                 return
             }

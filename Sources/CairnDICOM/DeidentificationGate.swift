@@ -207,8 +207,12 @@ public enum DeidentificationGate {
             return "an incomplete instance: no \(keyword) (cut short?)"
         }
         let pixelTags = [DicomTag.pixelData, DicomTag(0x7FE0, 0x0008), DicomTag(0x7FE0, 0x0009)]
-        guard let rows = ds.integer("Rows"), let columns = ds.integer("Columns") else { return nil }
-        guard let pixels = pixelTags.lazy.compactMap({ ds[$0] }).first else {
+        let pixels = pixelTags.lazy.compactMap({ ds[$0] }).first
+        guard let rows = ds.integer("Rows"), let columns = ds.integer("Columns") else {
+            // Without its size nothing can tell the frames from what follows them.
+            return pixels.map { _ in "pixel data without Rows and Columns cannot be judged" }
+        }
+        guard let pixels else {
             return "an incomplete image: Rows and Columns but no pixel data (cut short?)"
         }
         let length: Int
@@ -216,10 +220,20 @@ public enum DeidentificationGate {
         case .bulk(_, let count): length = count
         case .bytes(let bytes): length = bytes.count
         case .encapsulated(let encapsulated):
-            return encapsulated.fragments.isEmpty ? "an incomplete image: encapsulated pixel data with no fragment" : nil
+            if encapsulated.fragments.isEmpty { return "an incomplete image: encapsulated pixel data with no fragment" }
+            // A Basic Offset Table holds one offset per frame, the first 0, ascending, inside the
+            // fragments (PS3.5 A.4): anything else is bytes no reader uses.
+            let table = encapsulated.basicOffsetTable
+            guard !table.isEmpty else { return nil }
+            let frames = max(1, ds.integer("NumberOfFrames") ?? 1)
+            let span = encapsulated.fragments.reduce(0) { $0 + 8 + $1.length }
+            let ascending = zip(table, table.dropFirst()).allSatisfy { $0 < $1 }
+            if table.count != frames || table.first != 0 || !ascending || Int(table.last ?? 0) >= span {
+                return "a Basic Offset Table that is not one ascending offset per frame into the fragments"
+            }
+            return nil
         case .sequence: return "pixel data \(pixels.tag) is a sequence"
         }
-        guard pixels.tag == .pixelData else { return nil }
         // YBR_FULL_422 and YBR_PARTIAL_422 store two chroma samples per pair of pixels (PS3.3 C.7.6.3.1.2).
         let subsampled = ["YBR_FULL_422", "YBR_PARTIAL_422"].contains(ds.string("PhotometricInterpretation") ?? "")
         let samples = subsampled ? 2 : max(1, ds.integer("SamplesPerPixel") ?? 1)
@@ -234,9 +248,11 @@ public enum DeidentificationGate {
             overflow = overflow || over
         }
         guard !overflow, rows >= 0, columns >= 0 else { return "Rows x Columns x frames overflows" }
-        let (bytes, bytesOverflow) = pixelCount.multipliedReportingOverflow(by: max(1, (min(bits, 64) + 7) / 8))
+        // Float and Double Float Pixel Data hold 4- and 8-byte samples whatever Bits Allocated says.
+        let sampleBytes = pixels.tag == .pixelData ? max(1, (min(bits, 64) + 7) / 8) : pixels.tag.element == 0x0008 ? 4 : 8
+        let (bytes, bytesOverflow) = pixelCount.multipliedReportingOverflow(by: sampleBytes)
         guard !bytesOverflow else { return "Rows x Columns x frames x bytes per sample overflows" }
-        let expected = bits == 1 ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1) : bytes
+        let expected = bits == 1 && pixels.tag == .pixelData ? pixelCount / 8 + (pixelCount % 8 == 0 ? 0 : 1) : bytes
         if length < expected {
             return "an incomplete image: \(length) bytes of pixel data where Rows x Columns x samples x frames needs \(expected)"
         }

@@ -157,7 +157,12 @@ def test_names_in_kept_text_are_refused_until_a_reviewer_accepts_the_values(tmp_
     ds = technical("SUBJ-0033")
     ds.file_meta.FileMetaInformationVersion = b"Doe^John"
     save(ds, disguised / "meta_version.dcm")
+    ds = technical("SUBJ-0034")
+    ds.Columns, ds.BitsAllocated = 4, 16  # and no Rows
+    ds.PixelData = b"\0" * 32 + b"Doe^John"
+    save(ds, disguised / "no_rows.dcm")
     verdicts = check(store, disguised)
+    assert verdicts["no_rows.dcm"] == ["cannot be checked for identifiers: pixel data without Rows and Columns cannot be judged"]
     assert verdicts["kernel_ob.dcm"] == ["(0018,1210) ConvolutionKernel: kept text this dataset has not reviewed (cairn gate review)"]
     assert verdicts["instance_number.dcm"] == ["(0020,0013) InstanceNumber: holds a IS value with characters a IS cannot hold"]
     assert verdicts["meta_version.dcm"] == ["(0002,0001) FileMetaInformationVersion: must be 00 01"]
@@ -233,3 +238,38 @@ def test_the_clean_control_set_passes_once_its_text_is_reviewed(tmp_path):
         ds.save_as(planted / path.name)
     verdicts = check(store, planted)
     assert all(any("(0018,1210) ConvolutionKernel" in r for r in reasons) for reasons in verdicts.values()), verdicts
+
+
+def test_what_the_third_review_found_is_refused(tmp_path):
+    """A safe private attribute written in a binary VR holding a name (a reader applying the
+    vendor's dictionary shows the text), and a Basic Offset Table holding text."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+    store = Store(tmp_path / "data")
+    store.run("init")
+    options = ["retain-safe-private"]
+    store.run("dataset", "create", "lung", "--deid-options", ",".join(options))
+    folder = tmp_path / "files"
+    folder.mkdir()
+    ds = technical("SUBJ-0051")
+    declare(ds, options)
+    ds.private_block(0x0019, "SIEMENS MR HEADER", create=True).add_new(0x0C, "OB", b"Doe^John")
+    save(ds, folder / "private_ob.dcm")
+    ds = technical("SUBJ-0052")
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 8, 8, 7
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
+    frame = bytes([0xFF, 0xD8, 0xFF, 0xD9])
+    data = bytearray(encapsulate([frame], has_bot=True))
+    # The table's one offset (0) becomes eight bytes of text.
+    assert data[4:8] == b"\x04\x00\x00\x00"
+    data[4:8], data[8:12] = b"\x08\x00\x00\x00", b"Doe^"
+    data[12:12] = b"John"
+    ds.PixelData = bytes(data)
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    save(ds, folder / "bot_text.dcm")
+    store.run("gate", "review", "--dataset", "lung", "--accept-all", str(folder))  # their ordinary text
+    verdicts = check(store, folder)
+    assert any("(0019,100C) private attribute: a private value written as OB" in r for r in verdicts["private_ob.dcm"]), verdicts
+    assert any("Basic Offset Table" in r for r in verdicts["bot_text.dcm"]), verdicts
