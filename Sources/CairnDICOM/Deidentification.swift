@@ -211,6 +211,12 @@ public struct DeidentificationVerifier {
                 return
             }
             for value in Set(values).sorted() where !value.isEmpty && !KeptTextVocabulary.holds(tag, value) {
+                // Bytes the character set cannot decode read as U+FFFD: different bytes would then
+                // match one reviewed value, and the reviewer would not have seen them.
+                if value.unicodeScalars.contains("\u{FFFD}") {
+                    refuse(path, tag, "holds bytes its character set cannot decode, which cannot be reviewed")
+                    continue
+                }
                 let key = ReviewedText(tag: tag, value: value)
                 if !policy.reviewedText.contains(key) {
                     refuse(path, tag, "kept text this dataset has not reviewed (cairn gate review)", unreviewed: key)

@@ -232,5 +232,12 @@ import Testing
             b.text(0x0020, 0x0013, "IS", "+12")
         }
         #expect(findings(fine, policy, review: true) == [])
+        // Bytes UTF-8 cannot decode would all read as U+FFFD: not reviewable.
+        let undecodable = try instance { b in
+            b.text(0x0008, 0x0005, "CS", "ISO_IR 192")
+            b.element(0x0018, 0x1210, "SH", [0x42, 0x33, 0xED, 0xA0, 0x80, 0x44])
+        }
+        #expect(findings(undecodable, review: true)
+            == ["(0018,1210) ConvolutionKernel: holds bytes its character set cannot decode, which cannot be reviewed"])
     }
 }
