@@ -39,7 +39,6 @@ fi
 if [ "${1:-}" = "--index-only" ]; then
     command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
     exec .venv/bin/python Tools/bench/index_bench.py --corpus "$corpus" ${INDEX_ARGS:-}
-.venv/bin/python Tools/bench/gate_bench.py --corpus "$corpus" ${GATE_ARGS:-}
 fi
 if [ "${1:-}" = "--gate-only" ]; then
     exec .venv/bin/python Tools/bench/gate_bench.py --corpus "$corpus" ${GATE_ARGS:-}
