@@ -15,7 +15,7 @@ public struct ConnectionLimits: Sendable, Equatable {
     /// (autotuned, up to a few MB) per period is taken for one that does not read.
     public var writeStallSeconds: Double
 
-    public init(maxConnections: Int = 1000, maxConnectionsPerClient: Int = 100, writeStallSeconds: Double = 60) {
+    public init(maxConnections: Int = 1000, maxConnectionsPerClient: Int = 256, writeStallSeconds: Double = 60) {
         self.maxConnections = maxConnections
         self.maxConnectionsPerClient = maxConnectionsPerClient
         self.writeStallSeconds = writeStallSeconds
