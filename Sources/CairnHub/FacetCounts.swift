@@ -229,38 +229,49 @@ final class FacetCounts: Sendable {
         var dataset: String
     }
 
+    /// Which facets a count query's criteria admit (OR within one criterion): a table over each
+    /// attribute's codes, so no string is compared per facet; `ignoring` leaves one criterion out.
+    private struct RowFilter {
+        let allowed: [[Bool]?]
+        let datasetPasses: [Bool]
+
+        init(_ criteria: CountCriteria, in state: State, ignoring ignored: Criterion? = nil) {
+            allowed = Criterion.allCases.map { criterion in
+                guard criterion != ignored, let wanted = criteria.values[criterion.key] else { return nil }
+                let codes = state.attributeCodes[criterion.rawValue]
+                var pass = [Bool](repeating: false, count: codes.count)
+                for value in wanted { if let code = codes[value] { pass[Int(code)] = true } }
+                return pass
+            }
+            datasetPasses = state.datasets.map { held in
+                criteria.values["cancer_type"].map { $0.contains(held.cancerType ?? "") } ?? true
+            }
+        }
+
+        func admits(_ row: CodedFacet) -> Bool {
+            func passes(_ code: Int32, _ criterion: Criterion) -> Bool {
+                guard let pass = allowed[criterion.rawValue] else { return true }
+                return pass[Int(code)]
+            }
+            return datasetPasses[Int(row.dataset)] && passes(row.attributes.0, .modality) && passes(row.attributes.1, .sex)
+                && passes(row.attributes.2, .bodyPart) && passes(row.attributes.3, .manufacturer)
+        }
+    }
+
     /// Distinct subjects and studies per dataset among facets meeting every instance criterion
     /// (OR within one), in datasets whose cancer type is listed (when the criterion is given).
     /// Datasets with no matching facet are left out.
     func count(_ criteria: CountCriteria) -> [DatasetCount] {
         state.withLock { state -> [DatasetCount] in
             guard let state else { return [] }
-            // Per criterion, which attribute codes pass (nil: no criterion).
-            let allowed: [[Bool]?] = Criterion.allCases.map { criterion in
-                criteria.values[criterion.key].map { wanted in
-                    let codes = state.attributeCodes[criterion.rawValue]
-                    var pass = [Bool](repeating: false, count: codes.count)
-                    for value in wanted { if let code = codes[value] { pass[Int(code)] = true } }
-                    return pass
-                }
-            }
-            let datasetPasses = state.datasets.map { held in
-                criteria.values["cancer_type"].map { $0.contains(held.cancerType ?? "") } ?? true
-            }
+            let filter = RowFilter(criteria, in: state)
             var subjectSeen = [UInt64](repeating: 0, count: state.subjectCodes.count / 64 + 1)
             var studySeen = [UInt64](repeating: 0, count: state.studyCodes.count / 64 + 1)
             var matched = [Bool](repeating: false, count: state.datasets.count)
             var subjects = [Int](repeating: 0, count: state.datasets.count)
             var studies = [Int](repeating: 0, count: state.datasets.count)
-            func passes(_ code: Int32, _ criterion: Criterion) -> Bool {
-                guard let pass = allowed[criterion.rawValue] else { return true }
-                return pass[Int(code)]
-            }
-            for row in state.rows {
+            for row in state.rows where filter.admits(row) {
                 let dataset = Int(row.dataset)
-                guard datasetPasses[dataset], passes(row.attributes.0, .modality), passes(row.attributes.1, .sex),
-                      passes(row.attributes.2, .bodyPart), passes(row.attributes.3, .manufacturer)
-                else { continue }
                 matched[dataset] = true
                 if Self.firstSighting(row.subject, &subjectSeen) { subjects[dataset] += 1 }
                 if Self.firstSighting(row.study, &studySeen) { studies[dataset] += 1 }
@@ -279,33 +290,15 @@ final class FacetCounts: Sendable {
         guard let grouped = Criterion.allCases.first(where: { $0.key == key }) else { return [:] }
         return state.withLock { state -> [NodeDataset: (total: Int, byValue: [String: Int])] in
             guard let state else { return [:] }
-            let allowed: [[Bool]?] = Criterion.allCases.map { criterion in
-                guard criterion != grouped else { return nil }
-                return criteria.values[criterion.key].map { wanted in
-                    let codes = state.attributeCodes[criterion.rawValue]
-                    var pass = [Bool](repeating: false, count: codes.count)
-                    for value in wanted { if let code = codes[value] { pass[Int(code)] = true } }
-                    return pass
-                }
-            }
-            let datasetPasses = state.datasets.map { held in
-                criteria.values["cancer_type"].map { $0.contains(held.cancerType ?? "") } ?? true
-            }
+            let filter = RowFilter(criteria, in: state, ignoring: grouped)
             let valueCount = state.attributeCodes[grouped.rawValue].count
             let subjectWords = state.subjectCodes.count / 64 + 1
             var anySeen = [UInt64](repeating: 0, count: subjectWords)
             var valueSeen = [UInt64](repeating: 0, count: subjectWords * max(1, valueCount))
             var totals = [Int](repeating: 0, count: state.datasets.count)
             var byValue = [[Int]](repeating: [Int](repeating: 0, count: valueCount), count: state.datasets.count)
-            func passes(_ code: Int32, _ criterion: Criterion) -> Bool {
-                guard let pass = allowed[criterion.rawValue] else { return true }
-                return pass[Int(code)]
-            }
-            for row in state.rows {
+            for row in state.rows where filter.admits(row) {
                 let dataset = Int(row.dataset)
-                guard datasetPasses[dataset], passes(row.attributes.0, .modality), passes(row.attributes.1, .sex),
-                      passes(row.attributes.2, .bodyPart), passes(row.attributes.3, .manufacturer)
-                else { continue }
                 if Self.firstSighting(row.subject, &anySeen) { totals[dataset] += 1 }
                 let value = Int([row.attributes.0, row.attributes.1, row.attributes.2, row.attributes.3][grouped.rawValue])
                 guard value >= 0, value < valueCount else { continue }

@@ -99,14 +99,20 @@ def closed_by_server(sock, timeout=10.0) -> bool:
         return False
 
 
-def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_path):
+def store_with_blob(tmp_path, size: int, seed: int):
+    """A store whose dataset `ct` (not gated) holds one blob of `size` image-like bytes: the store,
+    the bytes and the blob's digest."""
     store = Store(tmp_path / "data")
     store.run("init")
     store.run("dataset", "create", "ct", "--deid-policy", "accept")
-    big = tmp_path / "big.bin"
-    big.write_bytes(image_like(7_000_000, seed=23))
-    store.run("ingest", "--dataset", "ct", str(big))
-    digest = sha256_digest(big.read_bytes())
+    path = tmp_path / "blob.bin"
+    path.write_bytes(image_like(size, seed=seed))
+    store.run("ingest", "--dataset", "ct", str(path))
+    return store, path.read_bytes(), sha256_digest(path.read_bytes())
+
+
+def test_unread_responses_crowds_and_floods_are_bounded_and_health_answers(tmp_path):
+    store, _, digest = store_with_blob(tmp_path, 7_000_000, seed=23)
     node = Node(store, config=LIMITS)
     held, flood = [], None
     try:
@@ -168,13 +174,7 @@ def test_keep_alive_and_pipelined_requests_are_all_answered(tmp_path):
     up to the bound, are each answered (the guard once held the next request where the server
     never saw it)."""
     import requests
-    store = Store(tmp_path / "data")
-    store.run("init")
-    store.run("dataset", "create", "ct", "--deid-policy", "accept")
-    blob = tmp_path / "blob.bin"
-    blob.write_bytes(image_like(300_000, seed=7))
-    store.run("ingest", "--dataset", "ct", str(blob))
-    digest = sha256_digest(blob.read_bytes())
+    store, blob, digest = store_with_blob(tmp_path, 300_000, seed=7)
     node = Node(store)
     try:
         token = node.token(datasets="ct")
@@ -183,7 +183,7 @@ def test_keep_alive_and_pipelined_requests_are_all_answered(tmp_path):
         for n in range(300):
             start = (n * 997) % 290_000
             r = session.get(f"{node.url}/v1/blobs/{digest}", headers={"Range": f"bytes={start}-{start + 9999}"}, timeout=10)
-            assert r.status_code == 206 and r.content == blob.read_bytes()[start:start + 10_000], n
+            assert r.status_code == 206 and r.content == blob[start:start + 10_000], n
             if n % 7 == 0:
                 assert session.get(f"{node.url}/healthz", timeout=10).status_code == 200
         for count in (2, 3, 16):
@@ -214,13 +214,7 @@ def test_a_slow_reader_is_not_taken_for_a_stalled_one(tmp_path):
     """The second review: a client taking a response at a few hundred KB/s through a small receive buffer
     was cut off as stalled when a written chunk took longer than write_stall_seconds to drain. A
     connection is closed only when the client takes nothing for that long."""
-    store = Store(tmp_path / "data")
-    store.run("init")
-    store.run("dataset", "create", "ct", "--deid-policy", "accept")
-    big = tmp_path / "big.bin"
-    big.write_bytes(image_like(7_000_000, seed=29))
-    store.run("ingest", "--dataset", "ct", str(big))
-    digest = sha256_digest(big.read_bytes())
+    store, big, digest = store_with_blob(tmp_path, 7_000_000, seed=29)
     node = Node(store, config={"write_stall_seconds": 1})
     try:
         token = node.token(datasets="ct")
@@ -235,13 +229,13 @@ def test_a_slow_reader_is_not_taken_for_a_stalled_one(tmp_path):
             if not chunk:
                 break
             received += chunk
-            if received.endswith(big.read_bytes()[1_990_000:2_000_000]):
+            if received.endswith(big[1_990_000:2_000_000]):
                 break
             time.sleep(0.02)
         sock.close()
         header, _, body = received.partition(b"\r\n\r\n")
         print(f"2 MB taken in {time.monotonic() - started:.1f} s")
-        assert header.startswith(b"HTTP/1.1 206") and body == big.read_bytes()[:2_000_000], len(body)
+        assert header.startswith(b"HTTP/1.1 206") and body == big[:2_000_000], len(body)
         assert metric(node, "cairn_http_connections_stalled_total") == 0
     finally:
         node.stop()
