@@ -10,7 +10,7 @@ int cairn_o_direct(void) { return O_DIRECT; }
 
 void cairn_tune_malloc_for_server(void) {
     mallopt(M_ARENA_MAX, 2);
-    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 160 * 1024);
 }
 
 #include <spawn.h>

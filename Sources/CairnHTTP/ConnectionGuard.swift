@@ -125,6 +125,8 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
     let budget: ConnectionBudget
     private var client: String?
     private var stall: Scheduled<Void>?
+    /// Since when the channel has been unwritable (nil while writable), and the bytes then waiting.
+    private var unwritable: (since: NIODeadline, buffered: Int)?
     /// Request heads passed on, and responses ended: a head waits while they differ.
     private var requestsPassed = 0
     private var responsesEnded = 0
@@ -225,27 +227,37 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    /// A response larger than the channel's high-water mark makes it unwritable and writable again
+    /// once per response: that only notes the time, and one timer per connection, armed at the
+    /// first stall and re-armed only while one lasts, does the checking (a timer scheduled and
+    /// cancelled at every flip cost a twentieth of a cached range read's CPU).
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            stall?.cancel()
-            stall = nil
-        } else if stall == nil {
-            watchStall(context: context, buffered: Self.buffered(context))
+            unwritable = nil
+        } else if unwritable == nil {
+            unwritable = (context.eventLoop.now, Self.buffered(context))
+            if stall == nil { armStallCheck(context: context, in: .milliseconds(Int64(budget.limits.writeStallSeconds * 1000))) }
         }
         context.fireChannelWritabilityChanged()
     }
 
-    /// Closes the connection if, `writeStallSeconds` from now, it is still not writable and the
-    /// socket has taken none of the bytes waiting for it; one that took some is watched again
+    /// Closes the connection if it has been unwritable for `writeStallSeconds` and the socket has
+    /// taken none of the bytes that waited when that began; one that took some is watched again
     /// from there.
-    private func watchStall(context: ChannelHandlerContext, buffered: Int) {
-        let seconds = budget.limits.writeStallSeconds
-        stall = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+    private func armStallCheck(context: ChannelHandlerContext, in delay: TimeAmount) {
+        stall = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
             self.stall = nil
-            guard !context.channel.isWritable else { return }
+            guard let unwritable = self.unwritable, !context.channel.isWritable else { return }
+            let limit = TimeAmount.milliseconds(Int64(self.budget.limits.writeStallSeconds * 1000))
+            let waited = context.eventLoop.now - unwritable.since
+            if waited < limit {
+                self.armStallCheck(context: context, in: limit - waited)
+                return
+            }
             let now = Self.buffered(context)
-            if now < buffered {
-                self.watchStall(context: context, buffered: now)
+            if now < unwritable.buffered {
+                self.unwritable = (context.eventLoop.now, now)
+                self.armStallCheck(context: context, in: limit)
             } else {
                 self.budget.observer.stalled()
                 context.close(promise: nil)

@@ -36,10 +36,18 @@ public enum ServerConfig {
 
     /// HTTP/1 with the idle timeout and each connection held to `connections`' budget, over TLS
     /// (1.2 or later) when a PEM certificate chain and key are both given; the scheme to print.
-    public static func server(idleTimeoutSeconds: Double, connections: ConnectionBudget, tlsCertificate: String?, tlsKey: String?) throws
+    /// `onEventLoop`: each connection's requests are handled on its event loop (`EventLoopChildChannel`),
+    /// and those `immediate` answers are answered there before they reach the application.
+    public static func server(idleTimeoutSeconds: Double, connections: ConnectionBudget, tlsCertificate: String?, tlsKey: String?,
+                              onEventLoop: Bool = false, immediate: (serverName: String, respond: ImmediateResponder)? = nil) throws
         -> (builder: HTTPServerBuilder, scheme: String) {
-        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [connections.guardHandler()],
-                                                                 idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000))))
+        let configuration = HTTP1Channel.Configuration(additionalChannelHandlers: [connections.guardHandler()],
+                                                       idleTimeout: .milliseconds(Int64(idleTimeoutSeconds * 1000)))
+        let http1 = onEventLoop
+            ? HTTPServerBuilder { responder in
+                EventLoopChildChannel(HTTP1Channel(responder: responder, configuration: configuration), immediate: immediate)
+            }
+            : HTTPServerBuilder.http1(configuration: configuration)
         switch (tlsCertificate, tlsKey) {
         case (nil, nil):
             return (http1, "http")

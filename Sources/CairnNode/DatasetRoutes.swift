@@ -59,7 +59,8 @@ extension NodeAPI {
             }
             do {
                 while sent < maximum {
-                    let page = try store.list(dataset: id, after: cursor, limit: min(1000, maximum - sent))
+                    let after = cursor, limit = min(1000, maximum - sent)
+                    let page = try await offEventLoop { try store.list(dataset: id, after: after, limit: limit) }
                     if page.isEmpty { break }
                     var buffer = ByteBuffer()
                     for entry in page {

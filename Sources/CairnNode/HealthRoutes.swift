@@ -17,6 +17,7 @@ extension NodeAPI {
                 throw APIError.unauthorized("/metrics needs a token with the monitor scope (cairn token issue --scope monitor)")
             }
             if let free = store.freeBytes { metrics.diskFree.set(Double(free)) }
+            metrics.observe(store.frameCache)
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
         }

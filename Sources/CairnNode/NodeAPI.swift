@@ -37,6 +37,11 @@ public struct NodeAPI: Sendable {
     /// Handlers and response bodies waiting on the bucket or the index server at once.
     static let blockingThreads = 64
 
+    /// Where blob reads open files and decode frames: the cooperative pool (as many threads as
+    /// cores), never the event loop that serves other connections' cache hits; the blocking
+    /// threads when blobs or index are remote.
+    var decodeExecutor: any TaskExecutor { blockingExecutor ?? globalConcurrentExecutor }
+
     /// Where a response body runs: on its connection's event loop (see `EventLoopTaskExecutor`),
     /// unless it may wait on the bucket: bodies that `prefetch` never do; others (DICOMweb) run on
     /// the blocking threads when blobs are objects.
@@ -45,9 +50,14 @@ public struct NodeAPI: Sendable {
         return context.eventLoop.map(EventLoopTaskExecutor.init)
     }
 
+    /// Whether each connection's requests are handled on its event loop (`EventLoopChildChannel`):
+    /// when blobs and index are local. Otherwise handlers prefer the blocking threads (`NodeServer.run`).
+    var handlesOnEventLoop: Bool { blockingExecutor == nil }
+
     public func router() -> Router<NodeRequestContext> {
         let router = Router(context: NodeRequestContext.self)
         router.middlewares.add(RequestMetricsMiddleware(metrics: metrics))
+        if handlesOnEventLoop { router.middlewares.add(OffEventLoopMiddleware()) }
         addHealthRoutes(to: router)
         addBlobRoutes(to: router)
         addDatasetRoutes(to: router)
@@ -98,6 +108,25 @@ public struct NodeAPI: Sendable {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+}
+
+/// With request loops on the event loops, every handler but the blob reads' runs on the cooperative
+/// pool, as before: index queries, uploads, searches and DICOMweb must not hold a loop that other
+/// connections wait on. Blob reads stay (`blob`), and send what needs decoding to the pool.
+struct OffEventLoopMiddleware: RouterMiddleware {
+    typealias Context = NodeRequestContext
+
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.path.hasPrefix("/v1/blobs/") { return try await next(request, context) }
+        return try await withTaskExecutorPreference(globalConcurrentExecutor) { try await next(request, context) }
+    }
+}
+
+/// Runs blocking work (index reads, decoding) on the cooperative pool, off the event loop that
+/// serves a connection's cache hits.
+func offEventLoop<T: Sendable>(_ work: @Sendable () throws -> T) async throws -> T {
+    try await withTaskExecutorPreference(globalConcurrentExecutor) { try work() }
 }
 
 /// Counts requests by route, method and status, and times them to the response head.

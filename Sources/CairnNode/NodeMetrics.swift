@@ -1,5 +1,7 @@
 import CairnHTTP
+import CairnStore
 import Prometheus
+import Synchronization
 
 /// The node's Prometheus metrics, in a registry of its own (no process-global metrics system),
 /// exposed at `/metrics`.
@@ -18,6 +20,14 @@ public final class NodeMetrics: Sendable {
     let replicationFailures: Counter
     let replicationPushed: Counter
     let replicationHalted: Gauge
+    let frameCacheCapacity: Gauge
+    let frameCacheBytes: Gauge
+    let frameCacheFrames: Gauge
+    let frameCacheHits: Counter
+    let frameCacheMisses: Counter
+    let frameCacheEvictions: Counter
+    /// The frame cache's totals at the last scrape (its counters are the cache's own; these move by the difference).
+    private let frameCacheReported = Mutex(FrameCache.Statistics())
 
     static let latencyBuckets: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
@@ -44,16 +54,57 @@ public final class NodeMetrics: Sendable {
         replicationPushed = registry.makeCounter(descriptor: descriptor("replication_pushed", "total", "Snapshots the hub accepted"))
         replicationHalted = registry.makeGauge(descriptor: descriptor("replication_halted", "datasets",
                                                                       "Datasets whose pushes the hub refused for good (not retried until restart)"))
+        frameCacheCapacity = registry.makeGauge(descriptor: descriptor("frame_cache_capacity", "bytes",
+                                                                       "Decoded bytes the frame cache may hold (read_cache_bytes)"))
+        frameCacheBytes = registry.makeGauge(descriptor: descriptor("frame_cache", "bytes", "Decoded bytes in the frame cache"))
+        frameCacheFrames = registry.makeGauge(descriptor: descriptor("frame_cache", "frames", "Decoded frames in the frame cache"))
+        frameCacheHits = registry.makeCounter(descriptor: descriptor("frame_cache_hits", "total", "Frames served from the frame cache"))
+        frameCacheMisses = registry.makeCounter(descriptor: descriptor("frame_cache_misses", "total",
+                                                                       "Frames looked for in the frame cache and decoded instead"))
+        frameCacheEvictions = registry.makeCounter(descriptor: descriptor("frame_cache_evictions", "total",
+                                                                          "Frames the frame cache let go to make room"))
+    }
+
+    /// Brings the frame-cache metrics up to `cache`'s figures (at each scrape).
+    func observe(_ cache: FrameCache) {
+        let now = cache.statistics
+        let before = frameCacheReported.withLock { reported in
+            defer { reported = now }
+            return reported
+        }
+        frameCacheCapacity.set(Double(cache.capacity))
+        frameCacheBytes.set(Double(now.bytes))
+        frameCacheFrames.set(Double(now.frames))
+        frameCacheHits.increment(by: Int64(now.hits &- before.hits))
+        frameCacheMisses.increment(by: Int64(now.misses &- before.misses))
+        frameCacheEvictions.increment(by: Int64(now.evictions &- before.evictions))
     }
 
     func requestFinished(route: String, method: String, status: Int, duration: Duration) {
-        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_requests", unitName: "total",
-                                                              helpText: "HTTP requests by route, method and status"),
-                             labels: [("route", route), ("method", method), ("status", String(status))]).increment()
-        registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_request_duration",
-                                                                        unitName: "seconds", helpText: "Time to response head"),
-                                       labels: [("route", route)], buckets: Self.latencyBuckets).record(duration)
+        let key = RequestSeries(route: route, method: method, status: status)
+        let (counter, histogram) = requestSeries.withLock { series in
+            if let known = series[key] { return known }
+            let made = (registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_requests", unitName: "total",
+                                                                               helpText: "HTTP requests by route, method and status"),
+                                             labels: [("route", route), ("method", method), ("status", String(status))]),
+                        registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "cairn", metricName: "http_request_duration",
+                                                                                        unitName: "seconds", helpText: "Time to response head"),
+                                                       labels: [("route", route)], buckets: Self.latencyBuckets))
+            series[key] = made
+            return made
+        }
+        counter.increment()
+        histogram.record(duration)
     }
+
+    /// The request metrics' series, made once each: looking them up in the registry by name and
+    /// labels cost a few percent of a cached range read.
+    private struct RequestSeries: Hashable {
+        var route: String
+        var method: String
+        var status: Int
+    }
+    private let requestSeries = Mutex<[RequestSeries: (Counter, DurationHistogram)]>([:])
 
     /// The server's connections: open now, refused by reason, closed for leaving output unread.
     var connections: ConnectionObserver {

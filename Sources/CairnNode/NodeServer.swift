@@ -22,7 +22,7 @@ public struct NodeServer: Sendable {
     /// Opens (initialising if needed) the store and key at `dataDirectory` and wires the API.
     public static func make(config: NodeConfig, dataDirectory: String, storage: StorageConfig = StorageConfig(),
                             logger: Logger) async throws -> NodeServer {
-        let store = try BlobStore.initialize(at: dataDirectory, storage: storage)
+        let store = try BlobStore.initialize(at: dataDirectory, storage: storage, readCacheBytes: storage.effectiveReadCacheBytes)
         let key = try NodeKey.loadOrCreate(dataDirectory: store.root)
         // One identity per node: the stored id wins, and a different --node-id is refused.
         let nodeID = try store.claimNodeID(config.nodeID, fallback: ProcessInfo.processInfo.hostName)
@@ -51,7 +51,9 @@ public struct NodeServer: Sendable {
         let (host, port) = try config.listenAddress()
         let (server, scheme) = try ServerConfig.server(idleTimeoutSeconds: config.idleTimeoutSeconds,
                                                       connections: ConnectionBudget(limits: config.connections, observer: api.metrics.connections),
-                                                      tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey)
+                                                      tlsCertificate: config.tlsCertificate, tlsKey: config.tlsKey,
+                                                      onEventLoop: api.handlesOnEventLoop,
+                                                      immediate: api.handlesOnEventLoop ? ("cairn-node", { [api] in api.immediateBlobAnswer($0) }) : nil)
         let app = Application(
             router: api.router(), server: server,
             configuration: .init(address: .hostname(host, port: port), serverName: "cairn-node"),

@@ -1,6 +1,7 @@
 import CairnBlobs
 import Crypto
 import Glibc
+import NIOCore
 
 /// Reads original bytes back from one blob file. Ranged reads decompress only the frames that
 /// overlap the range and check each frame's XXH64 before any of its bytes reach the caller.
@@ -16,6 +17,9 @@ public final class BlobReader {
     private let file: any BlobSource
     private let table: SeekTable
     private let pool: ReadScratchPool
+    /// Decoded frames shared with every reader of the process: consulted before decoding, and
+    /// given each frame decoded here once its checksum passed.
+    private let frames: FrameCache?
 
     /// Work counters, for tests and metrics.
     public private(set) var framesDecompressed = 0
@@ -25,7 +29,8 @@ public final class BlobReader {
     /// Bytes of the blob file (frames and seek table; the original size for raw blobs).
     public var storedSize: UInt64 { codec == .raw ? size : table.compressedSize + UInt64(table.encodedSize) }
 
-    convenience init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
+    convenience init(path: String, digest: BlobDigest, codec: BlobCodec, pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil,
+                     frames: FrameCache? = nil) throws {
         let file: PosixFile
         do {
             file = try PosixFile.openForReading(path)
@@ -34,14 +39,16 @@ public final class BlobReader {
             throw error
         }
         let (inode, fileSize) = try file.identity
-        try self.init(source: file, identity: inode, fileSize: fileSize, digest: digest, codec: codec, pool: pool, tables: tables)
+        try self.init(source: file, identity: inode, fileSize: fileSize, digest: digest, codec: codec, pool: pool, tables: tables,
+                      frames: frames)
     }
 
     /// A reader over any source of the stored bytes. `identity` and `fileSize` key the seek-table
     /// cache: a file replaced under the same digest (recompress) must not meet a stale table.
     init(source: any BlobSource, identity: UInt64, fileSize: UInt64, digest: BlobDigest, codec: BlobCodec,
-         pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil) throws {
+         pool: ReadScratchPool? = nil, tables: SeekTableCache? = nil, frames: FrameCache? = nil) throws {
         self.path = source.path
+        self.frames = frames?.isEnabled == true ? frames : nil
         self.digest = digest
         self.codec = codec
         file = source
@@ -105,8 +112,10 @@ public final class BlobReader {
         try read(range, direct: nil) { _, piece in try sink(piece) }
     }
 
-    /// The read loop. With `direct` (exactly the range's length), frames that lie wholly inside
-    /// the range are decoded straight into it and only partial frames go through `sink`.
+    /// The read loop. Cached frames are copied out of the frame cache; the others are read from
+    /// the file in runs of up to `batchBytes` compressed, decoded and checked. With `direct`
+    /// (exactly the range's length) and no frame cache, frames that lie wholly inside the range
+    /// are decoded straight into it; everything else reaches `sink` with its position.
     private func read(_ range: Range<UInt64>, direct: UnsafeMutableRawBufferPointer?,
                       to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
         guard range.upperBound <= size else {
@@ -120,55 +129,72 @@ public final class BlobReader {
             return
         }
         let decompressor = try scratch.decoder()
-        var frame = table.frameIndex(containing: range.lowerBound)
         let lastFrame = table.frameIndex(containing: range.upperBound - 1)
-        var position = range.lowerBound
+        var frame = table.frameIndex(containing: range.lowerBound)
+        // The frames whose compressed bytes are in `scratch.compressed`, from `batchStart` on.
+        var batch = 0..<0
+        var batchStart: UInt64 = 0
         while frame <= lastFrame {
-            // One pread for a run of frames (up to ~1 MiB compressed): whole-blob reads of 64 KiB
-            // frames otherwise spend a syscall per 30 KiB.
-            var batchEnd = frame + 1
-            while batchEnd <= lastFrame
-                && table.compressedOffsets[batchEnd + 1] - table.compressedOffsets[frame] <= Self.batchBytes {
-                batchEnd += 1
+            let frameStart = table.decompressedOffsets[frame], frameEnd = table.decompressedOffsets[frame + 1]
+            let length = Int(frameEnd - frameStart)
+            let key = FrameCache.Key(digest: digest, offset: frameStart)
+            if let frames, let cached = frames.frame(key, length: length) {
+                try cached.withUnsafeReadableBytes { try deliver(frameStart, $0, range: range, to: sink) }
+                frame += 1
+                continue
             }
-            let batchStart = table.compressedOffsets[frame]
-            let batchCount = Int(table.compressedOffsets[batchEnd] - batchStart)
-            ReadScratch.ensure(&scratch.compressed, batchCount)
-            try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: scratch.compressed[0..<batchCount]), at: batchStart)
-            for member in frame..<batchEnd {
-                let from = Int(table.compressedOffsets[member] - batchStart)
-                let to = Int(table.compressedOffsets[member + 1] - batchStart)
-                let source = UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to])
-                let frameStart = table.decompressedOffsets[member], frameEnd = table.decompressedOffsets[member + 1]
-                if let direct, frameStart >= range.lowerBound, frameEnd <= range.upperBound {
-                    let offset = Int(frameStart - range.lowerBound)
-                    try decode(member, from: source,
-                               into: UnsafeMutableRawBufferPointer(rebasing: direct[offset..<(offset + Int(frameEnd - frameStart))]),
-                               decompressor: decompressor)
-                    position = frameEnd
-                    continue
+            if !batch.contains(frame) {
+                // One pread for a run of uncached frames (up to ~1 MiB compressed): whole-blob
+                // reads of 64 KiB frames otherwise spend a syscall per 30 KiB.
+                var end = frame + 1
+                while end <= lastFrame, table.compressedOffsets[end + 1] - table.compressedOffsets[frame] <= Self.batchBytes,
+                      !(frames?.contains(FrameCache.Key(digest: digest, offset: table.decompressedOffsets[end]),
+                                         length: Int(table.decompressedOffsets[end + 1] - table.decompressedOffsets[end])) ?? false) {
+                    end += 1
                 }
-                ReadScratch.ensure(&scratch.decompressed, Int(frameEnd - frameStart))
-                try decode(member, from: source,
-                           into: UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<Int(frameEnd - frameStart)]),
-                           decompressor: decompressor)
-                try emit(member, range: range, position: &position, scratch: scratch, to: sink)
+                batchStart = table.compressedOffsets[frame]
+                let count = Int(table.compressedOffsets[end] - batchStart)
+                ReadScratch.ensure(&scratch.compressed, count)
+                try file.readExactly(into: UnsafeMutableRawBufferPointer(rebasing: scratch.compressed[0..<count]), at: batchStart)
+                batch = frame..<end
             }
-            frame = batchEnd
+            let from = Int(table.compressedOffsets[frame] - batchStart), to = Int(table.compressedOffsets[frame + 1] - batchStart)
+            let source = UnsafeRawBufferPointer(rebasing: scratch.compressed[from..<to])
+            if let frames {
+                // Decoded into a buffer of its own, which the cache keeps once the checksum passed.
+                var bytes = ByteBufferAllocator().buffer(capacity: length)
+                try bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { target in
+                    try decode(frame, from: source, into: UnsafeMutableRawBufferPointer(rebasing: target[0..<length]),
+                               decompressor: decompressor)
+                    return length
+                }
+                frames.insert(key, bytes: bytes)
+                try bytes.withUnsafeReadableBytes { try deliver(frameStart, $0, range: range, to: sink) }
+            } else if let direct, frameStart >= range.lowerBound, frameEnd <= range.upperBound {
+                let offset = Int(frameStart - range.lowerBound)
+                try decode(frame, from: source, into: UnsafeMutableRawBufferPointer(rebasing: direct[offset..<(offset + length)]),
+                           decompressor: decompressor)
+            } else {
+                ReadScratch.ensure(&scratch.decompressed, length)
+                let target = UnsafeMutableRawBufferPointer(rebasing: scratch.decompressed[0..<length])
+                try decode(frame, from: source, into: target, decompressor: decompressor)
+                try deliver(frameStart, UnsafeRawBufferPointer(target), range: range, to: sink)
+            }
+            frame += 1
         }
+    }
+
+    /// Hands `sink` the part of a decoded frame (starting at original offset `frameStart`) that
+    /// lies inside `range`.
+    private func deliver(_ frameStart: UInt64, _ bytes: UnsafeRawBufferPointer, range: Range<UInt64>,
+                         to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
+        let from = Int(max(frameStart, range.lowerBound) - frameStart)
+        let to = Int(min(frameStart + UInt64(bytes.count), range.upperBound) - frameStart)
+        try sink(frameStart + UInt64(from), UnsafeRawBufferPointer(rebasing: bytes[from..<to]))
     }
 
     /// Compressed bytes fetched with one read when a range spans several frames.
     static let batchBytes: UInt64 = 1 << 20
-
-    private func emit(_ frame: Int, range: Range<UInt64>, position: inout UInt64, scratch: ReadScratch,
-                      to sink: (UInt64, UnsafeRawBufferPointer) throws -> Void) throws {
-        let frameStart = table.decompressedOffsets[frame]
-        let from = Int(position - frameStart)
-        let to = Int(min(range.upperBound, table.decompressedOffsets[frame + 1]) - frameStart)
-        try sink(position, UnsafeRawBufferPointer(rebasing: scratch.decompressed[from..<to]))
-        position = frameStart + UInt64(to)
-    }
 
     /// Where a streamed chunk starting at `position` should end: at the end of the frame holding
     /// `position` once at least `minimum` bytes are covered, so consecutive chunks never decode

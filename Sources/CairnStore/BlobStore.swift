@@ -4,6 +4,7 @@ import CairnFoundation
 import Foundation
 import CairnIndex
 import Glibc
+import NIOCore
 
 /// A Cairn data directory: content-addressed blob files under `blobs/sha256/` (or, with an S3
 /// blob store, objects under the same keys in a bucket), write-in-progress files under `tmp/`, and
@@ -19,6 +20,10 @@ public final class BlobStore: Sendable {
     let scratchPool = ReadScratchPool()
     let seekTables = SeekTableCache()
     let writeScratchPool = WriteScratchPool()
+    /// Decoded frames, shared by every reader of a serving process (off in other commands).
+    public let frameCache: FrameCache
+    /// Blob rows and holders for the read path (`record(_:inAnyOf:)`).
+    let holdings: BlobRecordMap
 
     public static let defaultDataset = "default"
     static let formatVersion = "1"
@@ -30,9 +35,12 @@ public final class BlobStore: Sendable {
     var tmpRoot: String { root + "/tmp" }
     var indexPath: String { root + "/index.sqlite" }
 
-    private init(root: String, index: StoreIndex, frameSize: Int, blobLocation: StorageConfig.BlobLocation, objects: S3Client?) {
+    private init(root: String, index: StoreIndex, frameSize: Int, blobLocation: StorageConfig.BlobLocation, objects: S3Client?,
+                 readCacheBytes: Int) {
         self.root = root
         self.index = index
+        frameCache = FrameCache(capacity: readCacheBytes)
+        holdings = BlobRecordMap(writes: index.writes)
         self.frameSize = frameSize
         self.blobLocation = blobLocation
         self.objects = objects
@@ -43,14 +51,15 @@ public final class BlobStore: Sendable {
     /// the location is recorded in the index. With a PostgreSQL index, the database decides
     /// whether the store exists: a second server's `init` on another host joins it.
     @discardableResult
+    /// `readCacheBytes`: the decoded-frame cache of a serving process (0 in one-off commands).
     public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
-                                  storage: StorageConfig = StorageConfig()) throws -> BlobStore {
+                                  storage: StorageConfig = StorageConfig(), readCacheBytes: Int = 0) throws -> BlobStore {
         let root = absolute(root)
         let existing = try StoreIndex.existing(root: root, storage: storage)
         if let existing, try isInitialized(existing, root: root, storage: storage) {
             // Another host's init made the store (a shared index): this one lays out its own directory.
             try createDirectories(root: root)
-            return try open(at: root, storage: storage, index: existing)
+            return try open(at: root, storage: storage, index: existing, readCacheBytes: readCacheBytes)
         }
         // An init that died after claiming the bucket left its id in the index it had begun: that
         // claim is ours, and a second run finishes it. On a shared (PostgreSQL) index the id goes
@@ -95,7 +104,7 @@ public final class BlobStore: Sendable {
             try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('format_version', ?) ON CONFLICT DO NOTHING",
                            arguments: [formatVersion])
         }
-        return try open(at: root, storage: storage, index: index)
+        return try open(at: root, storage: storage, index: index, readCacheBytes: readCacheBytes)
     }
 
     /// The object that names the store a bucket belongs to (its `store_id`).
@@ -118,7 +127,7 @@ public final class BlobStore: Sendable {
     /// Opens an initialised store and recovers from any crashed writer (see `recoverTemporaryFiles`).
     /// `storage` must name the blob store the index was initialised with: a node pointed at the
     /// wrong place would report every blob missing, or write where no reader looks.
-    public static func open(at root: String, storage: StorageConfig = StorageConfig()) throws -> BlobStore {
+    public static func open(at root: String, storage: StorageConfig = StorageConfig(), readCacheBytes: Int = 0) throws -> BlobStore {
         let root = absolute(root)
         // The data directory must have been laid out by `init` here, whatever the index: a mistyped
         // --data must not become a new directory.
@@ -126,10 +135,10 @@ public final class BlobStore: Sendable {
               try isInitialized(index, root: root, storage: storage) else {
             throw StoreError.notInitialized(path: storage.index == .sqlite ? root : "\(root) (index \(storage.index))")
         }
-        return try open(at: root, storage: storage, index: index)
+        return try open(at: root, storage: storage, index: index, readCacheBytes: readCacheBytes)
     }
 
-    private static func open(at root: String, storage: StorageConfig, index: StoreIndex) throws -> BlobStore {
+    private static func open(at root: String, storage: StorageConfig, index: StoreIndex, readCacheBytes: Int) throws -> BlobStore {
         try createDirectories(root: root)
         // One read for every setting opening needs (each read is a transaction: round trips to a server).
         let settings = try index.read { db in
@@ -162,7 +171,8 @@ public final class BlobStore: Sendable {
                     "bucket \(storage.blobs) does not belong to the store at \(root) (its \(storeMarkerKey) is \(marker.map { String(decoding: $0, as: UTF8.self) } ?? "missing"), the index's store_id \(storeID ?? "missing"))")
             }
         }
-        let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs, objects: objects)
+        let store = BlobStore(root: root, index: index, frameSize: frameSize, blobLocation: storage.blobs, objects: objects,
+                              readCacheBytes: readCacheBytes)
         try store.recoverTemporaryFiles()
         return store
     }
@@ -233,29 +243,66 @@ public final class BlobStore: Sendable {
     func makeReader(_ digest: BlobDigest, codec: BlobCodec, storedSize: UInt64?, shared: Bool = true) throws -> BlobReader {
         guard let objects else {
             return try BlobReader(path: path(of: digest), digest: digest, codec: codec,
-                                  pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil)
+                                  pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil, frames: shared ? frameCache : nil)
         }
         guard let size = try storedSize ?? record(digest)?.storedSize else { throw StoreError.notFound(digest) }
         let source = ObjectBlobSource(client: objects, key: Self.objectKey(of: digest), digest: digest, size: size)
         // Objects under a digest's key are replaced only by a writer that found no row, so the
         // stored size tells tables apart.
         return try BlobReader(source: source, identity: 0, fileSize: size, digest: digest, codec: codec,
-                              pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil)
+                              pool: shared ? scratchPool : nil, tables: shared ? seekTables : nil, frames: shared ? frameCache : nil)
     }
 
     /// The blob's row and the first of `datasets` (in the order given) that holds it, or nil when
-    /// none does: a blob shared by two datasets is reachable through either.
+    /// none does: a blob shared by two datasets is reachable through either. Answered from memory
+    /// (`BlobRecordMap`): this runs on every blob request.
     public func record(_ digest: BlobDigest, inAnyOf datasets: [String]) throws -> (record: BlobRecord, dataset: String)? {
         if datasets.isEmpty { return nil }
-        // One statement (atomic on its own, no transaction): this runs on every blob request.
-        return try index.readStatement { db in
-            let rows = try IndexRow.fetchAll(db.cachedStatement(sql: """
-                SELECT b.*, d.dataset_id FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.digest = ?
-                """), arguments: [digest.hex])
-            let holders = Set(try rows.map { try $0["dataset_id"] as String })
-            guard let row = rows.first, let dataset = datasets.first(where: holders.contains) else { return nil }
-            return (try BlobRecord(row: row), dataset)
+        let holding = try holdings.holding(digest, generations: contentGenerations) {
+            // One statement (atomic on its own, no transaction).
+            try index.readStatement { db in
+                let rows = try IndexRow.fetchAll(db.cachedStatement(sql: """
+                    SELECT b.*, d.dataset_id FROM dataset_blobs d JOIN blobs b ON b.digest = d.digest WHERE d.digest = ?
+                    """), arguments: [digest.hex])
+                guard let row = rows.first else { return nil }
+                return BlobRecordMap.Holding(record: try BlobRecord(row: row), datasets: try rows.map { try $0["dataset_id"] as String })
+            }
         }
+        guard let holding, let dataset = datasets.first(where: holding.datasets.contains) else { return nil }
+        return (holding.record, dataset)
+    }
+
+    /// Every dataset's content generation (see `BlobRecordMap`).
+    private func contentGenerations() throws -> [String: Int64] {
+        try index.readStatement { db in
+            var generations: [String: Int64] = [:]
+            for row in try IndexRow.fetchAll(db.cachedStatement(sql: "SELECT id, content_generation FROM datasets")) {
+                generations[try row["id"] as String] = try row["content_generation"] as Int64
+            }
+            return generations
+        }
+    }
+
+    /// The original bytes `range` of a compressed blob as slices of cached decoded frames, when
+    /// every frame it touches is cached and the blob's seek table is at hand; nil otherwise (the
+    /// caller opens a reader, which decodes what is missing). Nothing is read from disk.
+    public func cachedFrames(of record: BlobRecord, range: Range<UInt64>) -> [ByteBuffer]? {
+        guard frameCache.isEnabled, record.codec != .raw, !range.isEmpty, range.upperBound <= record.size,
+              let table = seekTables.peek(record.digest, fileSize: record.storedSize),
+              table.decompressedSize == record.size else { return nil }
+        let first = table.frameIndex(containing: range.lowerBound), last = table.frameIndex(containing: range.upperBound - 1)
+        var slices: [ByteBuffer] = []
+        slices.reserveCapacity(last - first + 1)
+        for frame in first...last {
+            let start = table.decompressedOffsets[frame], end = table.decompressedOffsets[frame + 1]
+            guard let bytes = frameCache.frame(FrameCache.Key(digest: record.digest, offset: start), length: Int(end - start),
+                                               counted: false) else { return nil }
+            let from = Int(max(start, range.lowerBound) - start), to = Int(min(end, range.upperBound) - start)
+            guard let slice = bytes.getSlice(at: bytes.readerIndex + from, length: to - from) else { return nil }
+            slices.append(slice)
+        }
+        frameCache.countHits(slices.count)
+        return slices
     }
 
     /// Opens a reader for a blob whose codec the caller already knows (saves the index lookup for files).

@@ -40,6 +40,17 @@ final class SeekTableCache: Sendable {
         }
     }
 
+    /// The table of a blob whose stored size is `fileSize`, if one is cached, without opening
+    /// the file (its inode is not known here). A table of an older encoding of the same size
+    /// only names other frame boundaries; frame-cache keys are original offsets, so the worst it
+    /// causes is a miss.
+    func peek(_ digest: BlobDigest, fileSize: UInt64) -> SeekTable? {
+        state.withLock { state in
+            guard let entry = state.entries[digest], entry.fileSize == fileSize else { return nil }
+            return entry.table
+        }
+    }
+
     private func cached(_ digest: BlobDigest, inode: UInt64, fileSize: UInt64) -> SeekTable? {
         state.withLock { state in
             guard var entry = state.entries[digest], entry.inode == inode, entry.fileSize == fileSize else { return nil }

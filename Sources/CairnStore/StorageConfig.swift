@@ -55,9 +55,16 @@ public struct StorageConfig: Sendable, Equatable {
     public var s3Region = "us-east-1"
     /// Plain `http://` endpoints are refused unless this is set (`s3_allow_http`).
     public var s3AllowHTTP = false
+    /// Bytes of decoded frames a serving process (`node serve`, `mount`) keeps in memory
+    /// (`read_cache_bytes`; 0 turns the cache off). Unset: `FrameCache.defaultCapacity()`.
+    public var readCacheBytes: Int?
+
+    /// The read cache a serving process of this store uses.
+    public var effectiveReadCacheBytes: Int { readCacheBytes ?? FrameCache.defaultCapacity() }
 
     /// The keys this type reads; a config file may hold others (the node server's).
-    public static let keys: Set<String> = ["index", "index_allow_plaintext", "blob_store", "s3_endpoint", "s3_region", "s3_allow_http"]
+    public static let keys: Set<String> = ["index", "index_allow_plaintext", "blob_store", "s3_endpoint", "s3_region", "s3_allow_http",
+                                                "read_cache_bytes"]
 
     public init(index: IndexLocation = .sqlite, indexAllowPlaintext: Bool = false, blobs: BlobLocation = .files,
                 s3Endpoint: String? = nil, s3Region: String = "us-east-1", s3AllowHTTP: Bool = false) {
@@ -114,6 +121,14 @@ public struct StorageConfig: Sendable, Equatable {
         if let allow = object["s3_allow_http"] {
             guard let flag = allow as? Bool else { throw StoreError.invalidArgument("\(path): s3_allow_http must be true or false") }
             config.s3AllowHTTP = flag
+        }
+        if let bytes = object["read_cache_bytes"] {
+            // JSON true and false arrive as NSNumbers too (objCType "c"); 0 and 1 would pass `is Bool`.
+            guard let number = bytes as? NSNumber, String(cString: number.objCType) != "c",
+                  number.doubleValue == Double(number.int64Value), number.int64Value >= 0 else {
+                throw StoreError.invalidArgument("\(path): read_cache_bytes must be a whole number of bytes, 0 or more")
+            }
+            config.readCacheBytes = Int(number.int64Value)
         }
         _ = try config.objectEndpoint(describing: path)
         return (config, Set(object.keys).subtracting(keys))

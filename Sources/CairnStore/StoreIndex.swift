@@ -58,6 +58,8 @@ public struct BlobRecord: Sendable, Equatable {
 /// through migrations, from the first version on, the same names on both.
 struct StoreIndex: Sendable {
     let database: any IndexDatabase
+    /// Write transactions this process committed (see `BlobRecordMap`).
+    let writes = IndexWriteCounter()
 
     init(path: String) throws {
         do {
@@ -343,7 +345,10 @@ struct StoreIndex: Sendable {
 
     func read<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.read(body) } }
 
-    func write<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.write(body) } }
+    func write<T>(_ body: (any IndexConnection) throws -> T) throws -> T {
+        defer { writes.increment() }
+        return try indexErrors { try database.write(body) }
+    }
 
     /// One-statement lookups need no explicit transaction: each statement is atomic on its own.
     func readStatement<T>(_ body: (any IndexConnection) throws -> T) throws -> T { try indexErrors { try database.readStatement(body) } }

@@ -115,4 +115,10 @@ struct GlobalOptions: ParsableArguments {
     }
 
     func openStore() throws -> BlobStore { try BlobStore.open(at: dataDirectory, storage: storageConfig()) }
+
+    /// The store for a serving process (`mount`): with the decoded-frame cache the configuration sets.
+    func openServingStore() throws -> BlobStore {
+        let storage = try storageConfig()
+        return try BlobStore.open(at: dataDirectory, storage: storage, readCacheBytes: storage.effectiveReadCacheBytes)
+    }
 }

@@ -85,4 +85,32 @@ import Testing
         for _ in 0..<18 { try? seventeen.writeInbound(Self.head) }
         #expect(!seventeen.isActive)
     }
+
+    /// A client that leaves output unread for write_stall_seconds is cut; one whose connection
+    /// turns writable again in time is not, however often it flips (every large response does).
+    @Test func aStalledReaderIsCutAndAFlippingOneIsNot() throws {
+        let stalls = Mutex(0)
+        let budget = ConnectionBudget(limits: ConnectionLimits(writeStallSeconds: 2),
+                                      observer: ConnectionObserver(opened: { _ in }, refused: { _ in }, stalled: { stalls.withLock { $0 += 1 } }))
+        let flipping = try Self.channel(budget, from: "10.0.0.1")
+        let loop = try #require(flipping.eventLoop as? EmbeddedEventLoop)
+        for _ in 0..<10 {
+            flipping.isWritable = false
+            flipping.pipeline.fireChannelWritabilityChanged()
+            loop.advanceTime(by: .milliseconds(900))
+            flipping.isWritable = true
+            flipping.pipeline.fireChannelWritabilityChanged()
+            loop.advanceTime(by: .milliseconds(100))
+        }
+        #expect(flipping.isActive && stalls.withLock { $0 } == 0)
+
+        let stalled = try Self.channel(budget, from: "10.0.0.2")
+        let stalledLoop = try #require(stalled.eventLoop as? EmbeddedEventLoop)
+        stalled.isWritable = false
+        stalled.pipeline.fireChannelWritabilityChanged()
+        stalledLoop.advanceTime(by: .milliseconds(1900))
+        #expect(stalled.isActive)
+        stalledLoop.advanceTime(by: .milliseconds(200))
+        #expect(!stalled.isActive && stalls.withLock { $0 } == 1)
+    }
 }

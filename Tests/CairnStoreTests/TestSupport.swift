@@ -9,9 +9,9 @@ struct TempStore {
     let root: String
     let store: BlobStore
 
-    init(frameSize: Int = WriteOptions.defaultFrameSize) throws {
+    init(frameSize: Int = WriteOptions.defaultFrameSize, readCacheBytes: Int = 0) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("cairn-test-\(UUID().uuidString)").path
-        store = try BlobStore.initialize(at: root, frameSize: frameSize)
+        store = try BlobStore.initialize(at: root, frameSize: frameSize, readCacheBytes: readCacheBytes)
     }
 
     func cleanup() { try? FileManager.default.removeItem(atPath: root) }

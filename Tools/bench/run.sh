@@ -26,6 +26,13 @@ if [ ! -f "$corpus.complete" ]; then
     touch "$corpus.complete"
 fi
 shared=../shared/dicom
+# Serving is measured on copies of real vendor images (../shared/dicom-real, pydicom-data's WG04 set).
+real_corpus=Tools/bench/out/real-corpus
+if [ ! -f "$real_corpus.complete" ]; then
+    rm -rf "$real_corpus"
+    .venv/bin/python Tools/gen/make_real_corpus.py "$real_corpus" --real ../shared/dicom-real --seed 1
+    touch "$real_corpus.complete"
+fi
 if [ "${1:-}" = "--mount-only" ]; then
     exec .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
 fi
@@ -53,7 +60,7 @@ fi
 for tool in Orthanc nginx wrk; do
     command -v "$tool" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q orthanc orthanc-dicomweb nginx-light wrk >/dev/null
 done
-.venv/bin/python Tools/bench/serve_bench.py --corpus "$corpus" ${SERVE_ARGS:-}
+.venv/bin/python Tools/bench/serve_bench.py --corpus "$real_corpus" ${SERVE_ARGS:-}
 .venv/bin/python Tools/bench/federation_bench.py ${FEDERATION_ARGS:-}
 .venv/bin/python Tools/bench/mount_bench.py --corpus "$corpus" ${MOUNT_ARGS:-}
 .venv/bin/python Tools/bench/dicomweb_bench.py ${DICOMWEB_ARGS:-}

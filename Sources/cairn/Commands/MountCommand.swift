@@ -77,7 +77,7 @@ struct MountCommand: ParsableCommand {
         let store: BlobStore
         let filesystem: MountFilesystem
         do {
-            store = try global.openStore()
+            store = try global.openServingStore()
             filesystem = try MountFilesystem(store: store, datasets: ids, actor: actor,
                                              audit: AuditQueue(maxPending: 100_000, boundName: "cairn mount's audit queue"),
                                              logger: logger, group: readers)

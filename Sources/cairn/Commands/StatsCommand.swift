@@ -9,6 +9,7 @@ struct StatsCommand: ParsableCommand {
 
     func run() throws {
         let store = try global.openStore()
+        let readCache = try global.storageConfig().effectiveReadCacheBytes
         let stats = try store.stats()
         let ratio = stats.storedBytes > 0 ? Double(stats.bytes) / Double(stats.storedBytes) : 1
         let outbox = try store.outbox()
@@ -18,7 +19,7 @@ struct StatsCommand: ParsableCommand {
                 "data": store.root, "blobs": stats.blobs, "bytes": stats.bytes, "stored_bytes": stats.storedBytes,
                 "ratio": (ratio * 1000).rounded() / 1000, "by_codec": stats.byCodec, "missing": stats.missing,
                 "corrupt": stats.corrupt, "datasets": stats.datasets, "dataset_entries": stats.datasetEntries,
-                "frame_size": stats.frameSize,
+                "frame_size": stats.frameSize, "read_cache_bytes": readCache,
             ]
             if let free = stats.diskFree { object["disk_free"] = free }
             object["replication"] = [
@@ -46,6 +47,7 @@ struct StatsCommand: ParsableCommand {
             datasets:    \(stats.datasets) (\(stats.datasetEntries) entries)
             damaged:     \(stats.missing) missing, \(stats.corrupt) corrupt (as of the last verify or read)
             frame size:  \(stats.frameSize) bytes
+            read cache:  \(readCache == 0 ? "off" : Terminal.bytes(UInt64(readCache))) of decoded frames per serving process (read_cache_bytes)
             disk free:   \(stats.diskFree.map(Terminal.bytes) ?? "unknown")
             replication: \(outbox.isEmpty ? "up to date (or never published)" : "\(outbox.count) datasets waiting for the hub, "
                 + "oldest for \(Int(lag)) s, \(outbox.failedAttempts) failed attempts"

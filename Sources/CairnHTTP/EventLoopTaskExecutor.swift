@@ -5,13 +5,13 @@ import NIOCore
 /// before the next chunk; from another thread each write is a hop, and a fast producer could
 /// queue chunks faster than the loop drains them (measured: ~1.4 MB per connection resident with
 /// 200 streams, against a bound of one or two chunks this way).
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
+public final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked: EventLoop is Sendable; nothing else is stored.
-    let eventLoop: any EventLoop
+    public let eventLoop: any EventLoop
 
-    init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
+    public init(_ eventLoop: any EventLoop) { self.eventLoop = eventLoop }
 
-    func enqueue(_ job: consuming ExecutorJob) {
+    public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
