@@ -40,6 +40,8 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         case answering(ImmediateResponse, close: Bool)
         /// Handed to the application, up to and including its end.
         case passing
+        /// Answered a request that asked to close the connection: nothing after it is read.
+        case closing
     }
 
     private var state = State.idle
@@ -55,8 +57,14 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (state, part) {
+        case (.closing, _):
+            break
         case (.idle, .head(let request)):
-            if let answer = respond(request) {
+            // Only a request without a body, and only while the socket takes what is written: a
+            // client that reads nothing must not make the node buffer answer after answer (the
+            // application's bodies wait for writability), and one that sends a body (or waits
+            // for 100-continue) is the application's to answer.
+            if context.channel.isWritable, Self.hasNoBody(request), let answer = respond(request) {
                 state = .answering(answer, close: request.headerFields[.connection]?.lowercased() == "close")
             } else {
                 state = .passing
@@ -65,7 +73,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         case (.answering, .body):
             break
         case (.answering(let answer, let close), .end):
-            state = .idle
+            state = close ? .closing : .idle
             var head = answer.head
             head.headerFields[.date] = httpDate()
             head.headerFields[.server] = serverName
@@ -87,6 +95,14 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         default:
             context.fireChannelRead(data)
         }
+    }
+
+    /// No Content-Length (or 0), no Transfer-Encoding, no Expect: the request's end follows its head.
+    static func hasNoBody(_ request: HTTPRequest) -> Bool {
+        let fields = request.headerFields
+        if fields[.transferEncoding] != nil || fields[.expect] != nil { return false }
+        guard let length = fields[.contentLength] else { return true }
+        return length == "0"
     }
 
     /// IMF-fixdate (RFC 9110 §5.6.7), made once a second.

@@ -42,7 +42,14 @@ extension NodeAPI {
         let grant = try await authorize(request, context: context, scope: .read, action: action)
         // Not held, or held only by datasets the token does not grant: the same 404, so a token
         // cannot probe what other datasets contain.
-        guard let (record, dataset) = try store.record(digest, inAnyOf: grant.datasets) else {
+        // From memory when the record map has the row; else from the index, off the event loop.
+        let store = store, datasets = grant.datasets
+        var found = store.cachedRecord(digest, inAnyOf: datasets)
+        if found == nil {
+            found = handlesOnEventLoop ? try await offEventLoop { try store.record(digest, inAnyOf: datasets) }
+                : try store.record(digest, inAnyOf: datasets)
+        }
+        guard let (record, dataset) = found else {
             deny(actor: grant.subject, action: action, digest: digest.description, status: 404,
                  detail: "not in the datasets this token grants", context: context)
             throw APIError.notFound("blob \(digest) is not in the datasets this token grants")
@@ -185,7 +192,7 @@ extension NodeAPI {
         let text = path.dropFirst(10)
         guard !text.utf8.contains(UInt8(ascii: "/")), !text.utf8.contains(UInt8(ascii: "?")), let digest = BlobDigest(parsing: String(text)),
               let grant = verifier.cachedGrant(authorization: request.headerFields[.authorization]), grant.allows(.read),
-              let found = try? store.record(digest, inAnyOf: grant.datasets) else { return nil }
+              let found = store.cachedRecord(digest, inAnyOf: grant.datasets) else { return nil }
         let (record, dataset) = found
         let headers = request.headerFields
         if record.codec == .zstd, headers[.range] == nil, Self.accepts("zstd", headers[.acceptEncoding]) { return nil }
@@ -240,33 +247,38 @@ extension NodeAPI {
             audit.record(event(plan.rangeText, Int64(body.readableBytes), plan.status.code, nil))
             return Response(status: plan.status, headers: plan.headers, body: .init(byteBuffer: body))
         }
-        let ranges = slices
+        // Larger answers are written a megabyte at a time, each looked up again as it is written:
+        // a slow client holds one batch of frames, not the whole answer, and frames evicted
+        // meanwhile are decoded again from the file.
+        let store = store, decoder = decodeExecutor, ranges = plan.ranges
         return Response(status: plan.status, headers: plan.headers, body: ResponseBody { writer in
             var sent: UInt64 = 0
+            var reader: BlobReader?
             do {
-                for (index, frames) in ranges.enumerated() {
+                for (index, range) in ranges.enumerated() {
                     if let parts = plan.multipart { try await writer.write(ByteBuffer(string: parts.partHeaders[index])) }
-                    // Up to a megabyte of frames a write: one flush each, and a slow client holds
-                    // no more than that in flight.
-                    var batch: [ByteBuffer] = [], batchBytes = 0
-                    for slice in frames {
-                        batch.append(slice)
-                        batchBytes += slice.readableBytes
-                        if batchBytes >= Self.oneBufferLimit {
-                            try await writer.write(contentsOf: batch)
-                            sent += UInt64(batchBytes)
-                            batch.removeAll(keepingCapacity: true)
-                            batchBytes = 0
+                    var position = range.lowerBound
+                    while position < range.upperBound {
+                        let batch = position..<min(range.upperBound, position + UInt64(Self.oneBufferLimit))
+                        if reader == nil, let frames = store.cachedFrames(of: record, range: batch) {
+                            try await writer.write(contentsOf: frames)
+                            sent += UInt64(batch.count)
+                            position = batch.upperBound
+                            continue
                         }
-                    }
-                    if !batch.isEmpty {
-                        try await writer.write(contentsOf: batch)
-                        sent += UInt64(batchBytes)
+                        let opened: BlobReader
+                        if let reader { opened = reader } else {
+                            opened = try await withTaskExecutorPreference(decoder) { try openReader(record) }
+                        }
+                        reader = opened
+                        try await Self.send(position..<range.upperBound, from: opened, to: &writer, sent: &sent, decoder: decoder)
+                        position = range.upperBound
                     }
                 }
                 if let parts = plan.multipart { try await writer.write(ByteBuffer(string: parts.closing)) }
                 try await writer.finish(nil)
             } catch {
+                if case StoreError.corruptFrame = error { metrics.checksumFailures.increment() }
                 metrics.bytesServed.increment(by: Int64(sent))
                 audit.record(event(plan.rangeText, Int64(sent), plan.status.code, "response cut short after \(sent) bytes: \(error)"))
                 throw error

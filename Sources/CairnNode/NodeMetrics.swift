@@ -67,17 +67,17 @@ public final class NodeMetrics: Sendable {
 
     /// Brings the frame-cache metrics up to `cache`'s figures (at each scrape).
     func observe(_ cache: FrameCache) {
-        let now = cache.statistics
-        let before = frameCacheReported.withLock { reported in
-            defer { reported = now }
-            return reported
+        // Read and reported under one lock: two scrapes at once must not both report a difference.
+        frameCacheReported.withLock { reported in
+            let now = cache.statistics
+            frameCacheCapacity.set(Double(cache.capacity))
+            frameCacheBytes.set(Double(now.bytes))
+            frameCacheFrames.set(Double(now.frames))
+            frameCacheHits.increment(by: Int64(clamping: now.hits > reported.hits ? now.hits - reported.hits : 0))
+            frameCacheMisses.increment(by: Int64(clamping: now.misses > reported.misses ? now.misses - reported.misses : 0))
+            frameCacheEvictions.increment(by: Int64(clamping: now.evictions > reported.evictions ? now.evictions - reported.evictions : 0))
+            reported = now
         }
-        frameCacheCapacity.set(Double(cache.capacity))
-        frameCacheBytes.set(Double(now.bytes))
-        frameCacheFrames.set(Double(now.frames))
-        frameCacheHits.increment(by: Int64(now.hits &- before.hits))
-        frameCacheMisses.increment(by: Int64(now.misses &- before.misses))
-        frameCacheEvictions.increment(by: Int64(now.evictions &- before.evictions))
     }
 
     func requestFinished(route: String, method: String, status: Int, duration: Duration) {

@@ -53,6 +53,13 @@ final class BlobRecordMap: Sendable {
         return loaded
     }
 
+    /// The holding when the map has it and needs no recheck now; nil otherwise. Never touches the
+    /// index, so it may run where waiting is not allowed (an event loop).
+    func cachedHolding(_ digest: BlobDigest) -> Holding? {
+        guard isFresh(now: ContinuousClock.now, writes: writes.value) else { return nil }
+        return state.withLock { $0.holdings[digest] }
+    }
+
     private func refreshIfDue(_ generations: () throws -> [String: Int64]) throws {
         let now = ContinuousClock.now
         let writesNow = writes.value

@@ -272,6 +272,15 @@ public final class BlobStore: Sendable {
         return (holding.record, dataset)
     }
 
+    /// As `record(_:inAnyOf:)`, from memory only: nil when the row is not in the map or the map is
+    /// due a recheck. For callers that must not wait on the index (an event loop).
+    public func cachedRecord(_ digest: BlobDigest, inAnyOf datasets: [String]) -> (record: BlobRecord, dataset: String)? {
+        guard let holding = holdings.cachedHolding(digest), let dataset = datasets.first(where: holding.datasets.contains) else {
+            return nil
+        }
+        return (holding.record, dataset)
+    }
+
     /// Every dataset's content generation (see `BlobRecordMap`).
     private func contentGenerations() throws -> [String: Int64] {
         try index.readStatement { db in

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import NIOCore
 import Synchronization
@@ -27,6 +28,7 @@ public final class FrameCache: Sendable {
         public var misses: UInt64 = 0
         public var insertions: UInt64 = 0
         public var evictions: UInt64 = 0
+        /// Memory the cached frames take (buffers as allocated, and bookkeeping).
         public var bytes: Int = 0
         public var frames: Int = 0
         public init() {}
@@ -94,12 +96,23 @@ public final class FrameCache: Sendable {
         return total
     }
 
-    /// The default bound: an eighth of the memory this process may use (the machine's, or its
-    /// cgroup's limit when lower), between 64 MiB and 32 GiB.
+    /// The default bound: an eighth of the memory this process may use (the machine's, or the
+    /// lowest limit of its cgroup and the cgroups above it), between 64 MiB and 32 GiB.
     public static func defaultCapacity() -> Int {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
         var memory = pages > 0 && pageSize > 0 ? pages * pageSize : 8 << 30
-        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+        // The process's own cgroup (a systemd unit's MemoryMax= lands there), then the root's.
+        var limits = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        if let groups = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) {
+            for line in groups.split(separator: "\n") where line.hasPrefix("0::/") {
+                var path = String(line.dropFirst(3))
+                while path.count > 1 {
+                    limits.append("/sys/fs/cgroup\(path)/memory.max")
+                    path = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+                }
+            }
+        }
+        for path in limits {
             if let text = try? String(contentsOfFile: path, encoding: .utf8),
                let limit = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0 {
                 memory = min(memory, limit)
@@ -139,6 +152,10 @@ private struct Shard {
 
     init(capacity: Int) { self.capacity = capacity }
 
+    /// What an entry costs: its buffer's whole allocation (NIO rounds capacities up to a power
+    /// of two) and the bookkeeping around it (dictionary slot, queue and ghost records).
+    static func weight(_ bytes: ByteBuffer) -> Int { bytes.capacity + 128 }
+
     var smallTarget: Int { capacity / 10 }
 
     mutating func lookup(_ key: FrameCache.Key, length: Int, counted: Bool) -> ByteBuffer? {
@@ -155,8 +172,8 @@ private struct Shard {
     func peek(_ key: FrameCache.Key) -> ByteBuffer? { entries[key]?.bytes }
 
     mutating func insert(_ key: FrameCache.Key, bytes: ByteBuffer) {
-        let size = bytes.readableBytes
-        guard size > 0, size <= capacity / 4, entries[key] == nil else { return }
+        let size = Self.weight(bytes)
+        guard bytes.readableBytes > 0, size <= capacity / 4, entries[key] == nil else { return }
         let toMain = ghosts.removeValue(forKey: key) != nil
         entries[key] = Entry(bytes: bytes, frequency: 0, inMain: toMain)
         if toMain {
@@ -187,7 +204,7 @@ private struct Shard {
     private mutating func evictSmall() {
         while let key = small.pop() {
             guard let entry = entries[key] else { continue }
-            let size = entry.bytes.readableBytes
+            let size = Self.weight(entry.bytes)
             smallBytes -= size
             if entry.frequency > 0 {
                 entries[key] = Entry(bytes: entry.bytes, frequency: 0, inMain: true)
@@ -212,7 +229,7 @@ private struct Shard {
                 main.push(key)
                 continue
             }
-            let size = entry.bytes.readableBytes
+            let size = Self.weight(entry.bytes)
             mainBytes -= size
             remove(key, size: size)
             return
