@@ -265,6 +265,21 @@ public final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandle
         }
     }
 
+    /// A full close while bytes are still queued for the socket closes the output first, once
+    /// they are written (NIO's full close fails queued writes). Hummingbird ends a connection that
+    /// a graceful shutdown quiesced right after the last response's end, which a slow reader's
+    /// socket may not have taken yet: its last bytes were lost (test_sigterm_lets_in_flight_responses_finish).
+    /// A client that never reads them is still cut by the write-stall timer, which closes for real.
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .all, context.channel.isActive, Self.buffered(context) > 0 else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        let outputClosed = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: outputClosed)
+        outputClosed.futureResult.assumeIsolated().whenComplete { _ in context.close(mode: .all, promise: promise) }
+    }
+
     /// Bytes written to the channel and not yet taken by the socket (Int.max when the channel
     /// cannot say: then no progress can be seen).
     private static func buffered(_ context: ChannelHandlerContext) -> Int {

@@ -274,6 +274,7 @@ def main():
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sustain-seconds", type=int, default=600)
+    parser.add_argument("--profile-seconds", type=int, default=8, help="perf profile of warm ranges (0: none)")
     parser.add_argument("--profile", choices=["archive", "balanced", "fast"],
                         help="ingest the corpus under this storage profile (default: the node's default, balanced)")
     args = parser.parse_args()
@@ -367,6 +368,8 @@ def main():
             f"time on one core (target <= 5%).",
         ]
         print("\n".join(lines), flush=True)
+        if args.profile_seconds > 0:
+            lines += profile(cairn, args.profile_seconds)
         if args.sustain_seconds > 0:
             lines += sustained(cairn, args.sustain_seconds)
     finally:
@@ -376,6 +379,29 @@ def main():
     report = OUT / (f"serve-{args.profile}-latest.md" if args.profile else "serve-latest.md")
     report.write_text("\n".join(lines) + "\n")
     print(f"written to {report}")
+
+
+def profile(cairn, seconds=8):
+    """Where the node's CPU goes during warm random ranges: `perf record` on the node for
+    seconds - 2 s of a wrk run, summed by shared object (the table docs/serving.md shows)."""
+    if not shutil.which("perf"):
+        return ["", "(no `perf` on this machine: no profile)"]
+    script = OUT / "wrk-cairn-range.lua"
+    data = OUT / "serve" / "perf.data"
+    load = subprocess.Popen(["wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(script), cairn.url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    subprocess.run(["perf", "record", "-F", "999", "-g", "-p", str(cairn.proc.pid), "-o", str(data), "--", "sleep", str(seconds - 2)],
+                   capture_output=True, check=True)
+    load.wait()
+    report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+                            capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in report.splitlines() if line.strip() and not line.startswith("#")]
+    lines = ["", f"Profile of the node during warm random ranges (`perf record -F 999 -g`, {seconds - 2} s, by shared object; "
+             "`cairn` includes the statically linked NIO, Hummingbird and Cairn):", "", "| where | share of node CPU |", "|---|---|"]
+    lines += [f"| {row[1]} | {row[0]} |" for row in rows[:8] if len(row) >= 2]
+    print("\n".join(lines), flush=True)
+    return lines
 
 
 def sustained(cairn, seconds):
