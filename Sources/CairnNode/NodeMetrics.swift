@@ -55,8 +55,9 @@ public final class NodeMetrics: Sendable {
         replicationHalted = registry.makeGauge(descriptor: descriptor("replication_halted", "datasets",
                                                                       "Datasets whose pushes the hub refused for good (not retried until restart)"))
         frameCacheCapacity = registry.makeGauge(descriptor: descriptor("frame_cache_capacity", "bytes",
-                                                                       "Decoded bytes the frame cache may hold (read_cache_bytes)"))
-        frameCacheBytes = registry.makeGauge(descriptor: descriptor("frame_cache", "bytes", "Decoded bytes in the frame cache"))
+                                                                       "Memory the frame cache may take (read_cache_bytes)"))
+        frameCacheBytes = registry.makeGauge(descriptor: descriptor("frame_cache", "bytes",
+                                                                    "Memory the frame cache's frames take (buffers as allocated, and bookkeeping)"))
         frameCacheFrames = registry.makeGauge(descriptor: descriptor("frame_cache", "frames", "Decoded frames in the frame cache"))
         frameCacheHits = registry.makeCounter(descriptor: descriptor("frame_cache_hits", "total", "Frames served from the frame cache"))
         frameCacheMisses = registry.makeCounter(descriptor: descriptor("frame_cache_misses", "total",
