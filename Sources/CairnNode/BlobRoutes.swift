@@ -181,6 +181,16 @@ extension NodeAPI {
         return body
     }
 
+    /// A one-range answer from cached frames in one buffer (`oneBuffer`), counted and audited as it
+    /// is handed to the connection; nil when a frame is not cached or the range needs streaming.
+    func cachedOneBuffer(_ record: BlobRecord, plan: OriginalPlan, event: BlobAuditEvent) -> ByteBuffer? {
+        guard plan.ranges.count == 1, let range = plan.ranges.first, let frames = store.cachedFrames(of: record, range: range),
+              let body = Self.oneBuffer(frames, count: UInt64(range.count)) else { return nil }
+        metrics.bytesServed.increment(by: Int64(body.readableBytes))
+        audit.record(event(plan.rangeText, Int64(body.readableBytes), plan.status.code, nil))
+        return body
+    }
+
     /// The whole answer to a GET of original bytes that the caches can give without waiting (a
     /// verified token, the blob's row in memory, every frame cached, one range), computed on the
     /// event loop before the request reaches the router (`ImmediateResponseHandler`); nil leaves
@@ -213,10 +223,7 @@ extension NodeAPI {
             default: return nil  // 416 and multipart: the route
             }
             guard let plan = try? plan(record, rangeHeader: rangeHeader, etag: etag, headers: Self.blobHeaders(etag: etag), event: event),
-                  let range = plan.ranges.first, let frames = store.cachedFrames(of: record, range: range),
-                  let body = Self.oneBuffer(frames, count: UInt64(range.count)) else { return nil }
-            metrics.bytesServed.increment(by: Int64(body.readableBytes))
-            audit.record(event(plan.rangeText, Int64(body.readableBytes), plan.status.code, nil))
+                  let body = cachedOneBuffer(record, plan: plan, event: event) else { return nil }
             answer = ImmediateResponse(head: HTTPResponse(status: plan.status, headerFields: plan.headers), body: body)
         }
         metrics.requestFinished(route: "/v1/blobs/{digest}", method: "GET", status: answer.head.status.code,
@@ -234,19 +241,11 @@ extension NodeAPI {
             return Response(status: .notModified, headers: headers)
         }
         let plan = try plan(record, rangeHeader: Self.effectiveRange(request.headers, etag: etag), etag: etag, headers: headers, event: event)
-        var slices: [[ByteBuffer]] = []
-        slices.reserveCapacity(plan.ranges.count)
-        for range in plan.ranges {
-            guard let frames = store.cachedFrames(of: record, range: range) else { return nil }
-            slices.append(frames)
-        }
-        let metrics = metrics, audit = audit
-        // One range in one buffer (`oneBuffer`) is audited as it is handed to the connection.
-        if slices.count == 1, let frames = slices.first, let body = Self.oneBuffer(frames, count: UInt64(plan.ranges[0].count)) {
-            metrics.bytesServed.increment(by: Int64(body.readableBytes))
-            audit.record(event(plan.rangeText, Int64(body.readableBytes), plan.status.code, nil))
+        if let body = cachedOneBuffer(record, plan: plan, event: event) {
             return Response(status: plan.status, headers: plan.headers, body: .init(byteBuffer: body))
         }
+        for range in plan.ranges where store.cachedFrames(of: record, range: range) == nil { return nil }
+        let metrics = metrics, audit = audit
         // Larger answers are written a megabyte at a time, each looked up again as it is written:
         // a slow client holds one batch of frames, not the whole answer, and frames evicted
         // meanwhile are decoded again from the file.

@@ -50,19 +50,19 @@ public struct DatasetMember: Sendable, Equatable {
 }
 
 extension BlobStore {
-    /// For each of `datasets` that exists, a number that moves on whenever it gains or loses a blob
-    /// or an instance, or one of its blobs changes (in any process): a listing read at one value is
-    /// current until it changes.
-    public func contentGenerations(of datasets: [String]) throws -> [String: Int64] {
-        try index.read { db in
-            var out: [String: Int64] = [:]
-            for id in datasets {
-                if let value = try Int64.fetchOne(db, sql: "SELECT content_generation FROM datasets WHERE id = ?", arguments: [id]) {
-                    out[id] = value
-                }
+    /// For each of `datasets` (nil: every dataset) that exists, a number that moves on whenever it
+    /// gains or loses a blob or an instance, or one of its blobs changes (in any process): a
+    /// listing read at one value is current until it changes. One statement for all of them.
+    public func contentGenerations(of datasets: [String]? = nil) throws -> [String: Int64] {
+        let all = try index.readStatement { db in
+            var generations: [String: Int64] = [:]
+            for row in try IndexRow.fetchAll(db.cachedStatement(sql: "SELECT id, content_generation FROM datasets")) {
+                generations[try row["id"] as String] = try row["content_generation"] as Int64
             }
-            return out
+            return generations
         }
+        guard let datasets else { return all }
+        return all.filter { datasets.contains($0.key) }
     }
 
     /// The number of the newest erasure record (0 when there is none): where a view starts watching.

@@ -50,8 +50,8 @@ public final class BlobStore: Sendable {
     /// with an S3 blob store creates the bucket unless it exists and claims it (`storeMarkerKey`);
     /// the location is recorded in the index. With a PostgreSQL index, the database decides
     /// whether the store exists: a second server's `init` on another host joins it.
-    @discardableResult
     /// `readCacheBytes`: the decoded-frame cache of a serving process (0 in one-off commands).
+    @discardableResult
     public static func initialize(at root: String, frameSize: Int = WriteOptions.defaultFrameSize,
                                   storage: StorageConfig = StorageConfig(), readCacheBytes: Int = 0) throws -> BlobStore {
         let root = absolute(root)
@@ -258,7 +258,7 @@ public final class BlobStore: Sendable {
     /// (`BlobRecordMap`): this runs on every blob request.
     public func record(_ digest: BlobDigest, inAnyOf datasets: [String]) throws -> (record: BlobRecord, dataset: String)? {
         if datasets.isEmpty { return nil }
-        let holding = try holdings.holding(digest, generations: contentGenerations) {
+        let holding = try holdings.holding(digest, generations: { try contentGenerations() }) {
             // One statement (atomic on its own, no transaction).
             try index.readStatement { db in
                 let rows = try IndexRow.fetchAll(db.cachedStatement(sql: """
@@ -279,17 +279,6 @@ public final class BlobStore: Sendable {
             return nil
         }
         return (holding.record, dataset)
-    }
-
-    /// Every dataset's content generation (see `BlobRecordMap`).
-    private func contentGenerations() throws -> [String: Int64] {
-        try index.readStatement { db in
-            var generations: [String: Int64] = [:]
-            for row in try IndexRow.fetchAll(db.cachedStatement(sql: "SELECT id, content_generation FROM datasets")) {
-                generations[try row["id"] as String] = try row["content_generation"] as Int64
-            }
-            return generations
-        }
     }
 
     /// The original bytes `range` of a compressed blob as slices of cached decoded frames, when
